@@ -1,0 +1,347 @@
+"""The ``lowloss`` command line.
+
+Bad input (spec, arguments, store, data root) gets one line naming the field, the bad value and what is allowed,
+exit code 2, no traceback, and nothing in the store touched. A study whose units failed exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .spec import SpecError, Study, check_data, load_spec, parse_spec
+from .store import Store, StoreError, segment_name, verify_unit
+
+DEFAULT_RECIPE = "digits-default"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------------- spec resolution
+
+def recipes() -> dict[str, Path]:
+    from lowloss.jobs import recipe_dir
+
+    folder = Path(str(recipe_dir()))
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
+def resolve_spec(spec: str | None) -> Study:
+    """A spec path, a recipe name (`lowloss recipes`), or None for the embedded default."""
+    if spec is None:
+        return load_spec(recipes()[DEFAULT_RECIPE])
+    path = Path(spec)
+    if not path.exists() and spec in recipes():
+        return load_spec(recipes()[spec])
+    if not path.exists() and not spec.endswith(".toml"):
+        raise SpecError("SPEC", spec, f"no such file and no such recipe; recipes: {', '.join(recipes())}")
+    return load_spec(path)
+
+
+def _with_overrides(study: Study, args) -> Study:
+    """Apply [run] overrides from the command line (they never change unit ids)."""
+    run = study.run.model_copy(update={k: v for k, v in {
+        "executor": getattr(args, "executor", None), "jobs": getattr(args, "jobs", None),
+        "retries": getattr(args, "retries", None), "checkpoint_seconds": getattr(args, "checkpoint_seconds", None),
+        "device": getattr(args, "device", None), "profile": getattr(args, "profile", None)}.items() if v is not None})
+    from dataclasses import replace
+
+    return replace(study, run=run)
+
+
+def _data_root(study: Study, args) -> str | None:
+    root = getattr(args, "data_root", None) or study.data.root
+    return os.path.abspath(os.path.expanduser(root)) if root else None
+
+
+# ---------------------------------------------------------------------- commands
+
+def cmd_run(args, study: Study | None = None) -> int:
+    from .coordinator import Coordinator
+    from .executors import make_executor
+    from .progress import Reporter
+    from .summary import summary_table
+
+    study = _with_overrides(study or resolve_spec(args.spec), args)
+    store = Store(args.store)
+    data_root = _data_root(study, args)
+    check_data(study, data_root)
+    store.check_study(study.name)
+    with store.coordinator_lock():
+        store.init_study(study.name, study.text)
+        executor = make_executor(study.run.executor, store.root, study.run.jobs)
+        reporter = Reporter(store)
+        reporter.message(f"study {study.name!r} → store {store.root} (executor {study.run.executor}, "
+                         f"{study.run.jobs} at once)")
+        outcome = Coordinator(study, store, executor, study.run.retries, reporter, data_root).run()
+    out = _out()
+    out.print(summary_table(store))
+    if outcome.failed:
+        out.print(f"[red]{len(outcome.failed)} unit(s) failed[/red] after {study.run.retries} retries; "
+                  f"`lowloss status {store.root}` shows their errors and logs. Fix the cause, then `lowloss resume {store.root}`.")
+    if outcome.blocked:
+        out.print(f"{len(outcome.blocked)} unit(s) wait on failed inputs.")
+    out.print(f"{len(outcome.done)} unit(s) run now, {len(outcome.reused)} reused from the store.")
+    return 0 if outcome.ok else 1
+
+
+def cmd_resume(args) -> int:
+    store = Store(args.store)
+    store.study()
+    study = parse_spec(store.spec_text(), str(store.root / "spec.toml"))
+    run_cfg = {}
+    try:
+        run_cfg = json.loads((store.root / "run.json").read_text())
+    except FileNotFoundError:
+        pass
+    if not getattr(args, "data_root", None) and run_cfg.get("data_root"):
+        args.data_root = run_cfg["data_root"]
+    return cmd_run(args, study)
+
+
+def cmd_validate(args) -> int:
+    study = resolve_spec(args.spec)
+    check_data(study, _data_root(study, args))
+    _out().print(f"{study.source}: valid — study {study.name!r}, {len(study.seeds)} seeds, "
+                 f"stages: {', '.join(f'{s.name} ({s.kind})' for s in study.stages)}")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from lowloss import jobs
+
+    from .graph import expand
+
+    study = resolve_spec(args.spec)
+    store = Store(args.store) if args.store else None
+    if store is not None:
+        store.check_study(study.name)
+    result = (lambda uid: store.result(uid) if store.is_committed(uid) else None) if store and store.exists() else (lambda uid: None)
+    expanded = expand(study, result)
+    table = Table(title=f"plan of study {study.name!r}" + (f" against {store.root}" if store else ""), title_justify="left")
+    for col in ("stage", "kind", "units", "done", "would run"):
+        table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
+    total_run = 0
+    for stage in study.stages:
+        units = expanded[stage.name]
+        done = sum(1 for u in units if store is not None and store.exists() and store.is_committed(u.id, u.kind))
+        total_run += len(units) - done
+        table.add_row(stage.name, stage.kind, str(len(units)), str(done), str(len(units) - done))
+    out = _out()
+    out.print(table)
+    for stage in study.stages:
+        for line in jobs.get_kind(stage.kind).describe(stage.params, study.context):
+            out.print(f"  {stage.name}: {line}")
+    if args.units:
+        for stage in study.stages:
+            for u in expanded[stage.name]:
+                out.print(f"  {u.id}  {stage.name:<12} {u.kind:<12} {u.label}")
+    out.print(f"{total_run} unit(s) would run.")
+    return 0
+
+
+def _stage_units(store: Store) -> list[tuple[str, str, dict]]:
+    plan = store.plan()
+    return [(info["name"], info["kind"], u) for info in plan.get("stages", []) for u in info["units"]]
+
+
+def _state(store: Store, uid: str, kind: str) -> str:
+    if not store.unit_dir(uid, kind).exists():
+        return "pending"
+    return store.state(uid)
+
+
+def cmd_status(args) -> int:
+    store = Store(args.store)
+    study = store.study()
+    out = _out()
+    counts: dict[str, dict[str, int]] = {}
+    failed = []
+    rows = []
+    for stage, kind, u in _stage_units(store):
+        state = _state(store, u["id"], kind)
+        counts.setdefault(stage, {"kind": kind, "done": 0, "running": 0, "pending": 0, "failed": 0})[state] += 1  # type: ignore[index]
+        if state == "failed":
+            failed.append((stage, u))
+        rows.append((stage, kind, u, state))
+    table = Table(title=f"study {study['study']!r} in {store.root}", title_justify="left")
+    for col in ("stage", "kind", "done", "running", "pending", "failed"):
+        table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
+    for stage, c in counts.items():
+        table.add_row(stage, c["kind"], str(c["done"]), str(c["running"]), str(c["pending"]),
+                      f"[red]{c['failed']}[/red]" if c["failed"] else "0")
+    out.print(table)
+    if args.units:
+        for stage, kind, u, state in rows:
+            out.print(f"  {u['id']}  {stage:<12} {u['label']:<16} {state}")
+    for stage, u in failed:
+        attempts = store.attempts(u["id"])
+        last = attempts[-1] if attempts else {}
+        err = (last.get("error") or "ended without a result").strip().splitlines()
+        out.print(f"[red]failed[/red] {stage} {u['label']} ({u['id']}): {err[-1] if err else ''}\n"
+                  f"    log: {last.get('log', '?')}  ({len(attempts)} attempt(s); `lowloss show {store.root} {u['id'][:10]}`)")
+    return 0
+
+
+def cmd_show(args) -> int:
+    store = Store(args.store)
+    store.study()
+    uid = store.find_unit(args.unit)
+    rec = store.unit(uid)
+    out = _out()
+    out.print(f"unit {uid}\n  kind: {rec.kind} (version {rec.version})\n  state: {store.state(uid)}")
+    out.print("  params: " + json.dumps(rec.params, sort_keys=True))
+    for role, inp in rec.inputs.items():
+        out.print(f"  input {role}: {inp} ({store.state(inp)})")
+    segs = store.segments(uid)
+    out.print(f"  segments: {len(segs)} committed")
+    for m in segs[-args.last:] if args.last else segs:
+        rows = ", ".join(f"{t}={n}" for t, n in m.get("rows", {}).items())
+        dur = m.get("finished", 0) - m.get("started", 0)
+        out.print(f"    {m['name']}: rows {rows or '-'}; files {len(m['files'])}; {dur:.2f}s (attempt {m.get('attempt')})")
+    for a in store.attempts(uid):
+        out.print(f"  attempt {a['attempt']}: {a['state']} on {a.get('host')} pid {a.get('pid')} "
+                  f"job {a.get('job_id') or '-'}; log {a.get('log')}")
+        if a.get("error"):
+            out.print("    " + a["error"].strip().splitlines()[-1])
+    result = store.result(uid)
+    if result is not None:
+        out.print("  result: " + json.dumps(result, sort_keys=True))
+        out.print(f"  digest: {store.commit_record(uid)['digest']}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    store = Store(args.store)
+    study = store.study()
+    out = _out()
+    corrupt = 0
+    notes = 0
+    report = []
+    for uid in store.unit_ids():
+        digest, problems = verify_unit(store, uid)
+        rec = store.unit(uid)
+        report.append({"unit": uid, "kind": rec.kind, "digest": digest, "problems": problems})
+        if digest is not None:
+            out.print(f"{uid}  {rec.kind:<12} {digest}")
+        for p in problems:
+            bad = "differs" in p or "missing" in p or "≠" in p
+            corrupt += bad
+            notes += not bad
+            out.print(f"{'[red]CORRUPT[/red]' if bad else '[yellow]note[/yellow]'} {uid} {p}")
+    committed = sum(1 for r in report if r["digest"])
+    out.print(f"study {study['study']!r}: {committed} committed unit(s) verified; {corrupt} corrupt file(s); "
+              f"{notes} uncommitted leftover(s) (invisible to readers)")
+    return 1 if corrupt else 0
+
+
+def cmd_recipes(args) -> int:
+    out = _out()
+    table = Table(title="recipes (run one with `lowloss run NAME --store DIR`)", title_justify="left")
+    table.add_column("name")
+    table.add_column("source / description")
+    for name, path in recipes().items():
+        desc = ""
+        for line in path.read_text().splitlines():
+            if line.startswith("# source:"):
+                desc = line[len("# source:"):].strip()
+                break
+        table.add_row(name + (" (default)" if name == DEFAULT_RECIPE else ""), desc)
+    out.print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lowloss", description="Explore the low-loss space of neural networks at cluster scale.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def run_options(sp):
+        sp.add_argument("--executor", choices=["local", "slurm", "ray"], help="where units run (default: spec's [run].executor, local)")
+        sp.add_argument("--jobs", type=int, help="units running at once")
+        sp.add_argument("--retries", type=int, help="extra attempts of a failing unit")
+        sp.add_argument("--checkpoint-seconds", type=float, help="resume-checkpoint cadence (work lost at most on a kill)")
+        sp.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        sp.add_argument("--profile", help="Slurm site profile")
+        sp.add_argument("--data-root", help="folder holding the dataset (MNIST, CIFAR, ImageNet)")
+
+    sp = sub.add_parser("run", help="run a study (the embedded default when no SPEC is given)")
+    sp.add_argument("spec", nargs="?", help="spec file or recipe name (default: the embedded digits study)")
+    sp.add_argument("--store", required=True, help="the study's store directory")
+    run_options(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("resume", help="finish a study from its store (after a crash, kill or failure)")
+    sp.add_argument("store")
+    run_options(sp)
+    sp.set_defaults(func=cmd_resume)
+
+    sp = sub.add_parser("validate", help="check a spec (and its data root) without running anything")
+    sp.add_argument("spec")
+    sp.add_argument("--data-root")
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("plan", help="units per stage and kind, what is done in the store, what would run")
+    sp.add_argument("spec")
+    sp.add_argument("--store")
+    sp.add_argument("--units", action="store_true", help="list every unit")
+    sp.set_defaults(func=cmd_plan)
+
+    sp = sub.add_parser("status", help="per stage: done / running / pending / failed, with errors and logs")
+    sp.add_argument("store")
+    sp.add_argument("--units", action="store_true", help="list every unit with its state")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("show", help="one unit's params, state, attempts and segments")
+    sp.add_argument("store")
+    sp.add_argument("unit", help="unit id or a unique prefix")
+    sp.add_argument("--last", type=int, default=10, help="show only the last N segments (0: all)")
+    sp.set_defaults(func=cmd_show)
+
+    sp = sub.add_parser("verify", help="check the store's integrity; print a content digest per committed unit")
+    sp.add_argument("store")
+    sp.set_defaults(func=cmd_verify)
+
+    sp = sub.add_parser("recipes", help="list the ready-made spec files")
+    sp.set_defaults(func=cmd_recipes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        for name in ("jobs", "retries"):
+            value = getattr(args, name, None)
+            if value is not None and value < (1 if name == "jobs" else 0):
+                raise SpecError(f"--{name}", value, "must be ≥ 1" if name == "jobs" else "must be ≥ 0")
+        return args.func(args)
+    except (SpecError, StoreError, UsageError) as exc:
+        print(f"lowloss: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lowloss: interrupted; committed work is kept — `lowloss resume STORE` continues", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The study spec: TOML, parsed and validated once at the edge into typed, frozen objects.
+
+Every problem becomes a ``SpecError`` that names the field path, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lowloss import jobs
+from lowloss.jobs import StageInfo, StudyContext
+
+
+class SpecError(Exception):
+    """A bad spec or argument: one line naming the field, the bad value and what is allowed."""
+
+    def __init__(self, field: str, value: Any, allowed: str, source: str = ""):
+        self.field, self.value, self.allowed, self.source = field, value, allowed, source
+        where = f"{source}: " if source else ""
+        shown = "" if value is _MISSING else f" = {_show(value)}"
+        super().__init__(f"{where}{field}{shown}: {allowed}")
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeedRange(Section):
+    start: int = 0
+    count: int = Field(ge=1, le=100000)
+
+
+class StudySection(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+                      description="letters, digits, '_', '.', '-' (starting with a letter or digit)")
+    seeds: Union[list[int], SeedRange] = Field(description="a list of seeds or {start, count}")
+    description: str = ""
+
+
+class DataSection(Section):
+    dataset: Literal["digits", "mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
+    root: str | None = Field(default=None, description="folder holding the dataset (overridden by --data-root)")
+
+
+class ModelSection(Section):
+    name: str = "small_cnn"
+
+
+class TrainSection(Section):
+    """The mode-training recipe (the shape of LLPF Table 3)."""
+
+    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
+    lr: float = Field(default=0.01, gt=0, le=10)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = Field(default=64, ge=1, le=1 << 20)
+    epochs: int = Field(default=10, ge=1, le=100000)
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+    max_lr: float = Field(default=0.1, gt=0, le=10)
+    pct_start: float = Field(default=0.3, gt=0, lt=1)
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    warmup_lr: float = Field(default=1e-5, ge=0)
+    min_lr: float = Field(default=1e-5, ge=0)
+    cooldown_epochs: float = Field(default=0.0, ge=0)
+    augment: bool = True
+    eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
+    segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
+
+
+class RunSection(Section):
+    """How the study runs; nothing here changes a unit's id or its results."""
+
+    executor: Literal["local", "slurm", "ray"] = "local"
+    jobs: int = Field(default=2, ge=1, le=100000, description="units running at once")
+    retries: int = Field(default=2, ge=0, le=100, description="extra attempts of a failing unit")
+    checkpoint_seconds: float = Field(default=60.0, ge=0, description="at most this much work lost on a kill")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    profile: str | None = Field(default=None, description="Slurm site profile (slurm/profiles/NAME.toml)")
+
+
+class SpecModel(Section):
+    study: StudySection
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
+    train: TrainSection = TrainSection()
+    run: RunSection = RunSection()
+    stages: list[dict] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: everything after the edge trusts it."""
+
+    name: str
+    seeds: tuple[int, ...]
+    data: DataSection
+    model: ModelSection
+    train: TrainSection
+    run: RunSection
+    stages: tuple[StageInfo, ...]
+    text: str
+    source: str
+
+    @property
+    def context(self) -> StudyContext:
+        return StudyContext(seeds=self.seeds, data={"dataset": self.data.dataset},
+                            model=self.model.model_dump(mode="json"), train=self.train.model_dump(mode="json"))
+
+    def stage(self, name: str) -> StageInfo:
+        return next(s for s in self.stages if s.name == name)
+
+
+STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+
+
+def load_spec(path: str | Path) -> Study:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError("SPEC", str(path), "file not found; give the path of a .toml spec (see `lowloss recipes`)") from None
+    except IsADirectoryError:
+        raise SpecError("SPEC", str(path), "is a directory; give the path of a .toml spec") from None
+    return parse_spec(text, str(path))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> Study:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("TOML", _MISSING, f"not valid TOML: {exc}", source) from None
+    _check_keys(SpecModel, raw, "", source)
+    try:
+        spec = SpecModel.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_error(exc, raw, "", source) from None
+
+    seeds = list(range(spec.study.seeds.start, spec.study.seeds.start + spec.study.seeds.count)) \
+        if isinstance(spec.study.seeds, SeedRange) else list(spec.study.seeds)
+    if not seeds:
+        raise SpecError("study.seeds", [], "at least one seed", source)
+    dup = sorted({s for s in seeds if seeds.count(s) > 1}) if len(set(seeds)) != len(seeds) else []
+    if dup:
+        raise SpecError("study.seeds", spec.study.seeds if not isinstance(spec.study.seeds, SeedRange) else seeds,
+                        f"each seed once; {dup} given twice", source)
+    models = jobs.model_names()
+    if spec.model.name not in models:
+        raise SpecError("model.name", spec.model.name, f"one of {', '.join(models)}{_suggest(spec.model.name, models)}", source)
+
+    context = StudyContext(seeds=tuple(seeds), data={"dataset": spec.data.dataset},
+                           model=spec.model.model_dump(mode="json"), train=spec.train.model_dump(mode="json"))
+    stages: dict[str, StageInfo] = {}
+    for i, table in enumerate(spec.stages):
+        where = f"stages[{i}]"
+        name, kind_name = table.get("name"), table.get("kind")
+        if not isinstance(name, str) or not STAGE_NAME.match(name):
+            raise SpecError(f"{where}.name", name if name is not None else _MISSING,
+                            "a stage name: a letter, then letters, digits, '_' or '-'", source)
+        if name in stages:
+            raise SpecError(f"{where}.name", name, "stage names must be unique", source)
+        kinds = sorted(jobs.KINDS)
+        if kind_name not in jobs.KINDS:
+            raise SpecError(f"{where}.kind", kind_name if kind_name is not None else _MISSING,
+                            f"one of {', '.join(kinds)}{_suggest(str(kind_name), kinds)}", source)
+        kind = jobs.get_kind(kind_name)
+        body = {k: v for k, v in table.items() if k not in ("name", "kind")}
+        _check_keys(kind.Params, body, where, source)
+        try:
+            params = kind.Params.model_validate(body)
+        except ValidationError as exc:
+            raise _first_error(exc, body, where, source) from None
+        if kind.needs_input_stage:
+            src = getattr(params, "from_")
+            if src not in stages:
+                raise SpecError(f"{where}.from", src, f"the name of an earlier stage ({', '.join(stages) or 'none yet'})", source)
+            if not jobs.get_kind(stages[src].kind).produces_mode:
+                raise SpecError(f"{where}.from", src, "a stage whose units produce modes (kind 'train')", source)
+        info = StageInfo(name, kind_name, params)
+        for field, value, allowed in kind.validate(params, context, stages):
+            raise SpecError(f"{where}.{field}", value, allowed, source)
+        stages[name] = info
+    return Study(spec.study.name, tuple(seeds), spec.data, spec.model, spec.train, spec.run, tuple(stages.values()),
+                 text, source)
+
+
+def check_data(study: Study, data_root: str | None) -> None:
+    """The edge check of the data root, before the store is touched."""
+    for stage in study.stages:
+        problem = jobs.get_kind(stage.kind).check_data(study.context, data_root)
+        if problem:
+            raise SpecError("data.root" if data_root == study.data.root else "--data-root", data_root or _MISSING,
+                            problem, study.source)
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _suggest(value: str, allowed) -> str:
+    close = difflib.get_close_matches(value, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    out = {}
+    for name, info in model.model_fields.items():
+        out[info.alias or name] = info
+    return out
+
+
+def _check_keys(model: type[BaseModel], data: Any, prefix: str, source: str) -> None:
+    """Unknown keys (typos) anywhere in nested sections, with a suggestion."""
+    if not isinstance(data, dict):
+        return
+    fields = _fields(model)
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            if model is SpecModel:
+                allowed = "top-level tables are " + ", ".join(f"[{k}]" for k in fields)
+            else:
+                allowed = "allowed keys: " + ", ".join(k for k in fields if k not in ("name", "kind"))
+            raise SpecError(path, _MISSING, f"unknown key; {allowed}{_suggest(key, fields)}", source)
+        annotation = fields[key].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _check_keys(annotation, value, path, source)
+
+
+def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> SpecError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "union[", "list[", "tuple[", "literal["))
+           and p not in ("SeedRange", "RandomPairs", "int", "str")]
+    # drop pydantic's union-member tags such as 'list[int]' or 'SeedRange'
+    loc = [p for p in loc if not p[:1].isupper() and "[" not in p]
+    field = ".".join(loc)
+    field = f"{prefix}.{field}" if prefix and field else (prefix or field)
+    value = err.get("input", _MISSING)
+    if err["type"] == "missing":
+        value = _MISSING
+        msg = "required"
+    else:
+        msg = err["msg"]
+        ctx = err.get("ctx") or {}
+        if err["type"] in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
+            msg = f"out of range: {msg.lower()}"
+        elif err["type"].startswith("literal"):
+            expected = ctx.get("expected", "")
+            choices = re.findall(r"'([^']*)'", expected)
+            msg = f"one of {expected}{_suggest(str(value), choices)}"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"must match {ctx.get('pattern')}"
+    if isinstance(value, dict):
+        value = _MISSING if err["type"] == "missing" else value
+    return SpecError(field or "spec", value, msg, source)

@@ -1,0 +1,149 @@
+"""Training primitives: optimizers, learning-rate schedules as pure functions of the step, steps and evaluation.
+
+Schedules are computed from the step counter alone (no scheduler object), so a resumed run needs no scheduler state.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import eval_batches
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Learning-rate schedule (shapes of LLPF Table 3).
+
+    - ``constant``: ``lr`` throughout.
+    - ``onecycle``: PyTorch's OneCycleLR (cosine annealing, two phases): from max_lr/div_factor up to ``max_lr`` over
+      ``pct_start`` of the steps, then down to max_lr/(div_factor·final_div_factor). Momentum is not cycled.
+    - ``cosine``: timm-style cosine annealing: linear warm-up from ``warmup_lr`` to ``lr`` over ``warmup_epochs``,
+      cosine decay to ``min_lr`` until ``epochs - cooldown_epochs``, then ``min_lr`` for the cooldown epochs.
+    """
+
+    kind: str = "constant"
+    lr: float = 0.01
+    max_lr: float = 0.1
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    warmup_epochs: float = 0.0
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-5
+    cooldown_epochs: float = 0.0
+
+    def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
+        if self.kind == "constant":
+            return self.lr
+        if self.kind == "onecycle":
+            initial = self.max_lr / self.div_factor
+            final = initial / self.final_div_factor
+            up_end = float(self.pct_start * total_steps) - 1
+            down_end = float(total_steps) - 1
+            if step <= up_end:
+                pct = step / up_end if up_end > 0 else 1.0
+                return _cos_anneal(initial, self.max_lr, pct)
+            pct = (step - up_end) / (down_end - up_end) if down_end > up_end else 1.0
+            return _cos_anneal(self.max_lr, final, min(pct, 1.0))
+        if self.kind == "cosine":
+            epoch = step / steps_per_epoch
+            total_epochs = total_steps / steps_per_epoch
+            if epoch < self.warmup_epochs:
+                return self.warmup_lr + (self.lr - self.warmup_lr) * epoch / self.warmup_epochs
+            decay_epochs = max(total_epochs - self.cooldown_epochs - self.warmup_epochs, 1e-12)
+            t = min((epoch - self.warmup_epochs) / decay_epochs, 1.0)
+            return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * t))
+        raise ValueError(f"unknown schedule {self.kind!r}")
+
+
+def _cos_anneal(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One SGD step in train mode; returns the batch loss as a 0-d tensor (no host sync)."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy over (x, y) in eval mode."""
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    for xb, yb in eval_batches(x, y, batch_size):
+        out = model(xb)
+        total_loss += F.cross_entropy(out, yb, reduction="sum").double()
+        correct += (out.argmax(1) == yb).sum()
+    n = int(x.shape[0])
+    return float(total_loss) / n, float(correct) / n
+
+
+# ---------------------------------------------------------------- state to tensors (checkpoints without pickle)
+
+def optimizer_state_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state_dict into named tensors and JSON-able metadata (no pickle)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{key}"] = value.detach().clone().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars, "prefix": prefix}
+
+
+def optimizer_state_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    prefix = meta["prefix"]
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if not name.startswith(prefix + "."):
+            continue
+        idx, key = name[len(prefix) + 1:].split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, values in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(values)
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def rng_state_tensors(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"rng.cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def restore_rng_state(tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+    if "rng.cpu" in tensors:
+        torch.set_rng_state(tensors["rng.cpu"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
