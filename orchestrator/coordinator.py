@@ -158,7 +158,11 @@ class Coordinator:
             self.reporter.finished(unit, "preempted", "resubmitting; it resumes from its checkpoint")
             return
         self._failures[unit.id] = self._failures.get(unit.id, 0) + 1
-        error = last.get("error") or f"the worker ended without a result ({how}: {detail})"
+        if last.get("state") == "running" or not attempts or last.get("finished") is None:
+            error = (f"the worker ended without a result ({how}: {detail}); "
+                     f"see {last.get('log') or self.store.root / 'logs' / 'launcher.log'}")
+        else:
+            error = last.get("error") or f"the worker ended without a result ({how}: {detail})"
         self._errors[unit.id] = error
         if self._failures[unit.id] > self.retries:
             outcome.failed[unit.id] = error

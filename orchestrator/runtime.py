@@ -23,6 +23,7 @@ from .atomic import StoreFullError, atomic_write_json, read_json
 from .store import Store, UnitRecord, UnitWriter
 
 PROGRESS_INTERVAL_S = 1.0
+RESERVE_BYTES = 256 * 1024
 
 
 class Preempted(Exception):
@@ -109,15 +110,22 @@ class StoreContext:
             atomic_write_json(self.writer.dir / "progress.json", {"done": done, "total": total, "time": time.time(), **info})
         except StoreFullError:
             pass
-        print(f"[{time.strftime('%H:%M:%S')}] {done}/{total} " + " ".join(f"{k}={_fmt(v)}" for k, v in info.items()),
-              flush=True)
+        _say(f"{done}/{total} " + " ".join(f"{k}={_fmt(v)}" for k, v in info.items()))
 
     def log(self, message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+        _say(message)
 
     def commit(self, result: dict, final: dict | None = None) -> None:
         digest = self.writer.commit(result, final, {"attempt": self.attempt})
         self.log(f"committed, digest {digest[:16]}")
+
+
+def _say(message: str) -> None:
+    """A timestamped log line; a full disk must not turn logging into the unit's failure."""
+    try:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    except OSError:
+        pass
 
 
 def _fmt(v) -> str:
@@ -154,18 +162,22 @@ def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None
         info = {"attempt": attempt, "state": "running", "host": socket.gethostname(), "pid": os.getpid(),
                 "executor": executor, "job_id": job_id, "started": time.time(), "log": str(log_path)}
         atomic_write_json(rec_path, info)
-        state, error = _run_logged(store, record, attempt, log_path)
+        # Space held back so that the attempt's final record can be written even when the disk fills up mid-run.
+        reserve = unit_dir / "attempts" / f"{attempt:03d}.reserve"
+        with open(reserve, "wb") as fh:
+            fh.write(b"\0" * RESERVE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+        state, error = _run_logged(store, record, attempt, log_path, reserve)
+        reserve.unlink(missing_ok=True)
         info.update(state=state, finished=time.time(), error=error)
-        try:
-            atomic_write_json(rec_path, info)
-        except StoreFullError:
-            pass
+        atomic_write_json(rec_path, info)
         return state
     finally:
         os.close(lock_fd)
 
 
-def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path) -> tuple[str, str | None]:
+def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path, reserve: Path) -> tuple[str, str | None]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(1), os.dup(2)
     with open(log_path, "a", buffering=1) as log:
@@ -189,16 +201,23 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path) 
             print(f"preempted: {exc}", flush=True)
             return "preempted", str(exc)
         except StoreFullError as exc:
+            reserve.unlink(missing_ok=True)
             msg = (f"{exc.strerror}; every committed segment is intact — free space or raise the quota, then "
                    f"`lowloss resume {store.root}`")
-            print(msg, flush=True)
+            try:
+                print(msg, flush=True)
+            except OSError:
+                pass
             return "failed", msg
         except BaseException:
             tb = traceback.format_exc()
             print(tb, flush=True)
             return "failed", tb
         finally:
-            sys.stdout.flush(), sys.stderr.flush()
+            try:
+                sys.stdout.flush(), sys.stderr.flush()
+            except OSError:
+                pass
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0]), os.close(saved[1])

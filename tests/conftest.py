@@ -1,0 +1,94 @@
+"""Shared helpers: fast study specs on the embedded digits data and a CLI runner."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def spec_text(name="t", seeds="[0, 1]", model="mlp", epochs=3, segment_steps=10, stages=None, run_extra="",
+              train_extra="", data_extra="") -> str:
+    stages = stages if stages is not None else """
+        [[stages]]
+        name = "modes"
+        kind = "train"
+
+        [[stages]]
+        name = "lmc"
+        kind = "interpolate"
+        from = "modes"
+        pairs = "consecutive"
+        points = 5
+    """
+    return textwrap.dedent(f"""
+        [study]
+        name = "{name}"
+        seeds = {seeds}
+
+        [data]
+        dataset = "digits"
+        {data_extra}
+
+        [model]
+        name = "{model}"
+
+        [train]
+        optimizer = "sgd"
+        lr = 0.05
+        momentum = 0.9
+        batch_size = 64
+        epochs = {epochs}
+        segment_steps = {segment_steps}
+        {train_extra}
+
+        [run]
+        jobs = 2
+        retries = 1
+        checkpoint_seconds = 0
+        {run_extra}
+    """) + textwrap.dedent(stages)
+
+
+def cli_env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(PLUGINS) + os.pathsep + env.get("PYTHONPATH", "")
+    env["LOWLOSS_PLUGINS"] = "lowloss_test_plugins"
+    env.update(extra)
+    return env
+
+
+def run_cli(*args, check=False, timeout=600, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)], capture_output=True,
+                          text=True, env=cli_env(), timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lowloss {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def digests(store: Path) -> dict[str, str]:
+    out = run_cli("verify", store, check=True).stdout
+    return dict(re.findall(r"^([0-9a-f]{20})\s+\S+\s+([0-9a-f]{64})$", out, flags=re.M))
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    def write(text: str, name: str = "spec.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _plugins_importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("LOWLOSS_PLUGINS", "lowloss_test_plugins")
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    import lowloss_test_plugins  # noqa: F401  registers the test kinds in this process too

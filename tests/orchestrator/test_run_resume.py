@@ -1,0 +1,220 @@
+"""End-to-end behaviour of `lowloss run` on real training: resume after kills, retries, edits, locking."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, digests, run_cli, spec_text
+
+pytestmark = pytest.mark.slow
+
+ONE_MODE = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+"""
+
+
+def _start(spec: Path, store: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+
+
+def _wait_for(predicate, timeout=120.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def _unit_dirs(store: Path, kind: str = "train") -> list[Path]:
+    return sorted((store / "units").glob(f"kind={kind}/unit=*"))
+
+
+def _committed_segments(unit: Path) -> int:
+    return len(list((unit / "segments").glob("0*.json")))
+
+
+def _running_attempt(unit: Path) -> dict | None:
+    for rec in sorted((unit / "attempts").glob("*.json"), reverse=True):
+        try:
+            data = json.loads(rec.read_text())
+        except ValueError:
+            continue
+        if data["state"] == "running":
+            return data
+    return None
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of the kill-test study."""
+    tmp = tmp_path_factory.mktemp("reference")
+    spec = tmp / "spec.toml"
+    spec.write_text(spec_text(name="kill", seeds="[5]", model="small_cnn", epochs=6, segment_steps=4, stages=ONE_MODE))
+    store = tmp / "store"
+    run_cli("run", spec, "--store", store, check=True)
+    return spec, digests(store)
+
+
+def test_train_unit_killed_at_random_moments_resumes_to_identical_digests(reference, tmp_path):
+    spec, expected = reference
+    store = tmp_path / "store"
+    (tmp_path / "spec.toml").write_text(spec.read_text().replace("retries = 1", "retries = 5"))
+    rng = random.Random(20261124)
+    proc = _start(tmp_path / "spec.toml", store)
+    kills = 0
+    try:
+        for target_segments in (2, 9, 20):
+            unit = _wait_for(lambda: (_unit_dirs(store) or [None])[0])
+            _wait_for(lambda: _committed_segments(unit) >= target_segments and _running_attempt(unit))
+            time.sleep(rng.uniform(0.0, 0.15))  # a random moment inside the next segments
+            attempt = _running_attempt(unit)
+            if attempt is None or (unit / "COMMIT.json").exists():
+                break
+            os.kill(attempt["pid"], signal.SIGKILL)
+            kills += 1
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert kills >= 2, "the unit finished before it could be killed; make it longer"
+    logs = "".join(p.read_text() for p in (_unit_dirs(store)[0] / "attempts").glob("*.log"))
+    assert "resumed at step" in logs, "a killed attempt must resume from its checkpoint, not start over"
+    assert digests(store) == expected
+
+
+def test_coordinator_killed_mid_study_then_run_again_gives_identical_digests(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="coord", seeds="[0, 1, 2]", epochs=5, segment_steps=5))
+    ref = tmp_path / "ref"
+    run_cli("run", spec, "--store", ref, check=True)
+    store = tmp_path / "store"
+    proc = _start(spec, store)
+    _wait_for(lambda: any(_committed_segments(u) >= 3 for u in _unit_dirs(store)))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # the workers die with the coordinator: nothing keeps writing to the store
+    time.sleep(0.5)
+    for unit in _unit_dirs(store):
+        attempt = _running_attempt(unit)
+        if attempt:
+            _wait_for(lambda: not Path(f"/proc/{attempt['pid']}").exists(), timeout=10)
+    assert run_cli("run", spec, "--store", store).returncode == 0
+    assert digests(store) == digests(ref)
+    assert len(digests(store)) == 5  # 3 modes + 2 consecutive pairs
+
+
+def test_crashing_unit_is_recorded_retried_and_others_finish(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="crash", seeds="[0]", epochs=2, stages="""
+        [[stages]]
+        name = "modes"
+        kind = "train"
+
+        [[stages]]
+        name = "flaky"
+        kind = "crashy"
+        seeds = [1]
+        fail_attempts = 1
+
+        [[stages]]
+        name = "broken"
+        kind = "crashy"
+        seeds = [2]
+        fail_attempts = 99
+    """))
+    store = tmp_path / "store"
+    proc = run_cli("run", spec, "--store", store)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 unit(s) failed" in proc.stdout
+    status = run_cli("status", store, check=True).stdout
+    assert "failed broken seed=2" in status and "RuntimeError: boom on attempt 2" in status and "log:" in status
+    flaky = _unit_dirs(store, "crashy")
+    states = {}
+    for unit in flaky:
+        attempts = [json.loads(p.read_text()) for p in sorted((unit / "attempts").glob("*.json"))]
+        states[json.loads((unit / "unit.json").read_text())["params"]["seed"]] = [a["state"] for a in attempts]
+        for a in attempts:
+            if a["state"] == "failed":
+                assert "Traceback" in a["error"] and "RuntimeError: boom" in a["error"]
+                assert "RuntimeError: boom" in Path(a["log"]).read_text()
+    assert states == {1: ["failed", "done"], 2: ["failed", "failed"]}
+    assert all((u / "COMMIT.json").exists() for u in _unit_dirs(store, "train"))
+    # the failed unit's rows are not visible: it never committed, so it has no result
+    assert run_cli("show", store, _unit_dirs(store, "crashy")[0].name[5:15], check=True).returncode == 0
+
+
+def test_edited_spec_reruns_only_changed_units_and_unchanged_reruns_nothing(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="edit", seeds="[0, 1]", epochs=2))
+    store = tmp_path / "store"
+    first = run_cli("run", spec, "--store", store, check=True)
+    assert "3 unit(s) run now, 0 reused" in first.stdout
+    before = digests(store)
+    again = run_cli("run", spec, "--store", store, check=True)
+    assert "0 unit(s) run now, 3 reused" in again.stdout
+    assert digests(store) == before
+    # editing the interpolation's points changes only the interpolation unit
+    spec.write_text(spec.read_text().replace("points = 5", "points = 7"))
+    plan = run_cli("plan", spec, "--store", store, check=True).stdout
+    assert "1 unit(s) would run" in plan
+    edited = run_cli("run", spec, "--store", store, check=True)
+    assert "1 unit(s) run now, 2 reused" in edited.stdout
+    after = digests(store)
+    assert {k: v for k, v in after.items() if k in before} == before
+    # a seed added re-uses the existing modes and trains only the new one (+ its new pair)
+    spec.write_text(spec.read_text().replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    grown = run_cli("run", spec, "--store", store, check=True)
+    assert "2 unit(s) run now, 3 reused" in grown.stdout
+
+
+def test_second_coordinator_on_the_same_store_is_refused(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="lock", seeds="[0]", epochs=30, stages=ONE_MODE))
+    store = tmp_path / "store"
+    proc = _start(spec, store)
+    try:
+        _wait_for(lambda: (store / "coordinator.json").exists() and _unit_dirs(store))
+        second = run_cli("run", spec, "--store", store)
+        assert second.returncode == 2
+        assert "already driven by a coordinator" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
+
+def test_to_best_planner_adds_pairs_once_modes_finish(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="planner", seeds="[0, 1, 2]", epochs=2, stages="""
+        [[stages]]
+        name = "modes"
+        kind = "train"
+
+        [[stages]]
+        name = "star"
+        kind = "interpolate"
+        from = "modes"
+        pairs = "to_best"
+        points = 3
+    """))
+    plan = run_cli("plan", spec, check=True).stdout
+    assert "planned when all modes are done" in plan and "3 unit(s) would run" in plan
+    store = tmp_path / "store"
+    proc = run_cli("run", spec, "--store", store, check=True)
+    assert "planner added 2 units" in proc.stderr
+    results = [json.loads((u / "result.json").read_text()) for u in _unit_dirs(store)]
+    best = min(results, key=lambda r: (r["final_train_loss"], r["seed"]))["seed"]
+    pairs = sorted(json.loads((u / "unit.json").read_text())["params"]["pair"] for u in _unit_dirs(store, "interpolate"))
+    assert pairs == sorted([best, s] for s in (0, 1, 2) if s != best)

@@ -1,0 +1,112 @@
+"""Bad input: one clear line naming the field, the bad value and what is allowed; exit code 2; no traceback;
+nothing in the store touched. Table-driven over every class of bad input."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli, spec_text
+from lowloss.orchestrator.cli import main
+
+STAGES_WITH = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    {extra}
+"""
+
+CASES = [
+    # (id, spec text, extra CLI args, substrings the message must hold)
+    ("typo-key", spec_text(train_extra="lrr = 0.1"), [], ["train.lrr", "unknown key", "did you mean 'lr'"]),
+    ("typo-table", spec_text() + "\n[trian]\nlr = 1\n", [], ["trian", "unknown key", "[train]"]),
+    ("wrong-type", spec_text(epochs='"ten"'), [], ["train.epochs", "'ten'", "integer"]),
+    ("out-of-range", spec_text(train_extra="lr = -1.0").replace("lr = 0.05\n", ""), [], ["train.lr", "-1.0", "greater than 0"]),
+    ("seeds-twice", spec_text(seeds="[0, 1, 1]"), [], ["study.seeds", "[0, 1, 1]", "given twice"]),
+    ("bad-choice", spec_text(train_extra='schedule = "onecylce"'), [], ["train.schedule", "onecylce", "did you mean 'onecycle'"]),
+    ("unknown-model", spec_text(model="resnet"), [], ["model.name", "'resnet'", "small_cnn"]),
+    ("unknown-kind", spec_text(stages='[[stages]]\nname = "m"\nkind = "trian"\n'), [], ["stages[0].kind", "'trian'", "did you mean 'train'"]),
+    ("stage-key-typo", spec_text(stages=STAGES_WITH.format(extra="point = 5")), [], ["stages[1].point", "did you mean 'points'"]),
+    ("bad-from", spec_text(stages=STAGES_WITH.format(extra="").replace('from = "modes"', 'from = "mods"')), [], ["stages[1].from", "'mods'", "earlier stage"]),
+    ("bad-pairs", spec_text(stages=STAGES_WITH.format(extra='pairs = "everything"')), [], ["stages[1].pairs", "everything"]),
+    ("too-many-random-pairs", spec_text(stages=STAGES_WITH.format(extra="pairs = {random = 5, seed = 1}")), [], ["stages[1].pairs", "only 1"]),
+    ("pair-unknown-seed", spec_text(stages=STAGES_WITH.format(extra="pairs = [[0, 7]]")), [], ["stages[1].pairs", "seed 7"]),
+    ("missing-name", spec_text().replace('name = "t"\n', ""), [], ["study.name", "required"]),
+    ("bad-toml", spec_text() + "\n[train\n", [], ["TOML", "not valid TOML"]),
+    ("missing-data-root", spec_text().replace('dataset = "digits"', 'dataset = "mnist"'), [], ["data.root", "needs a data root", "download=True"]),
+    ("absent-data-root", spec_text().replace('dataset = "digits"', 'dataset = "cifar10"'), ["--data-root", "/nonexistent/cifar"], ["--data-root", "does not exist"]),
+    ("bad-jobs", spec_text(), ["--jobs", "0"], ["--jobs", "0", "≥ 1"]),
+    ("bad-executor", spec_text(), ["--executor", "pbs"], ["--executor", "invalid choice", "'pbs'"]),
+    ("bad-retries-type", spec_text(run_extra="").replace("retries = 1", "retries = 1.5"), [], ["run.retries", "1.5"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, tmp_path, capsys):
+    _, text, extra, needles = case
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    store = tmp_path / "store"
+    rc = main(["run", str(spec), "--store", str(store), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+    assert not store.exists(), "a bad input must not create the store"
+
+
+def test_store_of_another_study_is_refused_untouched(tmp_path, capsys):
+    store = tmp_path / "store"
+    (tmp_path / "a.toml").write_text(spec_text(name="alpha", stages='[[stages]]\nname = "c"\nkind = "crashy"\nfail_attempts = 0\n'))
+    assert main(["run", str(tmp_path / "a.toml"), "--store", str(store)]) == 0
+    before = sorted((p.relative_to(store).as_posix(), p.stat().st_mtime_ns) for p in store.rglob("*"))
+    (tmp_path / "b.toml").write_text(spec_text(name="beta"))
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "b.toml"), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "belongs to study 'alpha'" in err and "beta" in err and "Traceback" not in err
+    after = sorted((p.relative_to(store).as_posix(), p.stat().st_mtime_ns) for p in store.rglob("*"))
+    assert before == after
+
+
+def test_non_store_directory_is_refused(tmp_path, capsys):
+    store = tmp_path / "notastore"
+    store.mkdir()
+    (store / "precious.txt").write_text("keep me")
+    (tmp_path / "s.toml").write_text(spec_text())
+    assert main(["run", str(tmp_path / "s.toml"), "--store", str(store)]) == 2
+    assert "not a lowloss store" in capsys.readouterr().err
+    assert sorted(p.name for p in store.iterdir()) == ["precious.txt"]
+
+
+def test_exit_code_2_at_process_level_and_validate_ok(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_text(train_extra="momentun = 0.5"))
+    proc = run_cli("validate", spec)
+    assert proc.returncode == 2 and "train.momentun" in proc.stderr and "Traceback" not in proc.stderr
+    spec.write_text(spec_text())
+    proc = run_cli("validate", spec)
+    assert proc.returncode == 0 and "valid" in proc.stdout
+
+
+def test_missing_spec_file_and_unknown_recipe(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    assert main(["validate", "digits-defualt"]) == 2
+    assert "no such recipe" in capsys.readouterr().err
+
+
+def test_unknown_unit_in_show(tmp_path, capsys):
+    store = tmp_path / "store"
+    (tmp_path / "a.toml").write_text(spec_text(stages='[[stages]]\nname = "c"\nkind = "crashy"\nfail_attempts = 0\n'))
+    assert main(["run", str(tmp_path / "a.toml"), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["show", str(store), "ffffffff"]) == 2
+    assert "no unit matching 'ffffffff'" in capsys.readouterr().err
+    assert main(["status", str(tmp_path / "elsewhere")]) == 2
+    assert "not a lowloss store" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""The store's contracts: atomic writes, commit markers, readers that skip anything uncommitted, verify."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from conftest import run_cli, spec_text
+from lowloss.orchestrator import atomic
+from lowloss.orchestrator.atomic import StoreFullError, atomic_write_bytes
+from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter, verify_unit
+
+
+def _writer(tmp_path) -> tuple[Store, UnitWriter]:
+    store = Store(tmp_path / "store")
+    store.init_study("s", "")
+    record = UnitRecord("u" * 20, "train", 1, {"seed": 0}, {})
+    store.write_unit(record)
+    return store, UnitWriter(store, record)
+
+
+def test_segments_become_visible_only_with_their_marker(tmp_path):
+    store, w = _writer(tmp_path)
+    w.write_segment(0, {"steps": [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 0.5}]}, {"w": torch.ones(3)})
+    w.write_segment(1, {"steps": [{"step": 2, "loss": 0.25}]})
+    assert store.rows(w.record.id, "steps").column("loss").to_pylist() == [1.0, 0.5, 0.25]
+    # a segment whose marker was never written (crash between data and marker) is invisible
+    (w.dir / "segments" / "000001.json").unlink()
+    assert store.rows(w.record.id, "steps").column("loss").to_pylist() == [1.0, 0.5]
+    assert [i for i, _ in store.points(w.record.id)] == [0]
+
+
+def test_rewriting_a_segment_gives_identical_bytes(tmp_path):
+    store, w = _writer(tmp_path)
+    rows = {"steps": [{"step": i, "loss": 1.0 / (i + 1)} for i in range(50)]}
+    w.write_segment(0, rows, {"w": torch.arange(6.0)})
+    first = {p.name: p.read_bytes() for p in w.dir.rglob("*.parquet")} | {"pts": (w.dir / "points/000000.safetensors").read_bytes()}
+    w.write_segment(0, rows, {"w": torch.arange(6.0)})
+    second = {p.name: p.read_bytes() for p in w.dir.rglob("*.parquet")} | {"pts": (w.dir / "points/000000.safetensors").read_bytes()}
+    assert first == second
+
+
+def test_uncommitted_unit_has_no_result_and_commit_is_last(tmp_path):
+    store, w = _writer(tmp_path)
+    w.write_segment(0, {"steps": [{"step": 0, "loss": 1.0}]})
+    assert store.result(w.record.id) is None and store.state(w.record.id) == "pending"
+    digest = w.commit({"final": 1.0}, final={"w": torch.zeros(2)})
+    assert store.result(w.record.id) == {"final": 1.0} and store.state(w.record.id) == "done"
+    assert verify_unit(store, w.record.id) == (digest, [])
+
+
+def test_checkpoint_roundtrip_and_corrupt_checkpoint_is_ignored(tmp_path):
+    _, w = _writer(tmp_path)
+    w.write_checkpoint(3, {"a": torch.tensor([1.0, 2.0])}, {"step": 40})
+    w.write_checkpoint(4, {"a": torch.tensor([3.0])}, {"step": 50})
+    tensors, meta, segment = w.read_checkpoint()
+    assert segment == 4 and meta == {"step": 50} and tensors["a"].tolist() == [3.0]
+    assert len(list((w.dir / "checkpoint").glob("ckpt-*"))) == 1
+    (w.dir / "checkpoint" / "ckpt-000004.safetensors").write_bytes(b"garbage")
+    assert w.read_checkpoint() is None
+
+
+def test_disk_full_mid_write_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"committed")
+    real_write = os.write
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "write", full)
+    with pytest.raises(StoreFullError, match="disk full or quota exceeded"):
+        atomic_write_bytes(target, b"new content")
+    monkeypatch.setattr(atomic.os, "write", real_write)
+    assert target.read_bytes() == b"committed"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+@pytest.mark.slow
+def test_half_written_files_are_invisible_to_readers_and_status_and_verify_reports_them(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="half", seeds="[0]", epochs=2, stages='[[stages]]\nname = "modes"\nkind = "train"\n'))
+    store_dir = tmp_path / "store"
+    run_cli("run", spec, "--store", store_dir, check=True)
+    store = Store(store_dir)
+    (uid,) = store.unit_ids()
+    unit = store.unit_dir(uid)
+    rows_before = store.rows(uid, "steps").to_pylist()
+    status_before = run_cli("status", store_dir, check=True).stdout
+    good = unit / "steps" / "000000.parquet"
+    # 1: a truncated Parquet of a segment that never got its marker
+    (unit / "steps" / "000050.parquet").write_bytes(good.read_bytes()[:40])
+    # 2: the temp file of an interrupted atomic write
+    (unit / "evals" / ".tmp-000051.parquet.x1y2").write_bytes(b"partial")
+    # 3: a complete segment file without its marker
+    shutil.copy(good, unit / "steps" / "000052.parquet")
+    assert store.rows(uid, "steps").to_pylist() == rows_before
+    assert run_cli("status", store_dir, check=True).stdout == status_before
+    proc = run_cli("verify", store_dir)
+    assert proc.returncode == 0, proc.stdout
+    assert "steps/000050.parquet: truncated or unreadable Parquet without a marker" in proc.stdout
+    assert "evals/.tmp-000051.parquet.x1y2: temporary file of an interrupted write" in proc.stdout
+    assert "steps/000052.parquet: segment without its marker" in proc.stdout
+    # corrupting a committed file is reported as corruption (exit 1)
+    good.write_bytes(good.read_bytes()[:-10])
+    proc = run_cli("verify", store_dir)
+    assert proc.returncode == 1 and "CORRUPT" in proc.stdout and "steps/000000.parquet" in proc.stdout
+    # a unit without its commit marker is not done: status shows it not done and it has no result
+    (unit / "COMMIT.json").unlink()
+    assert store.result(uid) is None
+    assert "done" not in run_cli("status", store_dir, "--units", check=True).stdout.split(uid)[1].splitlines()[0]
+
+
+def _mount_tmpfs(path, size):
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_real_full_disk_mid_run_fails_clearly_keeps_segments_and_resumes(tmp_path):
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "1m"):
+        pytest.skip("needs permission to mount a tmpfs (root), to fill a real file system")
+    try:
+        spec = tmp_path / "spec.toml"
+        spec.write_text(spec_text(name="full", seeds="[0]", model="small_cnn", epochs=20, segment_steps=2,
+                                  stages='[[stages]]\nname = "modes"\nkind = "train"\n').replace("retries = 1", "retries = 0"))
+        store_dir = mnt / "store"
+        proc = run_cli("run", spec, "--store", store_dir)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        status = run_cli("status", store_dir, check=True).stdout
+        assert "no space left (disk full or quota exceeded)" in status and "committed segment is intact" in status
+        store = Store(store_dir)
+        (uid,) = store.unit_ids()
+        assert len(store.segments(uid)) > 0
+        verify = run_cli("verify", store_dir)
+        assert "CORRUPT" not in verify.stdout
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        assert run_cli("resume", store_dir).returncode == 0
+        assert store.is_committed(uid)
+        assert "resumed at step" in "".join(p.read_text() for p in (store.unit_dir(uid) / "attempts").glob("*.log"))
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
