@@ -18,17 +18,22 @@ def interpolate_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], al
 
 @torch.no_grad()
 def reestimate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
-    """Recompute BatchNorm running statistics as the exact average over one pass of ``x`` (train mode, no grad)."""
+    """Recompute BatchNorm running statistics over one pass of ``x`` (train mode, no grad): the running mean becomes
+    the exact mean over ``x`` and the running variance the batch-size-weighted mean of the batch variances."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
     saved = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: the exact mean over batches
     model.train()
+    seen = 0
     for xb, _ in eval_batches(x, x, batch_size):
+        n = int(xb.shape[0])
+        for m in bns:
+            m.momentum = n / (seen + n)  # running average weighted by batch size
         model(xb)
+        seen += n
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
 

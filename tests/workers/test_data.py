@@ -1,0 +1,89 @@
+"""Datasets: the embedded digits, and MNIST/CIFAR read through torchvision's classes from files in the real formats."""
+from __future__ import annotations
+
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from lowloss.workers.data import BatchStream, DataRootError, check_data_root, load_dataset
+
+
+def write_mnist(root, n_train=32, n_test=16):
+    """IDX files exactly as MNIST ships them (uncompressed), under ROOT/MNIST/raw."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
+    return root
+
+
+def write_cifar10(root, per_batch=8):
+    """The CIFAR-10 python batches: pickled dicts with 'data' (N×3072 uint8) and 'labels'. The real files are Python 2
+    pickles whose str keys load as str under torchvision's encoding='latin1', so str keys reproduce them."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+                 "labels": [int(v) for v in rng.integers(0, 10, size=per_batch)], "batch_label": name}
+        with open(folder / name, "wb") as fh:
+            pickle.dump(batch, fh, protocol=2)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh, protocol=2)
+    return root
+
+
+def test_digits_split_is_fixed_and_standardized():
+    a, b = load_digits_twice()
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert a.train_x.shape[1:] == (1, 8, 8) and len(a.train_y) + len(a.test_y) == 1797
+    assert abs(float(a.train_x.mean())) < 1e-4 and abs(float(a.train_x.std()) - 1) < 1e-3
+
+
+def load_digits_twice():
+    return load_dataset("digits"), load_dataset("digits")
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    data = load_dataset("digits")
+    s1, s2 = BatchStream(data, 64, seed=3), BatchStream(data, 64, seed=3)
+    for step in (0, 5, 30, 7):  # any order, any stream
+        assert torch.equal(s1.batch(step)[0], s2.batch(step)[0])
+    assert not torch.equal(BatchStream(data, 64, seed=4).batch(0)[1], s1.batch(0)[1])
+    # one epoch visits every example once
+    seen = torch.cat([s1.batch(k)[1] for k in range(s1.steps_per_epoch)])
+    assert len(seen) == len(data.train_y)
+
+
+def test_mnist_read_through_torchvision_from_idx_files(tmp_path):
+    root = write_mnist(tmp_path / "data")
+    data = load_dataset("mnist", str(root))
+    assert data.train_x.shape == (32, 1, 28, 28) and data.test_x.shape == (16, 1, 28, 28)
+    assert data.train_y.tolist()[:3] == [0, 1, 2]
+    x, _ = BatchStream(data, 8, seed=0).batch(0)
+    x2, _ = BatchStream(data, 8, seed=0).batch(0)
+    assert torch.equal(x, x2) and x.shape == (8, 1, 28, 28)  # Table 4 augmentation, seeded
+
+
+def test_cifar10_read_through_torchvision_from_python_batches(tmp_path):
+    root = write_cifar10(tmp_path / "data")
+    data = load_dataset("cifar10", str(root))
+    assert data.train_x.shape == (40, 3, 32, 32) and data.test_x.shape == (8, 3, 32, 32) and data.num_classes == 10
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10", "cifar100"])
+def test_missing_or_malformed_root_names_the_fix(tmp_path, dataset):
+    assert "needs a data root" in check_data_root(dataset, None)
+    assert "does not exist" in check_data_root(dataset, str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    problem = check_data_root(dataset, str(tmp_path / "empty"))
+    assert "does not hold" in problem and "download=True" in problem
+    with pytest.raises(DataRootError):
+        load_dataset(dataset, str(tmp_path / "empty"))
