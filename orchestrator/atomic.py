@@ -55,6 +55,33 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def atomic_save_tensors(path: Path, tensors: dict) -> int:
+    """Atomically write tensors as safetensors, streamed by the library straight to a temporary file (no in-memory
+    copy of the serialized bytes, no hash: for large resume checkpoints). Returns the file size."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _silent_unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _FULL or "No space left" in str(exc) or "Disk quota" in str(exc):
+            raise StoreFullError(errno.ENOSPC, f"no space left (disk full or quota exceeded) while writing {path}") from exc
+        raise
+    fsync_dir(path.parent)
+    return size
+
+
 def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 

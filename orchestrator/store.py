@@ -29,6 +29,7 @@ import io
 import json
 import os
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +39,8 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import (TEMP_PREFIX, StoreFullError, atomic_write_bytes, atomic_write_json, canonical_json, read_json,
-                     sha256_file)
+from .atomic import (TEMP_PREFIX, StoreFullError, atomic_save_tensors, atomic_write_bytes, atomic_write_json,
+                     canonical_json, read_json, sha256_file)
 
 FORMAT = 1
 SEGMENT_DIGITS = 6
@@ -311,16 +312,21 @@ class UnitWriter:
 
     def write_checkpoint(self, segment_index: int, tensors: dict, meta: dict) -> None:
         """Resume checkpoint: tensors as safetensors, then ``latest.json`` naming it; older ones removed."""
-        from safetensors.torch import save
-
         d = self.dir / "checkpoint"
         fname = f"ckpt-{segment_name(segment_index)}.safetensors"
-        sha = atomic_write_bytes(d / fname, save(_contiguous(tensors)))
-        atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "sha256": sha, "meta": meta,
+        size = atomic_save_tensors(d / fname, _contiguous(tensors))
+        atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "bytes": size, "meta": meta,
                                               "written": time.time()})
-        for old in d.glob("ckpt-*.safetensors"):
-            if old.name != fname:
-                old.unlink(missing_ok=True)
+        stale = [old for old in d.glob("ckpt-*.safetensors") if old.name != fname]
+        if stale:  # freeing a large file's blocks takes time the unit need not wait for; latest.json already moved on
+            self._reaper = threading.Thread(target=_unlink_all, args=(stale,), daemon=True)
+            self._reaper.start()
+
+    def settle(self) -> None:
+        """Wait for background removal of superseded checkpoints."""
+        if getattr(self, "_reaper", None) is not None:
+            self._reaper.join()
+            self._reaper = None
 
     def read_checkpoint(self) -> tuple[dict, dict, int] | None:
         """(tensors, meta, segment index) of the latest intact checkpoint, or None."""
@@ -328,11 +334,13 @@ class UnitWriter:
 
         d = self.dir / "checkpoint"
         latest = Store._read_optional(d / "latest.json")
-        if latest is None or not (d / latest["file"]).exists():
+        path = d / latest["file"] if latest else None
+        if path is None or not path.exists() or path.stat().st_size != latest["bytes"]:
             return None
-        if sha256_file(d / latest["file"]) != latest["sha256"]:
+        try:
+            return load_file(str(path)), latest["meta"], latest["segment"]
+        except Exception:  # an unreadable checkpoint is no checkpoint: the unit starts over, deterministically
             return None
-        return load_file(str(d / latest["file"])), latest["meta"], latest["segment"]
 
     def commit(self, result: dict, final: dict | None = None, info: dict | None = None) -> str:
         """Write the final state and result, then the commit marker with the unit's digest. Returns the digest."""
@@ -341,6 +349,7 @@ class UnitWriter:
 
             atomic_write_bytes(self.dir / "final.safetensors", save(_contiguous(final)))
         atomic_write_bytes(self.dir / "result.json", (canonical_json(result) + "\n").encode())
+        self.settle()
         digest = unit_digest(self.store, self.record.id)
         atomic_write_json(self.dir / "COMMIT.json", {"digest": digest, "committed": time.time(), **(info or {})})
         ckpt = self.dir / "checkpoint"
@@ -349,6 +358,11 @@ class UnitWriter:
                 p.unlink(missing_ok=True)
             ckpt.rmdir()
         return digest
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

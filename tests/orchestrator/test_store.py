@@ -59,9 +59,11 @@ def test_checkpoint_roundtrip_and_corrupt_checkpoint_is_ignored(tmp_path):
     w.write_checkpoint(3, {"a": torch.tensor([1.0, 2.0])}, {"step": 40})
     w.write_checkpoint(4, {"a": torch.tensor([3.0])}, {"step": 50})
     tensors, meta, segment = w.read_checkpoint()
+    w.settle()
     assert segment == 4 and meta == {"step": 50} and tensors["a"].tolist() == [3.0]
     assert len(list((w.dir / "checkpoint").glob("ckpt-*"))) == 1
-    (w.dir / "checkpoint" / "ckpt-000004.safetensors").write_bytes(b"garbage")
+    path = w.dir / "checkpoint" / "ckpt-000004.safetensors"
+    path.write_bytes(b"g" * path.stat().st_size)  # same size, unreadable content
     assert w.read_checkpoint() is None
 
 
