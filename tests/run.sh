@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's test command: everything from a fresh machine.
+#   1. a fresh virtual environment (.venv, recreated), lowloss installed into it exactly as the README says;
+#   2. Slurm + munge (+ slurmdbd/mariadb) from Debian's packages, and the one-machine test cluster started
+#      (when slurm/testcluster.sh is present), stopped again on exit;
+#   3. the whole pytest suite (extra arguments go to pytest, e.g. `-m "not slow"` for the fast tests only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${LOWLOSS_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+echo "== fresh virtual environment in $VENV"
+"$PY" -m venv --clear "$VENV"
+"$VENV/bin/pip" install -q --upgrade pip >/dev/null
+echo "== installing lowloss (torch 2.14.1 / torchvision 0.29.1, then the project with its test extra)"
+"$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
+"$VENV/bin/pip" install -q ".[test]"
+
+cluster_started=0
+if [[ -x slurm/testcluster.sh || -f slurm/testcluster.sh ]] && [[ "${LOWLOSS_NO_SLURM:-0}" != 1 ]]; then
+  echo "== Slurm test cluster"
+  bash slurm/install-deps.sh
+  bash slurm/testcluster.sh start
+  cluster_started=1
+  # shellcheck disable=SC1091
+  source "${LOWLOSS_TESTCLUSTER_DIR:-/tmp/lowloss-testcluster}/env.sh"
+fi
+cleanup() { if [[ $cluster_started == 1 ]]; then bash slurm/testcluster.sh stop || true; fi; }
+trap cleanup EXIT
+
+echo "== pytest"
+export PATH="$PWD/$VENV/bin:$PATH"
+set +e
+"$VENV/bin/python" -m pytest "$@"
+rc=$?
+set -e
+if [[ $rc == 5 ]]; then echo "pytest collected no tests: that is a failure" >&2; fi
+exit $rc
