@@ -59,7 +59,9 @@ def _with_overrides(study: Study, args) -> Study:
     run = study.run.model_copy(update={k: v for k, v in {
         "executor": getattr(args, "executor", None), "jobs": getattr(args, "jobs", None),
         "retries": getattr(args, "retries", None), "checkpoint_seconds": getattr(args, "checkpoint_seconds", None),
-        "device": getattr(args, "device", None), "profile": getattr(args, "profile", None)}.items() if v is not None})
+        "device": getattr(args, "device", None), "profile": getattr(args, "profile", None),
+        "units_per_job": getattr(args, "units_per_job", None),
+        "ray_address": getattr(args, "ray_address", None)}.items() if v is not None})
     from dataclasses import replace
 
     return replace(study, run=run)
@@ -83,9 +85,14 @@ def cmd_run(args, study: Study | None = None) -> int:
     data_root = _data_root(study, args)
     check_data(study, data_root)
     store.check_study(study.name)
+    if study.run.executor == "slurm":
+        from .executors.profiles import load_profile
+
+        load_profile(study.run.profile)  # a bad profile is an edge error, before the store is touched
     with store.coordinator_lock():
         store.init_study(study.name, study.text)
-        executor = make_executor(study.run.executor, store.root, study.run.jobs)
+        executor = make_executor(study.run.executor, store.root, study.run.jobs, profile=study.run.profile,
+                                 units_per_job=study.run.units_per_job, ray_address=study.run.ray_address)
         reporter = Reporter(store)
         reporter.message(f"study {study.name!r} → store {store.root} (executor {study.run.executor}, "
                          f"{study.run.jobs} at once)")
@@ -188,14 +195,66 @@ def cmd_status(args) -> int:
                       f"[red]{c['failed']}[/red]" if c["failed"] else "0")
     out.print(table)
     if args.units:
+        sched = _scheduler_view(store, [u["id"] for _, _, u, st in rows if st != "done"])
         for stage, kind, u, state in rows:
-            out.print(f"  {u['id']}  {stage:<12} {u['label']:<16} {state}")
+            extra = ""
+            if u["id"] in sched:
+                st = sched[u["id"]]
+                extra = f"  job {st.job_id} {st.state} node={st.node or '-'} elapsed={st.elapsed or '-'}"
+                if state == "failed" and st.state == "CANCELLED":
+                    state = "cancelled"
+            out.print(f"  {u['id']}  {stage:<12} {u['label']:<16} {state}{extra}")
     for stage, u in failed:
         attempts = store.attempts(u["id"])
         last = attempts[-1] if attempts else {}
         err = (last.get("error") or "ended without a result").strip().splitlines()
         out.print(f"[red]failed[/red] {stage} {u['label']} ({u['id']}): {err[-1] if err else ''}\n"
                   f"    log: {last.get('log', '?')}  ({len(attempts)} attempt(s); `lowloss show {store.root} {u['id'][:10]}`)")
+    return 0
+
+
+def _scheduler_view(store: Store, uids: list[str]) -> dict:
+    """uid → Slurm state of the job that last ran it (batched, time-limited query; empty without Slurm jobs)."""
+    from .executors.scheduler import SchedulerQuery
+    from .executors.slurm import latest_tasks
+
+    tasks = {uid: t for uid, t in latest_tasks(store.root).items() if uid in set(uids)}
+    if not tasks:
+        return {}
+    states = SchedulerQuery(timeout_s=20).states(sorted(set(tasks.values()))) or {}
+    return {uid: states[t] for uid, t in tasks.items() if t in states}
+
+
+def cmd_logs(args) -> int:
+    store = Store(args.store)
+    store.study()
+    uid = store.find_unit(args.unit)
+    attempts = store.attempts(uid)
+    if not attempts:
+        raise StoreError(f"unit {uid} has not started yet: no log (`lowloss status {store.root} --units`)")
+    chosen = attempts if args.all else attempts[-1:]
+    for a in chosen:
+        print(f"==> attempt {a['attempt']} ({a['state']}) on {a.get('host')} via {a.get('executor')} "
+              f"job {a.get('job_id') or '-'}: {a['log']}")
+        try:
+            sys.stdout.write(Path(a["log"]).read_text(errors="replace"))
+        except FileNotFoundError:
+            print("(log file missing)")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from .executors.slurm import cancel_units
+
+    store = Store(args.store)
+    store.study()
+    uids = [store.find_unit(u) for u in args.units] if args.units else None
+    jobs = cancel_units(store.root, uids)
+    if not jobs:
+        _out().print("no Slurm jobs recorded for " + ("these units" if uids else "this store"))
+    else:
+        _out().print(f"cancelled {len(jobs)} Slurm job(s): {' '.join(jobs)}; the units keep their checkpoints — "
+                     f"`lowloss run` (or `lowloss resume {store.root}`) continues them")
     return 0
 
 
@@ -279,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--retries", type=int, help="extra attempts of a failing unit")
         sp.add_argument("--checkpoint-seconds", type=float, help="resume-checkpoint cadence (work lost at most on a kill)")
         sp.add_argument("--device", choices=["auto", "cpu", "cuda"])
-        sp.add_argument("--profile", help="Slurm site profile")
+        sp.add_argument("--profile", help="Slurm site profile: a name in slurm/profiles/ or a TOML path")
+        sp.add_argument("--units-per-job", type=int, help="units packed into one Slurm array task / Ray task")
+        sp.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
         sp.add_argument("--data-root", help="folder holding the dataset (MNIST, CIFAR, ImageNet)")
 
     sp = sub.add_parser("run", help="run a study (the embedded default when no SPEC is given)")
@@ -318,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="check the store's integrity; print a content digest per committed unit")
     sp.add_argument("store")
     sp.set_defaults(func=cmd_verify)
+
+    sp = sub.add_parser("logs", help="print a unit's log wherever it ran (latest attempt; --all for every attempt)")
+    sp.add_argument("store")
+    sp.add_argument("unit", help="unit id or a unique prefix")
+    sp.add_argument("--all", action="store_true")
+    sp.set_defaults(func=cmd_logs)
+
+    sp = sub.add_parser("cancel", help="cancel the Slurm jobs of a store (or of some units); units stay resumable")
+    sp.add_argument("store")
+    sp.add_argument("units", nargs="*", help="unit ids or prefixes (default: every job of the store)")
+    sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("recipes", help="list the ready-made spec files")
     sp.set_defaults(func=cmd_recipes)

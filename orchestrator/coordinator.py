@@ -25,10 +25,11 @@ class Outcome:
     reused: list[str] = field(default_factory=list)  # already committed before this run
     failed: dict[str, str] = field(default_factory=dict)  # uid -> last error (given up)
     blocked: list[str] = field(default_factory=list)  # waiting on a failed input
+    cancelled: list[str] = field(default_factory=list)  # cancelled by the user (scancel, `lowloss cancel`)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.blocked
+        return not self.failed and not self.blocked and not self.cancelled
 
 
 class Coordinator:
@@ -77,17 +78,21 @@ class Coordinator:
             if self._committed(unit):
                 outcome.reused.append(uid)
         self.reporter.start(units, set(outcome.reused))
+        attached = self.executor.attach({uid for uid in units if uid not in outcome.reused})
+        if attached:
+            self.reporter.message(f"re-attached to scheduler jobs of {len(attached)} running unit(s); nothing is submitted twice")
         external: set[str] = set()  # units another process is running (a previous coordinator's job)
         try:
             while True:
                 active = self.executor.active()
                 ready = []
                 for uid, unit in units.items():
-                    if uid in active or uid in self._results or uid in outcome.failed:
+                    if uid in active or uid in self._results or uid in outcome.failed or uid in outcome.cancelled:
                         continue
                     if self._committed(unit):
                         continue
-                    if any(inp in outcome.failed or inp in outcome.blocked for inp in unit.inputs.values()):
+                    if any(inp in outcome.failed or inp in outcome.blocked or inp in outcome.cancelled
+                           for inp in unit.inputs.values()):
                         if uid not in outcome.blocked:
                             outcome.blocked.append(uid)
                         continue
@@ -123,7 +128,11 @@ class Coordinator:
                 self.reporter.tick(self.executor.active())
         finally:
             if self.executor.active():
-                self.reporter.message("stopping running units (they keep their checkpoints and resume next time)")
+                if self.executor.name == "slurm":
+                    self.reporter.message(f"{len(self.executor.active())} unit(s) keep running as Slurm jobs; `lowloss run` "
+                                          f"again re-attaches to them, `lowloss cancel {self.store.root}` stops them")
+                else:
+                    self.reporter.message("stopping running units (they keep their checkpoints and resume next time)")
             self.executor.close()
             self.reporter.stop()
         return outcome
@@ -154,7 +163,11 @@ class Coordinator:
             return
         attempts = self.store.attempts(unit.id)
         last = attempts[-1] if attempts else {}
-        if last.get("state") == "preempted" and how != "cancelled":
+        if how == "cancelled":
+            outcome.cancelled.append(unit.id)
+            self.reporter.finished(unit, "cancelled", f"{detail}; it stays resumable: `lowloss run` again continues it")
+            return
+        if last.get("state") == "preempted":
             self.reporter.finished(unit, "preempted", "resubmitting; it resumes from its checkpoint")
             return
         self._failures[unit.id] = self._failures.get(unit.id, 0) + 1

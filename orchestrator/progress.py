@@ -73,7 +73,7 @@ class Reporter:
             if task is not None:
                 self._progress.remove_task(task)
             self._progress.update(self._overall, completed=self._done)
-        colour = {"done": "green", "failed": "red", "retry": "yellow", "preempted": "yellow"}.get(state, "white")
+        colour = {"done": "green", "failed": "red", "retry": "yellow", "preempted": "yellow", "cancelled": "yellow"}.get(state, "white")
         suffix = f": {detail}" if detail else ""
         self.message(f"[{colour}]{state}[/{colour}] {unit.stage} {unit.label} ({unit.id[:10]}) "
                      f"[{self._done}/{len(self._units)}]{suffix}")

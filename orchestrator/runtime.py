@@ -230,19 +230,29 @@ def _run_config(store: Store) -> dict:
         return {}
 
 
+def run_units(store_root: str | Path, uids: list[str], executor: str, job_id: str | None) -> list[str]:
+    """Run units in sequence (a packed job); stops early when a stop signal arrived. Returns their states."""
+    _Signals.install()
+    store = Store(store_root)
+    states = []
+    for uid in uids:
+        if _Signals.received is not None:
+            break
+        states.append(run_unit(store, uid, executor, job_id))
+    return states
+
+
+def stop_signal() -> int | None:
+    """The stop signal this process received (SIGTERM: cancel/requeue by the scheduler; SIGUSR2: time limit)."""
+    return _Signals.received
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
         print("usage: python -m lowloss.orchestrator.runtime STORE UNIT [UNIT...]", file=sys.stderr)
         return 2
-    _Signals.install()
-    store = Store(argv[0])
-    states = []
-    for uid in argv[1:]:
-        if _Signals.received is not None:
-            break
-        states.append(run_unit(store, uid, os.environ.get("LOWLOSS_EXECUTOR", "local"),
-                               os.environ.get("SLURM_JOB_ID") or os.environ.get("LOWLOSS_JOB_ID")))
+    states = run_units(argv[0], argv[1:], os.environ.get("LOWLOSS_EXECUTOR", "local"), os.environ.get("LOWLOSS_JOB_ID"))
     print(json.dumps({"states": states}))
     return 0 if all(s == "done" for s in states) and len(states) == len(argv) - 1 else 1
 

@@ -90,7 +90,9 @@ class RunSection(Section):
     retries: int = Field(default=2, ge=0, le=100, description="extra attempts of a failing unit")
     checkpoint_seconds: float = Field(default=60.0, ge=0, description="at most this much work lost on a kill")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    profile: str | None = Field(default=None, description="Slurm site profile (slurm/profiles/NAME.toml)")
+    profile: str | None = Field(default=None, description="Slurm site profile: a name in slurm/profiles/ or a path")
+    units_per_job: int | None = Field(default=None, ge=1, description="units packed into one Slurm array task / Ray task")
+    ray_address: str | None = Field(default=None, description="Ray cluster address (default: a local Ray)")
 
 
 class SpecModel(Section):

@@ -40,6 +40,10 @@ class Executor:
     def active(self) -> set[str]:
         raise NotImplementedError
 
+    def attach(self, uids: set[str]) -> set[str]:
+        """After a coordinator restart: take over scheduler jobs still running these units; returns those units."""
+        return set()
+
     def cancel(self, uids: list[str] | None = None) -> None:
         raise NotImplementedError
 

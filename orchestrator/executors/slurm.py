@@ -1,0 +1,183 @@
+"""Slurm executor, through submitit.
+
+Units of one resource class go out as job arrays (split at the site's MaxArraySize, throttled with ``%N``); small units
+can be packed, several per array task, run in sequence. Every array task's job id and units are recorded in
+``STORE/jobs/<array id>.json`` before anything else, so a restarted coordinator re-attaches to them instead of
+submitting twice. State comes from batched sacct/squeue queries (``scheduler.py``); what a unit achieved is read from
+the store, never from submitit's result pickles.
+
+Preemption and time limits: the job asks for SIGUSR2 ``signal_delay_s`` before its limit. The runtime then writes its
+resume checkpoint at the next segment boundary and the job requeues itself. A requeue from outside
+(``scontrol requeue``: SIGTERM, no hook called) needs nothing from submitit either: the requeued job runs the same
+units again and each resumes from its last committed segment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..atomic import atomic_write_json
+from .base import Executor, Finished, Submission
+from .profiles import SiteProfile
+from .scheduler import SchedulerQuery
+
+
+def slurm_entry(store_root: str, uids: list[str], threads: int) -> list[str]:
+    """What one array task runs on its node (pickled by reference by submitit)."""
+    from lowloss.orchestrator.runtime import run_units, stop_signal
+
+    array_id, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job_id = f"{array_id}_{task}" if array_id and task else os.environ.get("SLURM_JOB_ID", "")
+    os.environ["LOWLOSS_THREADS"] = str(threads)
+    states = run_units(store_root, uids, "slurm", job_id)
+    if stop_signal() == signal.SIGUSR2 and job_id:
+        # time limit ahead: the checkpoint is written; go back to the queue and resume from it
+        print(f"requeueing {job_id} after its time-limit signal", flush=True)
+        subprocess.run(["scontrol", "requeue", job_id], timeout=60, check=False)
+    return states
+
+
+def job_records(store_root: Path) -> list[dict]:
+    out = []
+    for path in sorted((Path(store_root) / "jobs").glob("*.json")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def latest_tasks(store_root: Path) -> dict[str, str]:
+    """uid → the array task job id that most recently ran (or runs) it."""
+    latest: dict[str, tuple[float, str]] = {}
+    for rec in job_records(store_root):
+        for task, uids in rec["tasks"].items():
+            for uid in uids:
+                if uid not in latest or rec["submitted"] >= latest[uid][0]:
+                    latest[uid] = (rec["submitted"], task)
+    return {uid: task for uid, (_, task) in latest.items()}
+
+
+def cancel_units(store_root: Path, uids: list[str] | None) -> list[str]:
+    """scancel the jobs running the given units (all recorded jobs when None). Returns the job ids cancelled."""
+    tasks = latest_tasks(store_root)
+    targets = sorted({task for uid, task in tasks.items() if uids is None or uid in uids})
+    if targets:
+        subprocess.run(["scancel", *targets], capture_output=True, text=True, timeout=60, check=False)
+    return targets
+
+
+class SlurmExecutor(Executor):
+    name = "slurm"
+
+    def __init__(self, store_root: Path | str, profile: SiteProfile, array_parallelism: int | None = None,
+                 units_per_job: int | None = None, poll_interval: float = 2.0):
+        self.store_root = Path(store_root)
+        self.profile = profile
+        self.array_parallelism = array_parallelism or profile.model.defaults.array_parallelism
+        self.units_per_job = units_per_job
+        self.poll_interval = poll_interval
+        self.capacity = 10 ** 9  # the scheduler throttles (%N), not the coordinator
+        self.query = SchedulerQuery()
+        self._tasks: dict[str, list[str]] = {}  # active array task job id -> units
+        self._last_query = 0.0
+
+    # ------------------------------------------------------------------ submit
+    def _executor(self, settings, kind: str):
+        import submitit
+
+        ex = submitit.SlurmExecutor(folder=str(self.store_root / "slurm" / "%j"), max_num_timeout=1000)
+        extra = {"requeue": True}
+        for line in settings.extra:
+            key, _, value = line.lstrip("-").partition("=")
+            extra[key.replace("-", "_")] = value if value else True
+        params = dict(job_name=f"lowloss-{kind}", time=settings.resources.time_min, cpus_per_task=settings.resources.cpus,
+                      mem=f"{int(settings.resources.mem_gb * 1024)}M", array_parallelism=self.array_parallelism,
+                      signal_delay_s=self.profile.model.defaults.signal_delay_s, stderr_to_stdout=True,
+                      additional_parameters=extra, setup=list(self.profile.model.defaults.setup))
+        if settings.resources.gpus:
+            params["gpus_per_node"] = settings.resources.gpus
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(settings, key):
+                params[key] = getattr(settings, key)
+        ex.update_parameters(**params)
+        return ex
+
+    def submit(self, batch: list[Submission]) -> None:
+        groups: dict[tuple, list[Submission]] = {}
+        for sub in batch:
+            groups.setdefault((sub.kind, sub.resources), []).append(sub)
+        max_array = self.profile.model.defaults.max_array_size
+        for (kind, resources), subs in groups.items():
+            settings = self.profile.settings(resources, self.units_per_job)
+            k = settings.units_per_job
+            packs = [[s.uid for s in subs[i:i + k]] for i in range(0, len(subs), k)]
+            ex = self._executor(settings, kind)
+            for start in range(0, len(packs), max_array):
+                chunk = packs[start:start + max_array]
+                jobs = ex.map_array(slurm_entry, [str(self.store_root)] * len(chunk), chunk,
+                                    [settings.resources.cpus] * len(chunk))
+                tasks = {job.job_id: pack for job, pack in zip(jobs, chunk)}
+                array_id = jobs[0].job_id.split("_")[0]
+                atomic_write_json(self.store_root / "jobs" / f"{array_id}.json",
+                                  {"executor": "slurm", "kind": kind, "submitted": time.time(), "tasks": tasks,
+                                   "units_per_job": k})
+                self._tasks.update(tasks)
+
+    # ------------------------------------------------------------------ follow
+    def attach(self, uids: set[str]) -> set[str]:
+        """Re-attach to recorded jobs still queued or running for these units (after a coordinator restart)."""
+        tasks = {}
+        for uid, task in latest_tasks(self.store_root).items():
+            if uid in uids:
+                tasks.setdefault(task, []).append(uid)
+        if not tasks:
+            return set()
+        states = None
+        for _ in range(10):
+            states = self.query.states(list(tasks))
+            if states is not None:
+                break
+            time.sleep(2)
+        attached = set()
+        for task, state in (states or {}).items():
+            if not state.terminal:
+                self._tasks[task] = tasks[task]
+                attached.update(tasks[task])
+        return attached
+
+    def poll(self, timeout: float) -> list[Finished]:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._tasks and time.monotonic() - self._last_query >= self.poll_interval:
+                self._last_query = time.monotonic()
+                states = self.query.states(list(self._tasks))
+                if states:
+                    out = []
+                    for task, st in states.items():
+                        if st.terminal and task in self._tasks:
+                            how = ("cancelled" if st.state == "CANCELLED" else
+                                   "exited" if st.state in ("COMPLETED", "ENDED") else "lost")
+                            for uid in self._tasks.pop(task):
+                                out.append(Finished(uid, how, f"Slurm job {task}: {st.state} on {st.node or '?'}"))
+                    if out:
+                        return out
+            if time.monotonic() >= deadline:
+                return []
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def active(self) -> set[str]:
+        return {uid for uids in self._tasks.values() for uid in uids}
+
+    def cancel(self, uids: list[str] | None = None) -> None:
+        targets = [t for t, us in self._tasks.items() if uids is None or set(us) & set(uids)]
+        if targets:
+            subprocess.run(["scancel", *targets], capture_output=True, timeout=60, check=False)
+
+    def close(self) -> None:
+        """Jobs outlive the coordinator: a restarted coordinator re-attaches to them."""
+        self._tasks.clear()
