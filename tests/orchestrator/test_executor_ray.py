@@ -1,0 +1,95 @@
+"""The Ray executor on a real local Ray: same digests as local, a killed Ray worker resumes, failures are recorded."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import cli_env, digests, run_cli, spec_text
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+@pytest.fixture
+def ray_env(tmp_path_factory, monkeypatch):
+    tmp = f"/tmp/ray-{os.getpid()}-{time.monotonic_ns() % 100000}"  # unix socket paths must stay short
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("LOWLOSS_RAY_TMPDIR", tmp)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    yield
+    subprocess.run(["rm", "-rf", tmp], check=False)
+
+
+def test_ray_run_gives_the_local_digests(tmp_path, ray_env):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="ray", seeds="[0, 1, 2]", epochs=2))
+    run_cli("run", spec, "--store", tmp_path / "local", check=True)
+    proc = run_cli("run", spec, "--store", tmp_path / "ray", "--executor", "ray", "--units-per-job", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert digests(tmp_path / "ray") == digests(tmp_path / "local")
+    attempt = json.loads(next((tmp_path / "ray" / "units").glob("kind=train/*/attempts/001.json")).read_text())
+    assert attempt["executor"] == "ray" and attempt["job_id"]
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_killed_ray_worker_is_retried_and_the_unit_resumes(tmp_path, ray_env):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="raykill", seeds="[3]", model="small_cnn", epochs=8, segment_steps=4,
+                              stages='[[stages]]\nname = "modes"\nkind = "train"\n'))
+    run_cli("run", spec, "--store", tmp_path / "local", check=True)
+    store = tmp_path / "ray"
+    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store),
+                             "--executor", "ray"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+    try:
+        deadline = time.monotonic() + 180
+        killed = False
+        while time.monotonic() < deadline and not killed:
+            for rec in store.glob("units/kind=train/*/attempts/*.json"):
+                data = json.loads(rec.read_text())
+                segs = len(list(rec.parent.parent.glob("segments/*.json")))
+                if data["state"] == "running" and segs >= 5:
+                    worker = _ppid(data["pid"])  # the Ray worker process running the task
+                    os.kill(worker, signal.SIGKILL)
+                    killed = True
+                    break
+            time.sleep(0.05)
+        assert killed, "never saw the unit running"
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    logs = "".join(p.read_text() for p in store.glob("units/kind=train/*/attempts/*.log"))
+    assert "resumed at step" in logs
+    assert digests(store) == digests(tmp_path / "local")
+
+
+def test_raising_unit_on_ray_is_failed_with_traceback_retried_others_fine(tmp_path, ray_env):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="rayfail", seeds="[0]", epochs=1, stages="""
+        [[stages]]
+        name = "modes"
+        kind = "train"
+
+        [[stages]]
+        name = "broken"
+        kind = "crashy"
+        seeds = [7]
+        fail_attempts = 99
+    """))
+    store = tmp_path / "store"
+    proc = run_cli("run", spec, "--store", store, "--executor", "ray")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (unit,) = store.glob("units/kind=crashy/unit=*")
+    logs = run_cli("logs", store, unit.name[5:], "--all", check=True).stdout
+    assert logs.count("RuntimeError: boom on attempt") == 2  # the first attempt and its retry
+    assert "via ray" in logs
+    assert len(list(store.glob("units/kind=train/*/COMMIT.json"))) == 1
