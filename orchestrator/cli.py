@@ -195,7 +195,7 @@ def cmd_status(args) -> int:
                       f"[red]{c['failed']}[/red]" if c["failed"] else "0")
     out.print(table)
     if args.units:
-        sched = _scheduler_view(store, [u["id"] for _, _, u, st in rows if st != "done"])
+        sched = _scheduler_view(store, [u["id"] for _, _, u, _ in rows])
         for stage, kind, u, state in rows:
             extra = ""
             if u["id"] in sched:
@@ -240,6 +240,17 @@ def cmd_logs(args) -> int:
             sys.stdout.write(Path(a["log"]).read_text(errors="replace"))
         except FileNotFoundError:
             print("(log file missing)")
+        job = a.get("job_id") or ""
+        if a.get("executor") == "slurm" and job:
+            array_id = job.split("_")[0]
+            # submitit names an array task's output <array>_<task>_log.out, a lone job's <job>_0_log.out
+            candidates = [store.root / "slurm" / array_id / f"{job}_log.out",
+                          store.root / "slurm" / array_id / f"{job}_0_log.out"]
+            job_log = next((c for c in candidates if c.exists()), None)
+            if job_log is not None:
+                lines = job_log.read_text(errors="replace").splitlines()
+                print(f"==> Slurm job {job} output (last {min(len(lines), 40)} of {len(lines)} lines): {job_log}")
+                print("\n".join(lines[-40:]))
     return 0
 
 
@@ -326,6 +337,44 @@ def cmd_recipes(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .api import open_study
+    from .report import FORMATS, check_format, progress_lines, render_table, title_of, write_tables
+    from .summary import summary_rows, summary_table
+
+    by = [f.strip() for item in args.by or [] for f in item.split(",") if f.strip()]
+    check_format(args.format, args.out)
+    if args.smooth is not None and args.smooth < 1:
+        raise SpecError("--smooth", args.smooth, "a moving-average window of at least 1 point")
+    study = open_study(args.store)
+    stages = args.stage or None
+    rows = summary_rows(study, by, stages)
+    notes = progress_lines(study, stages)
+    title = title_of(study, by)
+    out = _out()
+    if args.format is not None and args.out is None:
+        sys.stdout.write(render_table(rows, by, args.format, title, notes))
+        if args.format == "csv":
+            print("\n".join(notes), file=sys.stderr)
+        return 0
+    out.print(summary_table(study, title, by, stages, rows=rows))
+    for line in notes:
+        out.print(line)
+    if args.out is not None:
+        folder = Path(args.out)
+        for path in write_tables(rows, by, folder, [args.format] if args.format else FORMATS, title, notes):
+            out.print(f"wrote {path}")
+        if not args.no_figures:
+            from .figures import render
+
+            files = render(study, folder / "figures", by, stages, args.smooth)
+            for f in files:
+                out.print(f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} unit(s))")
+            if not files:
+                out.print("no figures: no stage has committed rows of a declared figure yet")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +439,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("store")
     sp.add_argument("units", nargs="*", help="unit ids or prefixes (default: every job of the store)")
     sp.set_defaults(func=cmd_cancel)
+
+    sp = sub.add_parser("report", help="summary over repetitions per stage (and group), tables and figures")
+    sp.add_argument("store")
+    sp.add_argument("--by", action="append", metavar="FIELD",
+                    help="group by a unit param field (dotted: model.name, recipe.lr, points); repeat or comma-separate")
+    sp.add_argument("--format", metavar="FMT", help="table format: md, csv, parquet, latex (default: a terminal table)")
+    sp.add_argument("--out", metavar="DIR", help="write summary.<ext> and figures/ (PNG and PDF) into DIR")
+    sp.add_argument("--stage", action="append", metavar="NAME", help="only this stage (repeatable)")
+    sp.add_argument("--smooth", type=int, metavar="N", help="moving-average window of band figures (default: the kind's)")
+    sp.add_argument("--no-figures", action="store_true", help="with --out: write the tables only")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("recipes", help="list the ready-made spec files")
     sp.set_defaults(func=cmd_recipes)
