@@ -75,6 +75,68 @@ class Metric:
     lower_is_better: bool = True
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A yes/no outcome a kind declares: a boolean key of its result.json, reported as a success rate k/n."""
+
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a kind declares for reports; ``lowloss report --out`` draws it once per stage of the kind.
+
+    ``ys`` (and ``y2s``, drawn on a right-hand axis) name columns of ``table``, or glob patterns such as ``"dist.*"``
+    that give one line per matching column, labelled by the part the ``*`` matched (one line per layer).
+    Styles, drawn by the report core for any kind:
+
+    - ``band``: per column, the mean over the stage's units aligned on ``x`` (a unit's null cells are skipped) and a
+      ±1 std band, both smoothed by a trailing moving average of ``smooth`` rows (LLPF Figs. 2–3);
+    - ``line``: one line per unit (labelled with the unit's label) and their mean (interpolation curves);
+    - ``pca``: each unit's stored points (``points/``), per tensor matching ``ys`` (default: all), projected on the
+      first two principal components of all points of the stage, one panel per tensor, coloured by step (LLPF Fig. 4);
+      ``table`` and ``x`` are unused. Points are keyed ``point_key(tensor, step)``.
+    - ``custom``: ``draw(ax, data)`` is called with ``data`` = {unit label: pyarrow.Table of ``table``}.
+    """
+
+    name: str  # file stem: <stage>-<name>.png / .pdf
+    title: str
+    table: str = ""
+    x: str = "step"
+    ys: tuple[str, ...] = ()
+    style: str = "band"  # band | line | pca | custom
+    xlabel: str = ""
+    ylabel: str = ""
+    logy: bool = False
+    logx: bool = False
+    smooth: int = 1  # moving-average window in rows (band style)
+    labels: tuple[str, ...] = ()  # legend labels of the ys entries (default: the column name)
+    ylim: tuple[float | None, float | None] | None = None
+    y2s: tuple[str, ...] = ()  # columns on a right-hand y axis (e.g. accuracy next to loss)
+    y2label: str = ""
+    y2labels: tuple[str, ...] = ()
+    logy2: bool = False
+    y2lim: tuple[float | None, float | None] | None = None
+    draw: Any = None  # custom style: callable(ax, data)
+
+
+POINT_STEP_SEP = "@"
+
+
+def point_key(tensor: str, step: int) -> str:
+    """The safetensors key of one tensor of the point stored at ``step`` (a points file may hold several points)."""
+    return f"{tensor}{POINT_STEP_SEP}{step}"
+
+
+def split_point_key(key: str) -> tuple[str, int | None]:
+    """(tensor, step) of a points key; step is None for a key without ``@step`` (one point per file)."""
+    name, sep, step = key.rpartition(POINT_STEP_SEP)
+    if sep and step.isdigit():
+        return name, int(step)
+    return key, None
+
+
 class UnitContext(Protocol):
     """What a running unit may do. Implemented by the orchestrator's runtime over the store."""
 
@@ -118,7 +180,10 @@ class Kind:
     resources: ClassVar[Resources] = Resources()
     produces_mode: ClassVar[bool] = False  # units hold a final model (final.safetensors)
     needs_input_stage: ClassVar[bool] = False  # the stage table must name `from`
+    needs_torch: ClassVar[bool] = True  # the runtime sets torch threads and device for it
     metrics: ClassVar[tuple[Metric, ...]] = ()
+    verdicts: ClassVar[tuple[Verdict, ...]] = ()  # boolean result keys, reported as success rates
+    figures: ClassVar[tuple[Figure, ...]] = ()  # what `lowloss report --out` draws for a stage of this kind
     tables: ClassVar[tuple[str, ...]] = ()
 
     def validate(self, params: StageParams, study: StudyContext, stages: dict[str, "StageInfo"]) -> list[tuple[str, Any, str]]:

@@ -187,11 +187,13 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path, 
         try:
             run_config = _run_config(store)
             kind = jobs.get_kind(record.kind)
-            import torch
-
             threads = int(os.environ.get("LOWLOSS_THREADS", kind.resources.cpus))
-            torch.set_num_threads(threads)
-            device = _device(run_config.get("device", "auto"))
+            device = None
+            if kind.needs_torch:
+                import torch
+
+                torch.set_num_threads(threads)
+                device = _device(run_config.get("device", "auto"))
             print(f"[{time.strftime('%H:%M:%S')}] unit {record.id} kind={record.kind} attempt={attempt} "
                   f"host={socket.gethostname()} device={device} threads={threads}", flush=True)
             ctx = StoreContext(store, record, attempt, run_config, device)
