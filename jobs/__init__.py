@@ -15,14 +15,17 @@ KINDS: dict[str, Kind] = {}
 
 def register_kind(kind: Kind) -> Kind:
     KINDS[kind.name] = kind
+    for alias in getattr(kind, "aliases", ()):
+        KINDS[alias] = kind
     return kind
 
 
 def _register_builtin() -> None:
     from .interpolate import InterpolateKind
+    from .llpf import M2MPhaseKind, M2OKind
     from .train import TrainKind
 
-    for cls in (TrainKind, InterpolateKind):
+    for cls in (TrainKind, InterpolateKind, M2MPhaseKind, M2OKind):
         register_kind(cls())
 
 

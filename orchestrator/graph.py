@@ -60,9 +60,12 @@ def expand(study: Study, result: Callable[[str], dict | None] = lambda uid: None
     for stage in study.stages:
         kind = jobs.get_kind(stage.kind)
         units = []
+        ids: dict[int, str] = {}  # drafts may name earlier drafts of the same expansion as inputs (chained phases)
         for draft in kind.expand(stage.params, context, upstream):
-            uid = unit_id(draft.kind, kind.version, draft.params, draft.inputs)
-            units.append(Unit(uid, draft.kind, kind.version, draft.params, draft.inputs, stage.name, draft.label))
+            inputs = {role: ids[id(ref)] if not isinstance(ref, str) else ref for role, ref in draft.inputs.items()}
+            uid = unit_id(draft.kind, kind.version, draft.params, inputs)
+            ids[id(draft)] = uid
+            units.append(Unit(uid, draft.kind, kind.version, draft.params, inputs, stage.name, draft.label))
         expanded[stage.name] = units
     return expanded
 

@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 
 DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagefolder")
+# (in_channels, image_size, num_classes) of each dataset as the models see it
+DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
+                  "imagefolder": (3, 224, 1000)}
 
 # Table 4 of LLPF: normalization constants.
 _NORMALIZE = {
