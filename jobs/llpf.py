@@ -115,17 +115,17 @@ class M2MPhaseKind(Kind):
     needs_input_stage = True
     produces_mode = False
     metrics = (
-        Metric("path_max_train_loss", "max train loss along the path (full set)", ".4g"),
-        Metric("max_final_distance", "final max per-tensor distance to D", ".4g"),
+        Metric("path_max_train_loss", "max train loss on path", ".4g"),
+        Metric("max_final_distance", "final distance to D", ".4g"),
         Metric("start_test_loss", "test loss at start", ".4f"),
         Metric("final_test_loss", "test loss at end", ".4f"),
         Metric("start_test_acc", "test acc at start", ".4f", lower_is_better=False),
         Metric("final_test_acc", "test acc at end", ".4f", lower_is_better=False),
     )
-    verdicts = (Verdict("valid", "valid path (all three criteria)"),
-                Verdict("train_loss_below_threshold", "max train loss ≤ L_thres"),
-                Verdict("distance_converged", "reached D (final distances ≤ threshold)"),
-                Verdict("test_loss_converged", "final test loss ≈ start"))
+    verdicts = (Verdict("valid", "valid path"),
+                Verdict("train_loss_below_threshold", "loss ≤ L_thres"),
+                Verdict("distance_converged", "reached D"),
+                Verdict("test_loss_converged", "test loss kept"))
     tables = ("path",)
 
     def validate(self, params: M2MStage, study, stages):
@@ -189,11 +189,11 @@ class M2OKind(Kind):
         Metric("final_test_loss", "test loss at end", ".4f"),
         Metric("start_test_acc", "test acc at start", ".4f", lower_is_better=False),
         Metric("final_test_acc", "test acc at end", ".4f", lower_is_better=False),
-        Metric("best_test_acc", "best test acc along the path", ".4f", lower_is_better=False),
-        Metric("path_max_train_loss", "max train loss along the path (full set)", ".4g"),
-        Metric("final_norm_ratio", "final ‖P‖ / start ‖P‖ (moved tensors)", ".4f"),
+        Metric("best_test_acc", "best test acc on path", ".4f", lower_is_better=False),
+        Metric("path_max_train_loss", "max train loss on path", ".4g"),
+        Metric("final_norm_ratio", "final/start norm", ".4f"),
     )
-    verdicts = (Verdict("train_loss_below_threshold", "max train loss ≤ L_thres"),)
+    verdicts = (Verdict("train_loss_below_threshold", "loss ≤ L_thres"),)
     tables = ("path",)
 
     def validate(self, params: M2OStage, study, stages):

@@ -73,5 +73,5 @@ def expand(study: Study, result: Callable[[str], dict | None] = lambda uid: None
 def plan_document(study: Study, expanded: dict[str, list[Unit]]) -> dict:
     """The plan as stored in plan.json: stages in order with their units' ids, kinds and labels."""
     return {"study": study.name,
-            "stages": [{"name": s.name, "kind": s.kind,
+            "stages": [{"name": s.name, "kind": jobs.get_kind(s.kind).name,  # the units' kind (stage kinds may be aliases)
                         "units": [{"id": u.id, "label": u.label} for u in expanded[s.name]]} for s in study.stages]}

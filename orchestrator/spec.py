@@ -243,18 +243,19 @@ def _check_keys(model: type[BaseModel], data: Any, prefix: str, source: str) -> 
 
 def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> SpecError:
     err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "union[", "list[", "tuple[", "literal["))
-           and p not in ("SeedRange", "RandomPairs", "int", "str")]
-    # drop pydantic's union-member tags such as 'list[int]' or 'SeedRange'
-    loc = [p for p in loc if not p[:1].isupper() and "[" not in p]
-    field = ".".join(loc)
-    field = f"{prefix}.{field}" if prefix and field else (prefix or field)
+    # drop pydantic's union-member tags such as 'list[int]', 'SeedRange' or 'function-after[...]'
+    parts = [p for p in err["loc"] if isinstance(p, int) or not (str(p)[:1].isupper() or "[" in str(p) or "-" in str(p)
+                                                                 or p in ("int", "str", "float", "bool"))]
+    field = ""
+    for p in parts:
+        field += f"[{p}]" if isinstance(p, int) else (f".{p}" if field else str(p))
+    field = f"{prefix}.{field}" if prefix and field and not field.startswith("[") else (prefix + field if prefix else field)
     value = err.get("input", _MISSING)
     if err["type"] == "missing":
         value = _MISSING
         msg = "required"
     else:
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         ctx = err.get("ctx") or {}
         if err["type"] in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
             msg = f"out of range: {msg.lower()}"
@@ -265,5 +266,5 @@ def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> Sp
         elif err["type"] == "string_pattern_mismatch":
             msg = f"must match {ctx.get('pattern')}"
     if isinstance(value, dict):
-        value = _MISSING if err["type"] == "missing" else value
+        value = _MISSING  # a whole table: the message says what is wrong with it
     return SpecError(field or "spec", value, msg, source)

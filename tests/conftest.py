@@ -60,6 +60,7 @@ def cli_env(**extra) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PLUGINS) + os.pathsep + env.get("PYTHONPATH", "")
     env["LOWLOSS_PLUGINS"] = "lowloss_test_plugins"
+    env["COLUMNS"] = "200"  # tables as a wide terminal shows them (no wrapped labels)
     env.update(extra)
     return env
 
