@@ -75,7 +75,8 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
     writer = UnitWriter(store, rec)
     rng = np.random.default_rng(i)
     it = np.arange(iterations)
-    loss = 0.02 + 0.01 * np.sin(it / 900.0 + i) ** 2 + 0.004 * rng.random(iterations)
+    bump = np.exp(-(((it - 12000.0) / 5000.0) ** 2))  # a path's loss rises on the way and settles near D
+    loss = 0.01 + (0.02 + 0.005 * rng.random()) * bump + 0.004 * rng.random(iterations)
     rolling = np.convolve(loss, np.ones(10) / 10, mode="full")[:iterations]
     names = TENSORS[:layers]
     dist = {n: (3.0 + j + rng.random()) * np.exp(-it / (4000.0 + 300 * j)) for j, n in enumerate(names)}

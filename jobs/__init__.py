@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from .base import Kind, Metric, Resources, StageInfo, StageParams, StudyContext, UnitContext, UnitDraft, Upstream, UpstreamUnit
+from .base import (Figure, Kind, Metric, Resources, StageInfo, StageParams, StudyContext, UnitContext, UnitDraft, Upstream,
+                   UpstreamUnit, Verdict)
 
 KINDS: dict[str, Kind] = {}
 
@@ -42,7 +43,7 @@ def get_kind(name: str) -> Kind:
     return KINDS[name]
 
 
-__all__ = ["KINDS", "Kind", "Metric", "Resources", "StageInfo", "StageParams", "StudyContext", "UnitContext",
+__all__ = ["KINDS", "Figure", "Verdict", "Kind", "Metric", "Resources", "StageInfo", "StageParams", "StudyContext", "UnitContext",
            "UnitDraft", "Upstream", "UpstreamUnit", "get_kind", "register_kind"]
 
 

@@ -7,6 +7,7 @@ store implements the protocol; kinds never see stores, executors or specs.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -96,8 +97,12 @@ class Figure:
     - ``line``: one line per unit (labelled with the unit's label) and their mean (interpolation curves);
     - ``pca``: each unit's stored points (``points/``), per tensor matching ``ys`` (default: all), projected on the
       first two principal components of all points of the stage, one panel per tensor, coloured by step (LLPF Fig. 4);
-      ``table`` and ``x`` are unused. Points are keyed ``point_key(tensor, step)``.
+      ``table`` and ``x`` are unused. Points are keyed ``point_key(tensor, step)`` or ``it<step>.<tensor>``.
     - ``custom``: ``draw(ax, data)`` is called with ``data`` = {unit label: pyarrow.Table of ``table``}.
+
+    ``chain`` names an input role through which a unit continues the path of another unit of the same stage (the
+    phases of an LLPF M2M path: input ``start``): such units are drawn as one path, each unit's rows (and points)
+    after its predecessor's, x shifted to continue where the predecessor ended; a path is labelled by its last unit.
     """
 
     name: str  # file stem: <stage>-<name>.png / .pdf
@@ -119,6 +124,7 @@ class Figure:
     logy2: bool = False
     y2lim: tuple[float | None, float | None] | None = None
     draw: Any = None  # custom style: callable(ax, data)
+    chain: str | None = None  # input role that continues a path of the same stage (e.g. "start")
 
 
 POINT_STEP_SEP = "@"
@@ -129,11 +135,18 @@ def point_key(tensor: str, step: int) -> str:
     return f"{tensor}{POINT_STEP_SEP}{step}"
 
 
+_IT_PREFIX = re.compile(r"it(\d+)\.(.+)")
+
+
 def split_point_key(key: str) -> tuple[str, int | None]:
-    """(tensor, step) of a points key; step is None for a key without ``@step`` (one point per file)."""
+    """(tensor, step) of a points key: ``<tensor>@<step>`` (``point_key``) or ``it<step>.<tensor>``; step is None for
+    a plain tensor name (one point per file)."""
     name, sep, step = key.rpartition(POINT_STEP_SEP)
     if sep and step.isdigit():
         return name, int(step)
+    m = _IT_PREFIX.fullmatch(key)
+    if m:
+        return m.group(2), int(m.group(1))
     return key, None
 
 

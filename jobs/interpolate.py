@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream
+from .base import Figure, Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream
 from .pairs import STRATEGY_HELP, PairStrategy, check_pairs, is_dynamic, mode_pairs
 
 
@@ -31,6 +31,14 @@ class InterpolateKind(Kind):
         Metric("barrier_test_acc", "test-acc drop", ".4f"),
     )
     tables = ("line",)
+    figures = (
+        Figure("loss", "Loss on the line between two modes", table="line", x="alpha", ys=("train_loss", "test_loss"),
+               labels=("train loss", "test loss"), style="line", xlabel="α (0 = mode a, 1 = mode b)",
+               ylabel="cross-entropy loss"),
+        Figure("accuracy", "Accuracy on the line between two modes", table="line", x="alpha",
+               ys=("train_acc", "test_acc"), labels=("train accuracy", "test accuracy"), style="line",
+               xlabel="α (0 = mode a, 1 = mode b)", ylabel="accuracy", ylim=(None, 1.01)),
+    )
 
     def validate(self, params: InterpolateStage, study, stages):
         seeds = stages[params.from_].params.seeds if getattr(stages[params.from_].params, "seeds", None) else list(study.seeds)

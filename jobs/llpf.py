@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream, Verdict
+from .base import Figure, Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream, Verdict
 from .pairs import STRATEGY_HELP, PairStrategy, check_pairs, is_dynamic, mode_pairs
 
 
@@ -127,6 +127,17 @@ class M2MPhaseKind(Kind):
                 Verdict("distance_converged", "reached D"),
                 Verdict("test_loss_converged", "test loss kept"))
     tables = ("path",)
+    figures = (  # the style of LLPF Figs. 2–4, one path drawn across its chained phases
+        Figure("loss", "LLPF M2M path: training loss", table="path", x="iteration",
+               ys=("rolling_loss", "train_loss_full"), labels=("rolling mini-batch loss", "full training set"),
+               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10, chain="start"),
+        Figure("distance", "LLPF M2M path: layer-wise L2 distance to D", table="path", x="iteration", ys=("dist.*",),
+               labels=("tensor",), xlabel="iteration", ylabel="‖P − D‖ per tensor", logy=True, smooth=10,
+               chain="start"),
+        Figure("test", "LLPF M2M path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
+               y2s=("test_acc",), xlabel="iteration", chain="start"),
+        Figure("pca", "LLPF M2M path points per layer (PCA)", style="pca", chain="start"),
+    )
 
     def validate(self, params: M2MStage, study, stages):
         problem = check_pairs(params.pairs, _seeds_of(stages, params.from_, study))
@@ -195,6 +206,15 @@ class M2OKind(Kind):
     )
     verdicts = (Verdict("train_loss_below_threshold", "loss ≤ L_thres"),)
     tables = ("path",)
+    figures = (
+        Figure("loss", "LLPF M2O path: training loss", table="path", x="iteration",
+               ys=("rolling_loss", "train_loss_full"), labels=("rolling mini-batch loss", "full training set"),
+               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10),
+        Figure("norm", "LLPF M2O path: L2 norm per tensor (distance to the origin)", table="path", x="iteration",
+               ys=("dist.*",), labels=("tensor",), xlabel="iteration", ylabel="‖P‖ per tensor", logy=True),
+        Figure("test", "LLPF M2O path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
+               y2s=("test_acc",), xlabel="iteration"),
+    )
 
     def validate(self, params: M2OStage, study, stages):
         if params.seeds is not None:

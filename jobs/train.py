@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream
+from .base import Figure, Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream
 
 
 class TrainStage(StageParams):
@@ -26,6 +26,14 @@ class TrainKind(Kind):
         Metric("final_test_acc", "test acc", ".4f", lower_is_better=False),
     )
     tables = ("steps", "evals")
+    figures = (
+        Figure("loss", "Training curves: loss", table="evals", x="epoch", ys=("train_loss", "test_loss"),
+               labels=("train loss", "test loss"), xlabel="epoch", ylabel="cross-entropy loss", logy=True),
+        Figure("accuracy", "Training curves: accuracy", table="evals", x="epoch", ys=("train_acc", "test_acc"),
+               labels=("train accuracy", "test accuracy"), xlabel="epoch", ylabel="accuracy", ylim=(None, 1.01)),
+        Figure("batch-loss", "Mini-batch training loss", table="steps", x="step", ys=("loss",), labels=("batch loss",),
+               xlabel="optimizer step", ylabel="cross-entropy loss", logy=True, smooth=20),
+    )
 
     def validate(self, params, study, stages):
         seeds = params.seeds

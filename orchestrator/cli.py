@@ -369,7 +369,7 @@ def cmd_report(args) -> int:
 
             files = render(study, folder / "figures", by, stages, args.smooth)
             for f in files:
-                out.print(f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} unit(s))")
+                out.print(f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} {f.what})")
             if not files:
                 out.print("no figures: no stage has committed rows of a declared figure yet")
     return 0

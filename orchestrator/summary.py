@@ -1,12 +1,17 @@
-"""Summary over repetitions of the metrics each unit kind declares: n, mean ± std, min, max per stage."""
+"""Summary over repetitions of the metrics and verdicts each unit kind declares: n, mean ± std, min, max (metrics)
+and success rate k/n (verdicts) per stage, optionally per group of a param field. `lowloss run` prints it at its end;
+`lowloss report` prints and writes it (orchestrator/report.py)."""
 from __future__ import annotations
 
+import json
 import math
+from typing import Iterable, Sequence
 
 from rich.table import Table
 
 from lowloss import jobs
 
+from .api import Study
 from .store import Store
 
 
@@ -20,35 +25,94 @@ def stats(values: list[float]) -> dict:
     return {"n": n, "mean": mean, "std": std, "min": min(vals), "max": max(vals)}
 
 
-def summary_rows(store: Store) -> list[dict]:
-    """One row per (stage, metric): the stats over the stage's committed units, and how many are missing."""
+def summary_rows(source: Store | Study, by: Sequence[str] = (), stages: Iterable[str] | None = None) -> list[dict]:
+    """One row per (stage, group, metric or verdict): the stats over the group's committed units' result.json.
+
+    Metric rows: n, mean, std, min, max. Verdict rows (boolean result keys): n, successes, rate. Every row also has
+    ``units`` (planned units of the group whose params are known) and ``missing`` (those not committed yet).
+    ``by`` names param fields (``model.name``, ``recipe.lr``); with none, a stage is one group of all its units.
+    """
+    study = source if isinstance(source, Study) else Study(source)
+    by = tuple(by)
+    study.check_fields(by, stages)
     rows = []
-    for info in store.plan().get("stages", []):
-        stage = info["name"]
-        kind = jobs.KINDS.get(info["kind"])
+    for view in study.stages(stages):
+        kind = jobs.KINDS.get(view.kind)
         if kind is None:
             continue
-        ids = [u["id"] for u in info["units"]]
-        results = [r for r in (store.result(uid) if store.is_committed(uid, info["kind"]) else None for uid in ids)
-                   if r is not None]
-        for metric in kind.metrics:
-            s = stats([r.get(metric.key) for r in results])
-            rows.append({"stage": stage, "kind": info["kind"], "metric": metric.key, "label": metric.label,
-                         "fmt": metric.fmt, "units": len(ids), "missing": len(ids) - len(results), **s})
+        groups = study.groups(view, by)  # with by, unwritten units are in no group (the stage's progress counts them)
+        for key in sorted(groups, key=group_order):
+            uids = groups[key]
+            results = [r for r in (study.result(uid) if study.committed(uid, view.kind) else None for uid in uids)
+                       if r is not None]
+            base = {"stage": view.name, "kind": view.kind, "group": dict(zip(by, key)), "units": len(uids),
+                    "missing": len(uids) - len(results)}
+            for metric in kind.metrics:
+                rows.append({**base, "type": "metric", "metric": metric.key, "label": metric.label, "fmt": metric.fmt,
+                             **stats([r.get(metric.key) for r in results])})
+            for verdict in getattr(kind, "verdicts", ()):
+                values = [r.get(verdict.key) for r in results if isinstance(r.get(verdict.key), bool)]
+                k = sum(values)
+                rows.append({**base, "type": "verdict", "metric": verdict.key, "label": verdict.label, "fmt": ".0%",
+                             "n": len(values), "successes": k, "rate": k / len(values) if values else math.nan,
+                             "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan})
     return rows
 
 
-def summary_table(store: Store, title: str | None = None) -> Table:
-    table = Table(title=title or f"study {store.study().get('study')} — summary over repetitions", title_justify="left")
-    for col, justify in (("stage", "left"), ("metric", "left"), ("n", "right"), ("mean ± std", "right"),
-                         ("min", "right"), ("max", "right")):
+def group_order(key: tuple) -> tuple:
+    """Sort key of group values: numbers in order, then text, then units without the field."""
+    return tuple((2, "") if v is None else (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in key)
+
+
+def group_text(value) -> str:
+    """A group value as shown in tables ("—" for a unit without that field)."""
+    if value is None:
+        return "—"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(group_text(v) for v in value) + "]"
+    return str(value)
+
+
+def cells(row: dict) -> dict:
+    """The shown cells of a summary row: n (with missing), mean ± std (or k/n (rate) for a verdict), min, max."""
+    f = row["fmt"]
+    n = f"{row['n']}" + (f" ({row['missing']} missing)" if row["missing"] else "")
+    if row["type"] == "verdict":
+        rate = f"{row['successes']}/{row['n']} ({row['rate']:.0%})" if row["n"] else "—"
+        return {"n": n, "mean": rate, "std": "", "min": "—", "max": "—"}
+    if not row["n"]:
+        return {"n": n, "mean": "—", "std": "", "min": "—", "max": "—"}
+    return {"n": n, "mean": f"{row['mean']:{f}}", "std": f"{row['std']:{f}}", "min": f"{row['min']:{f}}",
+            "max": f"{row['max']:{f}}"}
+
+
+def summary_records(rows: list[dict], by: Sequence[str] = ()) -> list[dict]:
+    """Flat, machine-readable summary rows (CSV, Parquet, the Python API): group fields become columns."""
+    out = []
+    for row in rows:
+        rec = {"stage": row["stage"], "kind": row["kind"]}
+        for field in by:
+            value = row["group"].get(field)
+            rec[field] = json.dumps(list(value)) if isinstance(value, tuple) else value
+        rec.update({"metric": row["metric"], "label": row["label"], "type": row["type"], "n": row["n"],
+                    "units": row["units"], "missing": row["missing"], "mean": row["mean"], "std": row["std"],
+                    "min": row["min"], "max": row["max"], "successes": row.get("successes"), "rate": row.get("rate")})
+        out.append(rec)
+    return out
+
+
+def summary_table(source: Store | Study, title: str | None = None, by: Sequence[str] = (),
+                  stages: Iterable[str] | None = None, rows: list[dict] | None = None) -> Table:
+    """The summary as a rich table (what `lowloss run` prints at its end and `lowloss report` prints by default)."""
+    study = source if isinstance(source, Study) else Study(source)
+    rows = summary_rows(study, by, stages) if rows is None else rows
+    table = Table(title=title or f"study {study.name} — summary over repetitions", title_justify="left")
+    for col, justify in (("stage", "left"), *((f, "left") for f in by), ("metric", "left"), ("n", "right"),
+                         ("mean ± std", "right"), ("min", "right"), ("max", "right")):
         table.add_column(col, justify=justify)
-    for row in summary_rows(store):
-        f = row["fmt"]
-        n = f"{row['n']}" + (f" ({row['missing']} missing)" if row["missing"] else "")
-        if row["n"]:
-            table.add_row(row["stage"], row["label"], n, f"{row['mean']:{f}} ± {row['std']:{f}}",
-                          f"{row['min']:{f}}", f"{row['max']:{f}}")
-        else:
-            table.add_row(row["stage"], row["label"], n, "—", "—", "—")
+    for row in rows:
+        c = cells(row)
+        shown = f"{c['mean']} ± {c['std']}" if c["std"] else c["mean"]
+        table.add_row(row["stage"], *(group_text(row["group"].get(f)) for f in by), row["label"], c["n"], shown,
+                      c["min"], c["max"])
     return table

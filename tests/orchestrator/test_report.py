@@ -1,0 +1,526 @@
+"""`lowloss report` and the Python API on stores produced by real runs: the embedded default study (4 modes, 6
+interpolation pairs) and a `toy_path` study (tests/plugins: LLPF-shaped rows with dist.* columns, nulls, points).
+
+Every number is checked against an independent computation from the raw files the units wrote (segment markers,
+Parquet rows, safetensors points, result.json), never against the report code's own helpers.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import cli_env, run_cli, spec_text
+
+# ---------------------------------------------------------------------- raw readers (independent of the report code)
+
+
+def raw_units(store: Path, kind: str) -> list[Path]:
+    return sorted((store / "units").glob(f"kind={kind}/unit=*"))
+
+
+def raw_stage_units(store: Path, stage: str) -> list[Path]:
+    """The unit directories of a stage, in plan order (plan.json read as plain JSON)."""
+    plan = json.loads((store / "plan.json").read_text())
+    (info,) = [s for s in plan["stages"] if s["name"] == stage]
+    return [store / "units" / f"kind={info['kind']}" / f"unit={u['id']}" for u in info["units"]]
+
+
+def raw_rows(unit: Path, table: str) -> list[dict]:
+    """The rows of the segments whose marker exists, in segment order, read with plain pyarrow."""
+    rows = []
+    for marker in sorted((unit / "segments").glob("[0-9]*.json")):
+        m = json.loads(marker.read_text())
+        rel = f"{table}/{m['name']}.parquet"
+        if rel in m["files"]:
+            rows += pq.read_table(unit / rel).to_pylist()
+    return rows
+
+
+def raw_result(unit: Path) -> dict | None:
+    return json.loads((unit / "result.json").read_text()) if (unit / "COMMIT.json").exists() else None
+
+
+def barrier(values: list[float], alphas: list[float]) -> float:
+    return max(v - ((1 - a) * values[0] + a * values[-1]) for v, a in zip(values, alphas))
+
+
+def sample_stats(values: list[float]) -> dict:
+    return {"n": len(values), "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
+
+
+def report_csv(*args) -> list[dict]:
+    proc = run_cli("report", *args, "--format", "csv", check=True)
+    return list(csv.DictReader(io.StringIO(proc.stdout)))
+
+
+def close(a, b, rel=1e-9) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-12)
+
+
+TOY_STAGES = """
+    [[stages]]
+    name = "m2m"
+    kind = "toy_path"
+    seeds = [0, 1, 2]
+    lrs = [0.05, 0.2]
+"""
+CHAINED_STAGE = """
+    [[stages]]
+    name = "chained"
+    kind = "toy_path"
+    seeds = [0, 1]
+    phases = 2
+    iterations = 40
+    segment_iterations = 20
+"""
+
+
+# ---------------------------------------------------------------------- real stores, one per module
+
+@pytest.fixture(scope="module")
+def default_store(tmp_path_factory):
+    """The embedded default study, run by `lowloss run --store DIR` (no spec)."""
+    store = tmp_path_factory.mktemp("default") / "store"
+    proc = run_cli("run", "--store", store, check=True)
+    return store, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def toy_store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("toy")
+    spec = tmp / "spec.toml"
+    spec.write_text(spec_text(name="toy", seeds="[0]", stages=TOY_STAGES + CHAINED_STAGE))
+    store = tmp / "store"
+    run_cli("run", spec, "--store", store, check=True)
+    return store
+
+
+# ---------------------------------------------------------------------- summary table
+
+@pytest.mark.slow
+def test_summary_equals_independent_computation_from_raw_rows(default_store):
+    store, _ = default_store
+    rows = {(r["stage"], r["metric"]): r for r in report_csv(store)}
+    # modes: the final losses/accuracies are the last evaluation row each unit wrote
+    finals = [max(raw_rows(u, "evals"), key=lambda r: r["epoch"]) for u in raw_units(store, "train")]
+    assert len(finals) == 4
+    for key, col in (("final_train_loss", "train_loss"), ("final_test_loss", "test_loss"),
+                     ("final_train_acc", "train_acc"), ("final_test_acc", "test_acc")):
+        expect = sample_stats([f[col] for f in finals])
+        got = rows[("modes", key)]
+        assert int(got["n"]) == 4 and got["missing"] == "0"
+        for stat in ("mean", "std", "min", "max"):
+            assert close(got[stat], expect[stat]), (key, stat, got[stat], expect[stat])
+    # lmc: the barrier max_α L(α) − [(1−α)L(0) + αL(1)] recomputed from each unit's line rows
+    lines = [sorted(raw_rows(u, "line"), key=lambda r: r["alpha"]) for u in raw_units(store, "interpolate")]
+    assert len(lines) == 6 and all(len(line) == 11 for line in lines)
+    for key, values in (("barrier_train_loss", lambda r: r["train_loss"]), ("barrier_test_loss", lambda r: r["test_loss"]),
+                        ("barrier_test_acc", lambda r: -r["test_acc"])):
+        expect = sample_stats([barrier([values(r) for r in line], [r["alpha"] for r in line]) for line in lines])
+        got = rows[("lmc", key)]
+        assert int(got["n"]) == 6
+        for stat in ("mean", "std", "min", "max"):
+            assert close(got[stat], expect[stat], rel=1e-7), (key, stat)
+
+
+@pytest.mark.slow
+def test_run_prints_the_same_table_as_report(default_store):
+    store, run_out = default_store
+    report_out = run_cli("report", store, check=True).stdout
+    table = report_out[:report_out.index("stage modes (train):")].strip()
+    assert table and table in run_out
+    assert "stage modes (train): 4 of 4 unit(s) committed" in report_out
+    assert "stage lmc (interpolate): 6 of 6 unit(s) committed" in report_out
+
+
+@pytest.mark.slow
+def test_uncommitted_segments_and_units_never_enter_a_table(default_store, tmp_path):
+    src, _ = default_store
+    store = tmp_path / "store"
+    shutil.copytree(src, store)
+    before = {(r["stage"], r["metric"]): r for r in report_csv(store)}
+    # a stray segment file without its marker (an interrupted write) with absurd values
+    mode = raw_units(store, "train")[0]
+    stray = pa.table({"epoch": [99], "step": [9999], "train_loss": [1e6], "train_acc": [0.0], "test_loss": [1e6],
+                      "test_acc": [0.0]})
+    pq.write_table(stray, mode / "evals" / "000999.parquet")
+    # an interpolation "still running": no commit marker, and its last segment's marker not written yet
+    pair = raw_units(store, "interpolate")[2]
+    (pair / "COMMIT.json").unlink()
+    last = sorted((pair / "segments").glob("[0-9]*.json"))[-1]
+    last.unlink()
+
+    after = {(r["stage"], r["metric"]): r for r in report_csv(store)}
+    for key in before:
+        if key[0] == "modes":
+            assert after[key] == before[key], key
+    remaining = [u for u in raw_units(store, "interpolate") if u != pair]
+    lines = [sorted(raw_rows(u, "line"), key=lambda r: r["alpha"]) for u in remaining]
+    expect = sample_stats([barrier([r["train_loss"] for r in line], [r["alpha"] for r in line]) for line in lines])
+    got = after[("lmc", "barrier_train_loss")]
+    assert (got["n"], got["units"], got["missing"]) == ("5", "6", "1")
+    assert close(got["mean"], expect["mean"], rel=1e-7) and close(got["std"], expect["std"], rel=1e-7)
+
+    text = run_cli("report", store, check=True).stdout
+    assert "stage lmc (interpolate): 5 of 6 unit(s) committed; 1 still missing" in text
+
+    from lowloss.orchestrator.api import open_study
+
+    study = open_study(store)
+    evals = study.rows("modes", "evals")
+    assert 1e6 not in evals.column("train_loss").to_pylist()
+    assert evals.num_rows == sum(len(raw_rows(u, "evals")) for u in raw_units(store, "train")) == 4 * 13
+    line = study.rows("lmc", "line")
+    partial = line.filter(pc.equal(line.column("unit"), pair.name[len("unit="):]))
+    assert partial.num_rows == 10  # its committed segments only
+    assert study.results("lmc").num_rows == 5
+    assert study.summary().num_rows == len(before)
+
+
+@pytest.mark.slow
+def test_report_on_a_running_study_counts_missing_units_and_draws_committed_segments(tmp_path):
+    spec = tmp_path / "spec.toml"
+    stages = TOY_STAGES.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace("lrs = [0.05, 0.2]",
+                                                                                "lrs = [0.05]\n    pause_s = 1.5")
+    spec.write_text(spec_text(name="live", seeds="[0]", stages=stages).replace("jobs = 2", "jobs = 1"))
+    store = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            units = raw_units(store, "toy_path") if store.exists() else []
+            if any(list((u / "segments").glob("[0-9]*.json")) for u in units) and \
+                    not all((u / "COMMIT.json").exists() for u in units):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no segment committed in time")
+        report = run_cli("report", store, "--out", tmp_path / "out", check=True).stdout
+    finally:
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    m = re.search(r"stage m2m \(toy_path\): (\d) of 2 unit\(s\) committed; (\d) still missing", report)
+    assert m and int(m.group(1)) + int(m.group(2)) == 2 and int(m.group(2)) >= 1, report
+    assert (tmp_path / "out" / "figures" / "m2m-loss.png").exists()  # drawn from the committed segments so far
+    final = run_cli("report", store, check=True).stdout
+    assert "stage m2m (toy_path): 2 of 2 unit(s) committed" in final
+
+
+# ---------------------------------------------------------------------- grouping, formats, errors
+
+@pytest.mark.slow
+def test_by_groups_metrics_and_verdicts_of_real_path_units(toy_store):
+    rows = report_csv(toy_store, "--by", "lr", "--stage", "m2m")
+    results = [raw_result(u) for u in raw_stage_units(toy_store, "m2m")]
+    params = [json.loads((u / "unit.json").read_text())["params"] for u in raw_stage_units(toy_store, "m2m")]
+    assert len(results) == 6
+    for lr in (0.05, 0.2):
+        group = [r for r, p in zip(results, params) if p["lr"] == lr]
+        assert len(group) == 3
+        mine = {r["metric"]: r for r in rows if float(r["lr"]) == lr}
+        expect = sample_stats([r["max_train_loss"] for r in group])
+        assert mine["max_train_loss"]["n"] == "3"
+        assert close(mine["max_train_loss"]["mean"], expect["mean"]) and close(mine["max_train_loss"]["std"], expect["std"])
+        for verdict in ("below_threshold", "reached", "test_recovered"):
+            k = sum(1 for r in group if r[verdict])
+            assert mine[verdict]["type"] == "verdict"
+            assert (int(mine[verdict]["successes"]), int(mine[verdict]["n"])) == (k, 3)
+            assert close(mine[verdict]["rate"], k / 3)
+    md = run_cli("report", toy_store, "--by", "lr", "--format", "md", check=True).stdout
+    assert re.search(r"\| m2m \| 0\.05 \| reached D \(distance < 0\.1\) \| 3 \| \d/3 \(\d+%\) \|", md)
+
+
+@pytest.mark.slow
+def test_by_field_of_a_pair_kind_resolves_through_its_inputs(default_store):
+    store, _ = default_store
+    rows = report_csv(store, "--by", "model.name,points")
+    assert {r["model.name"] for r in rows} == {"small_cnn"}  # lmc units inherit it from their two modes
+    assert {(r["stage"], r["points"]) for r in rows} == {("modes", ""), ("lmc", "11")}
+    seeds = report_csv(store, "--by", "seed")
+    assert {r["seed"] for r in seeds if r["stage"] == "lmc"} == {""}  # the modes of a pair disagree on seed
+    assert {r["seed"] for r in seeds if r["stage"] == "modes"} == {"0", "1", "2", "3"}
+
+
+@pytest.mark.slow
+def test_bad_by_or_format_is_one_line_exit_2(default_store, tmp_path):
+    store, _ = default_store
+    proc = run_cli("report", store, "--by", "modle.name")
+    assert proc.returncode == 2 and proc.stdout == ""
+    line = proc.stderr.strip()
+    assert "\n" not in line and line.startswith("lowloss: error: --by = 'modle.name'")
+    assert "allowed:" in line and "model.name" in line and "recipe.lr" in line
+    proc = run_cli("report", store, "--stage", "nope")
+    assert proc.returncode == 2 and "--stage = 'nope'" in proc.stderr and "lmc" in proc.stderr
+    proc = run_cli("report", store, "--format", "parquet")
+    assert proc.returncode == 2 and "--out" in proc.stderr
+
+
+def test_bad_format_or_not_a_store_is_one_line_exit_2(tmp_path):
+    proc = run_cli("report", tmp_path, "--format", "xls")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "lowloss: error: --format = 'xls': unknown table format; allowed: md, csv, parquet, latex"
+    proc = run_cli("report", tmp_path / "nothing")
+    assert proc.returncode == 2 and "not a lowloss store" in proc.stderr and "\n" not in proc.stderr.strip()
+
+
+@pytest.mark.slow
+def test_every_format_written_to_out(default_store, tmp_path):
+    store, _ = default_store
+    out = tmp_path / "out"
+    run_cli("report", store, "--out", out, "--no-figures", check=True)
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv", "summary.md", "summary.parquet", "summary.tex"]
+    table = pq.read_table(out / "summary.parquet")
+    csv_rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+    assert table.num_rows == len(csv_rows) == 7
+    assert [close(a, b["mean"]) for a, b in zip(table.column("mean").to_pylist(), csv_rows)] == [True] * 7
+    tex = (out / "summary.tex").read_text()
+    assert "\\begin{tabular}{llrrrr}" in tex and "\\end{tabular}" in tex and "\\toprule" in tex
+    mean = float(csv_rows[4]["mean"])
+    assert re.search(rf"lmc & train-loss barrier & 6 & \${mean:.4f} \\pm \d\.\d{{4}}\$ & ", tex)
+    assert "modes & train loss & 4 &" in tex and tex.count("\\midrule") == 2
+
+
+# ---------------------------------------------------------------------- Python API
+
+@pytest.mark.slow
+def test_api_rows_results_and_params(default_store):
+    store, _ = default_store
+    from lowloss.orchestrator.api import open_study
+
+    study = open_study(store)
+    assert [(s.name, s.kind, len(s.units)) for s in study.stages()] == [("modes", "train", 4), ("lmc", "interpolate", 6)]
+    evals = study.rows("modes", "evals")
+    for col in ("stage", "unit", "label", "param.seed", "param.model.name", "param.recipe.lr", "epoch", "test_loss"):
+        assert col in evals.column_names
+    units = raw_units(store, "train")
+    assert evals.num_rows == sum(len(raw_rows(u, "evals")) for u in units)
+    seeds = {json.loads((u / "unit.json").read_text())["params"]["seed"]: u.name[len("unit="):] for u in units}
+    by_unit = {}
+    for row in evals.select(["unit", "param.seed"]).to_pylist():
+        by_unit[row["unit"]] = row["param.seed"]
+    assert by_unit == {uid: seed for seed, uid in seeds.items()}
+    steps = study.rows("modes", "steps", columns=["step", "loss"])
+    assert set(steps.column_names) >= {"unit", "param.seed", "step", "loss"} and "lr" not in steps.column_names
+    results = study.results("lmc")
+    assert results.num_rows == 6 and set(results.column("param.model.name").to_pylist()) == {"small_cnn"}
+    raw = {u.name[len("unit="):]: raw_result(u)["barrier_train_loss"] for u in raw_units(store, "interpolate")}
+    assert dict(zip(results.column("unit").to_pylist(), results.column("barrier_train_loss").to_pylist())) == raw
+    summary = study.summary(by=["model.name"])
+    assert summary.num_rows == 7 and set(summary.column("model.name").to_pylist()) == {"small_cnn"}
+
+
+# ---------------------------------------------------------------------- figures
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data.endswith(b"IEND\xaeB`\x82")
+    return struct.unpack(">II", data[16:24])
+
+
+def pdf_size(path: Path) -> tuple[float, float]:
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert re.search(rb"/Type\s*/Page\b", data)
+    box = re.search(rb"/MediaBox \[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data)
+    return float(box.group(1)), float(box.group(2))
+
+
+def check_figures(files, out: Path) -> None:
+    from PIL import Image
+
+    from lowloss.orchestrator.figures import DPI
+
+    for f in files:
+        png, pdf = f.paths
+        assert png.suffix == ".png" and pdf.suffix == ".pdf" and png.parent == out
+        assert png_size(png) == f.size_px
+        assert f.size_px[0] >= 900 and f.size_px[1] >= 600
+        with Image.open(png) as im:
+            im.verify()
+        with Image.open(png) as im:  # not blank: a drawing has many colours
+            assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+        w, h = pdf_size(pdf)
+        assert abs(w - f.size_px[0] / DPI * 72) < 1 and abs(h - f.size_px[1] / DPI * 72) < 1
+
+
+@pytest.mark.slow
+def test_a_figure_per_declared_kind_train_and_interpolate(default_store, tmp_path):
+    store, _ = default_store
+    from lowloss import jobs
+    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.figures import render
+
+    out = tmp_path / "figs"
+    files = render(open_study(store), out)
+    declared = {(stage, f.name) for stage, kind in (("modes", "train"), ("lmc", "interpolate"))
+                for f in jobs.get_kind(kind).figures}
+    assert len(declared) >= 5
+    assert {(f.stage, f.name) for f in files} == declared
+    check_figures(files, out)
+    # the command writes the same files under --out/figures
+    cli_out = tmp_path / "cli"
+    run_cli("report", store, "--out", cli_out, "--format", "md", check=True)
+    assert sorted(p.name for p in (cli_out / "figures").iterdir()) == sorted(p.name for f in files for p in f.paths)
+
+
+@pytest.mark.slow
+def test_band_pca_and_per_layer_figures_of_path_units(toy_store, tmp_path):
+    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.figures import render
+
+    out = tmp_path / "figs"
+    files = render(open_study(toy_store), out)
+    assert {(f.stage, f.name) for f in files} == {(stage, name) for stage in ("m2m", "chained")
+                                                  for name in ("loss", "distance", "test", "pca", "variance")}
+    check_figures(files, out)
+    assert {f.units for f in files if f.stage == "chained" and f.name != "variance"} == {2}  # 2 paths of 2 units
+    by = render(open_study(toy_store), tmp_path / "by", by=["lr"], stages=["m2m"])
+    # per-layer lines and PCA panels split per group; single-line bands overlay the groups
+    assert sorted(p.name for f in by for p in f.paths if p.suffix == ".png") == [
+        "m2m-distance-lr=0.05.png", "m2m-distance-lr=0.2.png", "m2m-loss.png", "m2m-pca-lr=0.05.png",
+        "m2m-pca-lr=0.2.png", "m2m-test.png", "m2m-variance.png"]
+    check_figures(by, tmp_path / "by")
+
+
+@pytest.mark.slow
+def test_band_data_equals_raw_mean_std_and_moving_average(default_store, toy_store):
+    from lowloss import jobs
+    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.figures import figure_data
+
+    store, _ = default_store
+    loss_fig = next(f for f in jobs.get_kind("train").figures if f.name == "loss")
+    series = {s.column: s for s in figure_data(open_study(store), "modes", loss_fig)}
+    per_epoch: dict[int, list[float]] = {}
+    for u in raw_units(store, "train"):
+        for r in raw_rows(u, "evals"):
+            per_epoch.setdefault(r["epoch"], []).append(r["test_loss"])
+    s = series["test_loss"]
+    assert s.band.x.tolist() == sorted(per_epoch)
+    for i, epoch in enumerate(sorted(per_epoch)):
+        assert close(s.band.mean[i], statistics.fmean(per_epoch[epoch]))
+        assert close(s.band.std[i], statistics.stdev(per_epoch[epoch]), rel=1e-7)
+
+    # toy paths: loss smoothed by a trailing moving average of 10 after averaging over the 6 units; the test
+    # columns are null except every 10th iteration and are aligned on the rows that have them
+    kind = jobs.get_kind("toy_path")
+    study = open_study(toy_store)
+    paths = [raw_rows(u, "path") for u in raw_stage_units(toy_store, "m2m")]
+    (loss,) = figure_data(study, "m2m", next(f for f in kind.figures if f.name == "loss"))
+    means = [statistics.fmean(p[i]["loss"] for p in paths) for i in range(len(paths[0]))]
+    stds = [statistics.stdev(p[i]["loss"] for p in paths) for i in range(len(paths[0]))]
+    for i in range(len(means)):
+        lo = max(0, i - 9)
+        assert close(loss.band.mean[i], statistics.fmean(means[lo:i + 1]), rel=1e-9)
+        assert close(loss.band.std[i], statistics.fmean(stds[lo:i + 1]), rel=1e-7)
+    (raw,) = figure_data(study, "m2m", next(f for f in kind.figures if f.name == "loss"), smooth=1)  # --smooth 1
+    assert [close(a, b) for a, b in zip(raw.band.mean, means)] == [True] * len(means)
+    test, acc = figure_data(study, "m2m", next(f for f in kind.figures if f.name == "test"))
+    evaluated = sorted({r["iteration"] for p in paths for r in p if r["test_loss"] is not None})
+    assert test.band.x.tolist() == evaluated and acc.axis == 1 and test.axis == 0
+    assert close(test.band.mean[-1], statistics.fmean(p[-1]["test_loss"] for p in paths))
+    dist = figure_data(study, "m2m", next(f for f in kind.figures if f.name == "distance"))
+    assert [s.label for s in dist] == ["layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"]
+
+    # chained units (phase 2 continues phase 1 through input "start") are one path: phase 2's rows follow phase 1's,
+    # x shifted by phase 1's last iteration, its repeated start row dropped
+    units = raw_stage_units(toy_store, "chained")
+    joined = []
+    for first, second in zip(units[0::2], units[1::2]):
+        assert json.loads((second / "unit.json").read_text())["inputs"] == {"start": first.name[len("unit="):]}
+        a, b = raw_rows(first, "path"), raw_rows(second, "path")
+        joined.append([(r["iteration"], r["loss"]) for r in a] + [(40 + r["iteration"], r["loss"]) for r in b[1:]])
+    (chained,) = figure_data(study, "chained", next(f for f in kind.figures if f.name == "loss"), smooth=1)
+    assert chained.band.x.tolist() == [x for x, _ in joined[0]] == list(range(81))
+    assert chained.band.n.tolist() == [2] * 81
+    for i in range(81):
+        assert close(chained.band.mean[i], statistics.fmean(j[i][1] for j in joined))
+
+
+@pytest.mark.slow
+def test_pca_projection_equals_numpy_svd_of_raw_points(toy_store):
+    from safetensors.numpy import load_file
+
+    from lowloss import jobs
+    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.figures import pca_data
+
+    study = open_study(toy_store)
+    view = study.stage("m2m")
+    spec = next(f for f in jobs.get_kind("toy_path").figures if f.style == "pca")
+    data = pca_data(study, view, spec, list(view.units))
+    assert set(data) == {"layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"}
+    rows, owners = [], []
+    for uid in view.units:
+        unit = toy_store / "units" / "kind=toy_path" / f"unit={uid}"
+        for marker in sorted((unit / "segments").glob("[0-9]*.json")):
+            m = json.loads(marker.read_text())
+            tensors = load_file(str(unit / f"points/{m['name']}.safetensors"))
+            for step in sorted({int(k.rsplit("@", 1)[1]) for k in tensors}):
+                rows.append(tensors[f"layer1.weight@{step}"].reshape(-1))
+                owners.append((uid, step))
+    X = np.vstack(rows).astype(np.float64)
+    X -= X.mean(axis=0)
+    u, s, _ = np.linalg.svd(X, full_matrices=False)
+    expect = u[:, :2] * s[:2]
+    got = np.vstack([p for _, _, p in data["layer1.weight"]["units"]])
+    steps = [int(x) for _, st, _ in data["layer1.weight"]["units"] for x in st]
+    assert steps == [st for _, st in owners] and steps[:2] == [0, 5] and 120 in steps
+    chained = pca_data(study, study.stage("chained"), spec, list(study.stage("chained").units))
+    steps_chained = [[int(x) for x in st] for _, st, _ in chained["layer2.bias"]["units"]]
+    assert steps_chained == [list(range(0, 81, 5))] * 2  # phase 2's points continue after phase 1's
+    for k in range(2):  # principal components are defined up to sign
+        sign = np.sign(expect[:, k] @ got[:, k])
+        np.testing.assert_allclose(got[:, k], sign * expect[:, k], rtol=1e-6, atol=1e-9)
+    assert math.isclose(sum(data["layer1.weight"]["explained"]), float((s[:2] ** 2).sum() / (s ** 2).sum()), rel_tol=1e-9)
+
+
+# ---------------------------------------------------------------------- aggregation helpers (fast)
+
+def test_band_aligns_units_with_different_x_and_nulls():
+    from lowloss.orchestrator.figures import band, moving_average
+
+    xs = [np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4]), np.array([0, 2, 4])]
+    ys = [np.array([1.0, np.nan, 3.0, 4.0]), np.array([2.0, 2.0, 2.0, 2.0]), np.array([5.0, 6.0, 7.0])]
+    b = band(xs, ys)
+    cells = {0: [1.0, 5.0], 1: [2.0], 2: [3.0, 2.0, 6.0], 3: [4.0, 2.0], 4: [2.0, 7.0]}
+    assert b.x.tolist() == [0, 1, 2, 3, 4]
+    assert b.n.tolist() == [len(cells[x]) for x in range(5)]
+    for x in range(5):
+        assert close(b.mean[x], statistics.fmean(cells[x]))
+        assert close(b.std[x], statistics.stdev(cells[x]) if len(cells[x]) > 1 else 0.0)
+    a = np.array([1.0, 2.0, np.nan, 4.0, 8.0])
+    assert moving_average(a, 3).tolist() == [1.0, 1.5, 1.5, 3.0, 6.0]
+    assert moving_average(a, 1) is a
+
+
+def test_glob_columns_give_one_line_per_layer():
+    from lowloss.orchestrator.figures import expand_columns
+
+    names = ["iteration", "loss", "dist.conv1.weight", "dist.fc.bias", "var.conv1.weight"]
+    assert expand_columns(("dist.*",), ("layer",), names) == [("dist.conv1.weight", "conv1.weight", "dist.*"),
+                                                            ("dist.fc.bias", "fc.bias", "dist.*")]
+    assert expand_columns(("loss", "missing"), ("training loss", "x"), names) == [("loss", "training loss", "")]
+    assert expand_columns(("*.weight",), (), names) == [("dist.conv1.weight", "dist.conv1", "*.weight"),
+                                                      ("var.conv1.weight", "var.conv1", "*.weight")]
