@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lowloss.orchestrator.graph import expand, unit_id
+from lowloss.orchestrator.graph import expand
 from lowloss.orchestrator.runtime import run_unit
 from lowloss.orchestrator.spec import parse_spec
 from lowloss.orchestrator.store import Store, UnitWriter

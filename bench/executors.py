@@ -101,7 +101,7 @@ kind = "train"
     subprocess.run(["scontrol", "requeue", task], check=True)
     proc.wait()
     attempts = [json.loads(p.read_text()) for p in sorted((unit / "attempts").glob("*.json"))]
-    first, second = attempts[0], attempts[1]
+    second = attempts[1]
     log = (unit / "attempts" / "002.log").read_text()
     m = re.search(r"resumed at step (\d+) \(segment (\d+)\)", log)
     resumed_segment = int(m.group(2))

@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import struct
-import sys
 import tempfile
 import time
 from pathlib import Path

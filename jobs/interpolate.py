@@ -58,14 +58,15 @@ class InterpolateKind(Kind):
         return drafts
 
     def run(self, ctx) -> None:
-        import torch
-
         from lowloss.workers.data import load_dataset
         from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
         from lowloss.workers.models import build_model, has_batchnorm
         from lowloss.workers.training import evaluate
 
         pa_, pb_ = ctx.input_params("a"), ctx.input_params("b")
+        if (pa_["model"], pa_["data"]) != (pb_["model"], pb_["data"]):
+            raise ValueError(f"cannot interpolate between different models/data: {pa_['model']} on {pa_['data']} "
+                             f"and {pb_['model']} on {pb_['data']}")
         data = load_dataset(pa_["data"]["dataset"], ctx.data_root).to(ctx.device)
         model = build_model(pa_["model"]["name"], data.num_classes, data.in_channels, data.image_size).to(ctx.device)
         sa = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}

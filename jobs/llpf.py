@@ -12,12 +12,11 @@ iterations.
 from __future__ import annotations
 
 import time
-from typing import Literal
 
 from pydantic import Field, model_validator
 
 from .base import Figure, Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream, Verdict
-from .pairs import STRATEGY_HELP, PairStrategy, check_pairs, is_dynamic, mode_pairs
+from .pairs import STRATEGY_HELP, PairStrategy, check_pairs, mode_pairs
 
 
 class TrainRule(StageParams):

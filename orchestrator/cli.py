@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .spec import SpecError, Study, check_data, load_spec, parse_spec
-from .store import Store, StoreError, segment_name, verify_unit
+from .store import Store, StoreError, verify_unit
 
 DEFAULT_RECIPE = "digits-default"
 

@@ -73,6 +73,25 @@ def run_cli(*args, check=False, timeout=600, **kw) -> subprocess.CompletedProces
     return proc
 
 
+def start_cli(*args) -> subprocess.Popen:
+    """`lowloss ARGS...` in the background (stdout and stderr together), for tests that kill or watch it."""
+    return subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+
+
+def wait_for(predicate, timeout: float = 180.0, interval: float = 0.02):
+    """Poll until predicate() is truthy; returns its value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
 def digests(store: Path) -> dict[str, str]:
     out = run_cli("verify", store, check=True).stdout
     return dict(re.findall(r"^([0-9a-f]{20})\s+\S+\s+([0-9a-f]{64})$", out, flags=re.M))

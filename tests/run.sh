@@ -11,10 +11,11 @@ PY=${PYTHON:-python3}
 
 echo "== fresh virtual environment in $VENV"
 "$PY" -m venv --clear "$VENV"
-"$VENV/bin/pip" install -q --upgrade pip >/dev/null
+quiet() { "$@" 2>&1 | (grep -v "^WARNING: Location 'file:" || true); }  # this machine's pip notes about absent local indexes
+quiet "$VENV/bin/pip" install -q --upgrade pip
 echo "== installing lowloss (torch 2.14.1 / torchvision 0.29.1, then the project with its test extra)"
-"$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
-"$VENV/bin/pip" install -q ".[test]"
+quiet "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
+quiet "$VENV/bin/pip" install -q ".[test]"
 
 cluster_started=0
 if [[ -x slurm/testcluster.sh || -f slurm/testcluster.sh ]] && [[ "${LOWLOSS_NO_SLURM:-0}" != 1 ]]; then

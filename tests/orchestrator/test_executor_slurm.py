@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, digests, run_cli, spec_text
+from conftest import digests, run_cli, spec_text, start_cli, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 REPO = Path(__file__).resolve().parents[2]
@@ -41,21 +40,6 @@ def _profile(tmp_path, **defaults) -> Path:
     path = tmp_path / "profile.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _start(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
-
-
-def _wait_for(predicate, timeout=180.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def _segments(store: Path, kind="train") -> int:
@@ -115,9 +99,9 @@ def test_study_through_slurm_arrays_and_packing_gives_local_digests(tmp_path):
 def test_scontrol_requeue_mid_path_resumes_from_last_segment(tmp_path, long_reference):
     spec, expected = long_reference
     store = tmp_path / "store"
-    proc = _start("run", spec, "--store", store, "--executor", "slurm", "--profile", _profile(tmp_path))
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", _profile(tmp_path))
     try:
-        _wait_for(lambda: _segments(store) >= 8)
+        wait_for(lambda: _segments(store) >= 8)
         (task,) = [t for r in _job_records(store) for t in r["tasks"]]
         subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
         out, _ = proc.communicate(timeout=400)
@@ -136,9 +120,9 @@ def test_time_limit_signal_checkpoints_and_requeues(tmp_path):
     spec = tmp_path / "tlimit.toml"
     spec.write_text(spec_text(name="tlimit", seeds="[12]", model="small_cnn", epochs=200, segment_steps=25,
                               stages=ONE_MODE).replace("retries = 1", "retries = 2"))
-    reference = _start("run", spec, "--store", tmp_path / "reference")  # uninterrupted, locally, meanwhile
+    reference = start_cli("run", spec, "--store", tmp_path / "reference")  # uninterrupted, locally, meanwhile
     store = tmp_path / "store"
-    proc = _start("run", spec, "--store", store, "--executor", "slurm",
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm",
                   "--profile", _profile(tmp_path, time_min=1, signal_delay_s=55))
     try:
         out, _ = proc.communicate(timeout=500)
@@ -161,9 +145,9 @@ def test_scancel_shows_cancelled_and_run_again_resumes(tmp_path, long_reference)
     spec, expected = long_reference
     store = tmp_path / "store"
     profile = _profile(tmp_path)
-    proc = _start("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
     try:
-        _wait_for(lambda: _segments(store) >= 6)
+        wait_for(lambda: _segments(store) >= 6)
         (task,) = [t for r in _job_records(store) for t in r["tasks"]]
         subprocess.run(["scancel", task], check=True)
         t0 = time.monotonic()
@@ -210,8 +194,8 @@ def test_killed_coordinator_reattaches_and_submits_nothing_twice(tmp_path, long_
     spec, expected = long_reference
     store = tmp_path / "store"
     profile = _profile(tmp_path)
-    proc = _start("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
-    _wait_for(lambda: _segments(store) >= 3)
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
+    wait_for(lambda: _segments(store) >= 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert _segments(store) < 100  # the job keeps running without its coordinator

@@ -5,14 +5,12 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, digests, run_cli, spec_text
+from conftest import digests, run_cli, spec_text, start_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -21,21 +19,6 @@ ONE_MODE = """
     name = "modes"
     kind = "train"
 """
-
-
-def _start(spec: Path, store: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
-
-
-def _wait_for(predicate, timeout=120.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def _unit_dirs(store: Path, kind: str = "train") -> list[Path]:
@@ -73,12 +56,12 @@ def test_train_unit_killed_at_random_moments_resumes_to_identical_digests(refere
     store = tmp_path / "store"
     (tmp_path / "spec.toml").write_text(spec.read_text().replace("retries = 1", "retries = 5"))
     rng = random.Random(20261124)
-    proc = _start(tmp_path / "spec.toml", store)
+    proc = start_cli("run", tmp_path / "spec.toml", "--store", store)
     kills = 0
     try:
         for target_segments in (2, 9, 20):
-            unit = _wait_for(lambda: (_unit_dirs(store) or [None])[0])
-            _wait_for(lambda: _committed_segments(unit) >= target_segments and _running_attempt(unit))
+            unit = wait_for(lambda: (_unit_dirs(store) or [None])[0])
+            wait_for(lambda: _committed_segments(unit) >= target_segments and _running_attempt(unit))
             time.sleep(rng.uniform(0.0, 0.15))  # a random moment inside the next segments
             attempt = _running_attempt(unit)
             if attempt is None or (unit / "COMMIT.json").exists():
@@ -101,8 +84,8 @@ def test_coordinator_killed_mid_study_then_run_again_gives_identical_digests(tmp
     ref = tmp_path / "ref"
     run_cli("run", spec, "--store", ref, check=True)
     store = tmp_path / "store"
-    proc = _start(spec, store)
-    _wait_for(lambda: any(_committed_segments(u) >= 3 for u in _unit_dirs(store)))
+    proc = start_cli("run", spec, "--store", store)
+    wait_for(lambda: any(_committed_segments(u) >= 3 for u in _unit_dirs(store)))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # the workers die with the coordinator: nothing keeps writing to the store
@@ -110,7 +93,7 @@ def test_coordinator_killed_mid_study_then_run_again_gives_identical_digests(tmp
     for unit in _unit_dirs(store):
         attempt = _running_attempt(unit)
         if attempt:
-            _wait_for(lambda: not Path(f"/proc/{attempt['pid']}").exists(), timeout=10)
+            wait_for(lambda: not Path(f"/proc/{attempt['pid']}").exists(), timeout=10)
     assert run_cli("run", spec, "--store", store).returncode == 0
     assert digests(store) == digests(ref)
     assert len(digests(store)) == 5  # 3 modes + 2 consecutive pairs
@@ -184,9 +167,9 @@ def test_second_coordinator_on_the_same_store_is_refused(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text(spec_text(name="lock", seeds="[0]", epochs=30, stages=ONE_MODE))
     store = tmp_path / "store"
-    proc = _start(spec, store)
+    proc = start_cli("run", spec, "--store", store)
     try:
-        _wait_for(lambda: (store / "coordinator.json").exists() and _unit_dirs(store))
+        wait_for(lambda: (store / "coordinator.json").exists() and _unit_dirs(store))
         second = run_cli("run", spec, "--store", store)
         assert second.returncode == 2
         assert "already driven by a coordinator" in second.stderr and "Traceback" not in second.stderr

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 
-import pyarrow.parquet as pq
 import pytest
 import torch
 
