@@ -61,13 +61,13 @@ class InterpolateKind(Kind):
         from lowloss.workers.data import load_dataset
         from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
         from lowloss.workers.models import build_model, has_batchnorm
-        from lowloss.workers.training import evaluate
+        from lowloss.workers.training import evaluate_batches
 
         pa_, pb_ = ctx.input_params("a"), ctx.input_params("b")
         if (pa_["model"], pa_["data"]) != (pb_["model"], pb_["data"]):
             raise ValueError(f"cannot interpolate between different models/data: {pa_['model']} on {pa_['data']} "
                              f"and {pb_['model']} on {pb_['data']}")
-        data = load_dataset(pa_["data"]["dataset"], ctx.data_root).to(ctx.device)
+        data = load_dataset(pa_["data"]["dataset"], ctx.data_root, pa_["data"].get("image_size")).to(ctx.device)
         model = build_model(pa_["model"]["name"], data.num_classes, data.in_channels, data.image_size).to(ctx.device)
         sa = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}
         sb = {k: v.to(ctx.device) for k, v in ctx.input_final_state("b").items()}
@@ -77,9 +77,9 @@ class InterpolateKind(Kind):
         for i in range(ctx.committed_segments(), k):  # one segment per point: a resume continues at the next point
             model.load_state_dict(interpolate_state(sa, sb, alphas[i]))
             if rebn:
-                reestimate_batchnorm(model, data.train_x)
-            tl, ta = evaluate(model, data.train_x, data.train_y)
-            vl, va = evaluate(model, data.test_x, data.test_y)
+                reestimate_batchnorm(model, data.eval_batches("train", 256))
+            tl, ta = evaluate_batches(model, data.eval_batches("train"))
+            vl, va = evaluate_batches(model, data.eval_batches("test"))
             ctx.write_segment(i, {"line": [{"index": i, "alpha": alphas[i], "train_loss": tl, "train_acc": ta,
                                             "test_loss": vl, "test_acc": va}]})
             ctx.progress(i + 1, k, alpha=alphas[i], train_loss=tl)

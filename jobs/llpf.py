@@ -97,6 +97,7 @@ def _model_state_names(study: StudyContext, model_name: str | None = None) -> li
     from lowloss.workers.models import build_model
 
     channels, size, classes = DATASET_SHAPES[study.data["dataset"]]
+    size = study.data.get("image_size", size)
     return list(build_model(model_name or study.model["name"], classes, channels, size).state_dict())
 
 
@@ -248,12 +249,12 @@ def _run_path(ctx, toward_origin: bool) -> None:
                                       path_validity, phase_optimizer, phase_step_c_lengths, select_tensors,
                                       state_variances)
     from lowloss.workers.models import build_model
-    from lowloss.workers.training import (evaluate, optimizer_state_from_tensors, optimizer_state_to_tensors,
+    from lowloss.workers.training import (evaluate_batches, optimizer_state_from_tensors, optimizer_state_to_tensors,
                                           restore_rng_state, rng_state_tensors)
 
     p = ctx.params
     mode = ctx.input_params("p0")
-    data = load_dataset(mode["data"]["dataset"], ctx.data_root).to(ctx.device)
+    data = load_dataset(mode["data"]["dataset"], ctx.data_root, mode["data"].get("image_size")).to(ctx.device)
     model = build_model(mode["model"]["name"], data.num_classes, data.in_channels, data.image_size).to(ctx.device)
     p0 = {k: v.to(ctx.device) for k, v in ctx.input_final_state("p0").items()}
     model.load_state_dict({k: v.to(ctx.device) for k, v in ctx.input_final_state("start").items()})
@@ -284,8 +285,8 @@ def _run_path(ctx, toward_origin: bool) -> None:
     total, seg_len = p["iterations"], p["segment_iterations"]
 
     def evaluate_row(row: dict) -> None:
-        row["train_loss_full"], row["train_acc_full"] = evaluate(model, data.train_x, data.train_y)
-        row["test_loss"], row["test_acc"] = evaluate(model, data.test_x, data.test_y)
+        row["train_loss_full"], row["train_acc_full"] = evaluate_batches(model, data.eval_batches("train"))
+        row["test_loss"], row["test_acc"] = evaluate_batches(model, data.eval_batches("test"))
 
     resumed = ctx.read_checkpoint()
     if resumed is not None:

@@ -43,7 +43,7 @@ class TrainKind(Kind):
 
     def expand(self, params: TrainStage, study: StudyContext, upstream: Upstream) -> list[UnitDraft]:
         seeds = params.seeds if params.seeds is not None else list(study.seeds)
-        return [UnitDraft(self.name, {"seed": s, "model": study.model, "data": {"dataset": study.data["dataset"]},
+        return [UnitDraft(self.name, {"seed": s, "model": study.model, "data": study.data,
                                       "recipe": study.train}, {}, f"seed={s}") for s in seeds]
 
     def check_data(self, study, data_root):
@@ -56,13 +56,13 @@ class TrainKind(Kind):
 
         from lowloss.workers.data import BatchStream, derive_seed, load_dataset
         from lowloss.workers.models import build_model
-        from lowloss.workers.training import (Schedule, evaluate, make_optimizer, optimizer_state_from_tensors,
+        from lowloss.workers.training import (Schedule, evaluate_batches, make_optimizer, optimizer_state_from_tensors,
                                               optimizer_state_to_tensors, restore_rng_state, rng_state_tensors,
                                               set_lr, train_step)
 
         p, recipe = ctx.params, ctx.params["recipe"]
         seed = p["seed"]
-        data = load_dataset(p["data"]["dataset"], ctx.data_root).to(ctx.device)
+        data = load_dataset(p["data"]["dataset"], ctx.data_root, p["data"].get("image_size")).to(ctx.device)
         torch.manual_seed(derive_seed("init", seed))
         model = build_model(p["model"]["name"], data.num_classes, data.in_channels, data.image_size).to(ctx.device)
         optimizer = make_optimizer(model.parameters(), recipe["optimizer"], recipe["lr"], recipe["momentum"],
@@ -75,8 +75,8 @@ class TrainKind(Kind):
         seg_steps = recipe["segment_steps"]
 
         def eval_row(epoch: int, step: int) -> dict:
-            tl, ta = evaluate(model, data.train_x, data.train_y)
-            vl, va = evaluate(model, data.test_x, data.test_y)
+            tl, ta = evaluate_batches(model, data.eval_batches("train"))
+            vl, va = evaluate_batches(model, data.eval_batches("test"))
             return {"epoch": epoch, "step": step, "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va}
 
         resumed = ctx.read_checkpoint()

@@ -54,6 +54,14 @@ class StudySection(Section):
 class DataSection(Section):
     dataset: Literal["digits", "mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
     root: str | None = Field(default=None, description="folder holding the dataset (overridden by --data-root)")
+    image_size: int | None = Field(default=None, ge=8, le=1024,
+                                   description="imagefolder only: crop size (default 224, LLPF Table 4)")
+
+    def unit_params(self) -> dict:
+        """What of the data section is part of a unit's content (the root is not: data may move)."""
+        if self.dataset == "imagefolder":
+            return {"dataset": self.dataset, "image_size": self.image_size or 224}
+        return {"dataset": self.dataset}
 
 
 class ModelSection(Section):
@@ -120,7 +128,7 @@ class Study:
 
     @property
     def context(self) -> StudyContext:
-        return StudyContext(seeds=self.seeds, data={"dataset": self.data.dataset},
+        return StudyContext(seeds=self.seeds, data=self.data.unit_params(),
                             model=self.model.model_dump(mode="json"), train=self.train.model_dump(mode="json"))
 
     def stage(self, name: str) -> StageInfo:
@@ -164,7 +172,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
     if spec.model.name not in models:
         raise SpecError("model.name", spec.model.name, f"one of {', '.join(models)}{_suggest(spec.model.name, models)}", source)
 
-    context = StudyContext(seeds=tuple(seeds), data={"dataset": spec.data.dataset},
+    if spec.data.image_size is not None and spec.data.dataset != "imagefolder":
+        raise SpecError("data.image_size", spec.data.image_size, "only for dataset = 'imagefolder' (the others have fixed sizes)", source)
+    context = StudyContext(seeds=tuple(seeds), data=spec.data.unit_params(),
                            model=spec.model.model_dump(mode="json"), train=spec.train.model_dump(mode="json"))
     stages: dict[str, StageInfo] = {}
     for i, table in enumerate(spec.stages):

@@ -75,27 +75,99 @@ class TensorDataset:
     def image_size(self) -> int:
         return int(self.train_x.shape[-1])
 
+    @property
+    def n_train(self) -> int:
+        return int(self.train_x.shape[0])
+
     def to(self, device: torch.device) -> "TensorDataset":
         return TensorDataset(self.name, self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
                              self.test_y.to(device), self.num_classes, self.augment)
+
+    def train_batch(self, idx: torch.Tensor, parts: tuple, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training examples ``idx``, augmented from a generator seeded with ``parts`` (a pure function of both)."""
+        idx = idx.to(self.train_x.device)
+        x, y = self.train_x[idx], self.train_y[idx]
+        if augment and self.augment is not None:
+            x = self.augment(x, generator(*parts))
+        return x, y
+
+    def eval_batches(self, split: str, batch_size: int = 1024):
+        """The training or test set in order, un-augmented (for evaluation and BatchNorm re-estimation)."""
+        x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        return eval_batches(x, y, batch_size)
+
+
+class ImageFolderData:
+    """ImageNet-style folders (ROOT/train/<class>/*, ROOT/val/<class>/*) read by torchvision's ImageFolder and streamed:
+    images are decoded per batch. Training batches get LLPF Table 4's ImageNet augmentation (RandomResizedCrop,
+    horizontal flip, normalization) from torchvision's own transforms, run under a forked RNG seeded with the batch's
+    (seed, step), so a batch is a pure function of them like the in-memory datasets'. Evaluation uses Resize(256/224·s)
+    + CenterCrop(s)."""
+
+    name = "imagefolder"
+    in_channels = 3
+
+    def __init__(self, root: str, image_size: int = 224):
+        import torchvision.transforms as T
+        from torchvision.datasets import ImageFolder
+
+        self.train_set = ImageFolder(os.path.join(root, "train"))
+        self.test_set = ImageFolder(os.path.join(root, "val"))
+        self.image_size = image_size
+        self.num_classes = len(self.train_set.classes)
+        self.device = torch.device("cpu")
+        mean, std = _NORMALIZE["imagefolder"]
+        self.train_tf = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(),
+                                   T.Normalize(mean, std)])
+        self.eval_tf = T.Compose([T.Resize(int(round(image_size * 256 / 224))), T.CenterCrop(image_size), T.ToTensor(),
+                                  T.Normalize(mean, std)])
+        self.augment = True
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_set)
+
+    def to(self, device: torch.device) -> "ImageFolderData":
+        self.device = torch.device(device)
+        return self
+
+    def _load(self, dataset, indices: list[int], transform) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for i in indices:
+            path, label = dataset.samples[i]
+            xs.append(transform(dataset.loader(path)))
+            ys.append(label)
+        return torch.stack(xs).to(self.device), torch.tensor(ys, dtype=torch.int64, device=self.device)
+
+    def train_batch(self, idx: torch.Tensor, parts: tuple, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if not augment:
+            return self._load(self.train_set, idx.tolist(), self.eval_tf)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(*parts))
+            return self._load(self.train_set, idx.tolist(), self.train_tf)
+
+    def eval_batches(self, split: str, batch_size: int = 256):
+        dataset = self.train_set if split == "train" else self.test_set
+        for start in range(0, len(dataset), batch_size):
+            yield self._load(dataset, list(range(start, min(start + batch_size, len(dataset)))), self.eval_tf)
 
 
 class BatchStream:
     """Training batches as a pure function of (seed, step); ``batch(step)`` may be called in any order."""
 
-    def __init__(self, data: TensorDataset, batch_size: int, seed: int, augment: bool = True):
+    def __init__(self, data: "TensorDataset | ImageFolderData", batch_size: int, seed: int, augment: bool = True):
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
         self.use_augment = augment and data.augment is not None
-        self.n = int(data.train_x.shape[0])
+        self.n = data.n_train
         self.steps_per_epoch = math.ceil(self.n / batch_size)
         self._epoch = -1
         self._order: torch.Tensor | None = None
 
     def order(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
-            self._order = torch.randperm(self.n, generator=generator("order", self.seed, epoch)).to(self.data.train_x.device)
+            self._order = torch.randperm(self.n, generator=generator("order", self.seed, epoch))
             self._epoch = epoch
         assert self._order is not None
         return self._order
@@ -103,10 +175,7 @@ class BatchStream:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, pos = divmod(step, self.steps_per_epoch)
         idx = self.order(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
-        x, y = self.data.train_x[idx], self.data.train_y[idx]
-        if self.use_augment:
-            x = self.data.augment(x, generator("augment", self.seed, step))  # type: ignore[misc]
-        return x, y
+        return self.data.train_batch(idx, ("augment", self.seed, step), self.use_augment)
 
 
 def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int):
@@ -193,7 +262,9 @@ def check_data_root(name: str, root: str | None) -> str | None:
     if not os.path.isdir(root):
         return f"data root {root!r} does not exist; to fetch {name} there where there is internet: {hint}"
     try:
-        _torchvision_dataset(name, root, train=False)
+        dataset = _torchvision_dataset(name, root, train=False)
+        if name == "imagefolder" and len(dataset) == 0:
+            raise ValueError("no images under val/")
     except Exception as exc:  # torchvision raises RuntimeError/FileNotFoundError with its own wording
         return f"data root {root!r} does not hold {name} in torchvision's format ({exc}); to fetch it: {hint}"
     return None
@@ -227,8 +298,8 @@ def _torchvision_dataset(name: str, root: str, train: bool):
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def load_dataset(name: str, root: str | None = None) -> TensorDataset:
-    """Load a dataset into memory; raises DataRootError with a fix when the root cannot serve it."""
+def load_dataset(name: str, root: str | None = None, image_size: int | None = None) -> "TensorDataset | ImageFolderData":
+    """Load a dataset (in memory; ImageFolder streamed); raises DataRootError with a fix when the root cannot serve it."""
     if name == "digits":
         return load_digits()
     problem = check_data_root(name, root)
@@ -236,7 +307,7 @@ def load_dataset(name: str, root: str | None = None) -> TensorDataset:
         raise DataRootError(problem)
     assert root is not None
     if name == "imagefolder":
-        raise DataRootError("imagefolder (ImageNet) is streamed, not held in memory; it is not supported by this unit kind yet")
+        return ImageFolderData(root, image_size or 224)
     train, test = _torchvision_dataset(name, root, True), _torchvision_dataset(name, root, False)
     if name == "mnist":
         tx = train.data.float().unsqueeze(1) / 255.0

@@ -17,9 +17,10 @@ def interpolate_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], al
 
 
 @torch.no_grad()
-def reestimate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
+def reestimate_batchnorm(model: nn.Module, x, batch_size: int = 256) -> None:
     """Recompute BatchNorm running statistics over one pass of ``x`` (train mode, no grad): the running mean becomes
-    the exact mean over ``x`` and the running variance the batch-size-weighted mean of the batch variances."""
+    the exact mean over ``x`` and the running variance the batch-size-weighted mean of the batch variances. ``x`` is
+    a tensor of inputs or an iterable of (inputs, labels) batches."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -28,7 +29,8 @@ def reestimate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 25
         m.reset_running_stats()
     model.train()
     seen = 0
-    for xb, _ in eval_batches(x, x, batch_size):
+    batches = eval_batches(x, x, batch_size) if isinstance(x, torch.Tensor) else x
+    for xb, _ in batches:
         n = int(xb.shape[0])
         for m in bns:
             m.momentum = n / (seen + n)  # running average weighted by batch size

@@ -90,17 +90,23 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return loss.detach()
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy over (x, y) in eval mode."""
+    return evaluate_batches(model, eval_batches(x, y, batch_size))
+
+
+@torch.no_grad()
+def evaluate_batches(model: nn.Module, batches) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy over an iterable of (x, y) batches, in eval mode."""
     model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    for xb, yb in eval_batches(x, y, batch_size):
+    total_loss, correct, n = None, None, 0
+    for xb, yb in batches:
         out = model(xb)
-        total_loss += F.cross_entropy(out, yb, reduction="sum").double()
-        correct += (out.argmax(1) == yb).sum()
-    n = int(x.shape[0])
+        loss = F.cross_entropy(out, yb, reduction="sum").double()
+        hits = (out.argmax(1) == yb).sum()
+        total_loss = loss if total_loss is None else total_loss + loss
+        correct = hits if correct is None else correct + hits
+        n += int(yb.shape[0])
     return float(total_loss) / n, float(correct) / n
 
 

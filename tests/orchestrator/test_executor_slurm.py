@@ -204,3 +204,21 @@ def test_killed_coordinator_reattaches_and_submits_nothing_twice(tmp_path, long_
     assert "re-attached to scheduler jobs of 1 running unit" in again.stderr
     assert len(_job_records(store)) == 1 and sum(len(r["tasks"]) for r in _job_records(store)) == 1
     assert digests(store) == expected
+
+
+def test_lowloss_cancel_stops_the_jobs_and_the_units_stay_resumable(tmp_path, long_reference):
+    spec, expected = long_reference
+    store = tmp_path / "store"
+    profile = _profile(tmp_path)
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
+    try:
+        wait_for(lambda: _segments(store) >= 4)
+        cancel = run_cli("cancel", store, check=True)
+        assert "cancelled 1 Slurm job(s)" in cancel.stdout
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "cancelled" in out, out
+    again = run_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert digests(store) == expected

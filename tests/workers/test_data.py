@@ -87,3 +87,32 @@ def test_missing_or_malformed_root_names_the_fix(tmp_path, dataset):
     assert "does not hold" in problem and "download=True" in problem
     with pytest.raises(DataRootError):
         load_dataset(dataset, str(tmp_path / "empty"))
+
+
+def write_imagefolder(root, classes=3, per_class=4, size=20):
+    """ImageNet's on-disk layout: ROOT/{train,val}/<class>/*.JPEG (real JPEG files)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for split, n in (("train", per_class), ("val", 2)):
+        for c in range(classes):
+            folder = root / split / f"n0000{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, size=(size, size + 4, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"img_{i}.JPEG", format="JPEG")
+    return root
+
+
+def test_imagefolder_is_streamed_through_torchvision_with_seeded_augmentation(tmp_path):
+    root = write_imagefolder(tmp_path / "imagenet")
+    data = load_dataset("imagefolder", str(root), image_size=16)
+    assert data.num_classes == 3 and data.n_train == 12
+    s1, s2 = BatchStream(data, 5, seed=1), BatchStream(data, 5, seed=1)
+    x1, y1 = s1.batch(3)
+    x2, y2 = s2.batch(3)
+    assert x1.shape == (5, 3, 16, 16) and torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(BatchStream(data, 5, seed=2).batch(3)[0], x1)
+    val = list(data.eval_batches("test", 4))
+    assert sum(len(y) for _, y in val) == 6 and val[0][0].shape[1:] == (3, 16, 16)
+    assert check_data_root("imagefolder", str(tmp_path)) is not None  # no train/ and val/ there
