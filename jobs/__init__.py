@@ -24,9 +24,10 @@ def register_kind(kind: Kind) -> Kind:
 def _register_builtin() -> None:
     from .interpolate import InterpolateKind
     from .llpf import M2MPhaseKind, M2OKind
+    from .pretrained import PretrainedKind
     from .train import TrainKind
 
-    for cls in (TrainKind, InterpolateKind, M2MPhaseKind, M2OKind):
+    for cls in (TrainKind, PretrainedKind, InterpolateKind, M2MPhaseKind, M2OKind):
         register_kind(cls())
 
 

@@ -65,7 +65,29 @@ class LeNet5(nn.Module):
         return self.fc3(x)
 
 
-SMALL_MODELS = {"small_cnn": SmallCNN, "mlp": MLP, "lenet5": LeNet5}
+def resnet18_imagenet(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224) -> nn.Module:
+    """torchvision's ImageNet ResNet18 (7×7 stem with max-pool), the model of LLPF Table 2's ImageNet row."""
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=num_classes)
+    if in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+    return model
+
+
+SMALL_MODELS = {"small_cnn": SmallCNN, "mlp": MLP, "lenet5": LeNet5, "resnet18": resnet18_imagenet}
+
+# torchvision's pretrained weights of the models that have them (name -> torchvision model builder name)
+PRETRAINED = {"resnet18": "resnet18"}
+
+
+def load_pretrained(name: str, weights: str) -> dict:
+    """The state of torchvision's pretrained ``weights`` (e.g. "IMAGENET1K_V1") for model ``name``, read from
+    torchvision's cache ($TORCH_HOME/hub/checkpoints) or downloaded there where there is internet."""
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(PRETRAINED[name])
+    return enum[weights].get_state_dict(progress=False, weights_only=True)
 
 
 def model_names() -> list[str]:

@@ -184,9 +184,10 @@ def _write_cifar100(root: Path):
 
 def test_every_recipe_validates_and_plans(tmp_path, capsys):
     sys.path.insert(0, str(REPO / "tests" / "workers"))
-    from test_data import write_cifar10, write_mnist
+    from test_data import write_cifar10, write_imagefolder, write_mnist
 
-    roots = {"mnist": write_mnist(tmp_path / "mnist"), "cifar10": write_cifar10(tmp_path / "cifar10")}
+    roots = {"mnist": write_mnist(tmp_path / "mnist"), "cifar10": write_cifar10(tmp_path / "cifar10"),
+             "imagefolder": write_imagefolder(tmp_path / "imagenet")}
     _write_cifar100(tmp_path / "cifar100")
     roots["cifar100"] = tmp_path / "cifar100"
     from lowloss.orchestrator.cli import main, recipes
