@@ -391,15 +391,20 @@ def _commit_path(ctx, toward_origin: bool, model, moved: list[str], path_validit
         if p["phase"] == 1:
             path_max, start_loss, start_acc = max_train, first["test_loss"], first["test_acc"]
         else:
-            prev = ctx.input_result("start")
-            path_max = max(prev["path_max_train_loss"], max_train)
+            prev = ctx.input_result("start")["path_so_far"]
+            path_max = max(prev["max_train_loss"], max_train)
             start_loss, start_acc = prev["start_test_loss"], prev["start_test_acc"]
-        result.update(pair=p["pair"], phase=p["phase"], phases=p["phases"], path_max_train_loss=path_max,
-                      start_test_loss=start_loss, start_test_acc=start_acc,
-                      max_final_distance=max(final_dist.values()) if final_dist else 0.0)
-        if p["phase"] == p["phases"]:  # the path's verdict, LLPF §4's three criteria
+        result.update(pair=p["pair"], phase=p["phase"], phases=p["phases"],
+                      path_so_far={"max_train_loss": path_max, "start_test_loss": start_loss,
+                                   "start_test_acc": start_acc})
+        if p["phase"] == p["phases"]:  # the path's summary and verdict (LLPF §4's three criteria) on its last phase
             verdict = path_validity(path_max, p["l_thres"], final_dist, p["distance_threshold"],
                                     last["test_loss"], start_loss, p["test_loss_tolerance"])
             result.update({k: verdict[k] for k in ("valid", "train_loss_below_threshold", "distance_converged",
                                                    "test_loss_converged", "farthest_tensor", "test_loss_gap")})
+            result.update(path_max_train_loss=path_max, start_test_loss=start_loss, start_test_acc=start_acc,
+                          max_final_distance=max(final_dist.values()) if final_dist else 0.0)
+        else:  # a phase's own end point is not the path's: keep the path metrics of the summary to last phases
+            result["phase_final_test_loss"] = result.pop("final_test_loss")
+            result["phase_final_test_acc"] = result.pop("final_test_acc")
     ctx.commit(result, final=model.state_dict())

@@ -105,6 +105,7 @@ def cmd_run(args, study: Study | None = None) -> int:
     if outcome.blocked:
         out.print(f"{len(outcome.blocked)} unit(s) wait on failed inputs.")
     out.print(f"{len(outcome.done)} unit(s) run now, {len(outcome.reused)} reused from the store.")
+    out.print(f"Figures and tables: `lowloss report {store.root} --out {store.root / 'report'}`.")
     return 0 if outcome.ok else 1
 
 
