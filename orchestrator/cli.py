@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .executors.base import ExecutorError
 from .spec import SpecError, Study, check_data, load_spec, parse_spec
 from .store import Store, StoreError, verify_unit
 
@@ -86,9 +87,14 @@ def cmd_run(args, study: Study | None = None) -> int:
     check_data(study, data_root)
     store.check_study(study.name)
     if study.run.executor == "slurm":
+        import shutil
+
         from .executors.profiles import load_profile
 
         load_profile(study.run.profile)  # a bad profile is an edge error, before the store is touched
+        if shutil.which("sbatch") is None:
+            raise SpecError("--executor", "slurm", "needs Slurm's sbatch on PATH: run on a login node of the cluster "
+                            "(or as a job: slurm/coordinator.sbatch), or use --executor local|ray")
     with store.coordinator_lock():
         store.init_study(study.name, study.text)
         executor = make_executor(study.run.executor, store.root, study.run.jobs, profile=study.run.profile,
@@ -469,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, StoreError, UsageError) as exc:
         print(f"lowloss: error: {exc}", file=sys.stderr)
         return 2
+    except ExecutorError as exc:
+        print(f"lowloss: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lowloss: interrupted; committed work is kept — `lowloss resume STORE` continues", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ from lowloss import jobs
 
 from .atomic import atomic_write_json
 from .executors import Executor, Submission
+from .executors.base import ExecutorError
 from .graph import Unit, expand, plan_document
 from .progress import Reporter
 from .spec import Study
@@ -112,7 +113,12 @@ class Coordinator:
                     external.discard(unit.id)
                     batch.append(Submission(unit.id, unit.kind, jobs.get_kind(unit.kind).resources, unit.label))
                 if batch:
-                    self.executor.submit(batch)
+                    try:
+                        self.executor.submit(batch)
+                    except Exception as exc:  # sbatch refused, Ray unreachable: say so, keep the store as it is
+                        raise ExecutorError(f"{self.executor.name} could not take {len(batch)} unit(s): "
+                                            f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; "
+                                            f"committed work is kept, `lowloss resume {self.store.root}` continues") from exc
                     for sub in batch:
                         self.reporter.started(units[sub.uid])
                 if not self.executor.active() and not batch:

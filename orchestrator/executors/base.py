@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from lowloss.jobs import Resources
 
 
+class ExecutorError(Exception):
+    """The scheduler refused or failed a submission (not bad input: the study stays resumable)."""
+
+
 @dataclass(frozen=True)
 class Submission:
     uid: str
