@@ -48,6 +48,33 @@ __all__ = ["KINDS", "Figure", "Verdict", "Kind", "Metric", "Resources", "StageIn
            "UnitDraft", "Upstream", "UpstreamUnit", "get_kind", "register_kind"]
 
 
+def stage_kind_names() -> list[str]:
+    """The kind names a stage table may use (a kind with aliases is named by them: `m2m` for `m2m_phase` units)."""
+    return sorted({alias for k in KINDS.values() for alias in (getattr(k, "aliases", ()) or (k.name,))})
+
+
+def model_input_problem(model_name: str, data: dict) -> str | None:
+    """Why this model cannot take this dataset's inputs (a forward pass of one example), or None."""
+    import torch
+
+    from lowloss.workers.data import DATASET_SHAPES
+    from lowloss.workers.models import build_model
+
+    channels, size, classes = DATASET_SHAPES[data["dataset"]]
+    size = data.get("image_size", size)
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            model = build_model(model_name, classes, channels, size).eval()
+            model(torch.zeros(1, channels, size, size))
+    except Exception as exc:
+        return (f"does not fit {data['dataset']} inputs ({channels}×{size}×{size}): {str(exc).splitlines()[0]}; "
+                f"pick a model for that size (small_cnn/mlp: any; lenet5: 28×28; *_cifar: 32×32; resnet18: ImageNet)")
+    return None
+
+
 def model_names() -> list[str]:
     from lowloss.workers.models import model_names as names
 

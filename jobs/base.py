@@ -11,10 +11,42 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+import types
+import typing
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
-class StageParams(BaseModel):
+def _plain_type(annotation) -> type | None:
+    """int, float or bool when a field is exactly that (possibly Optional), else None."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if annotation in (int, float, bool):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1 and args[0] in (int, float, bool):
+        return args[0]
+    return None
+
+
+class StrictScalars(BaseModel):
+    """Refuses the silent conversions TOML users trip over: `true` for a number, a number or string for a flag."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_silent_conversion(cls, data):
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                key = info.alias or name
+                if key not in data:
+                    continue
+                want, value = _plain_type(info.annotation), data[key]
+                if want in (int, float) and isinstance(value, bool):
+                    raise ValueError(f"{key} = {str(value).lower()}: a number is needed, not true/false")
+                if want is bool and not isinstance(value, bool):
+                    raise ValueError(f"{key} = {value!r}: true or false is needed")
+        return data
+
+
+class StageParams(StrictScalars):
     """Base of every kind's stage table: unknown keys are errors, values are frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -92,13 +92,14 @@ def _phase_patterns(phases: list[PhaseSpec]) -> list[list[str]]:
     return out
 
 
-def _model_state_names(study: StudyContext, model_name: str | None = None) -> list[str]:
+def _model_state_names(study: StudyContext, movable_only: bool = False) -> list[str]:
     from lowloss.workers.data import DATASET_SHAPES
     from lowloss.workers.models import build_model
 
     channels, size, classes = DATASET_SHAPES[study.data["dataset"]]
     size = study.data.get("image_size", size)
-    return list(build_model(model_name or study.model["name"], classes, channels, size).state_dict())
+    state = build_model(study.model["name"], classes, channels, size).state_dict()
+    return [n for n, t in state.items() if t.is_floating_point() or not movable_only]
 
 
 def _seeds_of(stages, name, study) -> list[int]:
@@ -151,14 +152,13 @@ class M2MPhaseKind(Kind):
                 select_tensors(names, patterns)
             except ValueError as exc:
                 return [(f"phases[{i}].{'layers' if params.phases[i].layers is not None else 'add'}", patterns,
-                         f"{exc}; tensors of {study.model['name']}: {', '.join(names[:12])}"
-                         + (" …" if len(names) > 12 else ""))]
+                         f"{str(exc).split(' (names look like')[0]}; tensors of {study.model['name']}: {', '.join(names)}")]
         return []
 
     def describe(self, params: M2MStage, study):
         from lowloss.workers.llpf import select_tensors
 
-        names = _model_state_names(study)
+        names = _model_state_names(study, movable_only=True)  # num_batches_tracked never moves
         lines = []
         for i, patterns in enumerate(_phase_patterns(params.phases)):
             chosen = select_tensors(names, patterns)

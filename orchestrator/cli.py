@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors: one line, exit 2
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _out() -> Console:
@@ -55,16 +55,25 @@ def resolve_spec(spec: str | None) -> Study:
     return load_spec(path)
 
 
+_FLAGS = {"executor": "--executor", "jobs": "--jobs", "retries": "--retries", "checkpoint_seconds": "--checkpoint-seconds",
+          "device": "--device", "profile": "--profile", "units_per_job": "--units-per-job", "ray_address": "--ray-address"}
+
+
 def _with_overrides(study: Study, args) -> Study:
-    """Apply [run] overrides from the command line (they never change unit ids)."""
-    run = study.run.model_copy(update={k: v for k, v in {
-        "executor": getattr(args, "executor", None), "jobs": getattr(args, "jobs", None),
-        "retries": getattr(args, "retries", None), "checkpoint_seconds": getattr(args, "checkpoint_seconds", None),
-        "device": getattr(args, "device", None), "profile": getattr(args, "profile", None),
-        "units_per_job": getattr(args, "units_per_job", None),
-        "ray_address": getattr(args, "ray_address", None)}.items() if v is not None})
+    """Apply [run] overrides from the command line, validated like the spec's (they never change unit ids)."""
     from dataclasses import replace
 
+    from pydantic import ValidationError
+
+    from .spec import RunSection
+
+    updates = {k: getattr(args, k, None) for k in _FLAGS if getattr(args, k, None) is not None}
+    try:
+        run = RunSection.model_validate({**study.run.model_dump(), **updates})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        raise SpecError(_FLAGS.get(field, field), err.get("input"), err["msg"].lower()) from None
     return replace(study, run=run)
 
 
@@ -143,6 +152,8 @@ def cmd_plan(args) -> int:
     from .graph import expand
 
     study = resolve_spec(args.spec)
+    if args.data_root:
+        check_data(study, _data_root(study, args))
     store = Store(args.store) if args.store else None
     if store is not None:
         store.check_study(study.name)
@@ -418,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("plan", help="units per stage and kind, what is done in the store, what would run")
     sp.add_argument("spec")
     sp.add_argument("--store")
+    sp.add_argument("--data-root", help="also check the data root, as `validate` does")
     sp.add_argument("--units", action="store_true", help="list every unit")
     sp.set_defaults(func=cmd_plan)
 
@@ -479,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lowloss: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("lowloss: interrupted; committed work is kept — `lowloss resume STORE` continues", file=sys.stderr)
+        store = getattr(locals().get("args"), "store", None) or "STORE"
+        print(f"lowloss: interrupted; committed work is kept — `lowloss resume {store}` continues", file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

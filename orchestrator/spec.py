@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lowloss import jobs
 from lowloss.jobs import StageInfo, StudyContext
+from lowloss.jobs.base import StrictScalars
 
 
 class SpecError(Exception):
@@ -35,7 +36,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class Section(BaseModel):
+class Section(StrictScalars):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -47,7 +48,7 @@ class SeedRange(Section):
 class StudySection(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
                       description="letters, digits, '_', '.', '-' (starting with a letter or digit)")
-    seeds: Union[list[int], SeedRange] = Field(description="a list of seeds or {start, count}")
+    seeds: Union[list[int], SeedRange] = Field(description="a list of seeds, or { start = S, count = N }")
     description: str = ""
 
 
@@ -174,6 +175,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
 
     if spec.data.image_size is not None and spec.data.dataset != "imagefolder":
         raise SpecError("data.image_size", spec.data.image_size, "only for dataset = 'imagefolder' (the others have fixed sizes)", source)
+    problem = jobs.model_input_problem(spec.model.name, spec.data.unit_params())
+    if problem:
+        raise SpecError("model.name", spec.model.name, problem, source)
     context = StudyContext(seeds=tuple(seeds), data=spec.data.unit_params(),
                            model=spec.model.model_dump(mode="json"), train=spec.train.model_dump(mode="json"))
     stages: dict[str, StageInfo] = {}
@@ -185,8 +189,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
                             "a stage name: a letter, then letters, digits, '_' or '-'", source)
         if name in stages:
             raise SpecError(f"{where}.name", name, "stage names must be unique", source)
-        kinds = sorted(jobs.KINDS)
-        if kind_name not in jobs.KINDS:
+        kinds = jobs.stage_kind_names()
+        if kind_name not in kinds:
             raise SpecError(f"{where}.kind", kind_name if kind_name is not None else _MISSING,
                             f"one of {', '.join(kinds)}{_suggest(str(kind_name), kinds)}", source)
         kind = jobs.get_kind(kind_name)

@@ -92,6 +92,9 @@ class Store:
 
     def check_study(self, name: str) -> None:
         """Refuse a store that belongs to another study (nothing is written)."""
+        existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise StoreError(f"store {self.root}: {existing} is a file, not a directory; give a directory path for --store")
         if self.exists():
             other = self.study().get("study")
             if other != name:

@@ -41,6 +41,12 @@ CASES = [
     ("bad-jobs", spec_text(), ["--jobs", "0"], ["--jobs", "0", "≥ 1"]),
     ("bad-executor", spec_text(), ["--executor", "pbs"], ["--executor", "invalid choice", "'pbs'"]),
     ("bad-retries-type", spec_text(run_extra="").replace("retries = 1", "retries = 1.5"), [], ["run.retries", "1.5"]),
+    ("bool-for-number", spec_text(train_extra="weight_decay = true"), [], ["weight_decay = true", "a number is needed"]),
+    ("string-for-flag", spec_text(train_extra='augment = "yes"'), [], ["augment = 'yes'", "true or false"]),
+    ("model-does-not-fit-data", spec_text(model="lenet5"), [], ["model.name", "'lenet5'", "does not fit digits inputs"]),
+    ("negative-flag", spec_text(), ["--checkpoint-seconds", "-5"], ["--checkpoint-seconds", "-5", "greater than or equal to 0"]),
+    ("zero-pack", spec_text(), ["--units-per-job", "0"], ["--units-per-job", "0"]),
+    ("unit-kind-is-no-stage-kind", spec_text(stages='[[stages]]\nname = "m"\nkind = "m2m_phase"\n'), [], ["stages[0].kind", "m2m_phase", "m2m"]),
 ]
 
 
@@ -72,6 +78,15 @@ def test_store_of_another_study_is_refused_untouched(tmp_path, capsys):
     assert "belongs to study 'alpha'" in err and "beta" in err and "Traceback" not in err
     after = sorted((p.relative_to(store).as_posix(), p.stat().st_mtime_ns) for p in store.rglob("*"))
     assert before == after
+
+
+def test_store_path_through_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "s.toml").write_text(spec_text())
+    for store in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert main(["run", str(tmp_path / "s.toml"), "--store", str(store)]) == 2
+        err = capsys.readouterr().err
+        assert "is a file, not a directory" in err and "Traceback" not in err
 
 
 def test_non_store_directory_is_refused(tmp_path, capsys):
