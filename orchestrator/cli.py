@@ -298,8 +298,10 @@ def cmd_show(args) -> int:
     for role, inp in rec.inputs.items():
         out.print(f"  input {role}: {inp} ({store.state(inp)})")
     segs = store.segments(uid)
-    out.print(f"  segments: {len(segs)} committed")
-    for m in segs[-args.last:] if args.last else segs:
+    shown = segs[-args.last:] if args.last else segs
+    out.print(f"  segments: {len(segs)} committed" + (f" (the last {len(shown)}; --last 0 shows all)"
+                                                       if len(shown) < len(segs) else ""))
+    for m in shown:
         rows = ", ".join(f"{t}={n}" for t, n in m.get("rows", {}).items())
         dur = m.get("finished", 0) - m.get("started", 0)
         out.print(f"    {m['name']}: rows {rows or '-'}; files {len(m['files'])}; {dur:.2f}s (attempt {m.get('attempt')})")
