@@ -548,6 +548,19 @@ def _train(model, optimizer, next_batch, loss_fn, cfg: LLPFConfig, phase: set[st
     return result
 
 
+def _checked_phase(model: nn.Module, phase_names: Sequence[str], cfg: "LLPFConfig",
+                   step_c_lengths: Mapping[str, float] | None) -> tuple[set[str], dict[str, torch.Tensor]]:
+    """The phase as a set and the model's state, after checking both iteration kinds' preconditions."""
+    phase = set(phase_names)
+    state = model.state_dict()
+    missing = sorted(phase - state.keys())
+    if missing:
+        raise KeyError(f"phase names not in the model: {missing[:5]}")
+    if cfg.step_c > 0 and step_c_lengths is None:
+        raise ValueError("cfg.step_c > 0 needs the phase's step_c_lengths (phase_step_c_lengths at the phase start)")
+    return phase, state
+
+
 def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.Tensor],
                        start_variances: Mapping[str, float], phase_names: Sequence[str],
                        optimizer: torch.optim.Optimizer, next_batch, loss_fn: Callable, cfg: LLPFConfig,
@@ -577,13 +590,7 @@ def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.T
     (per moved tensor, the length travelled), ``distances`` (per floating tensor, ‖P_{i+1} − D‖), ``variances`` (per
     correctable tensor, after the second correction), ``corrected`` (names corrected).
     """
-    phase = set(phase_names)
-    state = model.state_dict()
-    missing = sorted(phase - state.keys())
-    if missing:
-        raise KeyError(f"phase names not in the model: {missing[:5]}")
-    if cfg.step_c > 0 and step_c_lengths is None:
-        raise ValueError("cfg.step_c > 0 needs the phase's step_c_lengths (phase_step_c_lengths at the phase start)")
+    phase, state = _checked_phase(model, phase_names, cfg, step_c_lengths)
     if not cfg.train_outside_phase:
         name_of = {id(p): n for n, p in model.named_parameters()}
         outside = [name_of.get(id(p), "<not a model parameter>") for g in optimizer.param_groups for p in g["params"]
@@ -644,13 +651,7 @@ def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], p
     Returns metrics as ``llpf_m2m_iteration`` (``distances`` are to the origin, i.e. tensor norms) plus ``lrs``
     (the rate set per rescaled tensor).
     """
-    phase = set(phase_names)
-    state = model.state_dict()
-    missing = sorted(phase - state.keys())
-    if missing:
-        raise KeyError(f"phase names not in the model: {missing[:5]}")
-    if cfg.step_c > 0 and step_c_lengths is None:
-        raise ValueError("cfg.step_c > 0 needs the phase's step_c_lengths (phase_step_c_lengths at the phase start)")
+    phase, state = _checked_phase(model, phase_names, cfg, step_c_lengths)
     origin = {n: torch.zeros_like(state[n]) for n in phase_names if state[n].is_floating_point()}
     lengths = move_state(state, origin, list(origin), cfg.step_a, cfg.step_f,
                          step_c_lengths if cfg.step_c > 0 else None, cfg.clamp)
