@@ -44,7 +44,6 @@ class Coordinator:
         self.data_root = data_root
         self._results: dict[str, dict] = {}
         self._failures: dict[str, int] = {}
-        self._errors: dict[str, str] = {}
         self._written: set[str] = set()
 
     # ------------------------------------------------------------------ store views
@@ -182,7 +181,6 @@ class Coordinator:
                      f"see {last.get('log') or self.store.root / 'logs' / 'launcher.log'}")
         else:
             error = last.get("error") or f"the worker ended without a result ({how}: {detail})"
-        self._errors[unit.id] = error
         if self._failures[unit.id] > self.retries:
             outcome.failed[unit.id] = error
             self.reporter.finished(unit, "failed", _last_line(error) + f" (log: {last.get('log', '?')})")

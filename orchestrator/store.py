@@ -271,9 +271,6 @@ class Store:
             return "failed"
         return "pending"
 
-    def jobs_file(self) -> Path:
-        return self.root / "jobs.json"
-
     @staticmethod
     def _read_optional(path: Path):
         try:
