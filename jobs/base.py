@@ -107,8 +107,11 @@ class UnitDraft:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a stage's plan returns: every draft the known results allow (earlier ones included), whether the stage may
-    still add units (``open``), and a one-line status for `lowloss plan`/`status` (e.g. "14 edges done, budget 40")."""
+    """What a stage's plan returns: the drafts the known results allow, whether the stage may still add units
+    (``open``), and a one-line status for `lowloss plan`/`status` (e.g. "14 edges done, budget 40").
+
+    A unit once planned stays planned: a plan may return its earlier drafts again (a static stage returns everything
+    each time) or only the new ones (an incremental planner, whose cost per call then need not grow with the stage)."""
 
     drafts: list[UnitDraft]
     open: bool = False
@@ -141,6 +144,8 @@ class PlanView(Protocol):
     def failed(self, unit_id: str) -> bool: ...  # given up (its retries are spent)
 
     def is_open(self, stage: str) -> bool: ...  # an earlier stage may still add units
+
+    def decided(self, stage: str) -> bool: ...  # every unit of a closed stage is committed or given up (cheap)
 
 
 Upstream = PlanView  # the name earlier kinds used

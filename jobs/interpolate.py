@@ -103,7 +103,7 @@ class InterpolateStageKind(StageKind):
             return Plan([], open=True, note=f"waiting for stage {table.from_}")
         modes = view.units(table.from_)
         check_pair_count(table.pairs, len(modes), 1, study.max_units, f"stage {view.stage}: pairs = {table.pairs!r}")
-        pairs = mode_pairs(table.pairs, modes, view)
+        pairs = mode_pairs(table.pairs, table.from_, view)
         if pairs is None:
             return Plan([], open=True, note=f"to_best: waiting for the {len(modes)} modes")
         return Plan([UnitDraft("interpolate", InterpolateParams(pair=(a.params["seed"], b.params["seed"]),

@@ -236,7 +236,7 @@ class M2MStageKind(StageKind):
         modes = view.units(table.from_)
         check_pair_count(table.pairs, len(modes), len(table.phases), study.max_units,
                          f"stage {view.stage}: pairs = {table.pairs!r} × {len(table.phases)} phases")
-        pairs = mode_pairs(table.pairs, modes, view)
+        pairs = mode_pairs(table.pairs, table.from_, view)
         if pairs is None:
             return Plan([], open=True, note=f"to_best: waiting for the {len(modes)} modes")
         patterns = _phase_patterns(table.phases)

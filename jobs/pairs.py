@@ -100,13 +100,18 @@ def check_pair_count(strategy: PairStrategy, n_modes: int, per_pair: int, limit:
         raise ExpansionTooLarge(what, count, limit)
 
 
-def mode_pairs(strategy: PairStrategy, modes: list[PlannedUnit], view: PlanView) -> list[tuple[PlannedUnit, PlannedUnit]] | None:
-    """Pairs of upstream mode units; None while a planner strategy still waits for results (``to_best``)."""
+def mode_pairs(strategy: PairStrategy, source: str, view: PlanView) -> list[tuple[PlannedUnit, PlannedUnit]] | None:
+    """Pairs of the mode units of stage ``source``; None while a planner strategy still waits for results
+    (``to_best``: every mode committed or given up; a failed mode is left out of the pairs)."""
+    modes = view.units(source)
     by_seed = {u.params["seed"]: u for u in modes}
     if not is_dynamic(strategy):
         return [(by_seed[a], by_seed[b]) for a, b in static_pairs(strategy, [u.params["seed"] for u in modes])]
-    results = {u.id: view.result(u.id) for u in modes}
-    if any(r is None for r in results.values()):
+    if not view.decided(source):
         return None  # the planner decides once every mode has finished
-    best = min(modes, key=lambda u: (results[u.id]["final_train_loss"], u.params["seed"]))  # type: ignore[index]
-    return [(best, u) for u in modes if u.id != best.id]
+    results = {u.id: view.result(u.id) for u in modes}
+    done = [u for u in modes if results[u.id] is not None]  # a mode that failed is left out
+    if not done:
+        return []
+    best = min(done, key=lambda u: (results[u.id]["final_train_loss"], u.params["seed"]))  # type: ignore[index]
+    return [(best, u) for u in done if u.id != best.id]

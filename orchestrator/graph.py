@@ -84,12 +84,26 @@ class Planner:
             for src in s.inputs:
                 self.dependents[src].append(s.name)
         self.plan_calls = 0
+        self._undecided: dict[str, set[str]] = {s.name: set() for s in study.stages}
+        self._seen: dict[str, list[PlannedUnit]] = {s.name: [] for s in study.stages}  # what a plan's view lists
 
     # ------------------------------------------------------------------ state
     def is_open(self, stage: str) -> bool:
         """Whether a stage may still add units: its plan says so, or a stage it reads is open."""
         state = self.stages[stage]
         return (not state.planned) or state.open or any(self.is_open(src) for src in self.infos[stage].inputs)
+
+    def decided(self, stage: str) -> bool:
+        """Whether a stage is closed and each of its units is committed or given up. Each unit is looked up until it
+        is decided, then never again: over a study this costs one look-up per unit, not one per call."""
+        if self.is_open(stage):
+            return False
+        undecided = self._undecided[stage]
+        for uid in list(undecided):
+            if self._result(uid) is None and not self._failed(uid):
+                return False
+            undecided.discard(uid)
+        return True
 
     def open_stages(self) -> list[str]:
         return [name for name in self.stages if self.is_open(name)]
@@ -159,11 +173,14 @@ class Planner:
             if unit.id in self.units:  # the same work planned by another stage: one unit, kept in its first stage
                 state.units.append(self.units[unit.id])
                 state.ids.add(unit.id)
+                self._seen[name].append(self.planned_unit(unit.id))
                 continue
             state.units.append(unit)
             state.ids.add(unit.id)
+            self._undecided[name].add(unit.id)
             self.units[unit.id] = unit
             self.stage_of[unit.id] = name
+            self._seen[name].append(self.planned_unit(unit.id))
             added.append(unit)
         if len(self.units) > self.context.max_units:
             raise SpecError(f"stage {name}", len(self.units), f"the study would have more than {self.context.max_units} "
@@ -220,10 +237,11 @@ class _View:
         self._planner, self.stage = planner, stage
 
     def units(self, stage: str | None = None) -> list[PlannedUnit]:
+        """The stage's units in the order they were planned (the planner's own list: read it, do not change it)."""
         name = stage or self.stage
         if name not in self._planner.stages:
             raise PlannerError(f"stage {self.stage} asked for the units of unknown stage {name!r}")
-        return [self._planner.planned_unit(u.id) for u in self._planner.stages[name].units]
+        return self._planner._seen[name]
 
     def result(self, unit_id: str) -> dict | None:
         return self._planner._result(unit_id)
@@ -233,6 +251,9 @@ class _View:
 
     def is_open(self, stage: str) -> bool:
         return self._planner.is_open(stage)
+
+    def decided(self, stage: str) -> bool:
+        return self._planner.decided(stage)
 
 
 def plan_study(study: Study, result: Callable[[str], dict | None] = lambda uid: None,
