@@ -52,6 +52,7 @@ __all__ = [
     "dense_count",
     "dense_points",
     "dense_positions",
+    "edge_saddle",
     "evaluate_path",
     "finish_cycle",
     "flatten_state",
@@ -64,6 +65,7 @@ __all__ = [
     "model_evaluator",
     "neb_step",
     "new_momentum",
+    "path_length_ratio",
     "project_perpendicular",
     "read_pivot",
     "redistribute",
@@ -201,14 +203,10 @@ def improved_tangents(pivots: torch.Tensor, losses: torch.Tensor) -> torch.Tenso
     higher_next = l_next > l_prev
     a = torch.where(rising, 1.0, torch.where(falling, 0.0, torch.where(higher_next, d_max, d_min)))
     b = torch.where(rising, 0.0, torch.where(falling, 1.0, torch.where(higher_next, d_min, d_max)))
-    flat = (a + b) == 0
-    if bool(flat.any()):
-        fn = forward / forward.norm(dim=1, keepdim=True).clamp_min(1e-30)
-        bn = backward / backward.norm(dim=1, keepdim=True).clamp_min(1e-30)
-        bisector = fn + bn
+    flat = (a + b) == 0  # no energy difference to either side: τ⁺/|τ⁺| + τ⁻/|τ⁻| (no host synchronisation)
+    a = torch.where(flat, 1.0 / forward.norm(dim=1).clamp_min(1e-30), a)
+    b = torch.where(flat, 1.0 / backward.norm(dim=1).clamp_min(1e-30), b)
     tangent = a[:, None] * forward + b[:, None] * backward
-    if bool(flat.any()):
-        tangent = torch.where(flat[:, None], bisector, tangent)
     return tangent / tangent.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
@@ -224,30 +222,28 @@ def redistribute(pivots: torch.Tensor, weights: torch.Tensor | None = None, geom
 
     Arc length is measured over the first ``geometry`` coordinates; each new pivot is the linear interpolation of the
     two old pivots around its target position over **all** coordinates (buffers included). End pivots stay. Returns
-    a new tensor."""
+    a new tensor; computed on the pivots' device without a host synchronisation."""
+    out = pivots.clone()
+    if pivots.shape[0] > 2:
+        out[1:-1] = _redistributed_rows(pivots, weights, geometry)
+    return out
+
+
+def _redistributed_rows(pivots: torch.Tensor, weights: torch.Tensor | None, geometry: int | None) -> torch.Tensor:
     count = pivots.shape[0]
-    if count <= 2:
-        return pivots.clone()
-    lengths = segment_lengths(pivots, geometry).to(torch.float64)
     if weights is None:
         weights = torch.ones(count - 1, dtype=torch.float64)
     if weights.shape != (count - 1,):
         raise ValueError(f"weights have shape {tuple(weights.shape)}; a path of {count} pivots needs ({count - 1},)")
-    w = weights.to(torch.float64).cpu()
-    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), lengths.cumsum(0).cpu()])
-    total = float(cumulative[-1])
-    out = pivots.clone()
-    if total == 0.0:
-        return out
-    targets = (w / w.sum()).cumsum(0)[:-1] * total  # positions of pivots 1..P-2
-    seg = torch.searchsorted(cumulative, targets, right=True) - 1
-    seg = seg.clamp(0, count - 2)
-    seg_len = (cumulative[seg + 1] - cumulative[seg])
-    t = torch.where(seg_len > 0, (targets - cumulative[seg]) / seg_len.clamp_min(1e-300), torch.zeros_like(targets))
-    t = t.clamp(0.0, 1.0).to(pivots.dtype).to(pivots.device)[:, None]
-    seg = seg.to(pivots.device)
-    out[1:-1] = torch.lerp(pivots[seg], pivots[seg + 1], t)
-    return out
+    lengths = segment_lengths(pivots, geometry).to(torch.float64)
+    cumulative = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+    w = weights.to(device=pivots.device, dtype=torch.float64)
+    targets = (w / w.sum()).cumsum(0)[:-1] * cumulative[-1]  # arc-length positions of pivots 1..P-2
+    seg = (torch.searchsorted(cumulative, targets, right=True) - 1).clamp(0, count - 2)
+    seg_len = cumulative[seg + 1] - cumulative[seg]
+    t = ((targets - cumulative[seg]) / seg_len.clamp_min(1e-300)).clamp(0.0, 1.0)
+    t = torch.where(seg_len > 0, t, torch.zeros_like(t)).to(pivots.dtype)[:, None]
+    return torch.lerp(pivots[seg], pivots[seg + 1], t)
 
 
 def insert_pivots(pivots: torch.Tensor, weights: torch.Tensor, insertions: Iterable[tuple[int, float]],
@@ -327,7 +323,7 @@ def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weight
                          "re-create it with new_momentum after inserting pivots")
     if count <= 2:
         return pivots.new_zeros(0), pivots
-    pivots.copy_(redistribute(pivots, weights, n))
+    pivots[1:-1] = _redistributed_rows(pivots, weights, n)
     tensors = _model_tensors(model, layout)
     n_param_tensors = layout.num_parameter_tensors
     params = tensors[:n_param_tensors]
@@ -341,14 +337,9 @@ def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weight
         loss = pivot_loss(model, step, i)
         loss.backward()
         losses[i] = loss.detach()
-        offset = 0
-        for p in params:
-            k = p.numel()
-            if p.grad is None:
-                grads[i - 1, offset:offset + k] = 0
-            else:
-                grads[i - 1, offset:offset + k] = p.grad.reshape(-1)
-            offset += k
+        if params:
+            torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params],
+                      out=grads[i - 1])
         read_pivot(model, layout, pivots[i], tensors, start=n_param_tensors)  # buffers of this pivot's batch
     losses[0], losses[-1] = float(end_losses[0]), float(end_losses[1])
     if l2:
@@ -458,6 +449,26 @@ def insertion_points(dense_losses: torch.Tensor, num_pivots: int, threshold: flo
             best.append((float(residuum[j]), seg, float(alphas[j])))
     best.sort(key=lambda r: (-r[0], r[1]))
     return sorted((seg, alpha) for _, seg, alpha in best[:count])
+
+
+def path_length_ratio(pivots: torch.Tensor, geometry: int | None = None) -> float:
+    """AutoNEB §4.4 ("between 50 % to 2.5 times longer than the direct connection"): the polyline's length over
+    ‖θ2 − θ1‖, over the first ``geometry`` coordinates (the parameters)."""
+    g = pivots[:, :geometry] if geometry is not None else pivots
+    straight = float((g[-1] - g[0]).norm())
+    return float(segment_lengths(pivots, geometry).sum()) / straight if straight > 0 else float("nan")
+
+
+def edge_saddle(dense_by_cycle: Sequence[Mapping[str, torch.Tensor]], metric: str = "train_loss") -> dict[str, float]:
+    """AutoNEB §4.3 / authors' ``weight_key: saddle_train_loss``: the edge's weight is the lowest over its cycles of
+    the path maximum of ``metric``; of that cycle, the maximum of every dense metric along the path
+    (``saddle_<metric>``) and the index of the cycle (``cycle``)."""
+    if not dense_by_cycle:
+        raise ValueError("edge_saddle needs the dense evaluation of at least one cycle")
+    best = min(range(len(dense_by_cycle)), key=lambda c: (float(dense_by_cycle[c][metric].max()), c))
+    out = {f"saddle_{k}": float(v.max()) for k, v in dense_by_cycle[best].items()}
+    out["cycle"] = best
+    return out
 
 
 # ------------------------------------------------------------------------------------------ AutoNEB schedule

@@ -212,6 +212,18 @@ def test_insertion_rule_residuum_relative_to_the_pivots_energy_range():
         neb.insertion_points(dense[:-1], 3, 0.2, 2)
 
 
+def test_edge_saddle_and_path_length_ratio():
+    dense = [{"train_loss": torch.tensor([0.1, 0.9, 0.2]), "test_error": torch.tensor([0.1, 0.3, 0.1])},
+             {"train_loss": torch.tensor([0.1, 0.5, 0.2]), "test_error": torch.tensor([0.1, 0.4, 0.1])},
+             {"train_loss": torch.tensor([0.1, 0.6, 0.2]), "test_error": torch.tensor([0.1, 0.2, 0.1])}]
+    assert neb.edge_saddle(dense) == {"saddle_train_loss": pytest.approx(0.5), "saddle_test_error": pytest.approx(0.4),
+                                      "cycle": 1}
+    bent = torch.tensor([[0.0, 0.0, 9.0], [1.0, 1.0, -9.0], [2.0, 0.0, 9.0]])  # third coordinate: a "buffer"
+    assert neb.path_length_ratio(bent, geometry=2) == pytest.approx(math.sqrt(2))
+    with pytest.raises(ValueError, match="at least one cycle"):
+        neb.edge_saddle([])
+
+
 def test_dense_points_and_positions():
     pivots = torch.tensor([[0.0], [1.0], [3.0]], dtype=torch.float64)
     points = list(neb.dense_points(pivots, 1))
