@@ -56,10 +56,13 @@ def _order(minima: Sequence[Hashable]) -> dict[Hashable, int]:
 def _canonical(edges: Mapping[Pair, float], order: Mapping[Hashable, int]) -> dict[Pair, float]:
     out: dict[Pair, float] = {}
     for (a, b), w in edges.items():
-        if a not in order or b not in order:
-            raise ValueError(f"pair ({a!r}, {b!r}) names a minimum outside the minima")
-        key = pair_key(a, b, order)
-        out[key] = min(float(w), out.get(key, float("inf")))
+        oa, ob = order.get(a), order.get(b)
+        if oa is None or ob is None or oa == ob:
+            raise ValueError(f"pair ({a!r}, {b!r}) names a minimum outside the minima or one minimum twice")
+        key = (a, b) if oa < ob else (b, a)
+        w = float(w)
+        if key not in out or w < out[key]:
+            out[key] = w
     return out
 
 
@@ -85,12 +88,17 @@ def minimum_spanning_tree(minima: Sequence[Hashable], edges: Mapping[Pair, float
     """AutoNEB §3.2 consequence 3 (Kruskal): the minimum spanning tree (a forest where the known edges do not connect
     every minimum) as [(a, b, weight)] in the order the edges were taken (lightest first; ties by ``minima`` order)."""
     order = _order(minima)
-    known = _canonical(edges, order)
-    uf = _UnionFind(len(minima))
+    return _kruskal(order, _canonical(edges, order))
+
+
+def _kruskal(order: Mapping[Hashable, int], known: Mapping[Pair, float]) -> list[tuple[Hashable, Hashable, float]]:
+    uf = _UnionFind(len(order))
     tree = []
     for (a, b), w in sorted(known.items(), key=lambda kv: (kv[1], order[kv[0][0]], order[kv[0][1]])):
         if uf.union(order[a], order[b]):
             tree.append((a, b, w))
+            if len(tree) == len(order) - 1:
+                break
     return tree
 
 
@@ -196,7 +204,7 @@ def plan_pairs(minima: Sequence[Hashable], losses: Mapping[Hashable, float], kno
     taken = set(known_c) | flight
     n = len(minima)
     total = n * (n - 1) // 2
-    tree = minimum_spanning_tree(minima, known_c)
+    tree = _kruskal(order, known_c)
     spread = relative_spread(w for _, _, w in tree)
     left = (total if budget is None else min(budget, total)) - len(taken)
     slots = min(parallel_edges - len(flight), left)
@@ -244,21 +252,22 @@ def plan_pairs(minima: Sequence[Hashable], losses: Mapping[Hashable, float], kno
     adj = _adjacency(minima, tree)
     rank = {m: i for i, m in enumerate(ranked)}
     proposals: list[Pair] = []
+    busy = set(taken)  # known, in flight, or proposed in this call
+    moving = set(flight)  # in flight or proposed in this call
     open_cut = False
     for a, b, _w in sorted(tree, key=lambda e: (-e[2], order[e[0]], order[e[1]])):
         side_a = _side(adj, a, b)
-        component = side_a | _side(adj, b, a)
-        side_b = component - side_a
-        crossing_in_flight = any((x in side_a and y in side_b) or (x in side_b and y in side_a)
-                                 for x, y in flight | set(proposals))
-        if crossing_in_flight:
-            open_cut = True  # left to the pair in flight
+        side_b = _side(adj, b, a)
+        if any((x in side_a) != (y in side_a) and (x in side_b or y in side_b) for x, y in moving):
+            open_cut = True  # left to the pair in flight across this cut
             continue
-        first = _first_unknown_across(side_a, side_b, rank, taken | set(proposals), order)
+        first = _first_unknown_across(side_a, side_b, rank, busy, order)
         if first is None:
             continue  # every pair across this cut is known: a true MST edge
         open_cut = True
         proposals.append(first)
+        busy.add(first)
+        moving.add(first)
         if len(proposals) >= slots:
             break
     if proposals:
@@ -289,8 +298,9 @@ def _first_unknown_across(side_a: set, side_b: set, rank: Mapping[Hashable, int]
     if rank[second[0]] < rank[first[0]]:
         first, second = second, first
     for x in first:
+        ox = order[x]
         for y in second:
-            key = pair_key(x, y, order)
+            key = (x, y) if ox < order[y] else (y, x)
             if key not in taken:
                 return key
     return None
