@@ -496,6 +496,29 @@ class Cycle:
         return {"steps": self.steps, "lr": self.lr, "insert": self.insert, "insert_count": self.insert_count,
                 "points_between": self.points_between}
 
+    @classmethod
+    def from_json(cls, data: Mapping) -> Cycle:
+        """A cycle from its ``to_json`` form (a recipe's table); unknown or mistyped fields are refused."""
+        fields = {"steps": int, "lr": float, "insert": str, "insert_count": int, "points_between": int}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ValueError(f"cycle field {unknown[0]!r}; allowed: {', '.join(fields)}")
+        missing = [k for k in ("steps", "lr") if k not in data]
+        if missing:
+            raise ValueError(f"cycle lacks {missing[0]!r}; required: steps, lr")
+        values = {}
+        for key, value in data.items():
+            kind = fields[key]
+            ok = isinstance(value, str) if kind is str else (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+                and (kind is float or float(value).is_integer()))
+            if not ok:
+                raise ValueError(f"cycle {key} = {value!r}; allowed: {'a string' if kind is str else kind.__name__}")
+            values[key] = kind(value)
+        if values["lr"] <= 0:
+            raise ValueError(f"cycle lr = {values['lr']!r}; allowed: a number > 0")
+        return cls(**values)
+
 
 def _standard() -> tuple[Cycle, ...]:
     # AutoNEB §4.1 / cifar10-resnet20.yaml: 4×1000 @0.1, 2×2000 @0.1, 4×1000 @0.01, 4×1000 @0.001;

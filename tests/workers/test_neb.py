@@ -283,6 +283,14 @@ def test_schedules_as_published():
         neb.schedule("slow")
     with pytest.raises(ValueError, match="allowed: equal, highest, none"):
         neb.Cycle(10, 0.1, "lowest")
+    assert tuple(neb.Cycle.from_json(c.to_json()) for c in standard) == standard
+    assert neb.Cycle.from_json({"steps": 10, "lr": 1}) == neb.Cycle(10, 1.0)
+    with pytest.raises(ValueError, match="cycle field 'step'; allowed: steps, lr"):
+        neb.Cycle.from_json({"step": 10, "lr": 0.1})
+    with pytest.raises(ValueError, match="cycle steps = 1.5; allowed: int"):
+        neb.Cycle.from_json({"steps": 1.5, "lr": 0.1})
+    with pytest.raises(ValueError, match="cycle lr = 0.0"):
+        neb.Cycle.from_json({"steps": 1, "lr": 0})
 
 
 # ----------------------------------------------------------------------------------------------- resume
