@@ -102,6 +102,32 @@ def test_flatten_unflatten_round_trip_with_buffers_and_num_batches_tracked():
         neb.unflatten_state(vector[:-1], layout, state)
 
 
+def test_model_evaluator_batchnorm_policies_and_eval_mode():
+    from lowloss.workers.data import load_dataset
+    from lowloss.workers.interpolation import reestimate_batchnorm
+    from lowloss.workers.training import evaluate
+
+    data = load_dataset("digits", None)
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, 1, 8)
+    model.train()(data.train_x[:256])  # running statistics of one batch
+    layout = neb.state_layout(model)
+    vector = neb.flatten_state(model.state_dict(), layout)
+    reference = build_model("small_cnn", 10, 1, 8)
+    reference.load_state_dict(model.state_dict())
+    loss, acc = evaluate(reference, data.test_x, data.test_y)
+    splits = {"test": lambda: data.eval_batches("test", 512)}
+    scratch = build_model("small_cnn", 10, 1, 8)
+    interpolated = neb.model_evaluator(scratch, layout, splits)(vector)
+    assert interpolated == {"test_loss": pytest.approx(loss, rel=1e-6), "test_error": pytest.approx(1 - acc)}
+    assert not scratch.training
+    reestimate_batchnorm(reference, data.train_x, 512)
+    loss_r, acc_r = evaluate(reference, data.test_x, data.test_y)
+    reestimated = neb.model_evaluator(scratch, layout, splits, reestimate=lambda: data.eval_batches("train", 512))
+    assert reestimated(vector) == {"test_loss": pytest.approx(loss_r, rel=1e-6), "test_error": pytest.approx(1 - acc_r)}
+    assert loss_r != pytest.approx(loss, rel=1e-3)  # the two policies differ on these statistics
+
+
 # ------------------------------------------------------------------------------------------------ geometry
 
 def test_improved_tangent_points_uphill_and_mixes_at_extrema():
