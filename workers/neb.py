@@ -66,6 +66,7 @@ __all__ = [
     "neb_step",
     "new_momentum",
     "path_length_ratio",
+    "pivot_batches",
     "project_perpendicular",
     "read_pivot",
     "redistribute",
@@ -298,6 +299,24 @@ def cross_entropy_pivot_loss(batch: Callable[[int, int], tuple[torch.Tensor, tor
         return F.cross_entropy(model(x), y)
 
     return loss
+
+
+def pivot_batches(data, batch_size: int, seed: int, augment: bool = True,
+                  ) -> Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]:
+    """AutoNEB §4.1 ("the loss is evaluated for each pivot on a random batch"): ``batch(step, pivot)`` for
+    ``cross_entropy_pivot_loss``. Pivot i walks its own epochs without replacement (a ``data.BatchStream`` seeded
+    with (seed, i), the step as its cursor), with the training augmentation on by default as in the authors' code;
+    a pure function of (seed, step, pivot). Fold the pair into ``seed`` (``data.derive_seed``)."""
+    from .data import BatchStream, derive_seed
+
+    streams: dict[int, BatchStream] = {}
+
+    def batch(step: int, pivot: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if pivot not in streams:
+            streams[pivot] = BatchStream(data, batch_size, derive_seed("neb-pivot", seed, pivot), augment)
+        return streams[pivot].batch(step)
+
+    return batch
 
 
 def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weights: torch.Tensor,

@@ -352,7 +352,7 @@ def test_checkpoint_round_trip_and_resume_mid_cycle_gives_identical_pivots(tmp_p
 @pytest.mark.slow
 def test_autoneb_saddle_on_digits_is_below_the_linear_barrier():
     """AutoNEB's claim on real modes: the edge's saddle train loss lies below the linear-interpolation barrier."""
-    from lowloss.workers.data import BatchStream, generator, load_dataset
+    from lowloss.workers.data import BatchStream, derive_seed, load_dataset
     from lowloss.workers.training import evaluate, make_optimizer, train_step
 
     data = load_dataset("digits", None)
@@ -372,9 +372,10 @@ def test_autoneb_saddle_on_digits_is_below_the_linear_barrier():
     evaluator = neb.model_evaluator(model, layout, splits)
     ends = (evaluator(a)["train_loss"], evaluator(b)["train_loss"])
 
-    def batch(step, pivot):
-        idx = torch.randint(data.n_train, (128,), generator=generator("neb-test", step, pivot))
-        return data.train_batch(idx, ("neb-test", step, pivot), augment=False)
+    batch = neb.pivot_batches(data, 128, seed=derive_seed("pair", 0, 1))
+    x0, y0 = batch(3, 2)
+    again = neb.pivot_batches(data, 128, seed=derive_seed("pair", 0, 1))
+    assert torch.equal(again(3, 2)[0], x0) and not torch.equal(batch(3, 1)[1], y0)  # pure, and its own per pivot
 
     cycles = [neb.Cycle(50, 0.05, "equal", 3, points_between=4), neb.Cycle(50, 0.01, points_between=4)]
     state, dense = neb.auto_neb(model, layout, a, b, cycles, neb.cross_entropy_pivot_loss(batch), evaluator, ends)
