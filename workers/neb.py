@@ -159,9 +159,9 @@ def _model_tensors(model: nn.Module, layout: StateLayout) -> list[torch.Tensor]:
 def load_pivot_(model: nn.Module, vector: torch.Tensor, layout: StateLayout,
                 tensors: Sequence[torch.Tensor] | None = None) -> None:
     """Write a pivot into the model's parameters and buffers in place (no new ``Parameter`` objects)."""
-    for i, t in enumerate(tensors if tensors is not None else _model_tensors(model, layout)):
-        o = layout.offsets[i]
-        t.copy_(vector[o:o + t.numel()].view(t.shape))
+    tensors = tensors if tensors is not None else _model_tensors(model, layout)
+    sources = torch.split(vector[:layout.size], [layout.numel(i) for i in range(len(tensors))])
+    _copy_all([t.view(-1) for t in tensors], list(sources))
 
 
 @torch.no_grad()
@@ -170,11 +170,20 @@ def read_pivot(model: nn.Module, layout: StateLayout, out: torch.Tensor,
     """Copy the model's tensors from index ``start`` of the layout on (``start = len(parameters)``: the buffers only)
     into the pivot vector ``out``."""
     tensors = tensors if tensors is not None else _model_tensors(model, layout)
-    for i in range(start, len(tensors)):
-        t = tensors[i]
-        o = layout.offsets[i]
-        out[o:o + t.numel()].copy_(t.detach().reshape(-1))
+    if start < len(tensors):
+        begin = layout.offsets[start]
+        targets = torch.split(out[begin:layout.size], [layout.numel(i) for i in range(start, len(tensors))])
+        _copy_all(list(targets), [t.detach().reshape(-1) for t in tensors[start:]])
     return out
+
+
+def _copy_all(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    """targets[i].copy_(sources[i]) for all i, as one fused multi-tensor copy where torch has it."""
+    if hasattr(torch, "_foreach_copy_") and targets:
+        torch._foreach_copy_(targets, sources)
+    else:
+        for t, s in zip(targets, sources):
+            t.copy_(s)
 
 
 # --------------------------------------------------------------------------------------------- path geometry
