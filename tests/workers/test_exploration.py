@@ -223,3 +223,19 @@ def test_exploration_of_three_mueller_brown_minima_through_the_real_neb():
     pair = tuple(sorted(outside, key=minima.index))
     bounds = ex.minimax_bounds(minima, known)
     assert bounds[pair] == max(w for _, _, w in plan.tree) <= known[pair]
+
+
+def test_plan_does_not_depend_on_the_order_of_known_or_in_flight_pairs():
+    """A resumed coordinator reads the known pairs from the store in any order: the plan must be the same."""
+    minima, losses, saddles = _random_instance(12, 3)
+    rng = random.Random(4)
+    items = rng.sample(sorted(saddles.items()), 30)
+    flight = [p for p, _ in rng.sample(sorted(saddles.items()), 40) if p not in dict(items)][:3]
+    reference = ex.plan_pairs(minima, losses, dict(items), flight, None, 6, "mst", similar=None)
+    assert reference.pairs
+    for _ in range(5):
+        rng.shuffle(items)
+        rng.shuffle(flight)
+        swapped = {(b, a) if rng.random() < 0.5 else (a, b): w for (a, b), w in items}  # either orientation
+        again = ex.plan_pairs(minima, losses, swapped, [(b, a) for a, b in flight], None, 6, "mst", similar=None)
+        assert again.pairs == reference.pairs and again.tree == reference.tree
