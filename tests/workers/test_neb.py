@@ -71,6 +71,23 @@ def test_neb_finds_the_mueller_brown_saddle_through_the_unit_functions():
     assert float(dense[0]["train_loss"].max()) > found + 5  # the first cycle's 5 pivots cut the corner at S1
 
 
+def test_fast_schedule_shape_on_mueller_brown():
+    """The fast recipe's shape (many equal pivots, one dense point between pivots, cycles without insertion, a
+    "highest" insertion from a 1-point dense evaluation) runs through the same functions."""
+    a, b = torch.tensor(MINIMUM_A, dtype=torch.float64), torch.tensor(MINIMUM_B, dtype=torch.float64)
+    model = Point()
+    layout = neb.state_layout(model)
+    cycles = [neb.Cycle(60, 3e-4, "equal", 7, 1), neb.Cycle(60, 3e-4, "none", 0, 1),
+              neb.Cycle(60, 7.5e-5, "highest", 2, 1)]
+    state, dense = neb.auto_neb(model, layout, a, b, cycles, lambda m, step, i: mueller_brown(m.xy),
+                                lambda v: {"train_loss": float(mueller_brown(v))},
+                                (float(mueller_brown(a)), float(mueller_brown(b))), l2=0.0,
+                                threshold=neb.INSERT_THRESHOLD_CODE)
+    assert [d["train_loss"].numel() for d in dense[:2]] == [neb.dense_count(9, 1)] * 2
+    assert state.pivots.shape[0] in (9, 10, 11)
+    assert SADDLE_E - 1e-3 <= float(dense[-1]["train_loss"].max()) <= SADDLE_E + 1.0
+
+
 # ---------------------------------------------------------------------------------------- pivots over a state
 
 def test_flatten_unflatten_round_trip_with_buffers_and_num_batches_tracked():
