@@ -10,6 +10,9 @@ Sources, as the papers state them (LLPF A.8, LW Appendix N) and as the authors' 
   grouped 1×1 convs + channel shuffle).
 - ``shufflenetv2_cifar``: ShuffleNetV2 (net size 1.0) in the common kuangliu/pytorch-cifar CIFAR form (stride-1 stem,
   no max-pool), for a true V2.
+- AutoNEB §4.2 / Table B.1: ``resnet8/20/32/44/56`` (CIFAR ResNets of He et al.; shortcut option B, the 1×1
+  projection the AutoNEB authors' code uses, or ``shortcut="A"``), ``densenet40_12`` (Huang et al.), and the
+  CNN-W×D family ``cnn12x1`` … ``cnn48x3`` (these take ``image_size``).
 - ``vgg11_cifar``, ``densenet121_cifar``, ``efficientnetb0_cifar``, ``regnetx_200mf_cifar``, ``dla_cifar``:
   kuangliu/pytorch-cifar, as LW Appendix N names them (VGG-11 with BatchNorm, DenseNet121, EfficientNet-B0,
   RegNetX_200MF, DLA).
@@ -26,9 +29,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "build_architecture", "architecture_names", "resnet18_cifar", "cct7_3x1_32",
-           "mobilenetv2_cifar", "shufflenet_cifar", "shufflenetv2_cifar", "vgg11_cifar", "densenet121_cifar",
-           "efficientnetb0_cifar", "regnetx_200mf_cifar", "dla_cifar"]
+__all__ = [
+    "ARCHITECTURES",
+    "AUTONEB_CNNS",
+    "TAKES_IMAGE_SIZE",
+    "CNNWxD",
+    "CifarResNet",
+    "DenseNetPlain",
+    "architecture_names",
+    "build_architecture",
+    "cct7_3x1_32",
+    "densenet40_12",
+    "densenet121_cifar",
+    "dla_cifar",
+    "efficientnetb0_cifar",
+    "mobilenetv2_cifar",
+    "regnetx_200mf_cifar",
+    "resnet18_cifar",
+    "shufflenet_cifar",
+    "shufflenetv2_cifar",
+    "vgg11_cifar",
+]
 
 
 # ------------------------------------------------------------------------------------------------- ResNet18
@@ -786,6 +807,191 @@ def dla_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     return DLACifar(num_classes, in_channels)
 
 
+# ------------------------------------------------------------- AutoNEB §4.2: CIFAR ResNets, DenseNet-40-12, CNN-W×D
+
+class _CifarBasicBlock(nn.Module):
+    """He et al. (2016) §4.2 basic block: 3×3 conv–BN–ReLU–3×3 conv–BN, + shortcut, ReLU. Shortcut where the shape
+    changes: option ``A`` (stride-2 subsampling + zero-padded channels, no parameters) or ``B`` (1×1 conv + BN)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.option_a = None
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            if shortcut == "A":
+                self.option_a = (stride, planes - in_planes)
+            else:
+                self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                                              nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.option_a is not None:
+            stride, extra = self.option_a
+            short = x[:, :, ::stride, ::stride]
+            short = F.pad(short, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+        else:
+            short = self.shortcut(x)
+        return F.relu(out + short)
+
+
+class CifarResNet(nn.Module):
+    """ResNet-(6n+2) for CIFAR (He et al. 2016 §4.2; AutoNEB §4.2 ResNet-20/32/44/56): 3×3 conv 16 – BN – ReLU,
+    three stages of n basic blocks with 16/32/64 channels (stride 2 at the start of stages 2 and 3), global average
+    pool, ``fc``. Names: ``conv1``, ``bn1``, ``layer1..3.{j}.{conv1,bn1,conv2,bn2,shortcut.0/1}``, ``fc``. Convs are
+    Kaiming-normal initialised (He et al.), BN weight 1 / bias 0, ``fc`` PyTorch default."""
+
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, shortcut: str = "B"):
+        super().__init__()
+        if (depth - 2) % 6 != 0 or depth < 8:
+            raise ValueError(f"CIFAR ResNet depth {depth}; allowed: 6n+2 (8, 20, 32, 44, 56, 110, ...)")
+        if shortcut not in ("A", "B"):
+            raise ValueError(f"CIFAR ResNet shortcut {shortcut!r}; allowed: A, B")
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        planes_in = 16
+        for stage, (planes, stride) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
+            blocks = []
+            for j in range(n):
+                blocks.append(_CifarBasicBlock(planes_in, planes, stride if j == 0 else 1, shortcut))
+                planes_in = planes
+            setattr(self, f"layer{stage}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def _cifar_resnet(depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int = 10, in_channels: int = 3, shortcut: str = "B") -> nn.Module:
+        return CifarResNet(depth, num_classes, in_channels, shortcut)
+
+    build.__name__ = f"resnet{depth}"
+    build.__doc__ = (f"ResNet-{depth} for CIFAR (AutoNEB §4.2, He et al. §4.2); shortcut ``B`` (1×1 projection) as "
+                     "the AutoNEB authors' code builds it, ``A`` (zero padding) as He et al.'s CIFAR networks.")
+    return build
+
+
+class _DenseLayer(nn.Module):
+    """DenseNet (Huang et al. 2017) layer without bottleneck: BN–ReLU–3×3 conv to ``growth`` channels, concatenated."""
+
+    def __init__(self, in_channels: int, growth: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(in_channels)
+        self.conv = nn.Conv2d(in_channels, growth, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.conv(F.relu(self.bn(x)))], 1)
+
+
+class _DenseTransitionPlain(nn.Module):
+    """BN–ReLU–1×1 conv (no compression)–2×2 average pool."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+        self.conv = nn.Conv2d(channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
+
+
+class DenseNetPlain(nn.Module):
+    """DenseNet-L-k for CIFAR (Huang et al. 2017, Table 2 "DenseNet (k = 12), depth 40": 1.0M parameters;
+    AutoNEB §4.2): 3×3 conv to 16 channels, three dense blocks of (L−4)/3 layers with growth k, transitions without
+    compression, BN–ReLU–global average pool–``fc``. Names: ``conv1``, ``block1..3.{j}.{bn,conv}``,
+    ``trans1..2.{bn,conv}``, ``bn``, ``fc``."""
+
+    def __init__(self, depth: int = 40, growth: int = 12, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        if (depth - 4) % 3 != 0:
+            raise ValueError(f"DenseNet depth {depth}; allowed: 3m+4 (40, 100, ...)")
+        per_block = (depth - 4) // 3
+        channels = 16
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
+        for b in range(1, 4):
+            layers = []
+            for _ in range(per_block):
+                layers.append(_DenseLayer(channels, growth))
+                channels += growth
+            setattr(self, f"block{b}", nn.Sequential(*layers))
+            if b < 3:
+                setattr(self, f"trans{b}", _DenseTransitionPlain(channels))
+        self.bn = nn.BatchNorm2d(channels)
+        self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.trans1(self.block1(self.conv1(x)))
+        out = self.trans2(self.block2(out))
+        out = F.relu(self.bn(self.block3(out)))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def densenet40_12(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """DenseNet-40-12 (AutoNEB §4.2, Table B.1; Huang et al. 2017: 1.0M parameters)."""
+    return DenseNetPlain(40, 12, num_classes, in_channels)
+
+
+class CNNWxD(nn.Module):
+    """CNN-W×D of AutoNEB §4.2: D blocks of 5×5 conv (W channels, padding 2) – 2×2 max-pool – BatchNorm – ReLU (the
+    order of the authors' code), then one hidden FC layer of 256 – BatchNorm1d – ReLU, and ``fc2``. Names:
+    ``features.{i}.{conv,bn}``, ``fc1``, ``bn_fc1``, ``fc2``. ``image_size`` sizes ``fc1`` (32 for CIFAR)."""
+
+    def __init__(self, width: int, depth: int, num_classes: int = 10, in_channels: int = 3, image_size: int = 32):
+        super().__init__()
+        if width < 1 or depth < 1 or image_size >> depth < 1:
+            raise ValueError(f"CNN width {width}, depth {depth}, image_size {image_size}: need width, depth ≥ 1 and "
+                             f"image_size ≥ 2**depth")
+        blocks = []
+        channels = in_channels
+        for _ in range(depth):
+            block = nn.Module()
+            block.conv = nn.Conv2d(channels, width, 5, padding=2)
+            block.bn = nn.BatchNorm2d(width)
+            blocks.append(block)
+            channels = width
+        self.features = nn.ModuleList(blocks)
+        side = image_size >> depth
+        self.fc1 = nn.Linear(width * side * side, 256)
+        self.bn_fc1 = nn.BatchNorm1d(256)
+        self.fc2 = nn.Linear(256, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.features:
+            x = F.relu(block.bn(F.max_pool2d(block.conv(x), 2)))
+        x = F.relu(self.bn_fc1(self.fc1(x.flatten(1))))
+        return self.fc2(x)
+
+
+def _cnn(width: int, depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> nn.Module:
+        return CNNWxD(width, depth, num_classes, in_channels, image_size)
+
+    build.__name__ = f"cnn{width}x{depth}"
+    build.__doc__ = f"CNN-{width}×{depth} of AutoNEB §4.2 / Table B.1."
+    return build
+
+
+# AutoNEB §4.2 / Table B.1: the CNNs it names
+AUTONEB_CNNS = ((12, 1), (24, 1), (36, 1), (48, 1), (96, 1), (48, 2), (48, 3))
+# constructors that take the data's image size (their first FC layer depends on it)
+TAKES_IMAGE_SIZE = {f"cnn{w}x{d}" for w, d in AUTONEB_CNNS}
+
+
 # ------------------------------------------------------------------------------------------------- registry
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -799,6 +1005,9 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "efficientnetb0_cifar": efficientnetb0_cifar,
     "regnetx_200mf_cifar": regnetx_200mf_cifar,
     "dla_cifar": dla_cifar,
+    **{f"resnet{d}": _cifar_resnet(d) for d in (8, 20, 32, 44, 56)},
+    "densenet40_12": densenet40_12,
+    **{f"cnn{w}x{d}": _cnn(w, d) for w, d in AUTONEB_CNNS},
 }
 
 

@@ -103,8 +103,10 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int) 
     """Build a model by name for data of the given shape."""
     if name in SMALL_MODELS:
         return SMALL_MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size)
-    from .architectures import build_architecture
+    from .architectures import TAKES_IMAGE_SIZE, build_architecture
 
+    if name in TAKES_IMAGE_SIZE:
+        return build_architecture(name, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     return build_architecture(name, num_classes=num_classes, in_channels=in_channels)
 
 

@@ -28,7 +28,25 @@ EXPECTED_PARAMS = {
     "efficientnetb0_cifar": 3_599_686,
     "regnetx_200mf_cifar": 2_321_946,
     "dla_cifar": 16_291_386,
+    # AutoNEB §4.2 / Table B.1. CIFAR ResNets with the 1×1-projection shortcut (option B, the AutoNEB authors' code);
+    # option A counts (He et al. 2016, Table 6: 0.27M, 0.46M, 0.66M, 0.85M) are checked below.
+    "resnet8": 78_042,
+    "resnet20": 272_474,
+    "resnet32": 466_906,
+    "resnet44": 661_338,
+    "resnet56": 855_770,
+    "densenet40_12": 1_019_722,  # Huang et al. 2017, Table 2: DenseNet (k = 12), depth 40: 1.0M
+    "cnn12x1": 790_706,  # 5×5 conv 12 + BN, 16×16×12 → FC 256 + BN → 10
+    "cnn24x1": 1_578_074,
+    "cnn36x1": 2_365_442,
+    "cnn48x1": 3_152_810,
+    "cnn96x1": 6_302_282,
+    "cnn48x2": 851_258,
+    "cnn48x3": 319_178,
 }
+
+# He et al. 2016 Table 6 (CIFAR-10, option A shortcuts): exact counts of the standard implementation
+OPTION_A_PARAMS = {"resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018}
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +119,33 @@ def test_cct_names_used_by_the_recipes(models):
                       "classifier.attention_pool.weight", "classifier.attention_pool.bias", "classifier.norm.weight",
                       "classifier.norm.bias", "classifier.fc.weight", "classifier.fc.bias"]
     assert len(select_tensors(names, ["classifier.blocks.1.*"])) == 11  # 2 LayerNorms, qkv, proj, linear1, linear2
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_A_PARAMS))
+def test_cifar_resnets_option_a_match_he_et_al(name):
+    m = build_architecture(name, num_classes=10, in_channels=3, shortcut="A")
+    count = sum(p.numel() for p in m.parameters())
+    assert count == OPTION_A_PARAMS[name]
+    published = {"resnet20": 0.27e6, "resnet32": 0.46e6, "resnet44": 0.66e6, "resnet56": 0.85e6}[name]
+    assert abs(count - published) < 0.005e6
+    assert not any("shortcut" in n for n in m.state_dict())  # option A has no projection tensors
+    with torch.no_grad():
+        assert m.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_autoneb_models_structure_and_small_inputs():
+    from lowloss.workers.models import build_model
+
+    r = build_architecture("resnet20")
+    assert len(r.layer1) == len(r.layer2) == len(r.layer3) == 3
+    assert r.layer2[0].shortcut[0].kernel_size == (1, 1) and r.layer2[0].shortcut[0].stride == (2, 2)
+    d = build_architecture("densenet40_12")
+    assert len(d.block1) == len(d.block2) == len(d.block3) == 12 and d.fc.in_features == 16 + 36 * 12
+    assert abs(sum(p.numel() for p in d.parameters()) - 1.0e6) < 0.03e6
+    c = build_model("cnn48x2", num_classes=10, in_channels=1, image_size=8)  # first FC sized by the image
+    assert c.features[0].conv.kernel_size == (5, 5) and c.fc1.in_features == 48 * 2 * 2 and c.fc1.out_features == 256
+    with torch.no_grad():
+        assert c.eval()(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+        assert build_model("resnet20", 10, 1, 8).eval()(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ValueError, match="depth 21"):
+        build_architecture("resnet20").__class__(21)
