@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -40,10 +41,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import (TEMP_PREFIX, StoreFullError, atomic_save_tensors, atomic_write_bytes, atomic_write_json,
-                     canonical_json, read_json, sha256_file)
+                     canonical_json, check_no_symlinks, read_json, remove_files_nofollow, sha256_file)
 
 FORMAT = 1
 SEGMENT_DIGITS = 6
+UNIT_PREFIX = re.compile(r"[0-9a-f]{1,64}")
 
 
 class StoreError(Exception):
@@ -153,7 +155,10 @@ class Store:
         return matches[0]
 
     def find_unit(self, prefix: str) -> str:
-        """Resolve a unit id or unique prefix."""
+        """Resolve a unit id or unique prefix (hex digits only: never a glob pattern)."""
+        if not UNIT_PREFIX.fullmatch(prefix):
+            raise StoreError(f"unit {prefix!r}: a unit id or a prefix of one is needed — 1 to 64 hex digits 0-9a-f "
+                             f"(`lowloss status {self.root} --units` lists them)")
         matches = sorted({p.name[len("unit="):] for p in (self.root / "units").glob(f"kind=*/unit={prefix}*")})
         if len(matches) == 1:
             return matches[0]
@@ -314,12 +319,13 @@ class UnitWriter:
         """Resume checkpoint: tensors as safetensors, then ``latest.json`` naming it; older ones removed."""
         d = self.dir / "checkpoint"
         fname = f"ckpt-{segment_name(segment_index)}.safetensors"
-        size = atomic_save_tensors(d / fname, _contiguous(tensors))
+        size = atomic_save_tensors(d / fname, _contiguous(tensors), inside=self.dir)
         atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "bytes": size, "meta": meta,
-                                              "written": time.time()})
+                                              "written": time.time()}, inside=self.dir)
         stale = [old for old in d.glob("ckpt-*.safetensors") if old.name != fname]
         if stale:  # freeing a large file's blocks takes time the unit need not wait for; latest.json already moved on
-            self._reaper = threading.Thread(target=_unlink_all, args=(stale,), daemon=True)
+            self._reaper = threading.Thread(target=remove_files_nofollow, args=(self.dir, d, [p.name for p in stale]),
+                                            daemon=True)
             self._reaper.start()
 
     def settle(self) -> None:
@@ -344,6 +350,7 @@ class UnitWriter:
 
     def commit(self, result: dict, final: dict | None = None, info: dict | None = None) -> str:
         """Write the final state and result, then the commit marker with the unit's digest. Returns the digest."""
+        check_no_symlinks(self.dir, self.dir / "checkpoint")  # removed below: never through a link
         if final is not None:
             from safetensors.torch import save
 
@@ -352,17 +359,8 @@ class UnitWriter:
         self.settle()
         digest = unit_digest(self.store, self.record.id)
         atomic_write_json(self.dir / "COMMIT.json", {"digest": digest, "committed": time.time(), **(info or {})})
-        ckpt = self.dir / "checkpoint"
-        if ckpt.is_dir():
-            for p in ckpt.iterdir():
-                p.unlink(missing_ok=True)
-            ckpt.rmdir()
+        remove_files_nofollow(self.dir, self.dir / "checkpoint", remove_folder=True)
         return digest
-
-
-def _unlink_all(paths: list[Path]) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
