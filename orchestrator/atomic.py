@@ -96,6 +96,23 @@ def remove_files_nofollow(base: Path, folder: Path, names: list[str] | None = No
             pass
 
 
+def open_nofollow(base: Path, path: Path, mode: str = "wb", buffering: int = -1):
+    """``open(path, mode)`` for a file inside unit directory ``base`` (modes "wb", "ab", "w", "a") that never follows
+    a link: the directories on the way are checked and the file itself is opened with O_NOFOLLOW (a link there is
+    refused, its target untouched). The mode bits are 0666 less the umask, as ``open`` gives."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    path = Path(path)
+    check_no_symlinks(base, path.parent)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkRefused(errno.ELOOP, f"{path} is a symbolic link; lowloss never writes through links inside "
+                                 f"a unit directory ({base}) — remove the link") from None
+        raise
+    return os.fdopen(fd, mode, buffering=buffering)
+
+
 def check_writable(root: Path) -> None:
     """Raise ``StoreReadOnlyError`` unless a file can really be created in ``root`` (or, when it does not exist yet,
     in its nearest existing parent). A real attempted write, because permission bits do not stop root and a read-only

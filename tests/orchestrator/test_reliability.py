@@ -15,7 +15,7 @@ import torch
 from conftest import cli_env, spec_text
 from lowloss.orchestrator import atomic
 from lowloss.orchestrator.atomic import (StoreReadOnlyError, SymlinkRefused, atomic_save_tensors, atomic_write_bytes,
-                                         atomic_write_json, check_writable)
+                                         atomic_write_json, check_writable, open_nofollow)
 from lowloss.orchestrator.cli import main
 from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
 
@@ -112,6 +112,26 @@ def test_atomic_writes_inside_a_unit_refuse_links_on_the_way(tmp_path, linked):
         with pytest.raises(SymlinkRefused):
             write(link / "f")
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["wb", "ab", "a"])
+def test_open_nofollow_refuses_a_link_at_the_file_or_on_the_way(tmp_path, mode):
+    """The helper for the runtime's plain writes (attempt log, space reserve): never through a link."""
+    unit = tmp_path / "unit"
+    (unit / "attempts").mkdir(parents=True)
+    target = tmp_path / "passwd"
+    target.write_text("root:x:0:0")
+    (unit / "attempts" / "001.reserve").symlink_to(target)
+    (unit / "linked").symlink_to(tmp_path)
+    for path in (unit / "attempts" / "001.reserve", unit / "linked" / "f.log"):
+        with pytest.raises(SymlinkRefused, match="symbolic link"):
+            open_nofollow(unit, path, mode)
+    assert target.read_text() == "root:x:0:0" and not (tmp_path / "f.log").exists()
+    with open_nofollow(unit, unit / "attempts" / "001.log", mode) as fh:
+        fh.write(b"ok" if "b" in mode else "ok")
+    with open_nofollow(unit, unit / "attempts" / "001.log", "ab") as fh:
+        fh.write(b"!")
+    assert (unit / "attempts" / "001.log").read_text() == "ok!"
 
 
 # ---------------------------------------------------------------------- item 13: unit ids are hex prefixes
