@@ -333,3 +333,34 @@ def test_validate_opens_the_training_split(tmp_path, capsys):
     assert main(["validate", str(spec), "--data-root", str(root)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "data_batch_2" in err and "label 200 at index 0" in err
+
+
+def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(tmp_path):
+    """The data pass the edge, then a file is damaged before the unit runs (a shared file system): the real runtime
+    records the attempt as failed and the error's last line — what `lowloss status` shows — names the file."""
+    import subprocess
+    import sys
+
+    from lowloss.orchestrator.atomic import atomic_write_json
+    from lowloss.orchestrator.graph import expand
+    from lowloss.orchestrator.spec import check_data, parse_spec
+    from lowloss.orchestrator.store import Store
+
+    root = write_mnist(tmp_path / "mnist")
+    study = parse_spec('[study]\nname = "m"\nseeds = [0]\n[data]\ndataset = "mnist"\n[model]\nname = "lenet5"\n'
+                       '[train]\nepochs = 1\nbatch_size = 16\n[[stages]]\nname = "modes"\nkind = "train"\n')
+    check_data(study, str(root))  # the edge check passes
+    store = Store(tmp_path / "store")
+    store.init_study(study.name, study.text)
+    atomic_write_json(store.root / "run.json", {"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
+    (unit,) = expand(study)["modes"]
+    store.write_unit(unit.record)
+    labels = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:8] + bytes([3, 200]) + labels.read_bytes()[10:])
+    proc = subprocess.run([sys.executable, "-m", "lowloss.orchestrator.runtime", str(store.root), unit.id],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (attempt,) = store.attempts(unit.id)
+    last = attempt["state"], attempt["error"].strip().splitlines()[-1]
+    assert last[0] == "failed" and str(labels) in last[1] and "label 200 at index 1 is outside 0..9" in last[1], last
+    assert not store.is_committed(unit.id)
