@@ -23,32 +23,86 @@ from typing import Any, ClassVar, Iterator, Protocol, Union
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
-def _plain_type(annotation) -> type | None:
-    """int, float or bool when a field is exactly that (possibly Optional), else None."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if annotation in (int, float, bool):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1 and args[0] in (int, float, bool):
-        return args[0]
+_FITS, _MISFIT, _OTHER_SHAPE = "fits", "misfit", "other shape"
+
+
+def _scalar_problem(annotation, value) -> tuple[str, str]:
+    """(verdict, message) of a raw TOML value against a field annotation: ``misfit`` when a number is given as a string
+    or true/false, or a flag as anything but true/false (pydantic's lax mode would convert them silently)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is bool:
+        return (_FITS, "") if isinstance(value, bool) else (_MISFIT, f"{value!r}: true or false is needed")
+    if annotation in (int, float):
+        needed = "an integer" if annotation is int else "a number"
+        if isinstance(value, bool):
+            return _MISFIT, f"{str(value).lower()}: {needed} is needed, not true/false"
+        if isinstance(value, str):
+            return _MISFIT, f"{value!r}: {needed} is needed, not a string"
+        return (_FITS, "") if isinstance(value, (int, float)) else (_OTHER_SHAPE, "")
+    if origin is typing.Annotated:
+        return _scalar_problem(args[0], value)
+    if origin in (typing.Union, types.UnionType):
+        verdicts = [_scalar_problem(a, value) for a in args if a is not type(None)]
+        if value is None or any(v == _FITS for v, _ in verdicts):
+            return _FITS, ""
+        return next(((v, m) for v, m in verdicts if v == _MISFIT), (_OTHER_SHAPE, ""))
+    if origin in (list, tuple, set, frozenset):
+        if not isinstance(value, (list, tuple)):
+            return _OTHER_SHAPE, ""
+        items = args if origin is tuple and args and args[-1] is not Ellipsis else (args[:1] * len(value))
+        for item_type, item in zip(items, value):
+            verdict, message = _scalar_problem(item_type, item)
+            if verdict != _FITS:
+                return verdict, message
+        return _FITS, ""
+    if origin is dict:
+        if not isinstance(value, dict):
+            return _OTHER_SHAPE, ""
+        for item in value.values():
+            verdict, message = _scalar_problem(args[1] if len(args) == 2 else typing.Any, item)
+            if verdict != _FITS:
+                return verdict, message
+        return _FITS, ""
+    if origin is typing.Literal:
+        return (_FITS, "") if value in args else (_OTHER_SHAPE, "")
+    if annotation is str:
+        return (_FITS, "") if isinstance(value, str) else (_OTHER_SHAPE, "")
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if not isinstance(value, dict):
+            return _OTHER_SHAPE, ""
+        if issubclass(annotation, StrictScalars):
+            return _FITS, ""  # it checks itself, and its errors then name the nested field
+        problem = _model_problem(annotation, value)
+        return (_MISFIT, problem) if problem else (_FITS, "")
+    return _FITS, ""  # Any and the rest: pydantic checks them itself
+
+
+def _model_problem(model: type[BaseModel], data: dict) -> str | None:
+    """The first field of ``data`` whose raw value pydantic's lax mode would convert silently, or None."""
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key in data:
+            verdict, message = _scalar_problem(info.annotation, data[key])
+            if verdict == _MISFIT:
+                if isinstance(data[key], dict):
+                    return f"{key}.{message}"
+                if isinstance(data[key], (list, tuple)):
+                    return f"{key} = {data[key]!r}: item {message}"
+                return f"{key} = {message}"
     return None
 
 
 class StrictScalars(BaseModel):
-    """Refuses the silent conversions TOML users trip over: `true` for a number, a number or string for a flag."""
+    """Refuses the silent conversions TOML users trip over, at any depth (lists, tables, unions): `true` or a string
+    for a number (`segment_steps = "100"`, `seeds = [0, "1"]`, `seeds = [false]`), a number or string for a flag."""
 
     @model_validator(mode="before")
     @classmethod
     def _no_silent_conversion(cls, data):
         if isinstance(data, dict):
-            for name, info in cls.model_fields.items():
-                key = info.alias or name
-                if key not in data:
-                    continue
-                want, value = _plain_type(info.annotation), data[key]
-                if want in (int, float) and isinstance(value, bool):
-                    raise ValueError(f"{key} = {str(value).lower()}: a number is needed, not true/false")
-                if want is bool and not isinstance(value, bool):
-                    raise ValueError(f"{key} = {value!r}: true or false is needed")
+            problem = _model_problem(cls, data)
+            if problem:
+                raise ValueError(problem)
         return data
 
 

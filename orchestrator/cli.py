@@ -6,6 +6,7 @@ exit code 2, no traceback, and nothing in the store touched. A study whose units
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .atomic import StoreReadOnlyError, check_writable
 from .executors.base import ExecutorError
 from .spec import SpecError, Study, check_data, load_spec, parse_spec
 from .store import DamagedError, Store, StoreError, StoreFullError, split_ref, verify_unit
@@ -105,6 +107,7 @@ def cmd_run(args, study: Study | None = None) -> int:
     check_data(study, data_root)
     store.check_study(study.name)
     _plan_or_edge_error(study)  # a study too large to expand is an edge error, before the store is touched
+    check_writable(store.root)  # a read-only store is an edge error, before the coordinator lock is created
     if study.run.executor == "slurm":
         import shutil
 
@@ -327,11 +330,23 @@ def cmd_logs(args) -> int:
     if not attempts:
         raise StoreError(f"unit {uid} has not started yet: no log (`lowloss status {store.root} --units`)")
     chosen = attempts if args.all else attempts[-1:]
+    refused = 0
     for a in chosen:
         print(f"==> attempt {a['attempt']} ({a['state']}) on {a.get('host')} via {a.get('executor')} "
               f"job {a.get('job_id') or '-'}: {a['log']}")
+        log = _inside_store(store, a.get("log"))
+        if log is None:  # a moved or copied store, or a forged record: only the store's own attempts/<n>.log is read
+            own = store.unit_dir(uid) / "attempts" / f"{int(a['attempt']):03d}.log"
+            log = _inside_store(store, own) if own.exists() else None
+            where = f"; printing the store's own {own}" if log is not None else "; not printed"
+            print(f"lowloss: {'note' if log is not None else 'error'}: attempt {a['attempt']} of unit {uid} names log "
+                  f"{a.get('log')!r}, which is not a file inside the store {store.root}{where} (a log is only ever "
+                  "read from inside the store)", file=sys.stderr)
+            if log is None:
+                refused += 1
+                continue
         try:
-            sys.stdout.write(Path(a["log"]).read_text(errors="replace"))
+            sys.stdout.write(log.read_text(errors="replace"))
         except FileNotFoundError:
             print("(log file missing)")
         job = a.get("job_id") or ""
@@ -339,11 +354,24 @@ def cmd_logs(args) -> int:
             from .executors.slurm import job_output
 
             job_log = job_output(store.root, job)
+            if job_log is not None and _inside_store(store, job_log) is None:
+                job_log = None
             if job_log is not None:
                 lines = job_log.read_text(errors="replace").splitlines()
                 print(f"==> Slurm job {job} output (last {min(len(lines), 40)} of {len(lines)} lines): {job_log}")
                 print("\n".join(lines[-40:]))
-    return 0
+    return 2 if refused else 0
+
+
+def _inside_store(store: Store, path: str | Path | None) -> Path | None:
+    """``path`` with every link resolved, when it lies inside the store (a record may name a log, never /etc/shadow)."""
+    if not path:
+        return None
+    root = store.root.resolve()
+    resolved = Path(path).resolve()
+    if resolved != root and root not in resolved.parents:
+        return None
+    return resolved
 
 
 def cmd_cancel(args) -> int:
@@ -422,6 +450,10 @@ def cmd_verify(args) -> int:
         for p in leftovers:
             notes += 1
             out.print(f"[yellow]note[/yellow] {uid} {p}")
+    for path in _stray_pickles(store):
+        notes += 1
+        out.print(f"[yellow]note[/yellow] {path.relative_to(store.root).as_posix()}: a pickle where lowloss writes none "
+                  "(never read by lowloss; only submitit's slurm/<job>/*.pkl belong in a store)")
     committed = sum(1 for r in report if r["digest"])
     out.print(f"study {study['study']!r}: {committed} committed unit(s) verified; {corrupt} corrupt file(s); "
               f"{notes} uncommitted leftover(s) (invisible to readers)")
@@ -429,6 +461,17 @@ def cmd_verify(args) -> int:
         out.print(f"`lowloss resume {store.root} --repair` moves the damaged units aside and runs them (and what "
                   f"depends on them) again")
     return 1 if corrupt else 0
+
+
+def _stray_pickles(store: Store) -> list[Path]:
+    """Pickle files outside ``slurm/``: submitit's ``slurm/<job>/*_submitted.pkl`` (written by the coordinator, read
+    only by submitit inside the job) and ``*_result.pkl`` (written by the job) are the only pickles a store holds, and
+    nothing of lowloss opens any pickle there."""
+    out = []
+    for path in sorted(store.root.rglob("*")):
+        if path.suffix in (".pkl", ".pickle") and path.parts[len(store.root.parts)] != "slurm" and not path.is_symlink():
+            out.append(path)
+    return out
 
 
 def cmd_recipes(args) -> int:
@@ -583,6 +626,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (SpecError, StoreError, UsageError) as exc:
         print(f"lowloss: error: {exc}", file=sys.stderr)
+        return 2
+    except StoreReadOnlyError as exc:
+        print(f"lowloss: error: {exc.strerror}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES) or exc.filename is None:
+            raise
+        print(f"lowloss: error: cannot write {exc.filename}: {exc.strerror} (a read-only store or data directory?)",
+              file=sys.stderr)
         return 2
     except ExecutorError as exc:
         print(f"lowloss: error: {exc}", file=sys.stderr)

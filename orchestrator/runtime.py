@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lowloss import jobs
 
-from .atomic import FULL_ERRNOS, StoreFullError
+from .atomic import FULL_ERRNOS, StoreFullError, open_nofollow
 from .store import Store, UnitRecord, UnitWriter, split_ref
 
 PROGRESS_INTERVAL_S = 1.0
@@ -215,7 +215,7 @@ def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None
         try:
             store.write_attempt(uid, record.kind, info)
             # Space held back so that the attempt's final record can be written even when the disk fills up mid-run.
-            with open(reserve, "wb") as fh:
+            with open_nofollow(store.unit_dir(uid, record.kind), reserve, "wb") as fh:
                 fh.write(b"\0" * RESERVE_BYTES)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -264,7 +264,7 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
                 reserve: Path) -> tuple[str, str | None, list[str]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(1), os.dup(2)
-    with open(log_path, "a", buffering=1) as log:
+    with open_nofollow(store.unit_dir(record.id, record.kind), log_path, "a", buffering=1) as log:
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)

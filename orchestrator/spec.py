@@ -125,7 +125,10 @@ STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 def load_spec(path: str | Path) -> Study:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError("SPEC", str(path), f"not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+                        "is not UTF-8); a spec is TOML text (see `lowloss recipes`)") from None
     except FileNotFoundError:
         raise SpecError("SPEC", str(path), "file not found; give the path of a .toml spec (see `lowloss recipes`)") from None
     except IsADirectoryError:
@@ -250,7 +253,9 @@ def _check_keys(model: type[BaseModel], data: Any, prefix: str, source: str) -> 
 
 
 def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> SpecError:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # a union reports every member's error; a silent-conversion refusal (StrictScalars) says most
+    err = next((e for e in errors if e["type"] == "value_error" and "is needed" in e["msg"]), errors[0])
     # drop pydantic's union-member tags such as 'list[int]', 'SeedRange' or 'function-after[...]'
     parts = [p for p in err["loc"] if isinstance(p, int) or not (str(p)[:1].isupper() or "[" in str(p) or "-" in str(p)
                                                                  or p in ("int", "str", "float", "bool"))]
@@ -273,6 +278,19 @@ def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> Sp
             msg = f"one of {expected}{_suggest(str(value), choices)}"
         elif err["type"] == "string_pattern_mismatch":
             msg = f"must match {ctx.get('pattern')}"
+    if err["type"] == "value_error" and " = " in msg and ": " in msg:
+        # a StrictScalars refusal, "KEY = VALUE: why", raised for the enclosing table: name the key's full path
+        key_value, why = msg.split(": ", 1)
+        key, shown = key_value.split(" = ", 1)
+        if re.fullmatch(r"[A-Za-z_][\w.]*", key):
+            return SpecError(f"{field}.{key}" if field else key, _Shown(shown), why, source)
     if isinstance(value, dict):
         value = _MISSING  # a whole table: the message says what is wrong with it
     return SpecError(field or "spec", value, msg, source)
+
+
+class _Shown(str):
+    """A value already written as the spec shows it (``true``, ``'100'``)."""
+
+    def __repr__(self) -> str:
+        return str(self)

@@ -42,6 +42,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -54,7 +55,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import (TEMP_PREFIX, StoreFullError, atomic_save_tensors, atomic_write_bytes, atomic_write_json,
-                     canonical_json, read_json, sha256_file)
+                     canonical_json, check_no_symlinks, read_json, remove_files_nofollow, sha256_file)
 
 FORMAT = 2
 ID_LENGTH = 20
@@ -63,6 +64,7 @@ COMMIT = "COMMIT.json"
 FINAL = "final.safetensors"
 RESULT = "result.json"
 FAILED_STATES = ("failed", "lost")  # attempt states that use up a retry (preempted, cancelled, nospace do not)
+UNIT_PREFIX = re.compile(r"[0-9a-f]{1,64}")
 
 
 class StoreError(Exception):
@@ -245,7 +247,10 @@ class Store:
 
     # ------------------------------------------------------------------ units
     def find_unit(self, prefix: str) -> str:
-        """Resolve a unit id or unique prefix."""
+        """Resolve a unit id or unique prefix (hex digits only: never a glob pattern)."""
+        if not UNIT_PREFIX.fullmatch(prefix):
+            raise StoreError(f"unit {prefix!r}: a unit id or a prefix of one is needed — 1 to 64 hex digits 0-9a-f "
+                             f"(`lowloss status {self.root} --units` lists them)")
         matches = sorted({p.name[len("unit="):] for p in (self.root / "units").glob(f"kind=*/unit={prefix}*")})
         if len(matches) == 1:
             return matches[0]
@@ -579,7 +584,7 @@ class UnitWriter:
                 continue
             data = parquet_bytes(pa.Table.from_pylist(table_rows))
             rel = f"{table}/{name}.parquet"
-            files[rel] = atomic_write_bytes(self.dir / rel, data)
+            files[rel] = atomic_write_bytes(self.dir / rel, data, inside=self.dir)
             sizes[rel] = len(data)
             rows[table] = len(table_rows)
         if points:
@@ -587,23 +592,24 @@ class UnitWriter:
 
             rel = f"points/{name}.safetensors"
             data = save(_contiguous(points))
-            files[rel] = atomic_write_bytes(self.dir / rel, data)
+            files[rel] = atomic_write_bytes(self.dir / rel, data, inside=self.dir)
             sizes[rel] = len(data)
         marker = {"index": index, "name": name, "files": files, "bytes": sizes, "rows": rows, **(info or {})}
-        atomic_write_json(self.dir / "segments" / f"{name}.json", marker)
+        atomic_write_json(self.dir / "segments" / f"{name}.json", marker, inside=self.dir)
 
     def write_checkpoint(self, segment_index: int, tensors: dict, meta: dict) -> None:
         """Resume checkpoint: tensors as safetensors, then ``latest.json`` naming it with its size and sha256;
         older ones removed."""
         d = self.dir / "checkpoint"
         fname = f"ckpt-{segment_name(segment_index)}.safetensors"
-        size = atomic_save_tensors(d / fname, _contiguous(tensors))
+        size = atomic_save_tensors(d / fname, _contiguous(tensors), inside=self.dir)
         digest = sha256_file(d / fname)
         atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "bytes": size, "sha256": digest,
-                                              "meta": meta, "written": time.time()})
+                                              "meta": meta, "written": time.time()}, inside=self.dir)
         stale = [old for old in d.glob("ckpt-*.safetensors") if old.name != fname]
         if stale:  # freeing a large file's blocks takes time the unit need not wait for; latest.json already moved on
-            self._reaper = threading.Thread(target=_unlink_all, args=(stale,), daemon=True)
+            self._reaper = threading.Thread(target=remove_files_nofollow, args=(self.dir, d, [p.name for p in stale]),
+                                            daemon=True)
             self._reaper.start()
 
     def settle(self) -> None:
@@ -647,35 +653,24 @@ class UnitWriter:
         sha256 of each file. Returns the digest."""
         from safetensors.torch import save
 
+        check_no_symlinks(self.dir, self.dir / "checkpoint")  # removed below: never through a link
+
         files: dict[str, dict] = {}
         for name, tensors in sorted((outputs or {}).items()):
             rel = output_file(name)
             data = save(_contiguous(tensors))
-            files[rel] = {"sha256": atomic_write_bytes(self.dir / rel, data), "bytes": len(data)}
+            files[rel] = {"sha256": atomic_write_bytes(self.dir / rel, data, inside=self.dir), "bytes": len(data)}
         data = (canonical_json(result) + "\n").encode()
-        files[RESULT] = {"sha256": atomic_write_bytes(self.dir / RESULT, data), "bytes": len(data)}
+        files[RESULT] = {"sha256": atomic_write_bytes(self.dir / RESULT, data, inside=self.dir), "bytes": len(data)}
         self.settle()
         digest = unit_digest(self.store, self.record.id, self.record.kind)
         seg_dir = self.dir / "segments"
         markers = {p.name: sha256_file(p) for p in sorted(seg_dir.glob("*.json")) if not p.name.startswith(TEMP_PREFIX)} \
             if seg_dir.is_dir() else {}
         atomic_write_json(self.dir / COMMIT, {"digest": digest, "files": files, "segments": markers,
-                                              "committed": time.time(), **(info or {})})
-        ckpt = self.dir / "checkpoint"
-        if ckpt.is_dir() and not ckpt.is_symlink():
-            for p in ckpt.iterdir():
-                if not p.is_symlink() and p.is_file():
-                    p.unlink(missing_ok=True)
-            try:
-                ckpt.rmdir()
-            except OSError:
-                pass
+                                              "committed": time.time(), **(info or {})}, inside=self.dir)
+        remove_files_nofollow(self.dir, self.dir / "checkpoint", remove_folder=True)
         return digest
-
-
-def _unlink_all(paths: list[Path]) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

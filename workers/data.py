@@ -4,14 +4,17 @@ Every batch is a pure function of (seed, step): the order of epoch ``e`` is a pe
 seeded with (seed, e), and random augmentation of batch ``k`` draws from a generator seeded with (seed, k). A resumed
 run therefore needs only the step counter as its data cursor.
 
-Digits (scikit-learn's bundled 8×8 handwritten digits) is embedded. MNIST, CIFAR10/100 and ImageFolder (ImageNet)
-are read through torchvision's dataset classes from a data root, never downloaded here.
+Digits (scikit-learn's bundled 8×8 handwritten digits) is embedded. MNIST and ImageFolder (ImageNet) are read
+through torchvision's dataset classes from a data root, never downloaded here; CIFAR10/100's pickled batches are read
+here through a restricted unpickler (``CifarUnpickler``), never torchvision's ``pickle.load``. Both splits of every
+dataset are checked before use (``check_data_files``); a damaged file is named in one line.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import os
+import pickle
 from dataclasses import dataclass
 from typing import Callable
 
@@ -135,7 +138,11 @@ class ImageFolderData:
         xs, ys = [], []
         for i in indices:
             path, label = dataset.samples[i]
-            xs.append(transform(dataset.loader(path)))
+            try:
+                image = dataset.loader(path)
+                xs.append(transform(image))
+            except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for a truncated or damaged image
+                raise DataFileError(f"data file {path}: not a readable image ({type(exc).__name__}: {exc})") from None
             ys.append(label)
         return torch.stack(xs).to(self.device), torch.tensor(ys, dtype=torch.int64, device=self.device)
 
@@ -253,7 +260,8 @@ def load_digits(test_fraction: float = 0.2) -> TensorDataset:
 
 
 def check_data_root(name: str, root: str | None) -> str | None:
-    """Why ``root`` cannot serve dataset ``name``, or None when it can (cheap: looks only at files)."""
+    """Why ``root`` cannot serve dataset ``name``, or None when it can. Both splits are opened and checked
+    (``check_data_files``: headers, counts, label range, class lists); a damaged file is named."""
     if name == "digits":
         return None
     hint = _DOWNLOAD_HINT[name].format(root=root or "DATA_ROOT")
@@ -261,6 +269,14 @@ def check_data_root(name: str, root: str | None) -> str | None:
         return f"dataset {name!r} needs a data root (--data-root or data.root); to fetch it where there is internet: {hint}"
     if not os.path.isdir(root):
         return f"data root {root!r} does not exist; to fetch {name} there where there is internet: {hint}"
+    if name in FILE_CHECKS:
+        try:
+            check_data_files(name, root)
+        except DataFileError as exc:
+            return str(exc)
+        except DataRootError as exc:  # files or folders missing
+            return f"data root {root!r} does not hold {name} in torchvision's format ({exc}); to fetch it: {hint}"
+        return None
     try:
         dataset = _torchvision_dataset(name, root, train=False)
         if name == "imagefolder" and len(dataset) == 0:
@@ -270,29 +286,13 @@ def check_data_root(name: str, root: str | None) -> str | None:
     return None
 
 
-def _presence_checked(cls):
-    """torchvision's CIFAR class with its MD5 check of every batch file replaced by a presence check: the files are
-    still read by torchvision's own reader (a corrupt batch fails there), but shards re-packed on a cluster's shared
-    file system, or the small files the tests write, are accepted."""
-
-    class Checked(cls):
-        train_list = [[f, None] for f, _ in cls.train_list]  # md5 None: torchvision checks presence only
-        test_list = [[f, None] for f, _ in cls.test_list]
-        meta = {**cls.meta, "md5": None}
-
-    Checked.__name__ = cls.__name__
-    return Checked
-
-
 def _torchvision_dataset(name: str, root: str, train: bool):
     import torchvision
 
     if name == "mnist":
         return torchvision.datasets.MNIST(root, train=train, download=False)
-    if name == "cifar10":
-        return _presence_checked(torchvision.datasets.CIFAR10)(root, train=train, download=False)
-    if name == "cifar100":
-        return _presence_checked(torchvision.datasets.CIFAR100)(root, train=train, download=False)
+    if name in ("cifar10", "cifar100"):
+        return read_cifar_split(name, root, train)  # never torchvision's reader: it unpickles without restriction
     if name == "imagefolder":
         return torchvision.datasets.ImageFolder(os.path.join(root, "train" if train else "val"))
     raise ValueError(f"unknown dataset {name!r}")
@@ -320,3 +320,283 @@ def load_dataset(name: str, root: str | None = None, image_size: int | None = No
         ty, vy = torch.tensor(train.targets).long(), torch.tensor(test.targets).long()
         num_classes, augment = (10 if name == "cifar10" else 100), _cifar_augment(name)
     return TensorDataset(name, _normalize(tx, name), ty, _normalize(vx, name), vy, num_classes, augment)
+
+
+# ---------------------------------------------------------------- data file checks (issue 10: damaged and hostile files)
+#
+# Every split of every dataset is opened and checked before a unit trusts it; a problem is one line naming the file.
+# CIFAR batches are Python pickles: they are read only through ``CifarUnpickler``, which admits nothing but what the
+# CIFAR format needs (numpy arrays and dtypes, dicts, lists, str/bytes, numbers), never torchvision's unrestricted
+# ``pickle.load``; each file's MD5 is compared to torchvision's official one, and an error about a file whose MD5
+# differs says that it is a re-packed copy.
+
+
+class DataFileError(DataRootError):
+    """A dataset file is damaged or not in its format; the message names the file."""
+
+
+class MissingDataError(DataRootError):
+    """Files or folders of the dataset's layout are missing from the data root."""
+
+
+def _file_error(path: str, what: str) -> DataFileError:
+    return DataFileError(f"data file {path}: {what}")
+
+
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _idx_count(path: str, ndim: int, item_shape: tuple[int, ...]) -> int:
+    """Item count of an IDX file of uint8 (magic 0x0000_08_<ndim>) whose items have ``item_shape``; checks its size."""
+    with open(path, "rb") as fh:
+        header = fh.read(4 + 4 * ndim)
+    expected_magic = 0x0800 | ndim
+    if len(header) < 4 + 4 * ndim:
+        raise _file_error(path, f"truncated IDX header ({len(header)} bytes, {4 + 4 * ndim} needed)")
+    magic = int.from_bytes(header[:4], "big")
+    if magic != expected_magic:
+        raise _file_error(path, f"not an IDX file of uint8 {'images' if ndim == 3 else 'labels'} "
+                                f"(magic {magic:#010x}, expected {expected_magic:#010x})")
+    dims = tuple(int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    if dims[1:] != item_shape:
+        raise _file_error(path, f"header says items of {'×'.join(map(str, dims[1:]))}, MNIST's are "
+                                f"{'×'.join(map(str, item_shape))}")
+    want = len(header) + math.prod(dims)
+    size = os.path.getsize(path)
+    if size != want:
+        raise _file_error(path, f"{'truncated' if size < want else 'trailing bytes'}: its header says {dims[0]} items "
+                                f"({want} bytes), the file has {size} bytes")
+    return dims[0]
+
+
+def check_mnist_files(root: str) -> None:
+    """MNIST/raw as torchvision reads it: both splits' IDX headers (magic, 28×28), sizes, equal counts, labels 0..9."""
+    import numpy as np
+
+    raw = os.path.join(root, "MNIST", "raw")
+    missing = [os.path.join("MNIST", "raw", f) for pair in MNIST_FILES.values() for f in pair
+               if not os.path.isfile(os.path.join(raw, f))]
+    if missing:
+        raise MissingDataError(f"missing {', '.join(missing)}")
+    for images, labels in MNIST_FILES.values():
+        images, labels = os.path.join(raw, images), os.path.join(raw, labels)
+        n_images, n_labels = _idx_count(images, 3, (28, 28)), _idx_count(labels, 1, ())
+        if n_images != n_labels:
+            raise _file_error(labels, f"{n_labels} labels for the {n_images} images of {images}")
+        values = np.fromfile(labels, dtype=np.uint8, offset=8)
+        if n_labels and int(values.max()) > 9:
+            i = int(values.argmax())
+            raise _file_error(labels, f"label {int(values[i])} at index {i} is outside 0..9")
+
+
+_CIFAR_LAYOUT = {  # name: (torchvision class, labels key, classes)
+    "cifar10": ("CIFAR10", "labels", 10),
+    "cifar100": ("CIFAR100", "fine_labels", 100),
+}
+
+
+def _cifar_class(name: str):
+    import torchvision
+
+    return getattr(torchvision.datasets, _CIFAR_LAYOUT[name][0])
+
+
+class PickleRefused(pickle.UnpicklingError):
+    """A CIFAR pickle asks for something the format does not need (a global that could run code, an object array)."""
+
+
+def _latin1_encode(text, encoding="utf-8"):
+    """``_codecs.encode`` as protocol-2 pickles of bytes use it: str → latin-1 bytes, nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise PickleRefused(f"refused _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+def _plain_dtype(*args):
+    """``numpy.dtype`` for dtypes of plain numbers only (an object dtype could smuggle objects into an array)."""
+    import numpy as np
+
+    if not all(isinstance(a, (str, bool, int)) for a in args):
+        raise PickleRefused(f"refused numpy.dtype{args!r}")
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise PickleRefused(f"refused numpy.dtype{args!r}: object arrays are not part of the CIFAR format")
+    return dtype
+
+
+def _cifar_globals() -> dict[tuple[str, str], object]:
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _plain_dtype,
+                                              ("_codecs", "encode"): _latin1_encode}
+    for package in ("numpy.core", "numpy._core"):  # numpy 1 and 2 spell the module differently in pickles
+        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    return allowed
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """CIFAR Python batches: admits only numpy's array reconstruction and plain-number dtypes besides pickle's built-in
+    dicts, lists, strings, bytes and numbers; any other global (``os.system``, ``builtins.exec``, …) is refused, so a
+    crafted batch cannot run code. Persistent ids are refused by ``pickle.Unpickler`` itself."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _cifar_globals().get((module, name))
+        if allowed is None:
+            raise PickleRefused(f"refused to load the global {module}.{name} (a CIFAR batch holds only numpy "
+                                         "arrays, lists, dicts and strings; this file would run or import other code)")
+        return allowed
+
+
+def cifar_md5_official(name: str, path: str) -> bool | None:
+    """Whether a CIFAR file has torchvision's official MD5 (None for a file name torchvision does not list)."""
+    cls = _cifar_class(name)
+    official = dict(cls.train_list + cls.test_list)
+    official[cls.meta["filename"]] = cls.meta["md5"]
+    md5 = official.get(os.path.basename(path))
+    if md5 is None:
+        return None
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest() == md5
+
+
+def _cifar_file_error(name: str, path: str, what: str) -> DataFileError:
+    try:
+        official = cifar_md5_official(name, path)
+    except OSError:
+        official = None
+    origin = " (a re-packed copy: its MD5 differs from torchvision's official file)" if official is False else ""
+    return _file_error(path + origin, what)
+
+
+def load_cifar_pickle(name: str, path: str) -> dict:
+    """One CIFAR batch or meta file through ``CifarUnpickler`` (latin-1 strings, as torchvision reads them)."""
+    try:
+        with open(path, "rb") as fh:
+            entry = CifarUnpickler(fh, encoding="latin1").load()
+    except PickleRefused as exc:
+        raise _cifar_file_error(name, path, str(exc)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as exc:
+        raise _cifar_file_error(name, path, f"not a readable CIFAR pickle (truncated or damaged: "
+                                            f"{type(exc).__name__}: {exc})") from None
+    if not isinstance(entry, dict):
+        raise _cifar_file_error(name, path, f"holds a {type(entry).__name__}; a CIFAR batch is a dict")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
+
+
+@dataclass
+class CifarSplit:
+    """One CIFAR split as torchvision's class holds it: ``data`` N×32×32×3 uint8, ``targets`` a list of ints."""
+
+    data: object  # numpy.ndarray
+    targets: list[int]
+    classes: list[str]
+
+
+def read_cifar_split(name: str, root: str, train: bool) -> CifarSplit:
+    """A CIFAR split from its batches, checked: dict layout, N×3072 uint8 data, one label per image, labels in range."""
+    import numpy as np
+
+    cls = _cifar_class(name)
+    _, labels_key, n_classes = _CIFAR_LAYOUT[name]
+    folder = os.path.join(root, cls.base_folder)
+    files = [f for f, _ in (cls.train_list if train else cls.test_list)]
+    missing = [os.path.join(cls.base_folder, f) for f in [*files, cls.meta["filename"]]
+               if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise MissingDataError(f"missing {', '.join(missing)}")
+    meta_path = os.path.join(folder, cls.meta["filename"])
+    classes = load_cifar_pickle(name, meta_path).get(cls.meta["key"])
+    if not isinstance(classes, list) or len(classes) != n_classes or not all(isinstance(c, str) for c in classes):
+        raise _cifar_file_error(name, meta_path, f"{cls.meta['key']!r} must be a list of {n_classes} class names")
+    data, targets = [], []
+    for fname in files:
+        path = os.path.join(folder, fname)
+        entry = load_cifar_pickle(name, path)
+        x, y = entry.get("data"), entry.get(labels_key)
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+            shown = f"a {x.dtype} array of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+            raise _cifar_file_error(name, path, f"'data' must be an N×3072 uint8 array (3×32×32 images), not {shown}")
+        if isinstance(y, np.ndarray) and y.dtype.kind in "iu" and y.ndim == 1:
+            y = y.tolist()
+        if not isinstance(y, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in y):
+            raise _cifar_file_error(name, path, f"{labels_key!r} must be a list of integer labels")
+        if len(y) != x.shape[0]:
+            raise _cifar_file_error(name, path, f"{len(y)} labels for {x.shape[0]} images")
+        bad = next((i for i, v in enumerate(y) if not 0 <= v < n_classes), None)
+        if bad is not None:
+            raise _cifar_file_error(name, path, f"label {y[bad]} at index {bad} is outside 0..{n_classes - 1}")
+        data.append(x)
+        targets.extend(y)
+    return CifarSplit(np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1)), targets, classes)
+
+
+def check_cifar_files(name: str, root: str) -> None:
+    for train in (True, False):
+        read_cifar_split(name, root, train)
+
+
+def _first_image(folder: str) -> str | None:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and entry.name.lower().endswith(IMG_EXTENSIONS):
+            return entry.path
+    return None
+
+
+def check_imagefolder_files(root: str) -> None:
+    """ImageNet's layout: train/ and val/ with the *same* class folders (a label is a class's index in the sorted
+    list, so a class missing in val would silently shift every later label), each holding images; the first image of
+    each class in each split must decode (every other file is decoded by the units, which name a bad one)."""
+    from PIL import Image
+    from torchvision.datasets.folder import find_classes
+
+    classes = {}
+    for split in ("train", "val"):
+        folder = os.path.join(root, split)
+        if not os.path.isdir(folder):
+            raise MissingDataError(f"no {split}/ folder in {root}")
+        try:
+            classes[split] = find_classes(folder)[0]
+        except FileNotFoundError:
+            raise MissingDataError(f"no class folders under {folder}") from None
+    train, val = classes["train"], classes["val"]
+    if train != val:
+        only_train, only_val = sorted(set(train) - set(val)), sorted(set(val) - set(train))
+        parts = ([f"{len(only_train)} class(es) of train/ missing in val/: {', '.join(only_train[:5])}"] if only_train
+                 else []) + ([f"{len(only_val)} class(es) of val/ not in train/: {', '.join(only_val[:5])}"]
+                             if only_val else [])
+        raise _file_error(os.path.join(root, "val"), f"class folders differ from train/ ({'; '.join(parts)}); labels "
+                          "are indices into the sorted class list, so both splits need the same classes")
+    for split in ("train", "val"):
+        for c in classes[split]:
+            folder = os.path.join(root, split, c)
+            path = _first_image(folder)
+            if path is None:
+                raise _file_error(folder, "class folder without image files (.jpg, .jpeg, .png, …)")
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except Exception as exc:  # noqa: BLE001 — PIL raises OSError, SyntaxError, ValueError, struct.error…
+                raise _file_error(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+FILE_CHECKS = {"mnist": check_mnist_files, "cifar10": lambda root: check_cifar_files("cifar10", root),
+               "cifar100": lambda root: check_cifar_files("cifar100", root), "imagefolder": check_imagefolder_files}
+
+
+def check_data_files(name: str, root: str) -> None:
+    """Open and check both splits of dataset ``name`` under ``root``; raises DataFileError naming a damaged file,
+    MissingDataError when files of the layout are missing."""
+    check = FILE_CHECKS.get(name)
+    if check is not None:
+        check(root)

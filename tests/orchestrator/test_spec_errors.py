@@ -46,6 +46,16 @@ CASES = [
     ("model-does-not-fit-data", spec_text(model="lenet5"), [], ["model.name", "'lenet5'", "does not fit digits inputs"]),
     ("negative-flag", spec_text(), ["--checkpoint-seconds", "-5"], ["--checkpoint-seconds", "-5", "greater than or equal to 0"]),
     ("zero-pack", spec_text(), ["--units-per-job", "0"], ["--units-per-job", "0"]),
+    # issue 10 item 9: no string→number and no bool→number conversion, at any depth of any section or stage table
+    ("string-for-int", spec_text(segment_steps='"100"'), [], ["train.segment_steps = '100'", "an integer is needed, not a string"]),
+    ("string-in-seed-list", spec_text(seeds='[0, "1"]'), [], ["study.seeds = [0, '1']", "'1': an integer is needed"]),
+    ("bool-in-seed-list", spec_text(seeds="[false]"), [], ["study.seeds = [False]", "false: an integer is needed, not true/false"]),
+    ("string-in-seed-range", spec_text(seeds='{start = 0, count = "3"}'), [], ["study.seeds.count = '3'", "an integer is needed, not a string"]),
+    ("string-in-float-pair", spec_text(train_extra='betas = [0.9, "0.99"]'), [], ["train.betas", "'0.99': a number is needed"]),
+    ("string-for-float", spec_text(run_extra='checkpoint_seconds = "5"').replace("checkpoint_seconds = 0\n", ""), [], ["run.checkpoint_seconds = '5'", "a number is needed, not a string"]),
+    ("string-in-pair-list", spec_text(stages=STAGES_WITH.format(extra='pairs = [[0, "1"]]')), [], ["stages[1].pairs = [[0, '1']]", "'1': an integer is needed"]),
+    ("bool-in-pair-table", spec_text(stages=STAGES_WITH.format(extra="pairs = {random = true}")), [], ["stages[1].pairs.random = true", "an integer is needed, not true/false"]),
+    ("string-for-stage-int", spec_text(stages=STAGES_WITH.format(extra='points = "5"')), [], ["stages[1].points = '5'", "an integer is needed, not a string"]),
     ("unit-kind-is-no-stage-kind", spec_text(stages='[[stages]]\nname = "m"\nkind = "m2m_phase"\n'), [], ["stages[0].kind", "m2m_phase", "m2m"]),
 ]
 
@@ -125,3 +135,16 @@ def test_unknown_unit_in_show(tmp_path, capsys):
     assert "no unit matching 'ffffffff'" in capsys.readouterr().err
     assert main(["status", str(tmp_path / "elsewhere")]) == 2
     assert "not a lowloss store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"[study]\nname = \"t\xff\"\n", b"\xff\xfe[\x00s\x00"],
+                         ids=["png", "latin1-byte", "utf16"])
+def test_binary_spec_file_is_one_edge_error(tmp_path, content):
+    """Issue 10 item 9: a binary / non-UTF-8 spec is exit 2 with one line naming the file, not a UnicodeDecodeError."""
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes(content)
+    for args in (["validate", spec], ["run", spec, "--store", tmp_path / "store"], ["plan", spec]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and str(spec) in proc.stderr and "not UTF-8" in proc.stderr
+    assert not (tmp_path / "store").exists()
