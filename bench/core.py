@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lowloss.orchestrator.graph import expand
+from lowloss.orchestrator.graph import plan_study
 from lowloss.orchestrator.runtime import run_unit
 from lowloss.orchestrator.spec import parse_spec
 from lowloss.orchestrator.store import Store, UnitWriter
@@ -76,7 +76,7 @@ def bare_loop(recipe: dict, seed: int) -> float:
 def unit_run(study, tmp: Path, i: int) -> tuple[float, int]:
     store = Store(tmp / f"store{i}")
     store.init_study(study.name, study.text)
-    (unit,) = expand(study)["modes"]
+    (unit,) = plan_study(study).stage_units("modes")
     store.write_unit(unit.record)
     data = load_dataset("digits")  # warm the dataset cache like the bare loop's load (not timed there either)
     del data
@@ -146,10 +146,10 @@ def bench_plan() -> None:
     t0 = time.perf_counter()
     study = parse_spec(text)
     t1 = time.perf_counter()
-    expanded = expand(study)
+    planner = plan_study(study)
     t2 = time.perf_counter()
-    n = sum(len(v) for v in expanded.values())
-    print(f"[plan] 100 seeds, all pairs: {n} units ({len(expanded['lmc'])} pairs)")
+    n = len(planner.units)
+    print(f"[plan] 100 seeds, all pairs: {n} units ({len(planner.stage_units('lmc'))} pairs)")
     print(f"  validate {t1 - t0:6.3f} s, expand + unit ids {t2 - t1:6.3f} s, total {t2 - t0:6.3f} s  (goal < 1 s)")
     import subprocess
 

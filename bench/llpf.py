@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lowloss.orchestrator.graph import expand
+from lowloss.orchestrator.graph import plan_study
 from lowloss.orchestrator.runtime import run_unit
 from lowloss.orchestrator.spec import parse_spec
 from lowloss.orchestrator.store import Store, UnitWriter
@@ -75,15 +75,15 @@ def setup_store(tmp: Path, its: int, root: Path):
     study = parse_spec(SPEC.format(its=its))
     store = Store(tmp / "store")
     store.init_study(study.name, study.text)
-    from lowloss.orchestrator.atomic import atomic_write_json
-
-    atomic_write_json(store.root / "run.json", {"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
-    expanded = expand(study)
-    for unit in expanded["modes"]:  # the two modes: LeNet5 initialisations, committed through the store API
+    store.write_run_settings({"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
+    planner = plan_study(study)
+    modes = planner.stage_units("modes")
+    for unit in modes:  # the two modes: LeNet5 initialisations, committed through the store API
         store.write_unit(unit.record)
         torch.manual_seed(unit.params["seed"])
-        UnitWriter(store, unit.record).commit({"seed": unit.params["seed"]}, final=build_model("lenet5", 10, 1, 28).state_dict())
-    return store, expand(study)["m2m"][0], expanded["modes"]
+        UnitWriter(store, unit.record).commit({"seed": unit.params["seed"]},
+                                              {"final": build_model("lenet5", 10, 1, 28).state_dict()})
+    return store, planner.stage_units("m2m")[0], modes
 
 
 def bare(store: Store, unit, modes, root: Path, its: int) -> float:

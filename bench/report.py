@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowloss.jobs import Kind, Metric, register_kind
+from lowloss.jobs import Metric, UnitKind, register_kind
 from lowloss.jobs.base import Figure, Verdict
 
 # `lowloss report` in a subprocess loads this module as a plugin (LOWLOSS_PLUGINS=report) for the kind declarations
@@ -40,7 +40,7 @@ TENSORS = ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weig
 EVAL_EVERY = 100
 
 
-class BenchPathKind(Kind):
+class BenchPathKind(UnitKind):
     """Declarations only (the rows are synthetic): what an LLPF M2M kind declares."""
 
     name = "bench_path"

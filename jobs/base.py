@@ -385,7 +385,8 @@ class StageInfo:
 
 
 class StageKind:
-    """Base class of stage kinds. Subclasses set the class attributes and implement ``plan``."""
+    """Base class of stage kinds. Subclasses set the class attributes and implement ``plan``; ``table`` is the
+    validated instance of the subclass's own ``Table`` (typed as such in each subclass)."""
 
     name: ClassVar[str]
     Table: ClassVar[type[StageParams]] = StageParams
@@ -394,22 +395,21 @@ class StageKind:
     needs_input_stage: ClassVar[bool] = False  # the table must name `from`
     many_inputs: ClassVar[bool] = False  # `from` may be a list of stages
 
-    def inputs_of(self, table: StageParams) -> tuple[str, ...]:
+    def inputs_of(self, table: Any) -> tuple[str, ...]:
         """The stages this stage reads (its `from`)."""
         src = getattr(table, "from_", None)
         if src is None:
             return ()
         return tuple(src) if isinstance(src, (list, tuple)) else (src,)
 
-    def validate(self, table: StageParams, study: StudyContext,
-                 stages: dict[str, StageInfo]) -> list[tuple[str, Any, str]]:
+    def validate(self, table: Any, study: StudyContext, stages: dict[str, StageInfo]) -> list[tuple[str, Any, str]]:
         """Cross-field checks beyond the schema: (field, bad value, what is allowed) for each problem."""
         return []
 
-    def plan(self, table: StageParams, study: StudyContext, view: PlanView) -> Plan:
+    def plan(self, table: Any, study: StudyContext, view: PlanView) -> Plan:
         raise NotImplementedError
 
-    def describe(self, table: StageParams, study: StudyContext) -> list[str]:
+    def describe(self, table: Any, study: StudyContext) -> list[str]:
         """Extra lines for `lowloss plan` (e.g. which tensors a phase moves)."""
         return []
 

@@ -200,17 +200,17 @@ def cmd_plan(args) -> int:
     if args.data_root:
         check_data(study, _data_root(study, args))
     store = Store(args.store) if args.store else None
-    known = store is not None and store.exists()
     if store is not None:
         store.check_study(study.name)
-    planner = plan_study(study, (lambda uid: _committed_result(store, uid)) if known else (lambda uid: None))
+    known = store if store is not None and store.exists() else None
+    planner = plan_study(study, (lambda uid: _committed_result(known, uid)) if known else (lambda uid: None))
     table = Table(title=f"plan of study {study.name!r}" + (f" against {store.root}" if store else ""), title_justify="left")
     for col in ("stage", "kind", "unit kinds (resource class)", "units", "done", "would run", "planning"):
         table.add_column(col, justify="left" if col in ("stage", "kind", "unit kinds (resource class)", "planning") else "right")
     total_run = 0
     for stage in study.stages:
         units = planner.stage_units(stage.name)
-        done = sum(1 for u in units if known and store.is_committed(u.id, u.kind))  # type: ignore[union-attr]
+        done = sum(1 for u in units if known is not None and known.is_committed(u.id, u.kind))
         total_run += len(units) - done
         kinds = sorted({u.kind for u in units} or set(jobs.get_stage_kind(stage.kind).unit_kinds))
         classes = ", ".join(f"{k} ({jobs.get_kind(k).default_resources.resource_class})" for k in kinds if k in jobs.KINDS)

@@ -277,7 +277,7 @@ class Coordinator:
 
     def _submit_ready(self) -> None:
         free = self.executor.capacity - len(self.executor.active())
-        batch = []
+        batch: list[Submission] = []
         while self._ready and len(batch) < free:
             uid = self._ready.popleft()
             if self._state.get(uid) != "ready":

@@ -5,7 +5,7 @@ import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
     from .graph import Unit
@@ -18,8 +18,8 @@ class Reporter:
         self.console = console or Console(stderr=True)
         self.live = self.console.is_terminal if live is None else live
         self._progress: Progress | None = None
-        self._overall = None
-        self._tasks: dict[str, int] = {}
+        self._overall: TaskID | None = None
+        self._tasks: dict[str, TaskID] = {}
         self._units: dict[str, "Unit"] = {}
         self._done = 0
         self._last_heartbeat = time.monotonic()
@@ -42,7 +42,7 @@ class Reporter:
         if new:
             self._units.update(units)
             self.message(f"planner added {len(new)} units")
-            if self._progress is not None:
+            if self._progress is not None and self._overall is not None:
                 self._progress.update(self._overall, total=len(self._units))
 
     def stop(self) -> None:
@@ -70,7 +70,8 @@ class Reporter:
         if self._progress is not None:
             if task is not None:
                 self._progress.remove_task(task)
-            self._progress.update(self._overall, completed=self._done)
+            if self._overall is not None:
+                self._progress.update(self._overall, completed=self._done)
         colour = {"done": "green", "failed": "red", "retry": "yellow", "preempted": "yellow", "cancelled": "yellow"}.get(state, "white")
         suffix = f": {detail}" if detail else ""
         self.message(f"[{colour}]{state}[/{colour}] {unit.stage} {unit.label} ({unit.id[:10]}) "

@@ -316,7 +316,8 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
                 pass
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
-            os.close(saved[0]), os.close(saved[1])
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def run_units(store_root: str | Path, uids: list[str], executor: str, job_id: str | None) -> list[str]:

@@ -72,7 +72,7 @@ class RayExecutor(Executor):
             time.sleep(min(timeout, 0.05))
             return []
         ready, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=timeout, fetch_local=True)
-        out = []
+        out: list[Finished] = []
         for ref in ready:
             uids = self._refs.pop(ref)
             try:

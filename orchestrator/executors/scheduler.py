@@ -37,7 +37,7 @@ def expand_job_ids(job_id: str) -> list[str]:
     if not m:
         return [job_id]
     base, spec = m.group(1), m.group(2).split("%")[0]
-    out = []
+    out: list[str] = []
     for part in spec.split(","):
         if "-" in part:
             lo, hi = part.split("-")

@@ -135,7 +135,7 @@ class SlurmExecutor(Executor):
     # ------------------------------------------------------------------ follow
     def attach(self, uids: set[str]) -> set[str]:
         """Re-attach to recorded jobs still queued or running for these units (after a coordinator restart)."""
-        tasks = {}
+        tasks: dict[str, list[str]] = {}
         for uid, task in latest_tasks(self.store_root).items():
             if uid in uids:
                 tasks.setdefault(task, []).append(uid)

@@ -135,8 +135,12 @@ def test_crashing_unit_is_recorded_retried_and_others_finish(tmp_path):
                 assert "RuntimeError: boom" in Path(a["log"]).read_text()
     assert states == {1: ["failed", "done"], 2: ["failed", "failed"]}
     assert all((u / "COMMIT.json").exists() for u in _unit_dirs(store, "train"))
-    # the failed unit's rows are not visible: it never committed, so it has no result
-    assert run_cli("show", store, _unit_dirs(store, "crashy")[0].name[5:15], check=True).returncode == 0
+    # the failed unit never committed, so it has no result, and `show` says it failed
+    for unit in _unit_dirs(store, "crashy"):
+        seed = json.loads((unit / "unit.json").read_text())["params"]["seed"]
+        shown = run_cli("show", store, unit.name[5:15], check=True).stdout
+        assert ("state: failed" in shown and "result:" not in shown) if seed == 2 else \
+            ("state: done" in shown and '"value": 1.0' in shown)
 
 
 def test_edited_spec_reruns_only_changed_units_and_unchanged_reruns_nothing(tmp_path):

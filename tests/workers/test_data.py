@@ -341,8 +341,7 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     import subprocess
     import sys
 
-    from lowloss.orchestrator.atomic import atomic_write_json
-    from lowloss.orchestrator.graph import expand
+    from lowloss.orchestrator.graph import plan_study
     from lowloss.orchestrator.spec import check_data, parse_spec
     from lowloss.orchestrator.store import Store
 
@@ -352,8 +351,8 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     check_data(study, str(root))  # the edge check passes
     store = Store(tmp_path / "store")
     store.init_study(study.name, study.text)
-    atomic_write_json(store.root / "run.json", {"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
-    (unit,) = expand(study)["modes"]
+    store.write_run_settings({"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
+    (unit,) = plan_study(study).stage_units("modes")
     store.write_unit(unit.record)
     labels = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:8] + bytes([3, 200]) + labels.read_bytes()[10:])
