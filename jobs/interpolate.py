@@ -27,6 +27,7 @@ class InterpolateKind(Kind):
     needs_input_stage = True
     metrics = (
         Metric("barrier_train_loss", "train-loss barrier", ".4f"),
+        Metric("max_train_loss", "max train loss on line", ".4g"),  # beside an LLPF path's "max train loss on path"
         Metric("barrier_test_loss", "test-loss barrier", ".4f"),
         Metric("barrier_test_acc", "test-acc drop", ".4f"),
     )

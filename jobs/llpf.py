@@ -12,6 +12,7 @@ iterations.
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -43,6 +44,8 @@ class PhaseSpec(TrainRule):
     step_a: float = Field(default=0.0, ge=0)
     step_f: float = Field(default=0.0, ge=0)
     step_c: float = Field(default=0.0, ge=0)
+    group_weight_bias: bool | None = Field(
+        default=None, description="Move each layer's weight and bias as one vector; unset: the stage's setting")
 
     @model_validator(mode="after")
     def _moves(self):
@@ -62,13 +65,23 @@ class PathSettings(StageParams):
     segment_iterations: int = Field(default=50, ge=1, description="iterations per committed segment")
     l_thres: float = Field(default=0.1, gt=0, description="the low-loss threshold L_thres of the verdict")
     reference_quirks: bool = Field(default=False, description="reproduce the authors' code (see docs)")
+    group_weight_bias: bool | None = Field(
+        default=None, description="Move each layer's weight and bias as one vector (the authors' LeNet5 "
+        "configurations); unset: on with reference_quirks, else off")
 
 
 class M2MStage(PathSettings):
     from_: str = Field(alias="from")
     pairs: PairStrategy = "consecutive"
-    distance_threshold: float = Field(default=0.1, gt=0, description="verdict: final per-tensor distance to D")
-    test_loss_tolerance: float = Field(default=0.05, gt=0, description="verdict: |final − start| test loss")
+    distance_threshold: float = Field(default=0.1, gt=0, description="verdict: final distance per Move unit")
+    distance_to: Literal["destination_on_start_sphere", "destination"] = Field(
+        default="destination_on_start_sphere",
+        description="what the distance verdict measures to: D projected on P0's variance sphere (VarianceCorrection "
+        "of D, the point a converged path reaches) or D itself (the papers' absolute figure)")
+    test_loss_tolerance: float = Field(default=0.05, gt=0, description="verdict: test loss change allowed")
+    test_loss_rule: Literal["converge", "no_worse"] = Field(
+        default="converge", description="converge: |final − start| ≤ tolerance (LLPF §4); no_worse: final ≤ start + "
+        "tolerance")
     freeze_stats_outside_phase: bool = False
     phases: list[PhaseSpec] = Field(min_length=1)
 
@@ -80,6 +93,9 @@ class M2OStage(PathSettings, TrainRule):
     step_a: float = Field(default=0.0, ge=0)
     step_f: float = Field(default=0.0, ge=0)
     conformal_all_tensors: bool = False
+    layernorm: Literal["keep", "compensate"] | None = Field(
+        default=None, description="keep: normalization layers never move (LLPF §3.2); compensate: LayerNorm moves "
+        "away from the origin by the same step (the authors' M2O code); unset: compensate with reference_quirks")
 
 
 def _phase_patterns(phases: list[PhaseSpec]) -> list[list[str]]:
@@ -102,6 +118,16 @@ def _model_state_names(study: StudyContext, movable_only: bool = False) -> list[
     return [n for n, t in state.items() if t.is_floating_point() or not movable_only]
 
 
+def _phase_grouping(stage: M2MStage, phase: PhaseSpec) -> bool | None:
+    """A phase's own group_weight_bias, else its stage's (None: neither says)."""
+    return stage.group_weight_bias if phase.group_weight_bias is None else phase.group_weight_bias
+
+
+def _group_weight_bias(setting: bool | None, reference_quirks: bool) -> bool:
+    """A phase's weight+bias grouping: its own setting when given, else what reference_quirks says."""
+    return bool(reference_quirks) if setting is None else bool(setting)
+
+
 def _seeds_of(stages, name, study) -> list[int]:
     params = stages[name].params
     return list(getattr(params, "seeds", None) or study.seeds)
@@ -117,9 +143,12 @@ class M2MPhaseKind(Kind):
     produces_mode = False
     metrics = (
         Metric("path_max_train_loss", "max train loss on path", ".4g"),
-        Metric("max_final_distance", "final distance to D", ".4g"),
+        Metric("max_final_distance", "final distance (verdict's measure)", ".4g"),
+        Metric("max_final_distance_raw", "final distance to D itself", ".4g"),
         Metric("start_test_loss", "test loss at start", ".4f"),
         Metric("final_test_loss", "test loss at end", ".4f"),
+        Metric("test_loss_change", "test loss change (end − start)", ".4f"),
+        Metric("destination_test_loss", "test loss of D", ".4f"),
         Metric("start_test_acc", "test acc at start", ".4f", lower_is_better=False),
         Metric("final_test_acc", "test acc at end", ".4f", lower_is_better=False),
     )
@@ -163,8 +192,10 @@ class M2MPhaseKind(Kind):
         for i, patterns in enumerate(_phase_patterns(params.phases)):
             chosen = select_tensors(names, patterns)
             shown = ", ".join(chosen[:8]) + (f", … ({len(chosen)} tensors)" if len(chosen) > 8 else "")
+            grouped = _group_weight_bias(_phase_grouping(params, params.phases[i]), params.reference_quirks)
             lines.append(f"phase {i + 1}/{len(params.phases)} ({params.phases[i].iterations} iterations) moves "
-                         f"{len(chosen)} of {len(names)} tensors: {shown}")
+                         f"{len(chosen)} of {len(names)} tensors"
+                         + (" (each layer's weight and bias as one vector)" if grouped else "") + f": {shown}")
         return lines
 
     def expand(self, params: M2MStage, study: StudyContext, upstream: Upstream) -> list[UnitDraft]:
@@ -177,7 +208,8 @@ class M2MPhaseKind(Kind):
             for k, phase in enumerate(params.phases):
                 draft_params = {**common, "pair": [a.params["seed"], b.params["seed"]], "phase": k + 1,
                                 "phases": len(params.phases), "patterns": patterns[k],
-                                **phase.model_dump(mode="json", exclude={"layers", "add"})}
+                                **phase.model_dump(mode="json", exclude={"layers", "add"}),
+                                "group_weight_bias": _phase_grouping(params, phase)}
                 # phase k+1 starts where phase k ends: an input may name a draft of this expansion
                 draft = UnitDraft(self.name, draft_params, {"p0": a.id, "dest": b.id, "start": previous},
                                   f"pair={a.params['seed']}-{b.params['seed']} phase={k + 1}")
@@ -245,9 +277,9 @@ def _run_path(ctx, toward_origin: bool) -> None:
     import torch.nn.functional as F
 
     from lowloss.workers.data import BatchStream, derive_seed, load_dataset
-    from lowloss.workers.llpf import (LLPFConfig, llpf_m2m_iteration, llpf_m2o_iteration, normalization_tensor_names,
-                                      path_validity, phase_optimizer, phase_step_c_lengths, select_tensors,
-                                      state_variances)
+    from lowloss.workers.llpf import (LLPFConfig, layer_distances, llpf_m2m_iteration, llpf_m2o_iteration,
+                                      normalization_tensor_names, phase_optimizer, phase_step_c_lengths,
+                                      select_tensors, state_variances)
     from lowloss.workers.models import build_model
     from lowloss.workers.training import (evaluate_batches, optimizer_state_from_tensors, optimizer_state_to_tensors,
                                           restore_rng_state, rng_state_tensors)
@@ -273,13 +305,18 @@ def _run_path(ctx, toward_origin: bool) -> None:
         opt_names = [n for n, _ in model.named_parameters()] if quirks else moved
         optimizer = phase_optimizer(model, opt_names, p["lr"], p["momentum"])
         seed_parts = ("m2m", tuple(p["pair"]), p["phase"])
+    # explicit settings win; an unset one follows reference_quirks (the authors' code does both)
+    group_setting, layernorm_setting = p.get("group_weight_bias"), p.get("layernorm")
     cfg = LLPFConfig(step_a=p["step_a"], step_f=p["step_f"], step_c=p.get("step_c", 0.0), clamp=True,
                      train_rounds=p["rounds"], train_threshold=p["threshold"], train_min_rounds=p["min_rounds"],
                      train_max_rounds=p["max_rounds"],
                      freeze_stats_outside_phase=p.get("freeze_stats_outside_phase", False),
-                     conformal_all_tensors=p.get("conformal_all_tensors", False))
+                     conformal_all_tensors=p.get("conformal_all_tensors", False),
+                     group_weight_bias=bool(group_setting),
+                     compensate_layernorm=toward_origin and layernorm_setting == "compensate")
     if quirks:
-        cfg = cfg.with_reference_quirks()
+        cfg = cfg.with_reference_quirks(group_weight_bias=True if group_setting is None else None,
+                                        compensate_layernorm=toward_origin if layernorm_setting is None else None)
     start_variances = state_variances(p0)
     stream = BatchStream(data, p["batch_size"], seed=derive_seed(*seed_parts))
     total, seg_len = p["iterations"], p["segment_iterations"]
@@ -301,7 +338,8 @@ def _run_path(ctx, toward_origin: bool) -> None:
         iteration, cursor, segment = 0, 0, 0
         step_c_lengths = (phase_step_c_lengths(model.state_dict(), destination or
                                                {n: torch.zeros_like(t) for n, t in model.state_dict().items()},
-                                               moved, p["step_c"]) if p.get("step_c", 0.0) > 0 else None)
+                                               moved, p["step_c"], cfg.group_weight_bias)
+                          if p.get("step_c", 0.0) > 0 else None)
     counter = [cursor]
 
     def next_batch():
@@ -318,6 +356,8 @@ def _run_path(ctx, toward_origin: bool) -> None:
         for n in (ref.keys() if destination is None else names):
             if state[n].is_floating_point():
                 row0[f"dist.{n}"] = float(torch.linalg.vector_norm((state[n] - ref[n]).double()))
+        if destination is not None and cfg.group_weight_bias:  # the distance of each Move unit (joined layers)
+            row0.update({f"dist_layer.{k}": v for k, v in layer_distances(state, destination, moved, True).items()})
         evaluate_row(row0)
         first_rows.append(row0)
 
@@ -338,6 +378,7 @@ def _run_path(ctx, toward_origin: bool) -> None:
                    "step_length": max(m["step_lengths"].values()) if m["step_lengths"] else 0.0,
                    "lr": p["lr"] if not toward_origin else None}
             row.update({f"dist.{n}": v for n, v in m["distances"].items()})
+            row.update({f"dist_layer.{k}": v for k, v in m.get("layer_distances", {}).items()})
             row.update({f"var.{n}": v for n, v in m["variances"].items() if n in start_variances})
             if toward_origin:
                 row.update({f"lr.{n}": v for n, v in m["lrs"].items()})
@@ -362,10 +403,19 @@ def _run_path(ctx, toward_origin: bool) -> None:
                      it_per_s=len(rows) / max(time.time() - t0, 1e-9))
         segment += 1
 
-    _commit_path(ctx, toward_origin, model, moved, path_validity)
+    destination_test_loss = None
+    if destination is not None and p["phase"] == p["phases"]:  # D's own test loss: where the path converges to
+        dest_model = build_model(mode["model"]["name"], data.num_classes, data.in_channels, data.image_size)
+        dest_model.to(ctx.device).load_state_dict(destination)
+        destination_test_loss = evaluate_batches(dest_model, data.eval_batches("test"))[0]
+    _commit_path(ctx, toward_origin, model, moved, destination=destination, start_variances=start_variances,
+                 destination_test_loss=destination_test_loss, group_weight_bias=cfg.group_weight_bias)
 
 
-def _commit_path(ctx, toward_origin: bool, model, moved: list[str], path_validity) -> None:
+def _commit_path(ctx, toward_origin: bool, model, moved: list[str], destination=None, start_variances=None,
+                 destination_test_loss: float | None = None, group_weight_bias: bool = False) -> None:
+    from lowloss.workers.llpf import destination_on_start_sphere, layer_distances, path_validity
+
     p = ctx.params
     table = ctx.rows("path")
     rows = table.to_pylist()
@@ -374,8 +424,7 @@ def _commit_path(ctx, toward_origin: bool, model, moved: list[str], path_validit
     max_train = max(r["train_loss_full"] for r in evals)
     # the verdict's distances are the parameters' (weights, biases, BatchNorm affine): running statistics follow
     # the activations in train mode and are recorded in the rows, but are no coordinates of the path
-    params = {n for n, _ in model.named_parameters()}
-    final_dist = {n: rows[-1][f"dist.{n}"] for n in params if rows[-1].get(f"dist.{n}") is not None}
+    params = [n for n, _ in model.named_parameters()]
     result = {"iterations": p["iterations"], "max_train_loss": max_train,
               "max_rolling_loss": max((r["rolling_loss"] for r in rows if r["rolling_loss"] is not None), default=None),
               "final_train_loss": last["train_loss_full"], "final_test_loss": last["test_loss"],
@@ -398,12 +447,27 @@ def _commit_path(ctx, toward_origin: bool, model, moved: list[str], path_validit
                       path_so_far={"max_train_loss": path_max, "start_test_loss": start_loss,
                                    "start_test_acc": start_acc})
         if p["phase"] == p["phases"]:  # the path's summary and verdict (LLPF §4's three criteria) on its last phase
+            # distances per Move unit (joined weight+bias with grouping) of the final point, to D itself and to D
+            # projected on P0's variance sphere (the point a converged path reaches; Eq. 4's "minor deviations")
+            state = model.state_dict()
+            raw = layer_distances(state, destination, params, group_weight_bias)
+            projected = layer_distances(state, destination_on_start_sphere(destination, start_variances), params,
+                                        group_weight_bias)
+            distance_to = p.get("distance_to", "destination_on_start_sphere")
+            final_dist = projected if distance_to == "destination_on_start_sphere" else raw
+            rule = p.get("test_loss_rule", "converge")
             verdict = path_validity(path_max, p["l_thres"], final_dist, p["distance_threshold"],
-                                    last["test_loss"], start_loss, p["test_loss_tolerance"])
+                                    last["test_loss"], start_loss, p["test_loss_tolerance"], rule,
+                                    destination_test_loss)
             result.update({k: verdict[k] for k in ("valid", "train_loss_below_threshold", "distance_converged",
-                                                   "test_loss_converged", "farthest_tensor", "test_loss_gap")})
+                                                   "test_loss_converged", "farthest_tensor", "test_loss_gap",
+                                                   "test_loss_change", "test_loss_rule",
+                                                   "final_minus_destination_test_loss")})
             result.update(path_max_train_loss=path_max, start_test_loss=start_loss, start_test_acc=start_acc,
-                          max_final_distance=max(final_dist.values()) if final_dist else 0.0)
+                          max_final_distance=verdict["max_final_distance"], distance_to=distance_to,
+                          max_final_distance_raw=max(raw.values(), default=0.0),
+                          max_final_distance_projected=max(projected.values(), default=0.0),
+                          destination_test_loss=destination_test_loss, verdict_failures=verdict["failures"])
         else:  # a phase's own end point is not the path's: keep the path metrics of the summary to last phases
             result["phase_final_test_loss"] = result.pop("final_test_loss")
             result["phase_final_test_acc"] = result.pop("final_test_acc")
