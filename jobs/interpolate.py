@@ -34,6 +34,7 @@ class InterpolateUnit(UnitKind):
     default_resources = Resources(cpus=1, gpus=0, mem_gb=2.0, time_min=60, resource_class="eval")
     metrics = (
         Metric("barrier_train_loss", "train-loss barrier", ".4f"),
+        Metric("max_train_loss", "max train loss on line", ".4g"),  # beside an LLPF path's "max train loss on path"
         Metric("barrier_test_loss", "test-loss barrier", ".4f"),
         Metric("barrier_test_acc", "test-acc drop", ".4f"),
     )

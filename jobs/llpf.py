@@ -10,6 +10,8 @@ small by construction. Points (the model state) are stored every ``point_stride`
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from .base import (Figure, Metric, Plan, Resources, StageKind, StageParams, UnitDraft, UnitKind, UnitParams, Verdict,
@@ -49,6 +51,8 @@ class PhaseMoves(StageParams):
 class PhaseSpec(TrainRule, PhaseMoves):
     layers: list[str] | None = Field(default=None, description="tensor name patterns this phase moves")
     add: list[str] | None = Field(default=None, description="the previous phase's patterns plus these")
+    group_weight_bias: bool | None = Field(
+        default=None, description="Move each layer's weight and bias as one vector; unset: the stage's setting")
 
     @model_validator(mode="after")
     def _moves(self):
@@ -68,11 +72,21 @@ class PathSettings(StageParams):
     segment_iterations: int = Field(default=50, ge=1, description="iterations per committed segment")
     l_thres: float = Field(default=0.1, gt=0, description="the low-loss threshold L_thres of the verdict")
     reference_quirks: bool = Field(default=False, description="reproduce the authors' code (see docs)")
+    group_weight_bias: bool | None = Field(
+        default=None, description="Move each layer's weight and bias as one vector (the authors' LeNet5 "
+        "configurations); unset: on with reference_quirks, else off")
 
 
 class M2MSettings(PathSettings):
-    distance_threshold: float = Field(default=0.1, gt=0, description="verdict: final per-tensor distance to D")
-    test_loss_tolerance: float = Field(default=0.05, gt=0, description="verdict: |final − start| test loss")
+    distance_threshold: float = Field(default=0.1, gt=0, description="verdict: final distance per Move unit")
+    distance_to: Literal["destination_on_start_sphere", "destination"] = Field(
+        default="destination_on_start_sphere",
+        description="what the distance verdict measures to: D projected on P0's variance sphere (VarianceCorrection "
+        "of D, the point a converged path reaches) or D itself (the papers' absolute figure)")
+    test_loss_tolerance: float = Field(default=0.05, gt=0, description="verdict: test loss change allowed")
+    test_loss_rule: Literal["converge", "no_worse"] = Field(
+        default="converge", description="converge: |final − start| ≤ tolerance (LLPF §4); no_worse: final ≤ start + "
+        "tolerance")
     freeze_stats_outside_phase: bool = False
 
 
@@ -87,6 +101,9 @@ class M2OSettings(PathSettings, TrainRule):
     step_a: float = Field(default=0.0, ge=0)
     step_f: float = Field(default=0.0, ge=0)
     conformal_all_tensors: bool = False
+    layernorm: Literal["keep", "compensate"] | None = Field(
+        default=None, description="keep: normalization layers never move (LLPF §3.2); compensate: LayerNorm moves "
+        "away from the origin by the same step (the authors' M2O code); unset: compensate with reference_quirks")
 
 
 class M2OStage(M2OSettings):
@@ -127,6 +144,16 @@ def _model_state_names(study, movable_only: bool = False) -> list[str]:
     return [n for n, t in state.items() if t.is_floating_point() or not movable_only]
 
 
+def _phase_grouping(stage: M2MStage, phase: PhaseSpec) -> bool | None:
+    """A phase's own group_weight_bias, else its stage's (None: neither says)."""
+    return stage.group_weight_bias if phase.group_weight_bias is None else phase.group_weight_bias
+
+
+def _group_weight_bias(setting: bool | None, reference_quirks: bool) -> bool:
+    """A phase's weight+bias grouping: its own setting when given, else what reference_quirks says."""
+    return bool(reference_quirks) if setting is None else bool(setting)
+
+
 _PATH_TABLE = ("path",)
 
 
@@ -138,9 +165,12 @@ class M2MPhaseUnit(UnitKind):
     outputs = ("final",)  # the phase's end point: the next phase starts there
     metrics = (
         Metric("path_max_train_loss", "max train loss on path", ".4g"),
-        Metric("max_final_distance", "final distance to D", ".4g"),
+        Metric("max_final_distance", "final distance (verdict's measure)", ".4g"),
+        Metric("max_final_distance_raw", "final distance to D itself", ".4g"),
         Metric("start_test_loss", "test loss at start", ".4f"),
         Metric("final_test_loss", "test loss at end", ".4f"),
+        Metric("test_loss_change", "test loss change (end − start)", ".4f"),
+        Metric("destination_test_loss", "test loss of D", ".4f"),
         Metric("start_test_acc", "test acc at start", ".4f", lower_is_better=False),
         Metric("final_test_acc", "test acc at end", ".4f", lower_is_better=False),
     )
@@ -226,8 +256,10 @@ class M2MStageKind(StageKind):
         for i, patterns in enumerate(_phase_patterns(table.phases)):
             chosen = select_tensors(names, patterns)
             shown = ", ".join(chosen[:8]) + (f", … ({len(chosen)} tensors)" if len(chosen) > 8 else "")
+            grouped = _group_weight_bias(_phase_grouping(table, table.phases[i]), table.reference_quirks)
             lines.append(f"phase {i + 1}/{len(table.phases)} ({table.phases[i].iterations} iterations) moves "
-                         f"{len(chosen)} of {len(names)} tensors: {shown}")
+                         f"{len(chosen)} of {len(names)} tensors"
+                         + (" (each layer's weight and bias as one vector)" if grouped else "") + f": {shown}")
         return lines
 
     def plan(self, table: M2MStage, study, view) -> Plan:
@@ -246,7 +278,8 @@ class M2MStageKind(StageKind):
             previous: str | UnitDraft = a.id
             for k, phase in enumerate(table.phases):
                 moves = {name: getattr(phase, name) for name in (*TrainRule.model_fields, *PhaseMoves.model_fields)}
-                params = M2MPhaseParams(**common, **moves, pair=(a.params["seed"], b.params["seed"]), phase=k + 1,
+                params = M2MPhaseParams(**{**common, "group_weight_bias": _phase_grouping(table, phase)}, **moves,
+                                        pair=(a.params["seed"], b.params["seed"]), phase=k + 1,
                                         phases=len(table.phases), patterns=patterns[k])
                 # phase k+1 starts where phase k ends: an input may name a draft of this plan call
                 draft = UnitDraft("m2m_phase", params, {"p0": a.id, "dest": b.id, "start": previous},
@@ -290,9 +323,9 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
     import torch.nn.functional as F
 
     from lowloss.workers.data import BatchStream, derive_seed
-    from lowloss.workers.llpf import (LLPFConfig, llpf_m2m_iteration, llpf_m2o_iteration, normalization_tensor_names,
-                                      path_validity, phase_optimizer, phase_step_c_lengths, select_tensors,
-                                      state_variances)
+    from lowloss.workers.llpf import (LLPFConfig, layer_distances, llpf_m2m_iteration, llpf_m2o_iteration,
+                                      normalization_tensor_names, phase_optimizer, phase_step_c_lengths,
+                                      select_tensors, state_variances)
     from lowloss.workers.training import evaluate_batches
 
     mode = ctx.input_params("p0")
@@ -316,18 +349,23 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         opt_names = [n for n, _ in model.named_parameters()] if quirks else moved
         optimizer = phase_optimizer(model, opt_names, p.lr, p.momentum)
         seed_parts = ("m2m", tuple(p.pair), p.phase)
+    # explicit settings win; an unset one follows reference_quirks (the authors' code does both)
+    group_setting, layernorm_setting = p.group_weight_bias, getattr(p, "layernorm", None)
     cfg = LLPFConfig(step_a=p.step_a, step_f=p.step_f, step_c=step_c, clamp=True,
                      train_rounds=p.rounds, train_threshold=p.threshold, train_min_rounds=p.min_rounds,
                      train_max_rounds=p.max_rounds,
                      freeze_stats_outside_phase=getattr(p, "freeze_stats_outside_phase", False),
-                     conformal_all_tensors=getattr(p, "conformal_all_tensors", False))
+                     conformal_all_tensors=getattr(p, "conformal_all_tensors", False),
+                     group_weight_bias=bool(group_setting),
+                     compensate_layernorm=toward_origin and layernorm_setting == "compensate")
     if quirks:
-        cfg = cfg.with_reference_quirks()
+        cfg = cfg.with_reference_quirks(group_weight_bias=True if group_setting is None else None,
+                                        compensate_layernorm=toward_origin if layernorm_setting is None else None)
     start_variances = state_variances(p0)
     stream = BatchStream(data, p.batch_size, seed=derive_seed(*seed_parts))
     step_c_lengths = (phase_step_c_lengths(model.state_dict(), destination or
                                            {n: torch.zeros_like(t) for n, t in model.state_dict().items()},
-                                           moved, step_c) if step_c > 0 else None)
+                                           moved, step_c, cfg.group_weight_bias) if step_c > 0 else None)
     state = TrainingState(model, optimizer, ctx.device, {"cursor": 0, "step_c_lengths": step_c_lengths})
     total = p.iterations
 
@@ -347,6 +385,8 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         for n in (ref.keys() if destination is None else names):
             if current[n].is_floating_point():
                 row0[f"dist.{n}"] = float(torch.linalg.vector_norm((current[n] - ref[n]).double()))
+        if destination is not None and cfg.group_weight_bias:  # the distance of each Move unit (joined layers)
+            row0.update({f"dist_layer.{k}": v for k, v in layer_distances(current, destination, moved, True).items()})
         evaluate_row(row0)
         return row0
 
@@ -367,6 +407,7 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
                    "step_length": max(m["step_lengths"].values()) if m["step_lengths"] else 0.0,
                    "lr": p.lr if not toward_origin else None}
             row.update({f"dist.{n}": v for n, v in m["distances"].items()})
+            row.update({f"dist_layer.{k}": v for k, v in m.get("layer_distances", {}).items()})
             row.update({f"var.{n}": v for n, v in m["variances"].items() if n in start_variances})
             if toward_origin:
                 row.update({f"lr.{n}": v for n, v in m["lrs"].items()})
@@ -380,10 +421,19 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         return Segment({"path": rows}, points, info={"rolling_loss": rows[-1]["rolling_loss"] or 0.0})
 
     run_segments(ctx, total, p.segment_iterations, state, segment, unit="iterations")
-    _commit_path(ctx, p, toward_origin, model, moved, path_validity)
+    destination_test_loss = None
+    if destination is not None and p.phase == p.phases:  # D's own test loss: where the path converges to
+        dest_model = build_for(mode.model, data, ctx.device)
+        dest_model.load_state_dict(destination)
+        destination_test_loss = evaluate_batches(dest_model, data.eval_batches("test"))[0]
+    _commit_path(ctx, p, toward_origin, model, moved, destination=destination, start_variances=start_variances,
+                 destination_test_loss=destination_test_loss, group_weight_bias=cfg.group_weight_bias)
 
 
-def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], path_validity) -> None:
+def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], destination=None, start_variances=None,
+                 destination_test_loss: float | None = None, group_weight_bias: bool = False) -> None:
+    from lowloss.workers.llpf import destination_on_start_sphere, layer_distances, path_validity
+
     table = ctx.rows("path")
     rows = table.to_pylist()
     evals = [r for r in rows if r.get("train_loss_full") is not None]
@@ -391,8 +441,7 @@ def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], path_vali
     max_train = max(r["train_loss_full"] for r in evals)
     # the verdict's distances are the parameters' (weights, biases, BatchNorm affine): running statistics follow
     # the activations in train mode and are recorded in the rows, but are no coordinates of the path
-    params = {n for n, _ in model.named_parameters()}
-    final_dist = {n: rows[-1][f"dist.{n}"] for n in params if rows[-1].get(f"dist.{n}") is not None}
+    params = [n for n, _ in model.named_parameters()]
     result = {"iterations": p.iterations, "max_train_loss": max_train,
               "max_rolling_loss": max((r["rolling_loss"] for r in rows if r["rolling_loss"] is not None), default=None),
               "final_train_loss": last["train_loss_full"], "final_test_loss": last["test_loss"],
@@ -415,12 +464,25 @@ def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], path_vali
                       path_so_far={"max_train_loss": path_max, "start_test_loss": start_loss,
                                    "start_test_acc": start_acc})
         if p.phase == p.phases:  # the path's summary and verdict (LLPF §4's three criteria) on its last phase
+            # distances per Move unit (joined weight+bias with grouping) of the final point, to D itself and to D
+            # projected on P0's variance sphere (the point a converged path reaches; Eq. 4's "minor deviations")
+            state = model.state_dict()
+            raw = layer_distances(state, destination, params, group_weight_bias)
+            projected = layer_distances(state, destination_on_start_sphere(destination, start_variances), params,
+                                        group_weight_bias)
+            final_dist = projected if p.distance_to == "destination_on_start_sphere" else raw
             verdict = path_validity(path_max, p.l_thres, final_dist, p.distance_threshold,
-                                    last["test_loss"], start_loss, p.test_loss_tolerance)
+                                    last["test_loss"], start_loss, p.test_loss_tolerance, p.test_loss_rule,
+                                    destination_test_loss)
             result.update({k: verdict[k] for k in ("valid", "train_loss_below_threshold", "distance_converged",
-                                                   "test_loss_converged", "farthest_tensor", "test_loss_gap")})
+                                                   "test_loss_converged", "farthest_tensor", "test_loss_gap",
+                                                   "test_loss_change", "test_loss_rule",
+                                                   "final_minus_destination_test_loss")})
             result.update(path_max_train_loss=path_max, start_test_loss=start_loss, start_test_acc=start_acc,
-                          max_final_distance=max(final_dist.values()) if final_dist else 0.0)
+                          max_final_distance=verdict["max_final_distance"], distance_to=p.distance_to,
+                          max_final_distance_raw=max(raw.values(), default=0.0),
+                          max_final_distance_projected=max(projected.values(), default=0.0),
+                          destination_test_loss=destination_test_loss, verdict_failures=verdict["failures"])
         else:  # a phase's own end point is not the path's: keep the path metrics of the summary to last phases
             result["phase_final_test_loss"] = result.pop("final_test_loss")
             result["phase_final_test_acc"] = result.pop("final_test_acc")

@@ -54,7 +54,7 @@ class StudySection(Section):
 
 
 class DataSection(Section):
-    dataset: Literal["digits", "mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
+    dataset: Literal["digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
     root: str | None = Field(default=None, description="folder holding the dataset (overridden by --data-root)")
     image_size: int | None = Field(default=None, ge=8, le=1024,
                                    description="imagefolder only: crop size (default 224, LLPF Table 4)")

