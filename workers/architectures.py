@@ -474,7 +474,7 @@ class VGGCifar(nn.Module):
     """kuangliu VGG with BatchNorm: ``features.{i}`` (Conv2d 3×3 pad 1, BatchNorm2d, ReLU; MaxPool2d), ``classifier``
     (Linear(512, classes))."""
 
-    CFG = {"VGG11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]}
+    CFG: dict[str, list[int | str]] = {"VGG11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]}
 
     def __init__(self, name: str = "VGG11", num_classes: int = 10, in_channels: int = 3):
         super().__init__()
@@ -484,6 +484,7 @@ class VGGCifar(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
+                assert isinstance(v, int)
                 layers += [nn.Conv2d(c, v, kernel_size=3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
                 c = v
         layers.append(nn.AvgPool2d(kernel_size=1, stride=1))

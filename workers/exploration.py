@@ -228,7 +228,7 @@ def plan_pairs(minima: Sequence[Hashable], losses: Mapping[Hashable, float], kno
     # (1) the star: connect the components of known ∪ in-flight edges to the lowest-loss minimum
     comp = _components(minima, taken, order)
     if len(set(comp)) > 1 or strategy == "star":
-        pairs: list[Pair] = []
+        pairs = []
         seen = {comp[order[root]]}
         for m in ranked[1:]:
             c = comp[order[m]]
@@ -294,7 +294,7 @@ def _side(adj, start: Hashable, blocked: Hashable) -> set[Hashable]:
 
 def _first_unknown_across(side_a: set, side_b: set, rank: Mapping[Hashable, int], taken: set[Pair],
                           order: Mapping[Hashable, int]) -> Pair | None:
-    first, second = sorted(side_a, key=rank.get), sorted(side_b, key=rank.get)
+    first, second = sorted(side_a, key=lambda m: rank[m]), sorted(side_b, key=lambda m: rank[m])
     if rank[second[0]] < rank[first[0]]:
         first, second = second, first
     for x in first:
@@ -320,7 +320,7 @@ def single_linkage(minima: Sequence[Hashable], edges: Mapping[Pair, float]) -> l
     the minimax saddle heights, lowest first; the clusters are sorted by ``minima`` order. Single linkage on the
     minimax bounds is exactly Kruskal's order over the spanning tree."""
     order = _order(minima)
-    members = {i: (m,) for i, m in enumerate(minima)}
+    members: dict[int, tuple[Hashable, ...]] = {i: (m,) for i, m in enumerate(minima)}
     uf = _UnionFind(len(minima))
     merges = []
     for a, b, w in minimum_spanning_tree(minima, edges):
@@ -328,7 +328,7 @@ def single_linkage(minima: Sequence[Hashable], edges: Mapping[Pair, float]) -> l
         left, right = sorted((members[ra], members[rb]), key=lambda c: order[c[0]])
         uf.union(ra, rb)
         root = uf.find(ra)
-        members[root] = tuple(sorted(left + right, key=order.get))
+        members[root] = tuple(sorted(left + right, key=lambda m: order[m]))
         merges.append(Merge(w, left, right))
     return merges
 
@@ -339,11 +339,11 @@ def linkage_matrix(minima: Sequence[Hashable], edges: Mapping[Pair, float]) -> l
     graph."""
     order = _order(minima)
     n = len(minima)
-    cluster_of = {(m,): i for i, m in enumerate(minima)}
+    cluster_of: dict[tuple[Hashable, ...], int] = {(m,): i for i, m in enumerate(minima)}
     rows = []
     for k, merge in enumerate(single_linkage(minima, edges)):
         i, j = cluster_of[merge.left], cluster_of[merge.right]
-        joined = tuple(sorted(merge.left + merge.right, key=order.get))
+        joined = tuple(sorted(merge.left + merge.right, key=lambda m: order[m]))
         cluster_of[joined] = n + k
         rows.append([float(min(i, j)), float(max(i, j)), float(merge.height), float(len(joined))])
     if len(rows) != n - 1:

@@ -138,7 +138,7 @@ def normalization_tensor_names(model: nn.Module) -> list[str]:
         norm_types = norm_types + (nn.RMSNorm,)
     out: list[str] = []
     for mod_name, mod in model.named_modules():
-        if isinstance(mod, norm_types):
+        if isinstance(mod, norm_types) and isinstance(mod, nn.Module):
             prefix = f"{mod_name}." if mod_name else ""
             out.extend(prefix + n for n, _ in mod.named_parameters(recurse=False))
             out.extend(prefix + n for n, _ in mod.named_buffers(recurse=False))
@@ -586,10 +586,11 @@ def train_r(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch, loss
             if not math.isfinite(value):
                 stopped_by = "nonfinite"
                 break
-            if steps >= until.min_rounds and sum(window) / len(window) <= until.threshold:
+            if until.threshold is not None and steps >= until.min_rounds and \
+                    sum(window) / len(window) <= until.threshold:
                 stopped_by = "threshold"
                 break
-            if steps >= until.max_rounds:
+            if until.max_rounds is not None and steps >= until.max_rounds:
                 stopped_by = "max_rounds"
                 break
     finally:

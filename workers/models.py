@@ -5,6 +5,8 @@ Larger CIFAR/ImageNet architectures live in ``architectures.py``; ``build_model`
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -75,7 +77,7 @@ def resnet18_imagenet(num_classes: int = 1000, in_channels: int = 3, image_size:
     return model
 
 
-SMALL_MODELS = {"small_cnn": SmallCNN, "mlp": MLP, "lenet5": LeNet5, "resnet18": resnet18_imagenet}
+SMALL_MODELS: dict[str, Callable[..., nn.Module]] = {"small_cnn": SmallCNN, "mlp": MLP, "lenet5": LeNet5, "resnet18": resnet18_imagenet}
 
 # torchvision's pretrained weights of the models that have them (name -> torchvision model builder name)
 PRETRAINED = {"resnet18": "resnet18"}

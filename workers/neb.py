@@ -109,7 +109,9 @@ def state_layout(model: nn.Module) -> StateLayout:
     names, shapes, offsets = [], [], []
     offset = 0
     for name, p in model.named_parameters():
-        names.append(name), shapes.append(tuple(p.shape)), offsets.append(offset)
+        names.append(name)
+        shapes.append(tuple(p.shape))
+        offsets.append(offset)
         offset += p.numel()
     num_parameters, num_parameter_tensors = offset, len(names)
     integer_buffers = []
@@ -117,7 +119,9 @@ def state_layout(model: nn.Module) -> StateLayout:
         if not b.is_floating_point():
             integer_buffers.append(name)
             continue
-        names.append(name), shapes.append(tuple(b.shape)), offsets.append(offset)
+        names.append(name)
+        shapes.append(tuple(b.shape))
+        offsets.append(offset)
         offset += b.numel()
     return StateLayout(tuple(names), tuple(shapes), tuple(offsets), num_parameters, offset, tuple(integer_buffers),
                        num_parameter_tensors)
@@ -150,7 +154,7 @@ def unflatten_state(vector: torch.Tensor, layout: StateLayout, template: Mapping
 
 
 def _model_tensors(model: nn.Module, layout: StateLayout) -> list[torch.Tensor]:
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(model.named_buffers())
     return [tensors[n] for n in layout.names]
 

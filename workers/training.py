@@ -107,6 +107,7 @@ def evaluate_batches(model: nn.Module, batches) -> tuple[float, float]:
         total_loss = loss if total_loss is None else total_loss + loss
         correct = hits if correct is None else correct + hits
         n += int(yb.shape[0])
+    assert total_loss is not None and correct is not None, "evaluation over no batches"
     return float(total_loss) / n, float(correct) / n
 
 
