@@ -1,107 +1,193 @@
-"""Progress of a running study: a live view on a terminal, plain timestamped lines elsewhere (CI logs, Slurm)."""
+"""Progress of a running study, readable at thousands of units.
+
+On a terminal: one progress bar per stage (done/planned, running, throughput, ETA) that rich redraws in place.
+Elsewhere (a Slurm job's output, CI): one summary line per stage every ``summary_every_s`` seconds. Either way the
+per-unit detail (started, done, retry, with ids) goes to the store's ``logs/coordinator.log``; failures and retries
+are also shown on the console, since a person must see them.
+"""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
     from .graph import Unit
     from .store import Store
 
+SUMMARY_EVERY_S = 30.0
+LOUD = ("failed", "retry", "cancelled", "stopped")  # unit events that also go to the console
+
+
+@dataclass
+class StageCounts:
+    planned: int = 0
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    started_at: float = 0.0  # monotonic time of the first unit finished in this run
+    finished_now: int = 0  # units finished in this run (for the rate)
+
+    def rate(self, now: float) -> float:
+        elapsed = now - self.started_at if self.started_at else 0.0
+        return self.finished_now / elapsed if elapsed > 0 else 0.0
+
+    def eta_s(self, now: float) -> float | None:
+        rate = self.rate(now)
+        left = self.planned - self.done - self.failed
+        return left / rate if rate > 0 and left > 0 else None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
 
 class Reporter:
-    def __init__(self, store: "Store", console: Console | None = None, live: bool | None = None):
+    def __init__(self, store: "Store", console: Console | None = None, live: bool | None = None,
+                 summary_every_s: float = SUMMARY_EVERY_S):
         self.store = store
         self.console = console or Console(stderr=True)
         self.live = self.console.is_terminal if live is None else live
+        self.summary_every_s = summary_every_s
         self._progress: Progress | None = None
-        self._overall: TaskID | None = None
-        self._tasks: dict[str, TaskID] = {}
+        self._bars: dict[str, TaskID] = {}
+        self._stages: dict[str, StageCounts] = {}
         self._units: dict[str, "Unit"] = {}
-        self._done = 0
-        self._last_heartbeat = time.monotonic()
+        self._last_summary = time.monotonic()
+        self._log: IO[str] | None = None
+        self.started_at = time.monotonic()
 
     # lifecycle
     def start(self, units: dict, reused: set[str]) -> None:
-        self._units = dict(units)
-        self._done = len(reused)
+        self._log = open(self.store.coordinator_log(), "a", buffering=1)
+        self._count(units)
+        for uid in reused:
+            self._stages[units[uid].stage].done += 1
         if reused:
             self.message(f"{len(reused)} of {len(units)} units already committed in the store; reusing them")
         if self.live:
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console,
+            self._progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=self.console,
                                       transient=False, refresh_per_second=4)
             self._progress.start()
-            self._overall = self._progress.add_task("[bold]units", total=len(units), completed=self._done, info="")
+            for stage, c in self._stages.items():
+                self._bars[stage] = self._progress.add_task(stage, total=c.planned, completed=c.done, info="")
+
+    def _count(self, units: dict) -> None:
+        for uid, unit in units.items():
+            if uid in self._units:
+                continue
+            self._units[uid] = unit
+            self._stages.setdefault(unit.stage, StageCounts()).planned += 1
 
     def add_units(self, units: dict) -> None:
-        new = [u for u in units if u not in self._units]
-        if new:
-            self._units.update(units)
-            self.message(f"planner added {len(new)} units")
-            if self._progress is not None and self._overall is not None:
-                self._progress.update(self._overall, total=len(self._units))
+        before = len(self._units)
+        self._count(units)
+        added = len(self._units) - before
+        if added:
+            stages = sorted({u.stage for u in list(self._units.values())[before:]})
+            self.message(f"planner added {added} units ({', '.join(stages)})")
+            if self._progress is not None:
+                for stage, c in self._stages.items():
+                    if stage not in self._bars:
+                        self._bars[stage] = self._progress.add_task(stage, total=c.planned, completed=c.done, info="")
+                    else:
+                        self._progress.update(self._bars[stage], total=c.planned)
 
     def stop(self) -> None:
         if self._progress is not None:
+            self._refresh()
             self._progress.stop()
             self._progress = None
+        elif self._stages:
+            self._summary()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     # events
+    def _write_log(self, text: str) -> None:
+        if self._log is not None:
+            try:
+                self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+            except OSError:  # a full disk must not stop the coordinator's bookkeeping
+                pass
+
     def message(self, text: str) -> None:
         self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}", highlight=False)
+        self._write_log(text)
 
     def note(self, unit: "Unit", text: str) -> None:
         self.message(f"{unit.stage} {unit.label} ({unit.id[:10]}) {text}")
 
     def started(self, unit: "Unit") -> None:
-        if self._progress is not None:
-            self._tasks[unit.id] = self._progress.add_task(f"  {unit.stage} {unit.label}", total=None, info="starting")
-        else:
-            self.note(unit, "started")
+        self._stages.setdefault(unit.stage, StageCounts()).running += 1
+        self._write_log(f"started {unit.stage} {unit.label} ({unit.id})")
 
     def finished(self, unit: "Unit", state: str, detail: str = "") -> None:
+        c = self._stages.setdefault(unit.stage, StageCounts())
+        c.running = max(0, c.running - 1)
+        now = time.monotonic()
+        if not c.started_at:
+            c.started_at = self.started_at
         if state == "done":
-            self._done += 1
-        task = self._tasks.pop(unit.id, None)
+            c.done += 1
+            c.finished_now += 1
+        elif state == "failed":
+            c.failed += 1
+            c.finished_now += 1
+        text = f"{state} {unit.stage} {unit.label} ({unit.id[:10]})" + (f": {detail}" if detail else "")
+        if state in LOUD:
+            colour = "red" if state == "failed" else "yellow"
+            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] [{colour}]{state}[/{colour}] {unit.stage} "
+                               f"{unit.label} ({unit.id[:10]})" + (f": {detail}" if detail else ""), highlight=False)
+        self._write_log(text)
         if self._progress is not None:
-            if task is not None:
-                self._progress.remove_task(task)
-            if self._overall is not None:
-                self._progress.update(self._overall, completed=self._done)
-        colour = {"done": "green", "failed": "red", "retry": "yellow", "preempted": "yellow", "cancelled": "yellow"}.get(state, "white")
-        suffix = f": {detail}" if detail else ""
-        self.message(f"[{colour}]{state}[/{colour}] {unit.stage} {unit.label} ({unit.id[:10]}) "
-                     f"[{self._done}/{len(self._units)}]{suffix}")
+            self._refresh()
+        elif now - self._last_summary >= self.summary_every_s:
+            self._summary()
 
     def tick(self, active: set[str]) -> None:
-        """Refresh per-unit progress from each running unit's progress.json."""
-        now = time.monotonic()
-        if self._progress is None and now - self._last_heartbeat < 30:
-            return
-        lines = []
-        for uid in active:
-            unit = self._units.get(uid)
-            if unit is None:
-                continue
-            prog = _read_progress(self.store, unit)
-            if prog is None:
-                continue
-            info = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in prog.items()
-                            if k not in ("done", "total", "time"))
-            if self._progress is not None and uid in self._tasks:
-                self._progress.update(self._tasks[uid], total=prog["total"], completed=prog["done"], info=info)
-            else:
-                lines.append(f"  {unit.stage} {unit.label}: {prog['done']}/{prog['total']} {info}")
+        """Refresh the bars (terminal) or print the periodic summary (elsewhere)."""
+        if self._progress is not None:
+            self._refresh(active)
+        elif time.monotonic() - self._last_summary >= self.summary_every_s:
+            self._summary()
+
+    def _info(self, stage: str, c: StageCounts, now: float) -> str:
+        parts = [f"{c.running} running"] if c.running else []
+        if c.failed:
+            parts.append(f"[red]{c.failed} failed[/red]")
+        rate = c.rate(now)
+        if rate > 0:
+            parts.append(f"{rate:.2f} units/s" if rate >= 0.1 else f"{60 * rate:.2f} units/min")
+        return ", ".join(parts)
+
+    def _refresh(self, active: set[str] | None = None) -> None:
         if self._progress is None:
-            self._last_heartbeat = now
-            self.message(f"{self._done}/{len(self._units)} units done, {len(active)} running")
-            for line in lines:
-                self.console.print(line, highlight=False)
+            return
+        now = time.monotonic()
+        for stage, c in self._stages.items():
+            if stage in self._bars:
+                self._progress.update(self._bars[stage], total=c.planned, completed=c.done + c.failed,
+                                      info=self._info(stage, c, now))
 
-
-def _read_progress(store: "Store", unit: "Unit") -> dict | None:
-    return store.progress(unit.id, unit.kind)
+    def _summary(self) -> None:
+        """One line per stage with work left (and a total), for logs."""
+        now = time.monotonic()
+        self._last_summary = now
+        lines = []
+        for stage, c in self._stages.items():
+            eta = c.eta_s(now)
+            info = self._info(stage, c, now).replace("[red]", "").replace("[/red]", "")
+            lines.append(f"{stage} {c.done}/{c.planned}" + (f" ({info})" if info else "")
+                         + (f" ETA {_duration(eta)}" if eta is not None else ""))
+        done = sum(c.done for c in self._stages.values())
+        total = sum(c.planned for c in self._stages.values())
+        self.message(f"{done}/{total} units done, elapsed {_duration(now - self.started_at)} — " + "; ".join(lines))

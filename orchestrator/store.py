@@ -10,6 +10,7 @@ DuckDB/Polars/pyarrow can query it read-only)::
       plan.json                       stage → units (id, kind, label) of the latest plan, and whether a stage is open
       coordinator.lock / .json        held (flock) by the one coordinator driving the store
       logs/launcher.log               what worker processes printed before their unit's own log was open
+      logs/coordinator.log            every unit event of every run (started, done, retry, with ids)
       jobs/<array id>.json            scheduler job records (Slurm array tasks → units), for re-attaching
       slurm/<job id>/                 submitit's folder: job scripts, logs, and its *_submitted.pkl (the one pickle:
                                       written by the coordinator, read only by submitit inside the job; no reader
@@ -138,6 +139,12 @@ class Store:
 
     def launcher_log(self) -> Path:
         path = self.root / "logs" / "launcher.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def coordinator_log(self) -> Path:
+        """Every unit event of every run (started, done, retry, with ids), appended by the coordinator."""
+        path = self.root / "logs" / "coordinator.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
