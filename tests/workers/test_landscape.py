@@ -49,6 +49,12 @@ def mlp_modes(digits):
 
 
 @pytest.fixture(scope="module")
+def mlp_early(digits):
+    """An MLP after 10 SGD steps (an early checkpoint: gradient far from zero)."""
+    return train(digits, "mlp", 2, 10)
+
+
+@pytest.fixture(scope="module")
 def cnn(digits):
     """A SmallCNN (BatchNorm) trained for 2 epochs."""
     return train(digits, "small_cnn", 0, 2 * 23)
@@ -137,9 +143,9 @@ def test_angle_between_gaussian_directions_of_a_realistic_model_is_ninety_degree
     assert angle_degrees(d, {n: -t for n, t in d.items()}) == pytest.approx(180, abs=1e-5)
 
 
-def test_flatten_round_trip_and_direction_between(mlp_modes):
-    a, b = mlp_modes[0].centre_state, mlp_modes[1].centre_state
-    names = parameter_names(mlp_modes[0])
+def test_flatten_round_trip_and_direction_between(digits, mlp_early):
+    a, b = mlp_early.centre_state, train(digits, "mlp", 4, 2).centre_state
+    names = parameter_names(mlp_early)
     d = direction_between(a, b, names)
     assert torch.equal(d["fc1.weight"], b["fc1.weight"] - a["fc1.weight"])
     back = unflatten(flatten(d, names), a, names)
@@ -148,8 +154,8 @@ def test_flatten_round_trip_and_direction_between(mlp_modes):
         unflatten(torch.zeros(3), a, names)
 
 
-def test_negative_gradient_is_minus_the_full_batch_gradient(digits, mlp_modes):
-    model = mlp_modes[0]
+def test_negative_gradient_is_minus_the_full_batch_gradient(digits, mlp_early):
+    model = mlp_early
     theta = model.centre_state
     batches = list(split_batches(digits, "train", 500))
     g = negative_gradient_direction(model, theta, batches)
@@ -199,20 +205,20 @@ def test_evaluator_is_the_bare_procedure_and_never_perturbs_bn_statistics(digits
         PointEvaluator(cnn, theta, [{"bn1.running_mean": theta["bn1.running_mean"]}], digits)
 
 
-def test_eval_examples_is_a_fixed_seeded_subset(digits, mlp_modes):
-    theta = mlp_modes[0].centre_state
-    d = gaussian_direction(theta, parameter_names(mlp_modes[0]), 0)
-    ev = PointEvaluator(mlp_modes[0], theta, [d], digits, eval_examples=200, eval_seed=5)
+def test_eval_examples_is_a_fixed_seeded_subset(digits, mlp_early):
+    theta = mlp_early.centre_state
+    d = gaussian_direction(theta, parameter_names(mlp_early), 0)
+    ev = PointEvaluator(mlp_early, theta, [d], digits, eval_examples=200, eval_seed=5)
     assert len(ev.train_batches) == 200 and len(ev.test_batches) == 200
-    again = PointEvaluator(mlp_modes[0], theta, [d], digits, eval_examples=200, eval_seed=5)
+    again = PointEvaluator(mlp_early, theta, [d], digits, eval_examples=200, eval_seed=5)
     assert torch.equal(ev.train_batches.indices, again.train_batches.indices)
     assert ev.evaluate([0.3]) == again.evaluate([0.3])
-    other = PointEvaluator(mlp_modes[0], theta, [d], digits, eval_examples=200, eval_seed=6)
+    other = PointEvaluator(mlp_early, theta, [d], digits, eval_examples=200, eval_seed=6)
     assert not torch.equal(ev.train_batches.indices, other.train_batches.indices)
-    whole = PointEvaluator(mlp_modes[0], theta, [d], digits, eval_examples=10**6)
+    whole = PointEvaluator(mlp_early, theta, [d], digits, eval_examples=10**6)
     assert len(whole.train_batches) == digits.n_train
     with pytest.raises(ValueError, match="eval_examples: 0 is not a positive number"):
-        PointEvaluator(mlp_modes[0], theta, [d], digits, eval_examples=0)
+        PointEvaluator(mlp_early, theta, [d], digits, eval_examples=0)
 
 
 # ---------------------------------------------------------------- curve shapes
@@ -256,6 +262,7 @@ def test_curve_lambdas():
 # ---------------------------------------------------------------- the paper's claims on digits
 
 
+@pytest.mark.slow
 def test_gaussian_curves_of_a_trained_model_are_v_basins(digits, mlp_modes):
     """Xu et al. §2.2 (GMI): curves along Gaussian directions at s = 1 are v-basins with θ at the basin."""
     model = mlp_modes[0]
@@ -269,6 +276,7 @@ def test_gaussian_curves_of_a_trained_model_are_v_basins(digits, mlp_modes):
     assert sum(c == "v-basin" for c in classes) >= 0.9 * len(classes), classes
 
 
+@pytest.mark.slow
 def test_direction_to_another_mode_is_a_w_basin_with_the_interpolation_barrier(digits, mlp_modes):
     """Xu et al. §2.4: θ_a + λ(θ_b − θ_a), λ ∈ [−1, 2], is a w-basin; its barrier on [0, 1] is the interpolation's."""
     a, b = mlp_modes[0].centre_state, mlp_modes[1].centre_state
@@ -335,8 +343,8 @@ def test_shards_tile_the_grid_and_give_the_whole_surface(digits, cnn):
 # ---------------------------------------------------------------- mining
 
 
-def test_w_peak_mining_follows_algorithm_1_and_resumes_bit_for_bit(digits, mlp_modes):
-    model = mlp_modes[0]
+def test_w_peak_mining_follows_algorithm_1_and_resumes_bit_for_bit(digits, mlp_early):
+    model = mlp_early
     theta = model.centre_state
     names = parameter_names(model)
     stream = BatchStream(digits, 128, seed=0, augment=False)
@@ -361,8 +369,8 @@ def test_w_peak_mining_follows_algorithm_1_and_resumes_bit_for_bit(digits, mlp_m
     assert all(torch.equal(t, theta[n]) for n, t in model.state_dict().items())  # the model is given back at θ
 
 
-def test_vvv_basin_mining_follows_algorithm_2(digits, mlp_modes):
-    model = mlp_modes[0]
+def test_vvv_basin_mining_follows_algorithm_2(digits, mlp_early):
+    model = mlp_early
     theta = model.centre_state
     names = parameter_names(model)
     stream = BatchStream(digits, 128, seed=1, augment=False)
