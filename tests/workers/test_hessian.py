@@ -29,8 +29,17 @@ class TinyBNNet(nn.Module):
         return self.fc2(torch.tanh(self.bn1(self.fc1(x.flatten(1)))))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Thousands of HVPs of a 472-parameter model: intra-op threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def setup():
+def setup(one_thread):
     torch.manual_seed(0)
     data = load_dataset("digits")
     data = type(data)(data.name, data.train_x.double(), data.train_y, data.test_x.double(), data.test_y,
