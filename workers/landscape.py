@@ -317,8 +317,10 @@ def classify_curve(ys: Sequence[float], lambdas: Sequence[float]) -> str:
 
     - ``v-basin``: one stationary point, a minimum, at θ (the perturbed model lies on the basin);
     - ``v-side``: no stationary point, or one minimum away from θ (θ lies on the valley side);
-    - ``w-peak``: min, max, min with the maximum at θ (the loss decreases on both sides of θ);
-    - ``w-basin``: min, max, min with the maximum elsewhere (two basins and one barrier, θ in one of them);
+    - ``w-peak``: min, max, min with the maximum the stationary point nearest θ (θ on the peak: the loss decreases
+      on both sides of it);
+    - ``w-basin``: min, max, min with a minimum nearest θ (two basins and one barrier, θ in one of the basins; ties
+      go to the minimum);
     - ``other``: anything else (a single maximum, two, four, or five and more stationary points).
     """
     if len(ys) != len(lambdas):
@@ -331,5 +333,6 @@ def classify_curve(ys: Sequence[float], lambdas: Sequence[float]) -> str:
     if kinds == ["min"]:
         return "v-basin" if points[0][0] == centre else "v-side"
     if kinds == ["min", "max", "min"]:
-        return "w-peak" if points[1][0] == centre else "w-basin"
+        distance = [abs(t - centre) for t, _ in points]
+        return "w-peak" if distance[1] < min(distance[0], distance[2]) else "w-basin"
     return "other"

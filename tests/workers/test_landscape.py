@@ -233,6 +233,8 @@ def test_eval_examples_is_a_fixed_seeded_subset(digits, mlp_early):
     (lambda x: -x ** 2, -1, 1, "other", 1),
     (lambda x: math.cos(5 * math.pi * x / 2), -1, 1, "other", 5),  # a vvv-basin: min, max, min, max, min
     (lambda x: x ** 4 - x ** 2, -1.2, 1.2, "w-peak", 3),
+    (lambda x: ((x - 0.05) ** 2 - 0.5) ** 2, -1, 1, "w-peak", 3),  # the peak one grid step beside θ
+    (lambda x: ((x + 0.2) * (x - 1.2)) ** 2, -1, 2, "w-basin", 3),  # θ near, not at, the first basin's bottom
 ])
 def test_curve_classes_on_analytic_curves(fn, lo, hi, expect, count):
     lambdas = line_lambdas(lo, hi, 41) if (lo, hi) != (-1, 1) else curve_lambdas(1.0, 41)
@@ -367,6 +369,18 @@ def test_w_peak_mining_follows_algorithm_1_and_resumes_bit_for_bit(digits, mlp_e
     assert all(torch.equal(full[n], resumed[n]) for n in names)
     assert direction_norm(full) > 0
     assert all(torch.equal(t, theta[n]) for n, t in model.state_dict().items())  # the model is given back at θ
+
+
+@pytest.mark.slow
+def test_algorithm_1_mines_a_w_peak_at_an_early_checkpoint(digits, mlp_early):
+    """Xu et al. §2.4 / Fig. 9: on an early checkpoint the mined ε gives a w-peak (loss lower on both sides of θ)."""
+    theta = mlp_early.centre_state
+    stream = BatchStream(digits, 128, seed=0, augment=False)
+    eps = mine_w_peak(mlp_early, theta, stream, parameter_names(mlp_early), epochs=100, lr=0.3, seed=0)
+    lambdas = curve_lambdas(1.0)
+    losses = [r["train_loss"] for r in scan_curve(PointEvaluator(mlp_early, theta, [eps], digits), lambdas)]
+    assert classify_curve(losses, lambdas) == "w-peak", stationary_points(losses)
+    assert min(losses[:20]) < 0.5 * losses[20] and min(losses[21:]) < 0.5 * losses[20]
 
 
 def test_vvv_basin_mining_follows_algorithm_2(digits, mlp_early):
