@@ -102,6 +102,14 @@ class HessianOperator:
         return LinearOperator((self.dim, self.dim), matvec=matvec, dtype=np.float64)
 
 
+def second_order_terms(operator: HessianOperator, direction: torch.Tensor) -> tuple[float, float]:
+    """Xu et al. Eq. 1 / App. B.3: (b, a) = (εᵀg, εᵀHε) of δL(λ) ≈ bλ + ½aλ² at the operator's point, ε flat."""
+    eps = direction.to(device=operator.device, dtype=operator.dtype)
+    b = float(torch.dot(operator.gradient().double(), eps.double()))
+    a = float(torch.dot(operator.hvp(eps).double(), eps.double()))
+    return b, a
+
+
 def _rademacher(dim: int, *parts: object) -> torch.Tensor:
     return torch.randint(0, 2, (dim,), generator=generator(*parts), dtype=torch.int64).to(torch.float64) * 2 - 1
 

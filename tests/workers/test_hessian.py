@@ -15,7 +15,7 @@ from torch.func import functional_call
 from lowloss.workers.data import BatchStream, load_dataset
 from lowloss.workers.directions import flatten, parameter_names
 from lowloss.workers.hessian import (HessianOperator, eigenvector_directions, hessian_batches, hessian_eigenpairs,
-                                     hutchinson_trace, slq_density)
+                                     hutchinson_trace, second_order_terms, slq_density)
 
 
 class TinyBNNet(nn.Module):
@@ -71,6 +71,7 @@ def setup(one_thread):
 
     dense = torch.autograd.functional.hessian(loss_of, flat0, vectorize=True)
     dense = (dense + dense.T) / 2
+    model.dense_gradient = torch.autograd.functional.jacobian(loss_of, flat0)
     return model, batches, names, dense, torch.linalg.eigvalsh(dense)
 
 
@@ -169,3 +170,37 @@ def test_full_lanczos_finds_the_dense_spectrum(setup):
     # with full re-orthogonalisation the extreme Ritz values are the extreme eigenvalues
     assert np.allclose(nodes[-3:], spectrum[-3:].numpy(), rtol=1e-6)
     assert np.allclose(nodes[:3], spectrum[:3].numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_float32_model_gives_the_top_eigenvalues_to_float32_accuracy(setup):
+    model, batches, names, _, spectrum = setup
+    single = TinyBNNet()
+    single.load_state_dict({n: t.float() for n, t in model.state_dict().items()})
+    op = HessianOperator(single, [(x.float(), y) for x, y in batches])
+    assert op.dtype == torch.float32
+    values, _ = hessian_eigenpairs(op, k=3, which="LA", seed=0)
+    assert np.allclose(values, spectrum.flip(0)[:3].numpy(), rtol=1e-3)
+
+
+def test_second_order_terms_are_the_gradient_and_curvature_along_a_direction(setup):
+    model, batches, names, dense, _ = setup
+    op = HessianOperator(model, batches, names)
+    eps = torch.randn(op.dim, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    b, a = second_order_terms(op, eps)
+    assert b == pytest.approx(float(model.dense_gradient @ eps), rel=1e-9)
+    assert a == pytest.approx(float(eps @ dense @ eps), rel=1e-9)
+    # δL(λ) = L(θ + λε) − L(θ) ≈ bλ + ½aλ² for small λ
+    params = dict(model.named_parameters())
+    theta = {n: p.detach().clone() for n, p in params.items()}
+    loss0, lam = op.loss(), 1e-3
+    offset = 0
+    with torch.no_grad():
+        for n in names:
+            k = params[n].numel()
+            params[n].add_(lam * eps[offset:offset + k].view_as(params[n]))
+            offset += k
+    delta = op.loss() - loss0
+    with torch.no_grad():
+        for n in names:
+            params[n].copy_(theta[n])
+    assert delta == pytest.approx(b * lam + 0.5 * a * lam ** 2, rel=1e-3)
