@@ -173,7 +173,7 @@ def test_full_lanczos_finds_the_dense_spectrum(setup):
 
 
 def test_float32_model_gives_the_top_eigenvalues_to_float32_accuracy(setup):
-    model, batches, names, _, spectrum = setup
+    model, batches, _, _, spectrum = setup
     single = TinyBNNet()
     single.load_state_dict({n: t.float() for n, t in model.state_dict().items()})
     op = HessianOperator(single, [(x.float(), y) for x, y in batches])
