@@ -1,0 +1,139 @@
+"""Loss-landscape benchmark (issue 12). Prints figures; asserts nothing.
+
+    python bench/landscape.py [--points 41] [--hvps 100] [--repeats 5] [--device cpu]
+
+Scan points per second: a 1-D curve of SmallCNN (BatchNorm) on the embedded digits, UpBN (BN statistics re-estimated
+by one pass over the training set at every point, the paper's default), loss and accuracy on the full train and
+test sets, through ``landscape.PointEvaluator`` (``scan_curve``) against a bare loop that builds θ + λε as a state
+dict, loads it, re-estimates BN with ``interpolation.reestimate_batchnorm`` and evaluates with
+``training.evaluate_batches`` at the same λ. Hessian–vector products per second: ``hessian.HessianOperator.hvp`` on
+1024 training examples (4 batches of 256) against a bare ``torch.autograd`` double-backward loop over the same
+batches. The two ways alternate, repeats times each; medians are printed, with the ratio (goal: scan ≤ 1.05,
+HVP ≤ 1.1).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lowloss.workers.data import BatchStream, load_dataset
+from lowloss.workers.directions import gaussian_direction, parameter_names
+from lowloss.workers.hessian import HessianOperator, hessian_batches
+from lowloss.workers.interpolation import reestimate_batchnorm
+from lowloss.workers.landscape import PointEvaluator, curve_lambdas, scan_curve
+from lowloss.workers.models import build_model
+from lowloss.workers.training import evaluate_batches, make_optimizer, train_step
+
+
+def trained_cnn(data, device):
+    torch.manual_seed(0)
+    model = build_model("small_cnn", data.num_classes, data.in_channels, data.image_size).to(device)
+    opt = make_optimizer(model.parameters(), "sgd", 0.05, momentum=0.9)
+    stream = BatchStream(data, 64, seed=0)
+    for step in range(2 * stream.steps_per_epoch):
+        train_step(model, opt, *stream.batch(step))
+    model.eval()
+    return model
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def scan_bare(model, theta, direction, data, lambdas, device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    for lam in lambdas:
+        state = {n: (t + lam * direction[n] if n in direction else t) for n, t in theta.items()}
+        model.load_state_dict(state)
+        reestimate_batchnorm(model, data.eval_batches("train", 256))
+        evaluate_batches(model, data.eval_batches("train"))
+        evaluate_batches(model, data.eval_batches("test"))
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def scan_evaluator(model, theta, direction, data, lambdas, device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    scan_curve(PointEvaluator(model, theta, [direction], data, "UpBN"), lambdas)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def hvp_bare(model, batches, vectors, device) -> float:
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = sum(int(y.shape[0]) for _, y in batches)
+    model.eval()
+    sync(device)
+    t0 = time.perf_counter()
+    for v in vectors:
+        parts = list(torch.split(v, [p.numel() for p in params]))
+        out = None
+        for x, y in batches:
+            loss = F.cross_entropy(model(x), y, reduction="sum") / total
+            grads = torch.autograd.grad(loss, params, create_graph=True)
+            dot = sum((g * u.view_as(g)).sum() for g, u in zip(grads, parts))
+            hv = torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params)])
+            out = hv if out is None else out + hv
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def hvp_operator(model, batches, vectors, device) -> float:
+    op = HessianOperator(model, batches)
+    sync(device)
+    t0 = time.perf_counter()
+    for v in vectors:
+        op.hvp(v)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--points", type=int, default=41)
+    p.add_argument("--hvps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = load_dataset("digits").to(device)
+    model = trained_cnn(data, device)
+    theta = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    direction = gaussian_direction(theta, parameter_names(model), seed=0)
+    lambdas = curve_lambdas(1.0, args.points)
+    batches = hessian_batches(data, examples=1024, seed=0, batch_size=256)
+    g = torch.Generator().manual_seed(0)
+    dim = sum(p.numel() for p in model.parameters())
+    vectors = [torch.randn(dim, generator=g).to(device) for _ in range(args.hvps)]
+    scan_evaluator(model, theta, direction, data, lambdas[:3], device)  # warm-up
+    hvp_operator(model, batches, vectors[:3], device)
+    sb, se, hb, ho = [], [], [], []
+    for _ in range(args.repeats):
+        sb.append(scan_bare(model, theta, direction, data, lambdas, device))
+        se.append(scan_evaluator(model, theta, direction, data, lambdas, device))
+        hb.append(hvp_bare(model, batches, vectors, device))
+        ho.append(hvp_operator(model, batches, vectors, device))
+    sb, se, hb, ho = map(statistics.median, (sb, se, hb, ho))
+    n, k = len(lambdas), len(vectors)
+    print(f"[scan] SmallCNN on digits ({dim} parameters), UpBN, full train ({data.n_train}) + test sets, {n} points, "
+          f"{args.threads} thread(s), {device}, median of {args.repeats}")
+    print(f"  bare loop (state dict + reestimate + evaluate) : {sb:7.3f} s ({n / sb:7.2f} points/s)")
+    print(f"  PointEvaluator / scan_curve                    : {se:7.3f} s ({n / se:7.2f} points/s)")
+    print(f"  ratio evaluator/bare                           : {se / sb:7.3f}   (goal ≤ 1.05)")
+    print(f"[hvp] same model, 1024 examples in 4 batches, {k} products")
+    print(f"  bare torch.autograd double backward            : {hb:7.3f} s ({k / hb:7.1f} HVP/s)")
+    print(f"  HessianOperator.hvp                            : {ho:7.3f} s ({k / ho:7.1f} HVP/s)")
+    print(f"  ratio operator/bare                            : {ho / hb:7.3f}   (goal ≤ 1.1)")
+
+
+if __name__ == "__main__":
+    main()
