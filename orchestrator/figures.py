@@ -133,10 +133,12 @@ def _what(series: list[Series], noun: str, xname: str) -> str:
     text = (f"{many[0].band.how} n = {count} {noun}" if many else f"each of n = {count} {noun}")
     smoothed = sorted({s.window for s in series if s.window})
     if smoothed:
-        text += f"; dense series: trailing mean over a window of {', '.join(f'{w:g}' for w in smoothed)} in {xname}"
+        text += f"; dense series: trailing mean over {', '.join(f'{w:g}' for w in smoothed)} ({xname})"
     if any(not s.dense for s in series):
-        text += "; sparse series: evaluated points, joined"
-    return text
+        text += "; sparse series: as evaluated, joined"
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, 130))
 
 
 def _curve_lines(ax, s: Series, colours, ls: str, label_of, points: bool = False) -> list:
@@ -189,6 +191,16 @@ def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
         else:
             c = tab10(groups.index(s.group) % 10) if multi_group else tab10(ycols.index((s.column, s.axis)) % 10)
             handles += _band_lines(a, s, c, ls, s.label + group)
+    if few and len(ycols) > 1 and len(curve_keys) > 1:  # a colour per unit and a line style per column: two keys
+        from matplotlib.lines import Line2D
+
+        labels = {(s.group, c.uid): c.label + (f" ({group_name(by, s.group)})" if multi_group else "")
+                  for s in series for c in s.curves}
+        handles = [Line2D([], [], color=tab10(i % 10), lw=1.4, label=labels[k]) for i, k in enumerate(curve_keys)]
+        styles = {(s.column, s.axis): (s.label, s.dense) for s in series}
+        handles += [Line2D([], [], color="0.25", lw=1.2, ls=DASHES[i % 4], label=label,
+                           marker="o" if spec.style == "line" or not dense else None, ms=3)
+                    for i, (label, dense) in enumerate(styles[k] for k in ycols)]
     for axis, a in axes.items():
         _style_axis(a, spec, axis, [s for s in series if s.axis == axis])
     _marks(ax, spec, series, handles)
@@ -296,7 +308,7 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
             what = [f"each of n = {n_paths} {noun}" + (", one panel per path" if panels > 1 else "") if per_path
                     else f"{part[0].band.how} n = {n_paths} {noun}, per tensor"]
             if any(s.window for s in part):
-                what.append(f"trailing mean over a window of {part[0].window:g} in {spec.xlabel or spec.x}")
+                what.append(f"trailing mean over {part[0].window:g} ({spec.xlabel or spec.x})")
             if len(part) > MAX_COLOURED:
                 what.append(f"the {HIGHLIGHT} farthest of {len(part)} tensors at the end in colour")
             if by and key:
@@ -341,7 +353,7 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
                 va="bottom", fontsize=7, color="0.3")
     elif handles:
         if size == LEGEND_SIZE:
-            fig.legend(handles=handles, loc="outside right upper", fontsize=7.5, frameon=False)
+            fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False)
         elif spec.y2s or many_hist:  # two y axes: a legend inside would hide one of them
             fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=8,
                        frameon=False)
