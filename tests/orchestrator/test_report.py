@@ -855,3 +855,19 @@ def test_results_export_and_several_stores_reported_together(pair_store, default
     finals = [max(raw_rows(u, "evals"), key=lambda r: r["epoch"])["test_loss"] for u in raw_units(pair_store, "train")]
     assert close(modes["pairs"]["mean"], statistics.fmean(finals))
     assert {r["stage"] for r in both} == {"modes", "lmc", "m2m"}
+
+
+def test_one_precision_per_metric_across_cells_and_groups():
+    from lowloss.orchestrator.summary import cells, set_decimals
+
+    def row(group, fmt, mean, std, lo, hi, metric="m"):
+        return {"stage": "s", "metric": metric, "type": "metric", "fmt": fmt, "group": group, "n": 3, "missing": 0,
+                "mean": mean, "std": std, "min": lo, "max": hi}
+
+    rows = [row({"lr": 0.1}, ".4g", 0.04837, 0.0, 0.04837, 0.04837), row({"lr": 0.2}, ".4g", 0.0108, 1e-5, 0.0107, 0.0109),
+            row({}, ".4f", 0.5, 0.25, 0.1, 0.9, metric="f")]
+    set_decimals(rows)
+    shown = [cells(r) for r in rows]
+    assert shown[0] == {"n": "3", "mean": "0.04837", "std": "0.00000", "min": "0.04837", "max": "0.04837"}
+    assert shown[1]["mean"] == "0.01080" and shown[1]["std"] == "0.00001"  # the same decimals as the other group
+    assert shown[2]["mean"] == "0.5000" and shown[2]["std"] == "0.2500"  # a fixed-point format keeps its decimals
