@@ -204,14 +204,6 @@ def path_label(labels: Sequence[str]) -> str:
     return " ".join(shared) or labels[-1]
 
 
-def chain_label(study: StudyView, view: StageView, role: str | None, uid: str) -> str:
-    """The label of the path ending at ``uid`` (its own label when ``role`` is not a chain)."""
-    if not role:
-        return view.label(uid)
-    (path,) = paths_of(study, view, role, [uid]) or [[uid]]
-    return path_label([view.label(u) for u in path])
-
-
 def join_path(parts: list[dict[str, np.ndarray]], x: str) -> tuple[dict[str, np.ndarray], tuple[float, ...]]:
     """The columns of a chain of units as one path, and the x where each unit after the first begins: each unit's x
     is shifted to start where the previous one ended (its rows at or before that point, the repeated start state, are
@@ -357,6 +349,7 @@ def pair_rows(study: StudyView, view: StageView, fig: Figure, uids: Sequence[str
             result = study.result(uid) if rec is not None and study.committed(uid, other.kind) else None
             if result is not None:
                 by_inputs.setdefault(frozenset(rec.inputs.values()), (other.name, result))
+    labels = {path[-1]: path_label([view.label(u) for u in path]) for path in paths_of(study, view, fig.chain, uids)}
     rows = []
     for uid in uids:
         rec = study.record(uid)
@@ -367,7 +360,7 @@ def pair_rows(study: StudyView, view: StageView, fig: Figure, uids: Sequence[str
         stage, other = by_inputs.get(key, (None, {}))
         params = study.params(uid)
         threshold = params.get(fig.threshold_param) if fig.threshold_param else None
-        rows.append(PairRow(chain_label(study, view, fig.chain, uid), uid, {k: _number(result.get(k)) for k in fig.ys},
+        rows.append(PairRow(labels.get(uid, view.label(uid)), uid, {k: _number(result.get(k)) for k in fig.ys},
                             {k: _number(other.get(k)) for k in fig.compare_ys},
                             result.get(fig.verdict) if fig.verdict else None,
                             threshold if isinstance(threshold, (int, float)) else None, stage,

@@ -336,7 +336,9 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
                 hax.hist(values, bins=min(40, max(5, int(math.sqrt(values.size)))), color="0.45", gid=f"hist|{key}")
                 hax.axvline(float(np.median(values)), color="crimson", lw=1.2, label=f"median {np.median(values):.4g}")
                 hax.legend(fontsize=7, frameon=False)
-            hax.set_title(f"{key.replace('_', ' ')} (n = {values.size})", fontsize=8.5)
+            kind = jobs.KINDS.get(view.kind)
+            label = next((m.label for m in getattr(kind, "metrics", ()) if m.key == key), key.replace("_", " "))
+            hax.set_title(f"{label} (n = {values.size})", fontsize=8.5)
             hax.tick_params(labelsize=7)
     else:
         ax = fig.add_subplot(1, 1, 1)

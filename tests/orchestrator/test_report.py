@@ -864,7 +864,8 @@ def test_one_precision_per_metric_across_cells_and_groups():
         return {"stage": "s", "metric": metric, "type": "metric", "fmt": fmt, "group": group, "n": 3, "missing": 0,
                 "mean": mean, "std": std, "min": lo, "max": hi}
 
-    rows = [row({"lr": 0.1}, ".4g", 0.04837, 0.0, 0.04837, 0.04837), row({"lr": 0.2}, ".4g", 0.0108, 1e-5, 0.0107, 0.0109),
+    rows = [row({"lr": 0.1}, ".4g", 0.04837, 0.0, 0.04837, 0.04837),
+            row({"lr": 0.2}, ".4g", 0.0108, 1e-5, 0.0107, 0.0109),
             row({}, ".4f", 0.5, 0.25, 0.1, 0.9, metric="f")]
     set_decimals(rows)
     shown = [cells(r) for r in rows]
