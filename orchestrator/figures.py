@@ -306,7 +306,7 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
                            title=next((spec.labels[i] for i, e in enumerate(spec.ys) if is_pattern(e)
                                        and i < len(spec.labels)), None), title_fontsize=8)
             what = [f"each of n = {n_paths} {noun}" + (", one panel per path" if panels > 1 else "") if per_path
-                    else f"{part[0].band.how} n = {n_paths} {noun}, per tensor"]
+                    else f"per tensor the {part[0].band.how.split(' (line)')[0]} over n = {n_paths} {noun}"]
             if any(s.window for s in part):
                 what.append(f"trailing mean over {part[0].window:g} ({spec.xlabel or spec.x})")
             if len(part) > MAX_COLOURED:
@@ -316,7 +316,10 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
             left_out = _excluded(study, view, spec)
             if left_out:
                 what.append(f"{left_out} columns not drawn ({', '.join(spec.exclude)})")
-            fig.suptitle(f"{head}\n" + "; ".join(what), fontsize=9.5)
+            import textwrap
+
+            wrapped = "\n".join(textwrap.wrap("; ".join(what), int(size[0] * 14)))
+            fig.suptitle(f"{head}\n{wrapped}", fontsize=9.5)
             stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key and len(groups) > 1 else "")
             out.append((stem, fig, n_paths))
         return out
