@@ -1,4 +1,5 @@
-"""Unit kinds: the middle floor. The orchestrator reaches the science only through ``get_kind``/``KINDS``.
+"""Stage kinds and unit kinds: the middle floor. The orchestrator reaches the science only through the registries
+(``STAGE_KINDS``/``get_stage_kind`` for stage tables, ``KINDS``/``get_kind`` for units).
 
 Extra kinds can be registered by modules named in the ``LOWLOSS_PLUGINS`` environment variable (comma-separated
 import paths); each such module calls ``register_kind``. Workers inherit the environment, so they see them too.
@@ -8,26 +9,33 @@ from __future__ import annotations
 import importlib
 import os
 
-from .base import (Figure, Kind, Metric, Resources, StageInfo, StageParams, StudyContext, UnitContext, UnitDraft, Upstream,
-                   UpstreamUnit, Verdict)
+from .base import (ExpansionTooLarge, Figure, Metric, Plan, PlannedUnit, PlanView, Ref, Resources, SimpleStage,
+                   StageInfo, StageKind, StageParams, StudyContext, UnitContext, UnitDraft, UnitKind, UnitParams,
+                   Upstream, UpstreamUnit, Verdict)
 
-KINDS: dict[str, Kind] = {}
+KINDS: dict[str, UnitKind] = {}  # unit kinds by name
+STAGE_KINDS: dict[str, StageKind] = {}  # stage kinds by name (what a [[stages]] table's `kind` names)
 
 
-def register_kind(kind: Kind) -> Kind:
-    KINDS[kind.name] = kind
-    for alias in getattr(kind, "aliases", ()):
-        KINDS[alias] = kind
+def register_kind(kind: UnitKind | StageKind):
+    """Register a unit kind or a stage kind (plugins call this for their own kinds)."""
+    if isinstance(kind, StageKind):
+        STAGE_KINDS[kind.name] = kind
+    elif isinstance(kind, UnitKind):
+        KINDS[kind.name] = kind
+    else:
+        raise TypeError(f"{kind!r} is neither a UnitKind nor a StageKind")
     return kind
 
 
 def _register_builtin() -> None:
-    from .interpolate import InterpolateKind
-    from .llpf import M2MPhaseKind, M2OKind
-    from .pretrained import PretrainedKind
-    from .train import TrainKind
+    from .interpolate import InterpolateStageKind, InterpolateUnit
+    from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
+    from .pretrained import PretrainedStageKind, PretrainedUnit
+    from .train import TrainStageKind, TrainUnit
 
-    for cls in (TrainKind, PretrainedKind, InterpolateKind, M2MPhaseKind, M2OKind):
+    for cls in (TrainUnit, PretrainedUnit, InterpolateUnit, M2MPhaseUnit, M2OUnit,
+                TrainStageKind, PretrainedStageKind, InterpolateStageKind, M2MStageKind, M2OStageKind):
         register_kind(cls())
 
 
@@ -40,17 +48,30 @@ _register_builtin()
 _load_plugins()
 
 
-def get_kind(name: str) -> Kind:
+def get_kind(name: str) -> UnitKind:
+    """The unit kind ``name``."""
     return KINDS[name]
 
 
-__all__ = ["KINDS", "Figure", "Verdict", "Kind", "Metric", "Resources", "StageInfo", "StageParams", "StudyContext", "UnitContext",
-           "UnitDraft", "Upstream", "UpstreamUnit", "get_kind", "register_kind"]
+def get_stage_kind(name: str) -> StageKind:
+    return STAGE_KINDS[name]
 
 
 def stage_kind_names() -> list[str]:
-    """The kind names a stage table may use (a kind with aliases is named by them: `m2m` for `m2m_phase` units)."""
-    return sorted({alias for k in KINDS.values() for alias in (getattr(k, "aliases", ()) or (k.name,))})
+    """The kind names a stage table may use."""
+    return sorted(STAGE_KINDS)
+
+
+def stage_produces(stage_kind: StageKind) -> set[str]:
+    """The outputs every unit of a stage of this kind commits (what a later stage's `from` may rely on)."""
+    outs = [set(KINDS[k].outputs) for k in stage_kind.unit_kinds if k in KINDS]
+    return set.intersection(*outs) if outs else set()
+
+
+__all__ = ["KINDS", "STAGE_KINDS", "ExpansionTooLarge", "Figure", "Metric", "Plan", "PlannedUnit", "PlanView", "Ref",
+           "Resources", "SimpleStage", "StageInfo", "StageKind", "StageParams", "StudyContext", "UnitContext",
+           "UnitDraft", "UnitKind", "UnitParams", "Upstream", "UpstreamUnit", "Verdict", "get_kind",
+           "get_stage_kind", "register_kind", "stage_kind_names", "stage_produces"]
 
 
 def model_input_problem(model_name: str, data: dict) -> str | None:

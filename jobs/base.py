@@ -1,18 +1,24 @@
-"""The unit-kind interface and the context protocol a kind's ``run`` uses.
+"""The kind interfaces of the middle floor, and the context protocols the orchestrator implements for them.
 
-A kind declares its params schema (a pydantic model for its stage table), its resources class, how a stage of it
-expands into units (statically, or as a planner that sees finished units), the summary metrics and figures it declares
-for reports, and ``run(ctx)``, which drives ``workers/`` functions through the ``UnitContext`` protocol below. The
-store implements the protocol; kinds never see stores, executors or specs.
+Two kinds of kinds:
+
+- a **stage kind** owns a ``[[stages]]`` table: its schema (``Table``), its cross-field validation, and its planning:
+  ``plan(table, study, view)`` returns the unit drafts the results known so far allow, and whether the stage is still
+  open (may add units later). A static stage returns everything at once and closes; a planner (``pairs = "to_best"``,
+  the AutoNEB minimum-spanning-tree exploration) sees its own units' committed results and adds units round by round.
+  A stage may emit units of several unit kinds.
+- a **unit kind** owns a unit's params (``Params``, validated once when planned; ``run`` receives the typed object),
+  ``resources(params)`` (per unit), the named tensor sets it commits (``outputs``), the metrics, verdicts, tables and
+  figures it declares for reports, and ``run(ctx, params)``, which drives ``workers/`` functions through the
+  ``UnitContext`` protocol below. The store implements the protocol; kinds never see stores, executors or specs.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
-
 import types
 import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -47,14 +53,24 @@ class StrictScalars(BaseModel):
 
 
 class StageParams(StrictScalars):
-    """Base of every kind's stage table: unknown keys are errors, values are frozen once validated."""
+    """Base of every stage table: unknown keys are errors, values are frozen once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class UnitParams(StageParams):
+    """Base of every unit kind's params: validated when the unit is planned, handed typed to ``run``.
+
+    ``canonical()`` is the JSON content that the unit id hashes and ``unit.json`` records. (A subclass of
+    ``StageParams`` so that a stage table and its units' params can share field mixins.)"""
+
+    def canonical(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)
 
 
 @dataclass(frozen=True)
 class Resources:
-    """What one unit of a kind needs; executors map it to threads, sbatch settings or Ray resources."""
+    """What one unit needs; executors map it to threads, sbatch settings or Ray resources."""
 
     cpus: int = 1
     gpus: int = 0
@@ -63,40 +79,98 @@ class Resources:
     resource_class: str = "cpu-small"
 
 
+# ---------------------------------------------------------------------------------------------- planning
+
 @dataclass(frozen=True)
+class Ref:
+    """An input of a draft: a unit (its id, or a draft of the same ``plan`` call) and one of its outputs.
+
+    Outputs: ``final`` (a mode's parameters), another tensor set the unit kind declares in ``outputs`` (e.g.
+    ``directions``), or ``point:<step>`` (the point the unit stored at that step)."""
+
+    unit: Union[str, "UnitDraft"]
+    output: str = "final"
+
+
+@dataclass(frozen=True, eq=False)
 class UnitDraft:
-    """A unit as a stage expansion proposes it; the orchestrator gives it its content-hash id."""
+    """A unit as a stage's plan proposes it; the orchestrator validates its params and gives it its content-hash id.
+
+    ``params`` is the unit kind's ``Params`` object (or a dict it validates). ``inputs`` maps a role to a unit id, a
+    draft of the same plan call (chained phases), or a ``Ref`` naming one output of a unit."""
 
     kind: str
-    params: dict
-    inputs: dict = field(default_factory=dict)  # role -> unit id
+    params: Any
+    inputs: dict = field(default_factory=dict)
     label: str = ""
 
 
 @dataclass(frozen=True)
-class UpstreamUnit:
+class Plan:
+    """What a stage's plan returns: the drafts the known results allow, whether the stage may still add units
+    (``open``), and a one-line status for `lowloss plan`/`status` (e.g. "14 edges done, budget 40").
+
+    A unit once planned stays planned: a plan may return its earlier drafts again (a static stage returns everything
+    each time) or only the new ones (an incremental planner, whose cost per call then need not grow with the stage)."""
+
+    drafts: list[UnitDraft]
+    open: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit of the plan as a stage's planner sees it."""
+
     id: str
+    kind: str
     params: dict
     label: str
+    inputs: dict  # role -> input reference (unit id, or "<id>:<output>")
 
 
-class Upstream(Protocol):
-    """What a stage expansion may see: the units of earlier stages and the results of committed ones."""
+UpstreamUnit = PlannedUnit  # the name earlier kinds used
 
-    def units(self, stage: str) -> list[UpstreamUnit]: ...
 
-    def result(self, unit_id: str) -> dict | None: ...
+class PlanView(Protocol):
+    """What a stage's plan sees: its own units planned so far, those of earlier stages, and committed results."""
+
+    stage: str
+
+    def units(self, stage: str | None = None) -> list[PlannedUnit]: ...  # None: the stage being planned
+
+    def result(self, unit_id: str) -> dict | None: ...  # the committed result, or None
+
+    def failed(self, unit_id: str) -> bool: ...  # given up (its retries are spent)
+
+    def is_open(self, stage: str) -> bool: ...  # an earlier stage may still add units
+
+    def decided(self, stage: str) -> bool: ...  # every unit of a closed stage is committed or given up (cheap)
+
+
+Upstream = PlanView  # the name earlier kinds used
 
 
 @dataclass(frozen=True)
 class StudyContext:
-    """The study-wide spec sections a stage expansion may read (plain JSON-able dicts)."""
+    """The study-wide spec sections a stage may read (plain JSON-able dicts), and the expansion bound."""
 
     seeds: tuple[int, ...]
     data: dict
     model: dict
     train: dict
+    max_units: int = 200_000
 
+
+class ExpansionTooLarge(ValueError):
+    """A stage would expand to more units than the study allows (``run.max_units``)."""
+
+    def __init__(self, what: str, count: int, limit: int):
+        self.what, self.count, self.limit = what, count, limit
+        super().__init__(f"{what} would be {count:,} units, more than the limit of {limit:,}")
+
+
+# ---------------------------------------------------------------------------------------------- reports
 
 @dataclass(frozen=True)
 class Metric:
@@ -133,7 +207,8 @@ class Figure:
     - ``pca``: each unit's stored points (``points/``), per tensor matching ``ys`` (default: all), projected on the
       first two principal components of all points of the stage, one panel per tensor, one colour per path (LLPF
       Fig. 4); the start (the final state of the first unit's input ``origin``, else its first stored point), the
-      end and the final state of the input ``destination`` (D) are marked; ``table`` and ``x`` are unused. Points are keyed ``point_key(tensor, step)`` or ``it<step>.<tensor>``.
+      end and the final state of the input ``destination`` (D) are marked; ``table`` and ``x`` are unused. Points
+      are keyed ``point_key(tensor, step)``.
     - ``pairs``: one row per committed unit whose result has ``verdict``: its result keys ``ys`` next to the result
       keys ``compare_ys`` of the unit of a ``compare_kind`` stage between the same input units (e.g. a path's peak
       loss next to the straight line's barrier between the same two modes), coloured by the verdict; also written as
@@ -181,43 +256,51 @@ class Figure:
     compare_labels: tuple[str, ...] = ()
 
 
-POINT_STEP_SEP = "@"
+# ---------------------------------------------------------------------------------------------- points
+
+_POINT_KEY = re.compile(r"it(\d+)\.(.+)")
 
 
 def point_key(tensor: str, step: int) -> str:
     """The safetensors key of one tensor of the point stored at ``step`` (a points file may hold several points)."""
-    return f"{tensor}{POINT_STEP_SEP}{step}"
-
-
-_IT_PREFIX = re.compile(r"it(\d+)\.(.+)")
+    return f"it{step:08d}.{tensor}"
 
 
 def split_point_key(key: str) -> tuple[str, int | None]:
-    """(tensor, step) of a points key: ``<tensor>@<step>`` (``point_key``) or ``it<step>.<tensor>``; step is None for
-    a plain tensor name (one point per file)."""
-    name, sep, step = key.rpartition(POINT_STEP_SEP)
-    if sep and step.isdigit():
-        return name, int(step)
-    m = _IT_PREFIX.fullmatch(key)
+    """(tensor, step) of a points key (``point_key``); step is None for a plain tensor name (one point per file)."""
+    m = _POINT_KEY.fullmatch(key)
     if m:
         return m.group(2), int(m.group(1))
     return key, None
 
 
+# ---------------------------------------------------------------------------------------------- running a unit
+
 class UnitContext(Protocol):
     """What a running unit may do. Implemented by the orchestrator's runtime over the store."""
 
     unit_id: str
-    params: dict
     attempt: int
     device: Any  # torch.device
     data_root: str | None
 
-    def input_params(self, role: str) -> dict: ...
+    # inputs (by role)
+    def input_params(self, role: str) -> Any: ...  # the input unit's typed params
 
     def input_result(self, role: str) -> dict: ...
 
-    def input_final_state(self, role: str) -> dict: ...
+    def input_tensors(self, role: str, output: str | None = None) -> dict: ...  # default: the output the role names
+
+    def input_final_state(self, role: str) -> dict: ...  # input_tensors(role, "final")
+
+    def input_points(self, role: str) -> Iterator[tuple[int, dict]]: ...  # (step, tensors) of every stored point
+
+    def input_rows(self, role: str, table: str) -> Any: ...  # pyarrow.Table of the input's committed rows, or None
+
+    # this unit's progress
+    def committed_segments(self) -> int: ...
+
+    def rows(self, table: str) -> Any: ...  # pyarrow.Table of this unit's committed rows of ``table``
 
     def write_segment(self, index: int, tables: dict[str, list[dict]], points: dict | None = None) -> None: ...
 
@@ -227,40 +310,75 @@ class UnitContext(Protocol):
 
     def read_checkpoint(self) -> tuple[dict, dict, int] | None: ...
 
-    def committed_segments(self) -> int: ...
-
-    def rows(self, table: str): ...  # pyarrow.Table of this unit's committed rows of ``table``
-
     def progress(self, done: int, total: int, **info: Any) -> None: ...
 
     def log(self, message: str) -> None: ...
 
-    def commit(self, result: dict, final: dict | None = None) -> None: ...
+    def commit(self, result: dict, final: dict | None = None, outputs: dict[str, dict] | None = None) -> None: ...
 
 
-class Kind:
-    """Base class of unit kinds. Subclasses set the class attributes and implement ``expand`` and ``run``."""
+class UnitKind:
+    """Base class of unit kinds. Subclasses set the class attributes and implement ``run``."""
 
     name: ClassVar[str]
     version: ClassVar[int] = 1
-    Params: ClassVar[type[StageParams]] = StageParams
-    resources: ClassVar[Resources] = Resources()
-    produces_mode: ClassVar[bool] = False  # units hold a final model (final.safetensors)
-    needs_input_stage: ClassVar[bool] = False  # the stage table must name `from`
+    Params: ClassVar[type[UnitParams]] = UnitParams
+    default_resources: ClassVar[Resources] = Resources()
+    outputs: ClassVar[tuple[str, ...]] = ()  # named tensor sets it commits; "final" for a mode
     needs_torch: ClassVar[bool] = True  # the runtime sets torch threads and device for it
     metrics: ClassVar[tuple[Metric, ...]] = ()
     verdicts: ClassVar[tuple[Verdict, ...]] = ()  # boolean result keys, reported as success rates
     figures: ClassVar[tuple[Figure, ...]] = ()  # what `lowloss report --out` draws for a stage of this kind
     tables: ClassVar[tuple[str, ...]] = ()
 
-    def validate(self, params: StageParams, study: StudyContext, stages: dict[str, "StageInfo"]) -> list[tuple[str, Any, str]]:
+    @property
+    def produces_mode(self) -> bool:
+        return "final" in self.outputs
+
+    def resources(self, params: Any) -> Resources:
+        """What this unit needs (a kind may scale time or memory with its params)."""
+        return self.default_resources
+
+    def run(self, ctx: UnitContext, params: Any) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """A validated stage of a study: its name, stage kind, validated table, and the stages it reads."""
+
+    name: str
+    kind: str
+    params: StageParams
+    inputs: tuple[str, ...] = ()
+
+
+class StageKind:
+    """Base class of stage kinds. Subclasses set the class attributes and implement ``plan``."""
+
+    name: ClassVar[str]
+    Table: ClassVar[type[StageParams]] = StageParams
+    unit_kinds: ClassVar[tuple[str, ...]] = ()  # the unit kinds it emits; the first one's metrics summarise the stage
+    input_output: ClassVar[str | None] = None  # what the stages named in `from` must produce (e.g. "final": modes)
+    needs_input_stage: ClassVar[bool] = False  # the table must name `from`
+    many_inputs: ClassVar[bool] = False  # `from` may be a list of stages
+
+    def inputs_of(self, table: StageParams) -> tuple[str, ...]:
+        """The stages this stage reads (its `from`)."""
+        src = getattr(table, "from_", None)
+        if src is None:
+            return ()
+        return tuple(src) if isinstance(src, (list, tuple)) else (src,)
+
+    def validate(self, table: StageParams, study: StudyContext,
+                 stages: dict[str, StageInfo]) -> list[tuple[str, Any, str]]:
         """Cross-field checks beyond the schema: (field, bad value, what is allowed) for each problem."""
         return []
 
-    def expand(self, params: StageParams, study: StudyContext, upstream: Upstream) -> list[UnitDraft]:
+    def plan(self, table: StageParams, study: StudyContext, view: PlanView) -> Plan:
         raise NotImplementedError
 
-    def describe(self, params: StageParams, study: StudyContext) -> list[str]:
+    def describe(self, table: StageParams, study: StudyContext) -> list[str]:
         """Extra lines for `lowloss plan` (e.g. which tensors a phase moves)."""
         return []
 
@@ -268,12 +386,14 @@ class Kind:
         """Why the data cannot be read (checked at the edge, before anything runs), or None."""
         return None
 
-    def run(self, ctx: UnitContext) -> None:
+
+class SimpleStage(StageKind):
+    """A static stage: ``drafts(table, study, view)`` once its input stages are closed, then closed."""
+
+    def plan(self, table, study, view) -> Plan:
+        if any(view.is_open(s) for s in self.inputs_of(table)):
+            return Plan([], open=True, note="waiting for its input stages")
+        return Plan(self.drafts(table, study, view))
+
+    def drafts(self, table, study, view) -> list[UnitDraft]:
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    name: str
-    kind: str
-    params: StageParams

@@ -1,4 +1,4 @@
-"""Unit kind ``interpolate``: loss and accuracy at K points on the straight line between two modes.
+"""Stage and unit kind ``interpolate``: loss and accuracy at K points on the straight line between two modes.
 
 The loss barrier of linear mode connectivity is max over α of L(α) − [(1−α)L(0) + αL(1)]. When the model has
 BatchNorm, its running statistics are re-estimated on the training set at every point (the interpolated running
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Figure, Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream
-from .pairs import STRATEGY_HELP, PairStrategy, check_pairs, is_dynamic, mode_pairs
+from .base import Figure, Metric, Plan, Resources, StageKind, StageParams, UnitDraft, UnitKind, UnitParams
+from .pairs import STRATEGY_HELP, PairStrategy, check_pair_count, check_pairs, is_dynamic, mode_pairs
+from .common import build_for, load_data
+from .modes import seeds_of
 
 
 class InterpolateStage(StageParams):
@@ -19,12 +21,17 @@ class InterpolateStage(StageParams):
     reestimate_bn: bool = True
 
 
-class InterpolateKind(Kind):
+class InterpolateParams(UnitParams):
+    pair: tuple[int, int]
+    points: int = Field(ge=2)
+    reestimate_bn: bool = True
+
+
+class InterpolateUnit(UnitKind):
     name = "interpolate"
     version = 1
-    Params = InterpolateStage
-    resources = Resources(cpus=1, gpus=0, mem_gb=2.0, time_min=60, resource_class="eval")
-    needs_input_stage = True
+    Params = InterpolateParams
+    default_resources = Resources(cpus=1, gpus=0, mem_gb=2.0, time_min=60, resource_class="eval")
     metrics = (
         Metric("barrier_train_loss", "train-loss barrier", ".4f"),
         Metric("barrier_test_loss", "test-loss barrier", ".4f"),
@@ -41,40 +48,22 @@ class InterpolateKind(Kind):
                result_hist=("barrier_test_acc",)),
     )
 
-    def validate(self, params: InterpolateStage, study, stages):
-        seeds = stages[params.from_].params.seeds if getattr(stages[params.from_].params, "seeds", None) else list(study.seeds)
-        problem = check_pairs(params.pairs, list(seeds))
-        return [("pairs", params.pairs, f"{STRATEGY_HELP}; {problem}")] if problem else []
-
-    def describe(self, params: InterpolateStage, study):
-        return [f"pairs from stage {params.from_!r}: "
-                + ("planned when all modes are done (to_best)" if is_dynamic(params.pairs) else str(params.pairs))]
-
-    def expand(self, params: InterpolateStage, study: StudyContext, upstream: Upstream) -> list[UnitDraft]:
-        drafts = []
-        for a, b in mode_pairs(params.pairs, upstream.units(params.from_), upstream):
-            drafts.append(UnitDraft(self.name, {"pair": [a.params["seed"], b.params["seed"]], "points": params.points,
-                                                "reestimate_bn": params.reestimate_bn},
-                                    {"a": a.id, "b": b.id}, f"pair={a.params['seed']}-{b.params['seed']}"))
-        return drafts
-
-    def run(self, ctx) -> None:
-        from lowloss.workers.data import load_dataset
+    def run(self, ctx, p: InterpolateParams) -> None:
         from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
-        from lowloss.workers.models import build_model, has_batchnorm
+        from lowloss.workers.models import has_batchnorm
         from lowloss.workers.training import evaluate_batches
 
-        pa_, pb_ = ctx.input_params("a"), ctx.input_params("b")
-        if (pa_["model"], pa_["data"]) != (pb_["model"], pb_["data"]):
-            raise ValueError(f"cannot interpolate between different models/data: {pa_['model']} on {pa_['data']} "
-                             f"and {pb_['model']} on {pb_['data']}")
-        data = load_dataset(pa_["data"]["dataset"], ctx.data_root, pa_["data"].get("image_size")).to(ctx.device)
-        model = build_model(pa_["model"]["name"], data.num_classes, data.in_channels, data.image_size).to(ctx.device)
+        ma, mb = ctx.input_params("a"), ctx.input_params("b")
+        if (ma.model, ma.data) != (mb.model, mb.data):
+            raise ValueError(f"cannot interpolate between different models/data: {ma.model} on {ma.data} "
+                             f"and {mb.model} on {mb.data}")
+        data = load_data(ctx, ma.data)
+        model = build_for(ma.model, data, ctx.device)
         sa = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}
         sb = {k: v.to(ctx.device) for k, v in ctx.input_final_state("b").items()}
-        k = ctx.params["points"]
+        k = p.points
         alphas = [i / (k - 1) for i in range(k)]
-        rebn = ctx.params["reestimate_bn"] and has_batchnorm(model)
+        rebn = p.reestimate_bn and has_batchnorm(model)
         for i in range(ctx.committed_segments(), k):  # one segment per point: a resume continues at the next point
             model.load_state_dict(interpolate_state(sa, sb, alphas[i]))
             if rebn:
@@ -88,8 +77,37 @@ class InterpolateKind(Kind):
         bt, it = barrier([r["train_loss"] for r in line], alphas)
         bv, _ = barrier([r["test_loss"] for r in line], alphas)
         acc_drop, _ = barrier([-r["test_acc"] for r in line], alphas)
-        ctx.commit({"pair": ctx.params["pair"], "barrier_train_loss": bt, "barrier_alpha": alphas[it],
+        ctx.commit({"pair": list(p.pair), "barrier_train_loss": bt, "barrier_alpha": alphas[it],
                     "barrier_test_loss": bv, "barrier_test_acc": acc_drop,
                     "max_train_loss": max(r["train_loss"] for r in line),
                     "endpoint_train_loss": [line[0]["train_loss"], line[-1]["train_loss"]],
                     "endpoint_test_acc": [line[0]["test_acc"], line[-1]["test_acc"]]})
+
+
+class InterpolateStageKind(StageKind):
+    name = "interpolate"
+    Table = InterpolateStage
+    unit_kinds = ("interpolate",)
+    input_output = "final"
+    needs_input_stage = True
+
+    def validate(self, table: InterpolateStage, study, stages):
+        problem = check_pairs(table.pairs, seeds_of(stages, table.from_, study))
+        return [("pairs", table.pairs, f"{STRATEGY_HELP}; {problem}")] if problem else []
+
+    def describe(self, table: InterpolateStage, study):
+        return [f"pairs from stage {table.from_!r}: "
+                + ("planned when all modes are done (to_best)" if is_dynamic(table.pairs) else str(table.pairs))]
+
+    def plan(self, table: InterpolateStage, study, view) -> Plan:
+        if view.is_open(table.from_):
+            return Plan([], open=True, note=f"waiting for stage {table.from_}")
+        modes = view.units(table.from_)
+        check_pair_count(table.pairs, len(modes), 1, study.max_units, f"stage {view.stage}: pairs = {table.pairs!r}")
+        pairs = mode_pairs(table.pairs, table.from_, view)
+        if pairs is None:
+            return Plan([], open=True, note=f"to_best: waiting for the {len(modes)} modes")
+        return Plan([UnitDraft("interpolate", InterpolateParams(pair=(a.params["seed"], b.params["seed"]),
+                                                                points=table.points, reestimate_bn=table.reestimate_bn),
+                               {"a": a.id, "b": b.id}, f"pair={a.params['seed']}-{b.params['seed']}")
+                     for a, b in pairs])

@@ -1,11 +1,12 @@
-"""Unit kind ``pretrained``: a mode that is a published pretrained model (torchvision's weights), e.g. the ImageNet
-ResNet18 that LLPF Table 2 starts its model-to-origin path from. The weights come from torchvision's cache
+"""Stage and unit kind ``pretrained``: a mode that is a published pretrained model (torchvision's weights), e.g. the
+ImageNet ResNet18 that LLPF Table 2 starts its model-to-origin path from. The weights come from torchvision's cache
 ($TORCH_HOME/hub/checkpoints), downloaded there where there is internet."""
 from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Kind, Metric, Resources, StageParams, StudyContext, UnitDraft, Upstream
+from .base import Metric, Resources, SimpleStage, StageParams, UnitDraft, UnitKind
+from .common import DataParams, ModeParams, ModelParams, build_for, load_data, mode_data_problem
 
 
 class PretrainedStage(StageParams):
@@ -13,44 +14,29 @@ class PretrainedStage(StageParams):
     evaluate: bool = Field(default=True, description="evaluate train/test loss and accuracy of the weights")
 
 
-class PretrainedKind(Kind):
+class PretrainedParams(ModeParams):
+    weights: str
+    evaluate: bool = True
+
+
+class PretrainedUnit(UnitKind):
     name = "pretrained"
     version = 1
-    Params = PretrainedStage
-    resources = Resources(cpus=1, gpus=0, mem_gb=8.0, time_min=120, resource_class="eval")
-    produces_mode = True
+    Params = PretrainedParams
+    default_resources = Resources(cpus=1, gpus=0, mem_gb=8.0, time_min=120, resource_class="eval")
+    outputs = ("final",)
     metrics = (Metric("final_test_loss", "test loss", ".4f"),
                Metric("final_test_acc", "test acc", ".4f", lower_is_better=False))
 
-    def validate(self, params, study, stages):
-        from lowloss.workers.models import PRETRAINED
-
-        if study.model["name"] not in PRETRAINED:
-            return [("kind", "pretrained", f"a model with published weights ({', '.join(PRETRAINED)}); "
-                                           f"model.name is {study.model['name']!r}")]
-        return []
-
-    def expand(self, params: PretrainedStage, study: StudyContext, upstream: Upstream) -> list[UnitDraft]:
-        # one mode, seed 0: the weights are fixed, there is nothing to repeat
-        return [UnitDraft(self.name, {"seed": 0, "model": study.model, "data": study.data, "weights": params.weights,
-                                      "evaluate": params.evaluate}, {}, f"weights={params.weights}")]
-
-    def check_data(self, study, data_root):
-        from lowloss.workers.data import check_data_root
-
-        return check_data_root(study.data["dataset"], data_root)
-
-    def run(self, ctx) -> None:
-        from lowloss.workers.data import load_dataset
-        from lowloss.workers.models import build_model, load_pretrained
+    def run(self, ctx, p: PretrainedParams) -> None:
+        from lowloss.workers.models import load_pretrained
         from lowloss.workers.training import evaluate_batches
 
-        p = ctx.params
-        state = load_pretrained(p["model"]["name"], p["weights"])
-        result = {"seed": 0, "weights": p["weights"]}
-        if p["evaluate"]:
-            data = load_dataset(p["data"]["dataset"], ctx.data_root, p["data"].get("image_size")).to(ctx.device)
-            model = build_model(p["model"]["name"], data.num_classes, data.in_channels, data.image_size).to(ctx.device)
+        state = load_pretrained(p.model.name, p.weights)
+        result = {"seed": 0, "weights": p.weights}
+        if p.evaluate:
+            data = load_data(ctx, p.data)
+            model = build_for(p.model, data, ctx.device)
             model.load_state_dict(state)
             result["final_train_loss"], result["final_train_acc"] = evaluate_batches(model, data.eval_batches("train"))
             result["final_test_loss"], result["final_test_acc"] = evaluate_batches(model, data.eval_batches("test"))
@@ -59,3 +45,27 @@ class PretrainedKind(Kind):
                                              "test_loss": result["final_test_loss"],
                                              "test_acc": result["final_test_acc"]}]})
         ctx.commit(result, final=state)
+
+
+class PretrainedStageKind(SimpleStage):
+    name = "pretrained"
+    Table = PretrainedStage
+    unit_kinds = ("pretrained",)
+
+    def validate(self, table, study, stages):
+        from lowloss.workers.models import PRETRAINED
+
+        if study.model["name"] not in PRETRAINED:
+            return [("kind", "pretrained", f"a model with published weights ({', '.join(PRETRAINED)}); "
+                                           f"model.name is {study.model['name']!r}")]
+        return []
+
+    def drafts(self, table: PretrainedStage, study, view) -> list[UnitDraft]:
+        # one mode, seed 0: the weights are fixed, there is nothing to repeat
+        return [UnitDraft("pretrained", PretrainedParams(seed=0, model=ModelParams.model_validate(study.model),
+                                                         data=DataParams.model_validate(study.data),
+                                                         weights=table.weights, evaluate=table.evaluate),
+                          {}, f"weights={table.weights}")]
+
+    def check_data(self, study, data_root):
+        return mode_data_problem(study.data, data_root)

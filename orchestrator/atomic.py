@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
-_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class StoreFullError(OSError):
@@ -45,7 +45,7 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> str:
         os.replace(tmp, path)
     except OSError as exc:
         _silent_unlink(tmp)
-        if exc.errno in _FULL:
+        if exc.errno in FULL_ERRNOS:
             raise StoreFullError(exc.errno, f"no space left (disk full or quota exceeded) while writing {path}") from exc
         raise
     except BaseException:
@@ -75,7 +75,7 @@ def atomic_save_tensors(path: Path, tensors: dict) -> int:
         os.replace(tmp, path)
     except BaseException as exc:
         _silent_unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in _FULL or "No space left" in str(exc) or "Disk quota" in str(exc):
+        if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS or "No space left" in str(exc) or "Disk quota" in str(exc):
             raise StoreFullError(errno.ENOSPC, f"no space left (disk full or quota exceeded) while writing {path}") from exc
         raise
     fsync_dir(path.parent)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from .executors.base import ExecutorError
 from .spec import SpecError, Study, check_data, load_spec, parse_spec
-from .store import Store, StoreError, verify_unit
+from .store import DamagedError, Store, StoreError, split_ref, verify_unit
 
 DEFAULT_RECIPE = "digits-default"
 
@@ -84,18 +84,27 @@ def _data_root(study: Study, args) -> str | None:
 
 # ---------------------------------------------------------------------- commands
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, a Slurm job's end, systemd) stops a run like Ctrl-C: units checkpoint, then the run ends."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_run(args, study: Study | None = None) -> int:
     from .coordinator import Coordinator
     from .executors import make_executor
-    from .api import StudyView
     from .progress import Reporter
-    from .summary import summary_table
 
     study = _with_overrides(study or resolve_spec(args.spec), args)
     store = Store(args.store)
     data_root = _data_root(study, args)
     check_data(study, data_root)
     store.check_study(study.name)
+    _plan_or_edge_error(study)  # a study too large to expand is an edge error, before the store is touched
     if study.run.executor == "slurm":
         import shutil
 
@@ -105,22 +114,58 @@ def cmd_run(args, study: Study | None = None) -> int:
         if shutil.which("sbatch") is None:
             raise SpecError("--executor", "slurm", "needs Slurm's sbatch on PATH: run on a login node of the cluster "
                             "(or as a job: slurm/coordinator.sbatch), or use --executor local|ray")
+    _sigterm_as_interrupt()
     with store.coordinator_lock():
         store.init_study(study.name, study.text)
         executor = make_executor(study.run.executor, store.root, study.run.jobs, profile=study.run.profile,
                                  units_per_job=study.run.units_per_job, ray_address=study.run.ray_address)
         reporter = Reporter(store)
-        reporter.message(f"study {study.name!r} → store {store.root} (executor {study.run.executor}, "
-                         f"{study.run.jobs} at once)")
-        outcome = Coordinator(study, store, executor, study.run.retries, reporter, data_root).run()
+        where = (f"{study.run.jobs} at once" if study.run.executor == "local" else
+                 f"profile {study.run.profile or 'default'}" if study.run.executor == "slurm" else
+                 study.run.ray_address or "a local Ray")
+        reporter.message(f"study {study.name!r} → store {store.root} (executor {study.run.executor}, {where})")
+        outcome = Coordinator(study, store, executor, study.run.retries, reporter, data_root,
+                              retry_failed=getattr(args, "retry_failed", False),
+                              repair=getattr(args, "repair", False)).run()
+    return _say_outcome(store, study, outcome)
+
+
+def _plan_or_edge_error(study: Study) -> None:
+    from .graph import plan_study
+
+    plan_study(study)
+
+
+def _say_outcome(store: Store, study: Study, outcome) -> int:
+    from .api import StudyView
+    from .summary import summary_table
+
     out = _out()
+    if outcome.nospace:
+        print(f"lowloss: error: {outcome.nospace}", file=sys.stderr)
+        return 1
     out.print(summary_table(StudyView(store)))
     if outcome.failed:
         out.print(f"[red]{len(outcome.failed)} unit(s) failed[/red] after {study.run.retries} retries; "
-                  f"`lowloss status {store.root}` shows their errors and logs. Fix the cause, then `lowloss resume {store.root}`.")
+                  f"`lowloss status {store.root}` shows their errors and logs. Fix the cause, then "
+                  f"`lowloss resume {store.root} --retry-failed`.")
+    if outcome.damaged:
+        out.print(f"[red]{len(outcome.damaged)} unit(s) are damaged[/red] (their files disagree with their commit "
+                  f"markers) and were not used; `lowloss verify {store.root}` names the files, "
+                  f"`lowloss resume {store.root} --repair` runs them again.")
+    if outcome.repaired:
+        out.print(f"{len(outcome.repaired)} damaged or downstream unit(s) were moved to {store.root / 'damaged'} "
+                  f"and run again.")
     if outcome.blocked:
-        out.print(f"{len(outcome.blocked)} unit(s) wait on failed inputs.")
-    out.print(f"{len(outcome.done)} unit(s) run now, {len(outcome.reused)} reused from the store.")
+        out.print(f"{len(outcome.blocked)} unit(s) wait on failed, cancelled or damaged inputs.")
+    if outcome.cancelled:
+        out.print(f"{len(outcome.cancelled)} unit(s) were cancelled; `lowloss resume {store.root}` continues them.")
+    if outcome.pending:
+        out.print(f"{len(outcome.pending)} unit(s) did not finish in this run; `lowloss resume {store.root}` continues them.")
+    for line in outcome.stalled:
+        out.print(f"[yellow]stage {line}[/yellow]: still open, with nothing left to run")
+    resumed = f", {len(outcome.resumed)} of them resumed from committed segments" if outcome.resumed else ""
+    out.print(f"{len(outcome.done)} unit(s) run now{resumed}, {len(outcome.reused)} reused from the store.")
     out.print(f"Figures and tables: `lowloss report {store.root} --out {store.root / 'report'}`.")
     return 0 if outcome.ok else 1
 
@@ -128,12 +173,9 @@ def cmd_run(args, study: Study | None = None) -> int:
 def cmd_resume(args) -> int:
     store = Store(args.store)
     store.study()
+    store.check_format()
     study = parse_spec(store.spec_text(), str(store.root / "spec.toml"))
-    run_cfg = {}
-    try:
-        run_cfg = json.loads((store.root / "run.json").read_text())
-    except FileNotFoundError:
-        pass
+    run_cfg = store.run_settings()
     if not getattr(args, "data_root", None) and run_cfg.get("data_root"):
         args.data_root = run_cfg["data_root"]
     return cmd_run(args, study)
@@ -150,68 +192,90 @@ def cmd_validate(args) -> int:
 def cmd_plan(args) -> int:
     from lowloss import jobs
 
-    from .graph import expand
+    from .graph import plan_study
 
     study = resolve_spec(args.spec)
     if args.data_root:
         check_data(study, _data_root(study, args))
     store = Store(args.store) if args.store else None
+    known = store is not None and store.exists()
     if store is not None:
         store.check_study(study.name)
-    result = (lambda uid: store.result(uid) if store.is_committed(uid) else None) if store and store.exists() else (lambda uid: None)
-    expanded = expand(study, result)
+    planner = plan_study(study, (lambda uid: _committed_result(store, uid)) if known else (lambda uid: None))
     table = Table(title=f"plan of study {study.name!r}" + (f" against {store.root}" if store else ""), title_justify="left")
-    for col in ("stage", "kind", "units", "done", "would run"):
-        table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
+    for col in ("stage", "kind", "unit kinds (resource class)", "units", "done", "would run", "planning"):
+        table.add_column(col, justify="left" if col in ("stage", "kind", "unit kinds (resource class)", "planning") else "right")
     total_run = 0
     for stage in study.stages:
-        units = expanded[stage.name]
-        done = sum(1 for u in units if store is not None and store.exists() and store.is_committed(u.id, u.kind))
+        units = planner.stage_units(stage.name)
+        done = sum(1 for u in units if known and store.is_committed(u.id, u.kind))  # type: ignore[union-attr]
         total_run += len(units) - done
-        table.add_row(stage.name, stage.kind, str(len(units)), str(done), str(len(units) - done))
+        kinds = sorted({u.kind for u in units} or set(jobs.get_stage_kind(stage.kind).unit_kinds))
+        classes = ", ".join(f"{k} ({jobs.get_kind(k).default_resources.resource_class})" for k in kinds if k in jobs.KINDS)
+        state = planner.stages[stage.name]
+        status = ("open: " + (state.note or "plans more units as results arrive")) if planner.is_open(stage.name) else "closed"
+        table.add_row(stage.name, stage.kind, classes, str(len(units)), str(done), str(len(units) - done), status)
     out = _out()
     out.print(table)
     for stage in study.stages:
-        for line in jobs.get_kind(stage.kind).describe(stage.params, study.context):
+        for line in jobs.get_stage_kind(stage.kind).describe(stage.params, study.context):
             out.print(f"  {stage.name}: {line}")
     if args.units:
         for stage in study.stages:
-            for u in expanded[stage.name]:
+            for u in planner.stage_units(stage.name):
                 out.print(f"  {u.id}  {stage.name:<12} {u.kind:<12} {u.label}")
-    out.print(f"{total_run} unit(s) would run.")
+    out.print(f"{total_run} unit(s) would run" + (" so far (open stages plan more as results arrive)."
+                                                  if planner.open_stages() else "."))
     return 0
 
 
-def _stage_units(store: Store) -> list[tuple[str, str, dict]]:
+def _committed_result(store: Store, uid: str) -> dict | None:
+    """A committed result, for planning against an existing store (any kind directory)."""
+    try:
+        return store.result(uid) if store.is_committed(uid) else None
+    except StoreError:
+        return None
+
+
+def _stage_units(store: Store) -> list[tuple[str, dict, dict]]:
     plan = store.plan()
-    return [(info["name"], info["kind"], u) for info in plan.get("stages", []) for u in info["units"]]
-
-
-def _state(store: Store, uid: str, kind: str) -> str:
-    if not store.unit_dir(uid, kind).exists():
-        return "pending"
-    return store.state(uid)
+    return [(info["name"], info, u) for info in plan.get("stages", []) for u in info["units"]]
 
 
 def cmd_status(args) -> int:
     store = Store(args.store)
     study = store.study()
     out = _out()
-    counts: dict[str, dict[str, int]] = {}
-    failed = []
+    counts: dict[str, dict] = {}
+    failed, damaged, stopped = [], [], []
     rows = []
-    for stage, kind, u in _stage_units(store):
-        state = _state(store, u["id"], kind)
-        counts.setdefault(stage, {"kind": kind, "done": 0, "running": 0, "pending": 0, "failed": 0})[state] += 1  # type: ignore[index]
+    for stage, info, u in _stage_units(store):
+        kind = u.get("kind") or info["kind"]
+        state = store.state(u["id"], kind)
+        c = counts.setdefault(stage, {"kind": info.get("stage_kind", info["kind"]), "done": 0, "running": 0,
+                                      "pending": 0, "failed": 0, "damaged": 0, "resumable": 0,
+                                      "open": info.get("open", False), "note": info.get("note", "")})
+        c[state] += 1
+        if state in ("pending", "failed") and store.resumable_from(u["id"], kind):
+            c["resumable"] += 1
         if state == "failed":
-            failed.append((stage, u))
+            failed.append((stage, u, kind))
+        elif state == "pending":
+            attempts = store.attempts(u["id"], kind)
+            if attempts and attempts[-1].get("state") == "nospace":
+                stopped.append((stage, u, attempts[-1].get("error") or "no space left"))
+        if state == "damaged":
+            damaged.append((stage, u))
         rows.append((stage, kind, u, state))
     table = Table(title=f"study {study['study']!r} in {store.root}", title_justify="left")
-    for col in ("stage", "kind", "done", "running", "pending", "failed"):
-        table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
+    for col in ("stage", "kind", "done", "running", "pending", "failed", "planning"):
+        table.add_column(col, justify="left" if col in ("stage", "kind", "planning") else "right")
     for stage, c in counts.items():
-        table.add_row(stage, c["kind"], str(c["done"]), str(c["running"]), str(c["pending"]),
-                      f"[red]{c['failed']}[/red]" if c["failed"] else "0")
+        pending = str(c["pending"]) + (f" ({c['resumable']} resumable)" if c["resumable"] else "")
+        bad = c["failed"] + c["damaged"]
+        table.add_row(stage, c["kind"], str(c["done"]), str(c["running"]), pending,
+                      f"[red]{bad}[/red]" + (f" ({c['damaged']} damaged)" if c["damaged"] else "") if bad else "0",
+                      ("open: " + (c["note"] or "plans more units as results arrive")) if c["open"] else "closed")
     out.print(table)
     if args.units:
         sched = _scheduler_view(store, [u["id"] for _, _, u, _ in rows])
@@ -222,13 +286,25 @@ def cmd_status(args) -> int:
                 extra = f"  job {st.job_id} {st.state} node={st.node or '-'} elapsed={st.elapsed or '-'}"
                 if state == "failed" and st.state == "CANCELLED":
                     state = "cancelled"
+            if state in ("pending", "failed", "running"):
+                done_segments = store.resumable_from(u["id"], kind)
+                prog = store.progress(u["id"], kind) if state == "running" else None
+                if prog:
+                    extra += f"  {prog.get('done')}/{prog.get('total')}"
+                elif done_segments:
+                    extra += f"  {done_segments} segment(s) committed, resumable"
             out.print(f"  {u['id']}  {stage:<12} {u['label']:<16} {state}{extra}")
-    for stage, u in failed:
-        attempts = store.attempts(u["id"])
+    for stage, u, kind in failed:
+        attempts = store.attempts(u["id"], kind)
         last = attempts[-1] if attempts else {}
         err = (last.get("error") or "ended without a result").strip().splitlines()
         out.print(f"[red]failed[/red] {stage} {u['label']} ({u['id']}): {err[-1] if err else ''}\n"
                   f"    log: {last.get('log', '?')}  ({len(attempts)} attempt(s); `lowloss show {store.root} {u['id'][:10]}`)")
+    for stage, u, error in stopped:
+        out.print(f"[yellow]stopped[/yellow] {stage} {u['label']} ({u['id']}): {error}")
+    for stage, u in damaged:
+        out.print(f"[red]damaged[/red] {stage} {u['label']} ({u['id']}): `lowloss verify {store.root}` names the "
+                  f"files; `lowloss resume {store.root} --repair` runs it again")
     return 0
 
 
@@ -261,11 +337,9 @@ def cmd_logs(args) -> int:
             print("(log file missing)")
         job = a.get("job_id") or ""
         if a.get("executor") == "slurm" and job:
-            array_id = job.split("_")[0]
-            # submitit names an array task's output <array>_<task>_log.out, a lone job's <job>_0_log.out
-            candidates = [store.root / "slurm" / array_id / f"{job}_log.out",
-                          store.root / "slurm" / array_id / f"{job}_0_log.out"]
-            job_log = next((c for c in candidates if c.exists()), None)
+            from .executors.slurm import job_output
+
+            job_log = job_output(store.root, job)
             if job_log is not None:
                 lines = job_log.read_text(errors="replace").splitlines()
                 print(f"==> Slurm job {job} output (last {min(len(lines), 40)} of {len(lines)} lines): {job_log}")
@@ -297,7 +371,7 @@ def cmd_show(args) -> int:
     out.print(f"unit {uid}\n  kind: {rec.kind} (version {rec.version})\n  state: {store.state(uid)}")
     out.print("  params: " + json.dumps(rec.params, sort_keys=True))
     for role, inp in rec.inputs.items():
-        out.print(f"  input {role}: {inp} ({store.state(inp)})")
+        out.print(f"  input {role}: {inp} ({store.state(split_ref(inp)[0])})")
     segs = store.segments(uid)
     shown = segs[-args.last:] if args.last else segs
     out.print(f"  segments: {len(segs)} committed" + (f" (the last {len(shown)}; --last 0 shows all)"
@@ -311,10 +385,14 @@ def cmd_show(args) -> int:
                   f"job {a.get('job_id') or '-'}; log {a.get('log')}")
         if a.get("error"):
             out.print("    " + a["error"].strip().splitlines()[-1])
-    result = store.result(uid)
+    try:
+        result = store.result(uid)
+    except DamagedError as exc:
+        out.print(f"  [red]damaged[/red]: {exc.problem}; `lowloss resume {store.root} --repair` runs it again")
+        return 0
     if result is not None:
         out.print("  result: " + json.dumps(result, sort_keys=True))
-        out.print(f"  digest: {store.commit_record(uid)['digest']}")
+        out.print(f"  digest: {store.commit_record(uid)['digest']}")  # type: ignore[index]
     return 0
 
 
@@ -326,19 +404,23 @@ def cmd_verify(args) -> int:
     notes = 0
     report = []
     for uid in store.unit_ids():
-        digest, problems = verify_unit(store, uid)
         rec = store.unit(uid)
-        report.append({"unit": uid, "kind": rec.kind, "digest": digest, "problems": problems})
+        digest, damage, leftovers = verify_unit(store, uid, rec.kind)
+        report.append({"unit": uid, "kind": rec.kind, "digest": digest, "damage": damage})
         if digest is not None:
             out.print(f"{uid}  {rec.kind:<12} {digest}")
-        for p in problems:
-            bad = "differs" in p or "missing" in p or "≠" in p
-            corrupt += bad
-            notes += not bad
-            out.print(f"{'[red]CORRUPT[/red]' if bad else '[yellow]note[/yellow]'} {uid} {p}")
+        for p in damage:
+            corrupt += 1
+            out.print(f"[red]CORRUPT[/red] {uid} {p}")
+        for p in leftovers:
+            notes += 1
+            out.print(f"[yellow]note[/yellow] {uid} {p}")
     committed = sum(1 for r in report if r["digest"])
     out.print(f"study {study['study']!r}: {committed} committed unit(s) verified; {corrupt} corrupt file(s); "
               f"{notes} uncommitted leftover(s) (invisible to readers)")
+    if corrupt:
+        out.print(f"`lowloss resume {store.root} --repair` moves the damaged units aside and runs them (and what "
+                  f"depends on them) again")
     return 1 if corrupt else 0
 
 
@@ -454,6 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--units-per-job", type=int, help="units packed into one Slurm array task / Ray task")
         sp.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
         sp.add_argument("--data-root", help="folder holding the dataset (MNIST, CIFAR, ImageNet)")
+        sp.add_argument("--retry-failed", action="store_true",
+                        help="give units that used up their retries (in this or an earlier run) fresh retries")
+        sp.add_argument("--repair", action="store_true",
+                        help="move damaged units (files that disagree with their commit markers) and everything "
+                             "downstream of them aside, and run them again")
 
     sp = sub.add_parser("run", help="run a study (the embedded default when no SPEC is given)")
     sp.add_argument("spec", nargs="?", help="spec file or recipe name (default: the embedded digits study)")

@@ -1,191 +1,356 @@
 """The coordinator: drives a study's unit graph through an executor until every unit is committed or given up.
 
-It owns no state the store does not have: killed and started again, it re-derives everything from the store (committed
-units are skipped; a unit holding its run lock is waited for, not started twice). Planner stages are expanded again
-whenever units finish, and may add units.
+It owns no state the store does not have: killed and started again, it re-derives everything from the store —
+committed units are skipped (the commit marker is the only truth, whatever a scheduler said), failed attempts recorded
+there count against a unit's retries, a unit holding its run lock is waited for, not started twice, and planner
+stages reach the units they had planned again by planning over the committed results.
+
+Work per finished unit does not grow with the study: readiness is tracked per input (a unit waits on the inputs it
+still lacks), and only the open stages that can see the finished unit are planned again.
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from lowloss import jobs
 
-from .atomic import atomic_write_json
 from .executors import Executor, Submission
 from .executors.base import ExecutorError
-from .graph import Unit, expand, plan_document
+from .graph import Planner, Unit
 from .progress import Reporter
 from .spec import Study
-from .store import Store
+from .store import DamagedError, Store, StoreFullError
+
+PLAN_WRITE_INTERVAL_S = 1.0
 
 
 @dataclass
 class Outcome:
     done: list[str] = field(default_factory=list)  # committed in this run
     reused: list[str] = field(default_factory=list)  # already committed before this run
+    resumed: list[str] = field(default_factory=list)  # continued from committed segments of an earlier attempt
     failed: dict[str, str] = field(default_factory=dict)  # uid -> last error (given up)
-    blocked: list[str] = field(default_factory=list)  # waiting on a failed input
+    blocked: list[str] = field(default_factory=list)  # waiting on a failed, cancelled or damaged input
     cancelled: list[str] = field(default_factory=list)  # cancelled by the user (scancel, `lowloss cancel`)
+    damaged: list[str] = field(default_factory=list)  # commit marker or files disagree (`--repair` runs them again)
+    repaired: list[str] = field(default_factory=list)  # moved aside by --repair, run again
+    pending: list[str] = field(default_factory=list)  # not run (the run was stopped, or a scheduler lost them)
+    stalled: list[str] = field(default_factory=list)  # stages still open with nothing left to run
+    nospace: str | None = None  # the store's disk filled up
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.blocked and not self.cancelled
+        return not (self.failed or self.blocked or self.cancelled or self.damaged or self.pending or self.stalled
+                    or self.nospace)
 
 
 class Coordinator:
     def __init__(self, study: Study, store: Store, executor: Executor, retries: int, reporter: Reporter,
-                 data_root: str | None = None):
+                 data_root: str | None = None, retry_failed: bool = False, repair: bool = False):
         self.study = study
         self.store = store
         self.executor = executor
         self.retries = retries
         self.reporter = reporter
         self.data_root = data_root
+        self.retry_failed = retry_failed
+        self.repair = repair
+        self.outcome = Outcome()
+        self.planner = Planner(study, self._result, self._given_up)
         self._results: dict[str, dict] = {}
-        self._failures: dict[str, int] = {}
-        self._written: set[str] = set()
+        self._state: dict[str, str] = {}  # uid -> waiting | ready | active | external | done | failed | cancelled | damaged | blocked
+        self._unmet: dict[str, set[str]] = {}
+        self._waiters: dict[str, list[str]] = {}
+        self._ready: deque[str] = deque()
+        self._external: set[str] = set()
+        self._unrecorded: dict[str, int] = {}  # failures of workers that died before recording an attempt
+        self._plan_written = 0.0
+        self._plan_dirty = True
 
-    # ------------------------------------------------------------------ store views
+    # ------------------------------------------------------------------ what the planner sees
     def _result(self, uid: str) -> dict | None:
-        if uid not in self._results:
-            kind_dirs = list((self.store.root / "units").glob(f"kind=*/unit={uid}/COMMIT.json"))
-            if not kind_dirs:
-                return None
-            self._results[uid] = self.store.result(uid)  # type: ignore[assignment]
-        return self._results[uid]
+        if uid in self._results:
+            return self._results[uid]
+        unit = self.planner.units.get(uid)
+        if unit is None or self._state.get(uid) not in (None, "done"):
+            return None
+        try:
+            result = self.store.result(uid, unit.kind)
+        except DamagedError:
+            return None
+        if result is not None:
+            self._results[uid] = result
+        return result
 
-    def _committed(self, unit: Unit) -> bool:
-        return unit.id in self._results or self.store.is_committed(unit.id, unit.kind)
+    def _given_up(self, uid: str) -> bool:
+        return self._state.get(uid) in ("failed", "cancelled", "damaged", "blocked")
 
-    def _expand(self) -> dict[str, Unit]:
-        expanded = expand(self.study, self._result)
-        plan = plan_document(self.study, expanded)
-        if plan != getattr(self, "_plan", None):
-            self.store.write_plan(plan)
-            self._plan = plan
-        return {u.id: u for units in expanded.values() for u in units}
+    # ------------------------------------------------------------------ tracking units
+    def _track(self, units: list[Unit]) -> None:
+        """Give new units their state from the store: done, damaged, given up, or waiting on their inputs."""
+        if self.repair:
+            self._repair(units)
+        for unit in units:
+            uid = unit.id
+            if uid in self._state:
+                continue
+            state = self.store.state(uid, unit.kind)
+            if state == "done":
+                self._state[uid] = "done"
+                self.outcome.reused.append(uid)
+                continue
+            if state == "damaged":
+                self._state[uid] = "damaged"
+                self.outcome.damaged.append(uid)
+                continue
+            if state in ("failed", "running", "pending"):
+                if state != "running":
+                    self.store.close_lost_attempts(uid, unit.kind)
+                if self.retry_failed:
+                    self.store.forgive_failures(uid, unit.kind)
+                if self.store.failure_count(uid, unit.kind) > self.retries:
+                    self._give_up(unit, self._last_error(unit, "earlier attempts failed"), announce=False)
+                    continue
+            unmet = {inp for inp in unit.input_ids if self._state.get(inp) != "done"}
+            if any(self._given_up(inp) for inp in unmet):
+                self._block(unit)
+                continue
+            self._unmet[uid] = unmet
+            for inp in unmet:
+                self._waiters.setdefault(inp, []).append(uid)
+            self._state[uid] = "waiting"
+            if not unmet:
+                self._make_ready(uid)
+
+    def _repair(self, units: list[Unit]) -> None:
+        """--repair: damaged units, and every committed unit planned downstream of them, are moved aside."""
+        damaged = [u for u in units if u.id not in self._state and self.store.is_damaged(u.id, u.kind)]
+        if not damaged:
+            return
+        users: dict[str, list[Unit]] = {}
+        for u in self.planner.units.values():
+            for inp in u.input_ids:
+                users.setdefault(inp, []).append(u)
+        todo, seen = list(damaged), set()
+        while todo:
+            u = todo.pop()
+            if u.id in seen:
+                continue
+            seen.add(u.id)
+            if self.store.unit_dir(u.id, u.kind).exists() and self._state.get(u.id) in (None, "done"):
+                where = self.store.quarantine(u.id, u.kind)
+                self._state.pop(u.id, None)
+                self._results.pop(u.id, None)
+                if u.id in self.outcome.reused:
+                    self.outcome.reused.remove(u.id)
+                self.outcome.repaired.append(u.id)
+                self.reporter.note(u, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again")
+            todo.extend(users.get(u.id, []))
+
+    def _make_ready(self, uid: str) -> None:
+        self._state[uid] = "ready"
+        self._ready.append(uid)
+
+    def _block(self, unit: Unit) -> None:
+        self._state[unit.id] = "blocked"
+        self.outcome.blocked.append(unit.id)
+        self._cascade(unit.id)
+
+    def _give_up(self, unit: Unit, error: str, announce: bool = True) -> None:
+        self._state[unit.id] = "failed"
+        self.outcome.failed[unit.id] = error
+        if announce:
+            last = self.store.attempts(unit.id, unit.kind)
+            log = last[-1].get("log", "?") if last else "?"
+            self.reporter.finished(unit, "failed", _last_line(error) + f" (log: {log})")
+        self._cascade(unit.id)
+
+    def _cascade(self, uid: str) -> None:
+        """Units waiting on a unit that will never be done are blocked (and so on down)."""
+        for waiter in self._waiters.pop(uid, []):
+            if self._state.get(waiter) == "waiting":
+                self._block(self.planner.units[waiter])
+        new = self.planner.finished(uid)  # a planner may route around a given-up unit
+        if new:
+            self._add(new)
+        self._plan_dirty = True
+
+    def _done(self, uid: str) -> None:
+        self._state[uid] = "done"
+        for waiter in self._waiters.pop(uid, []):
+            unmet = self._unmet.get(waiter)
+            if unmet is None:
+                continue
+            unmet.discard(uid)
+            if not unmet and self._state.get(waiter) == "waiting":
+                self._make_ready(waiter)
+        new = self.planner.finished(uid)
+        if new:
+            self._add(new)
+
+    def _add(self, units: list[Unit]) -> None:
+        self._track(units)
+        self.reporter.add_units({u.id: u for u in units})
+        self._plan_dirty = True
+
+    def _write_plan(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or (self._plan_dirty and now - self._plan_written >= PLAN_WRITE_INTERVAL_S):
+            self.store.write_plan(self.planner.document())
+            self._plan_written, self._plan_dirty = now, False
+
+    def _last_error(self, unit: Unit, fallback: str) -> str:
+        attempts = self.store.attempts(unit.id, unit.kind)
+        last = attempts[-1] if attempts else {}
+        return last.get("error") or fallback
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Outcome:
-        atomic_write_json(self.store.root / "run.json", {"data_root": self.data_root,
-                                                          "checkpoint_seconds": self.study.run.checkpoint_seconds,
-                                                          "device": self.study.run.device,
-                                                          "executor": self.executor.name})
-        outcome = Outcome()
-        units = self._expand()
-        for uid, unit in units.items():
-            if self._committed(unit):
-                outcome.reused.append(uid)
-        self.reporter.start(units, set(outcome.reused))
-        attached = self.executor.attach({uid for uid in units if uid not in outcome.reused})
+        self.store.write_run_settings({"data_root": self.data_root, "checkpoint_seconds": self.study.run.checkpoint_seconds,
+                                       "device": self.study.run.device, "executor": self.executor.name})
+        units = self.planner.settle()
+        self._track(units)
+        self._write_plan(force=True)
+        self.reporter.start({u.id: u for u in self.planner.units.values()}, set(self.outcome.reused))
+        for uid in self.outcome.damaged:
+            unit = self.planner.units[uid]
+            self.reporter.note(unit, "is damaged (its commit marker or files disagree): not used; "
+                                     f"`lowloss resume {self.store.root} --repair` runs it again")
+        attached = self.executor.attach({uid for uid, st in self._state.items() if st in ("ready", "waiting")})
+        for uid in attached:
+            self._state[uid] = "active"
         if attached:
             self.reporter.message(f"re-attached to scheduler jobs of {len(attached)} running unit(s); nothing is submitted twice")
-        external: set[str] = set()  # units another process is running (a previous coordinator's job)
         try:
             while True:
-                active = self.executor.active()
-                ready = []
-                for uid, unit in units.items():
-                    if uid in active or uid in self._results or uid in outcome.failed or uid in outcome.cancelled:
-                        continue
-                    if self._committed(unit):
-                        continue
-                    if any(inp in outcome.failed or inp in outcome.blocked or inp in outcome.cancelled
-                           for inp in unit.inputs.values()):
-                        if uid not in outcome.blocked:
-                            outcome.blocked.append(uid)
-                        continue
-                    if all(self._committed_id(inp, units) for inp in unit.inputs.values()):
-                        ready.append(unit)
-                free = self.executor.capacity - len(active)
-                batch = []
-                for unit in ready:
-                    if len(batch) >= free:
-                        break
-                    self._write_record(unit)
-                    if self.store.unit_is_running(unit.id):
-                        if unit.id not in external:
-                            external.add(unit.id)
-                            self.reporter.note(unit, "is running in another process; waiting for it")
-                        continue
-                    external.discard(unit.id)
-                    batch.append(Submission(unit.id, unit.kind, jobs.get_kind(unit.kind).resources, unit.label))
-                if batch:
-                    try:
-                        self.executor.submit(batch)
-                    except Exception as exc:  # sbatch refused, Ray unreachable: say so, keep the store as it is
-                        raise ExecutorError(f"{self.executor.name} could not take {len(batch)} unit(s): "
-                                            f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; "
-                                            f"committed work is kept, `lowloss resume {self.store.root}` continues") from exc
-                    for sub in batch:
-                        self.reporter.started(units[sub.uid])
-                if not self.executor.active() and not batch:
-                    if external:
+                self._submit_ready()
+                if not self.executor.active() and not self._ready:
+                    if self._external:
                         time.sleep(1.0)
-                        self._refresh_external(external, units, outcome)
+                        self._refresh_external()
                         continue
                     break
                 for fin in self.executor.poll(timeout=0.5):
-                    self._finished(units[fin.uid], fin.how, fin.detail, outcome)
-                    units = self._expand() | units
-                    self.reporter.add_units(units)
+                    self._finished(self.planner.units[fin.uid], fin.how, fin.detail)
+                    if self.outcome.nospace:
+                        break
+                if self.outcome.nospace:
+                    break
+                self._write_plan()
                 self.reporter.tick(self.executor.active())
         finally:
-            if self.executor.active():
-                if self.executor.name == "slurm":
-                    self.reporter.message(f"{len(self.executor.active())} unit(s) keep running as Slurm jobs; `lowloss run` "
-                                          f"again re-attaches to them, `lowloss cancel {self.store.root}` stops them")
+            active = self.executor.active()
+            if active:
+                if self.executor.keeps_running:
+                    self.reporter.message(self.executor.detach_message(len(active), str(self.store.root)))
                 else:
-                    self.reporter.message("stopping running units (they keep their checkpoints and resume next time)")
+                    self.reporter.message("stopping running units (they checkpoint and resume next time)")
             self.executor.close()
+            if not self.executor.keeps_running:
+                for uid in active:  # a unit this coordinator stopped is interrupted, not failed: no retry is spent
+                    unit = self.planner.units[uid]
+                    self.store.close_lost_attempts(uid, unit.kind, state="interrupted")
+            try:
+                self._write_plan(force=True)
+            except StoreFullError:
+                pass
             self.reporter.stop()
-        return outcome
+            self._settle_outcome()
+        return self.outcome
 
-    def _committed_id(self, uid: str, units: dict[str, Unit]) -> bool:
-        unit = units.get(uid)
-        return uid in self._results or (self.store.is_committed(uid, unit.kind if unit else None))
-
-    def _write_record(self, unit: Unit) -> None:
-        if unit.id not in self._written:
+    def _submit_ready(self) -> None:
+        free = self.executor.capacity - len(self.executor.active())
+        batch = []
+        while self._ready and len(batch) < free:
+            uid = self._ready.popleft()
+            if self._state.get(uid) != "ready":
+                continue
+            unit = self.planner.units[uid]
             self.store.write_unit(unit.record)
-            self._written.add(unit.id)
+            if self.store.unit_is_running(uid, unit.kind):
+                self._state[uid] = "external"
+                self._external.add(uid)
+                self.reporter.note(unit, "is running in another process; waiting for it")
+                continue
+            kind = jobs.get_kind(unit.kind)
+            params = kind.Params.model_validate(unit.params)
+            batch.append(Submission(uid, unit.kind, kind.resources(params), unit.label))
+        if not batch:
+            return
+        try:
+            self.executor.submit(batch)
+        except Exception as exc:  # sbatch refused, Ray unreachable: say so, keep the store as it is
+            for sub in batch:
+                self._make_ready(sub.uid)
+            raise ExecutorError(f"{self.executor.name} could not take {len(batch)} unit(s): "
+                                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; "
+                                f"committed work is kept, `lowloss resume {self.store.root}` continues") from exc
+        for sub in batch:
+            self._state[sub.uid] = "active"
+            unit = self.planner.units[sub.uid]
+            if self.store.resumable_from(sub.uid, unit.kind) and sub.uid not in self.outcome.resumed:
+                self.outcome.resumed.append(sub.uid)
+            self.reporter.started(unit)
 
-    def _refresh_external(self, external: set[str], units: dict[str, Unit], outcome: Outcome) -> None:
-        for uid in list(external):
-            if not self.store.unit_is_running(uid):
-                external.discard(uid)
-                if self.store.is_committed(uid):
-                    self._results[uid] = self.store.result(uid)  # type: ignore[assignment]
-                    outcome.done.append(uid)
-                    self.reporter.finished(units[uid], "done")
+    def _refresh_external(self) -> None:
+        for uid in list(self._external):
+            unit = self.planner.units[uid]
+            if not self.store.unit_is_running(uid, unit.kind):
+                self._external.discard(uid)
+                if self.store.is_committed(uid, unit.kind):
+                    self.outcome.done.append(uid)
+                    self.reporter.finished(unit, "done")
+                    self._done(uid)
+                else:
+                    self._make_ready(uid)
 
-    def _finished(self, unit: Unit, how: str, detail: str, outcome: Outcome) -> None:
-        if self.store.is_committed(unit.id, unit.kind):
-            self._results[unit.id] = self.store.result(unit.id)  # type: ignore[assignment]
-            outcome.done.append(unit.id)
+    def _finished(self, unit: Unit, how: str, detail: str) -> None:
+        uid = unit.id
+        if self.store.is_committed(uid, unit.kind):  # the commit marker is the only truth
+            self.outcome.done.append(uid)
             self.reporter.finished(unit, "done")
+            self._done(uid)
             return
-        attempts = self.store.attempts(unit.id)
+        self.store.close_lost_attempts(uid, unit.kind)
+        attempts = self.store.attempts(uid, unit.kind)
         last = attempts[-1] if attempts else {}
+        state = last.get("state")
+        if state == "nospace":
+            self._state[uid] = "waiting"
+            self.outcome.nospace = last.get("error") or "no space left on the store's file system"
+            self.reporter.finished(unit, "stopped", self.outcome.nospace)
+            return
         if how == "cancelled":
-            outcome.cancelled.append(unit.id)
+            self._state[uid] = "cancelled"
+            self.outcome.cancelled.append(uid)
             self.reporter.finished(unit, "cancelled", f"{detail}; it stays resumable: `lowloss run` again continues it")
+            self._cascade(uid)
             return
-        if last.get("state") == "preempted":
+        if state in ("preempted", "interrupted"):
             self.reporter.finished(unit, "preempted", "resubmitting; it resumes from its checkpoint")
+            self._make_ready(uid)
             return
-        self._failures[unit.id] = self._failures.get(unit.id, 0) + 1
-        if last.get("state") == "running" or not attempts or last.get("finished") is None:
+        if not attempts or (state == "lost" and "ended without a word" in (last.get("error") or "")):
             error = (f"the worker ended without a result ({how}: {detail}); "
-                     f"see {last.get('log') or self.store.root / 'logs' / 'launcher.log'}")
+                     f"see {last.get('log') or self.store.launcher_log()}")
         else:
             error = last.get("error") or f"the worker ended without a result ({how}: {detail})"
-        if self._failures[unit.id] > self.retries:
-            outcome.failed[unit.id] = error
-            self.reporter.finished(unit, "failed", _last_line(error) + f" (log: {last.get('log', '?')})")
+        if not attempts:  # the worker died before it could record an attempt (it could not even start)
+            self._unrecorded[uid] = self._unrecorded.get(uid, 0) + 1
+        failures = self.store.failure_count(uid, unit.kind) + self._unrecorded.get(uid, 0)
+        if failures > self.retries:
+            self._give_up(unit, error)
         else:
-            self.reporter.finished(unit, "retry", f"attempt {self._failures[unit.id]} failed: {_last_line(error)}")
+            self.reporter.finished(unit, "retry", f"attempt {failures} failed: {_last_line(error)}")
+            self._make_ready(uid)
+
+    def _settle_outcome(self) -> None:
+        """Units that never ran this time, and open stages with nothing left to run."""
+        self.outcome.pending = [uid for uid, st in self._state.items() if st in ("waiting", "ready", "active", "external")]
+        self.outcome.stalled = [] if self.outcome.pending else [
+            f"{name}: {self.planner.stages[name].note or 'open'}" for name in self.planner.open_stages()]
 
 
 def _last_line(text: str) -> str:

@@ -1,7 +1,6 @@
 """Progress of a running study: a live view on a terminal, plain timestamped lines elsewhere (CI logs, Slurm)."""
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING
 
@@ -104,8 +103,4 @@ class Reporter:
 
 
 def _read_progress(store: "Store", unit: "Unit") -> dict | None:
-    try:
-        with open(store.unit_dir(unit.id, unit.kind) / "progress.json") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
+    return store.progress(unit.id, unit.kind)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from lowloss import jobs
 
-from .atomic import StoreFullError, atomic_write_json, read_json
-from .store import Store, UnitRecord, UnitWriter
+from .atomic import FULL_ERRNOS, StoreFullError
+from .store import Store, UnitRecord, UnitWriter, split_ref
 
 PROGRESS_INTERVAL_S = 1.0
 RESERVE_BYTES = 256 * 1024
@@ -32,11 +32,20 @@ class Preempted(Exception):
 
 class _Signals:
     received: int | None = None
+    attempt: tuple[Store, str, dict] | None = None  # the attempt running now: its record says "preempted" at once
 
     @classmethod
     def install(cls) -> None:
         def handler(signum, frame):
             cls.received = signum
+            if cls.attempt is not None:  # if the scheduler kills us before the checkpoint, the record already says so
+                store, kind, info = cls.attempt
+                try:
+                    store.write_attempt(info["id"], kind, {**{k: v for k, v in info.items() if k != "id"},
+                                                           "state": "preempted", "finished": time.time(),
+                                                           "error": f"signal {signum} received; checkpointing"})
+                except OSError:
+                    pass
         for sig in (signal.SIGTERM, signal.SIGUSR2):
             signal.signal(sig, handler)
 
@@ -49,7 +58,6 @@ class StoreContext:
         self.record = record
         self.writer = UnitWriter(store, record)
         self.unit_id = record.id
-        self.params = record.params
         self.attempt = attempt
         self.device = device
         self.data_root = run_config.get("data_root")
@@ -57,31 +65,65 @@ class StoreContext:
         self._last_checkpoint = time.monotonic()
         self._last_progress = 0.0
         self._segment_started = time.time()
+        self._inputs: dict[str, UnitRecord] = {}
+        self.notes: list[str] = []  # go into the attempt record
 
     # inputs
-    def input_params(self, role: str) -> dict:
-        return self.store.unit(self.record.inputs[role]).params
+    def _input(self, role: str) -> tuple[UnitRecord, str]:
+        if role not in self.record.inputs:
+            raise KeyError(f"unit {self.unit_id} has no input {role!r} (its inputs: {', '.join(self.record.inputs)})")
+        uid, output = split_ref(self.record.inputs[role])
+        if uid not in self._inputs:
+            self._inputs[uid] = self.store.unit(uid)
+        return self._inputs[uid], output
+
+    def input_params(self, role: str):
+        rec, _ = self._input(role)
+        return jobs.get_kind(rec.kind).Params.model_validate(rec.params)
 
     def input_result(self, role: str) -> dict:
-        result = self.store.result(self.record.inputs[role])
+        rec, _ = self._input(role)
+        result = self.store.result(rec.id, rec.kind)
         if result is None:
-            raise RuntimeError(f"input {role} ({self.record.inputs[role]}) is not committed")
+            raise RuntimeError(f"input {role} ({rec.id}) is not committed")
         return result
 
+    def input_tensors(self, role: str, output: str | None = None) -> dict:
+        rec, named = self._input(role)
+        output = output or named
+        if output.startswith("point:"):
+            return self.store.point(rec.id, int(output.split(":", 1)[1]), rec.kind)
+        return self.store.tensors(rec.id, output, rec.kind)
+
     def input_final_state(self, role: str) -> dict:
-        return self.store.final_state(self.record.inputs[role])
+        _, named = self._input(role)
+        return self.input_tensors(role, named if named.startswith("point:") else "final")
+
+    def input_points(self, role: str):
+        from lowloss.jobs.base import split_point_key
+
+        rec, _ = self._input(role)
+        for _, tensors in self.store.points(rec.id, rec.kind):
+            by_step: dict[int, dict] = {}
+            for key, value in tensors.items():
+                name, step = split_point_key(key)
+                by_step.setdefault(step if step is not None else -1, {})[name] = value
+            yield from sorted(by_step.items())
+
+    def input_rows(self, role: str, table: str):
+        rec, _ = self._input(role)
+        return self.store.rows(rec.id, table, kind=rec.kind)
 
     # progress of this unit
     def committed_segments(self) -> int:
-        segments = self.store.segments(self.unit_id)
-        indices = {m["index"] for m in segments}
+        indices = {m["index"] for m in self.store.segments(self.unit_id, self.record.kind)}
         n = 0
         while n in indices:
             n += 1
         return n
 
     def rows(self, table: str):
-        return self.store.rows(self.unit_id, table)
+        return self.store.rows(self.unit_id, table, kind=self.record.kind)
 
     def write_segment(self, index: int, tables: dict, points: dict | None = None) -> None:
         now = time.time()
@@ -99,7 +141,12 @@ class StoreContext:
             raise Preempted(f"signal {_Signals.received}: checkpoint written after segment {segment_index}")
 
     def read_checkpoint(self):
-        return self.writer.read_checkpoint()
+        found = self.writer.read_checkpoint()
+        if self.writer.discarded_checkpoint:
+            note = f"resume checkpoint discarded: {self.writer.discarded_checkpoint}; the unit started over"
+            self.notes.append(note)
+            self.log(note + " (deterministically: it writes the same bytes)")
+        return found
 
     def progress(self, done: int, total: int, **info) -> None:
         now = time.monotonic()
@@ -107,7 +154,8 @@ class StoreContext:
             return
         self._last_progress = now
         try:
-            atomic_write_json(self.writer.dir / "progress.json", {"done": done, "total": total, "time": time.time(), **info})
+            self.store.write_progress(self.unit_id, self.record.kind,
+                                      {"done": done, "total": total, "time": time.time(), **info})
         except StoreFullError:
             pass
         _say(f"{done}/{total} " + " ".join(f"{k}={_fmt(v)}" for k, v in info.items()))
@@ -115,8 +163,11 @@ class StoreContext:
     def log(self, message: str) -> None:
         _say(message)
 
-    def commit(self, result: dict, final: dict | None = None) -> None:
-        digest = self.writer.commit(result, final, {"attempt": self.attempt})
+    def commit(self, result: dict, final: dict | None = None, outputs: dict[str, dict] | None = None) -> None:
+        sets = dict(outputs or {})
+        if final is not None:
+            sets["final"] = final
+        digest = self.writer.commit(result, sets, {"attempt": self.attempt})
         self.log(f"committed, digest {digest[:16]}")
 
 
@@ -143,10 +194,9 @@ def _device(name: str):
 def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None = None) -> str:
     """Run one unit to its commit marker (or record why not). Returns the attempt's final state."""
     record = store.unit(uid)
-    unit_dir = store.unit_dir(uid, record.kind)
-    if (unit_dir / "COMMIT.json").exists():
+    if store.is_committed(uid, record.kind):
         return "done"
-    lock_fd = os.open(unit_dir / "unit.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock_fd = os.open(store.unit_lock_path(uid, record.kind), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -154,40 +204,76 @@ def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None
         print(f"unit {uid} is being run by another process; leaving it", file=sys.stderr)
         return "busy"
     try:
-        if (unit_dir / "COMMIT.json").exists():
+        if store.is_committed(uid, record.kind):
             return "done"
-        attempt = len(store.attempts(uid)) + 1
-        rec_path = unit_dir / "attempts" / f"{attempt:03d}.json"
-        log_path = unit_dir / "attempts" / f"{attempt:03d}.log"
+        store.close_lost_attempts(uid, record.kind)  # we hold the lock: a "running" record is a dead process's
+        attempts = store.attempts(uid, record.kind)
+        attempt = (attempts[-1]["attempt"] if attempts else 0) + 1
+        rec_path, log_path, reserve = store.attempt_paths(uid, record.kind, attempt)
         info = {"attempt": attempt, "state": "running", "host": socket.gethostname(), "pid": os.getpid(),
                 "executor": executor, "job_id": job_id, "started": time.time(), "log": str(log_path)}
-        atomic_write_json(rec_path, info)
-        # Space held back so that the attempt's final record can be written even when the disk fills up mid-run.
-        reserve = unit_dir / "attempts" / f"{attempt:03d}.reserve"
-        with open(reserve, "wb") as fh:
-            fh.write(b"\0" * RESERVE_BYTES)
-            fh.flush()
-            os.fsync(fh.fileno())
-        state, error = _run_logged(store, record, attempt, log_path, reserve)
+        try:
+            store.write_attempt(uid, record.kind, info)
+            # Space held back so that the attempt's final record can be written even when the disk fills up mid-run.
+            with open(reserve, "wb") as fh:
+                fh.write(b"\0" * RESERVE_BYTES)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            reserve.unlink(missing_ok=True)
+            if exc.errno not in FULL_ERRNOS and not isinstance(exc, StoreFullError):
+                raise
+            _record_nospace(store, record, info, rec_path)
+            return "nospace"
+        _Signals.attempt = (store, record.kind, {**info, "id": uid})
+        try:
+            state, error, notes = _run_logged(store, record, attempt, log_path, reserve)
+        finally:
+            _Signals.attempt = None
         reserve.unlink(missing_ok=True)
         info.update(state=state, finished=time.time(), error=error)
-        atomic_write_json(rec_path, info)
+        if notes:
+            info["notes"] = notes
+        try:
+            store.write_attempt(uid, record.kind, info)
+        except OSError:
+            if state == "done":
+                raise
+            _record_nospace(store, record, info, rec_path)
+            return "nospace"
         return state
     finally:
         os.close(lock_fd)
 
 
-def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path, reserve: Path) -> tuple[str, str | None]:
+def _record_nospace(store: Store, record: UnitRecord, info: dict, rec_path: Path) -> None:
+    """Best effort: say in the attempt record that the disk is full (that attempt burns no retry)."""
+    info.update(state="nospace", finished=time.time(), log=None,
+                error=f"no space left (disk full or quota exceeded) on the store's file system; every committed "
+                      f"segment is intact — free space or raise the quota, then `lowloss resume {store.root}`")
+    try:
+        store.write_attempt(record.id, record.kind, info)
+    except OSError:
+        try:
+            rec_path.unlink(missing_ok=True)  # better no record than one that says "running" forever
+        except OSError:
+            pass
+
+
+def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
+                reserve: Path) -> tuple[str, str | None, list[str]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(1), os.dup(2)
     with open(log_path, "a", buffering=1) as log:
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        ctx = None
         try:
-            run_config = _run_config(store)
+            run_config = store.run_settings()
             kind = jobs.get_kind(record.kind)
-            threads = int(os.environ.get("LOWLOSS_THREADS", kind.resources.cpus))
+            params = kind.Params.model_validate(record.params)
+            threads = int(os.environ.get("LOWLOSS_THREADS", kind.resources(params).cpus))
             device = None
             if kind.needs_torch:
                 import torch
@@ -197,24 +283,32 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path, 
             print(f"[{time.strftime('%H:%M:%S')}] unit {record.id} kind={record.kind} attempt={attempt} "
                   f"host={socket.gethostname()} device={device} threads={threads}", flush=True)
             ctx = StoreContext(store, record, attempt, run_config, device)
-            kind.run(ctx)
-            return "done", None
+            kind.run(ctx, params)
+            if not store.is_committed(record.id, record.kind):
+                return "failed", f"unit kind {record.kind!r} returned without committing (a bug in the kind)", ctx.notes
+            return "done", None, ctx.notes
         except Preempted as exc:
             print(f"preempted: {exc}", flush=True)
-            return "preempted", str(exc)
-        except StoreFullError as exc:
+            return "preempted", str(exc), ctx.notes if ctx else []
+        except OSError as exc:
+            if not isinstance(exc, StoreFullError) and exc.errno not in FULL_ERRNOS:
+                tb = traceback.format_exc()
+                print(tb, flush=True)
+                return "failed", tb, ctx.notes if ctx else []
             reserve.unlink(missing_ok=True)
-            msg = (f"{exc.strerror}; every committed segment is intact — free space or raise the quota, then "
-                   f"`lowloss resume {store.root}`")
+            msg = (f"no space left (disk full or quota exceeded) on the store's file system; every committed "
+                   f"segment is intact — free space or raise the quota, then `lowloss resume {store.root}`")
             try:
                 print(msg, flush=True)
             except OSError:
                 pass
-            return "failed", msg
+            return "nospace", msg, ctx.notes if ctx else []
         except BaseException:
             tb = traceback.format_exc()
             print(tb, flush=True)
-            return "failed", tb
+            if _Signals.received is not None:  # stopped by a signal on the way (e.g. a second SIGTERM)
+                return "preempted", f"signal {_Signals.received}: stopped before a checkpoint\n{tb}", ctx.notes if ctx else []
+            return "failed", tb, ctx.notes if ctx else []
         finally:
             try:
                 sys.stdout.flush(), sys.stderr.flush()
@@ -223,13 +317,6 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path, 
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0]), os.close(saved[1])
-
-
-def _run_config(store: Store) -> dict:
-    try:
-        return read_json(store.root / "run.json")
-    except FileNotFoundError:
-        return {}
 
 
 def run_units(store_root: str | Path, uids: list[str], executor: str, job_id: str | None) -> list[str]:

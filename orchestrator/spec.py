@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lowloss import jobs
 from lowloss.jobs import StageInfo, StudyContext
 from lowloss.jobs.base import StrictScalars
+from lowloss.jobs.common import TrainRecipe
 
 
 class SpecError(Exception):
@@ -69,26 +70,8 @@ class ModelSection(Section):
     name: str = "small_cnn"
 
 
-class TrainSection(Section):
-    """The mode-training recipe (the shape of LLPF Table 3)."""
-
-    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
-    lr: float = Field(default=0.01, gt=0, le=10)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = Field(default=64, ge=1, le=1 << 20)
-    epochs: int = Field(default=10, ge=1, le=100000)
-    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
-    max_lr: float = Field(default=0.1, gt=0, le=10)
-    pct_start: float = Field(default=0.3, gt=0, lt=1)
-    warmup_epochs: float = Field(default=0.0, ge=0)
-    warmup_lr: float = Field(default=1e-5, ge=0)
-    min_lr: float = Field(default=1e-5, ge=0)
-    cooldown_epochs: float = Field(default=0.0, ge=0)
-    augment: bool = True
-    eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
-    segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
+class TrainSection(TrainRecipe):
+    """The mode-training recipe (the shape of LLPF Table 3): the ``[train]`` section, handed to train units as is."""
 
 
 class RunSection(Section):
@@ -102,6 +85,7 @@ class RunSection(Section):
     profile: str | None = Field(default=None, description="Slurm site profile: a name in slurm/profiles/ or a path")
     units_per_job: int | None = Field(default=None, ge=1, description="units packed into one Slurm array task / Ray task")
     ray_address: str | None = Field(default=None, description="Ray cluster address (default: a local Ray)")
+    max_units: int = Field(default=200_000, ge=1, description="refuse a study that would expand to more units")
 
 
 class SpecModel(Section):
@@ -129,8 +113,7 @@ class Study:
 
     @property
     def context(self) -> StudyContext:
-        return StudyContext(seeds=self.seeds, data=self.data.unit_params(),
-                            model=self.model.model_dump(mode="json"), train=self.train.model_dump(mode="json"))
+        return _context(self.seeds, self.data, self.model, self.train, self.run)
 
     def stage(self, name: str) -> StageInfo:
         return next(s for s in self.stages if s.name == name)
@@ -181,8 +164,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
     problem = jobs.model_input_problem(spec.model.name, spec.data.unit_params())
     if problem:
         raise SpecError("model.name", spec.model.name, problem, source)
-    context = StudyContext(seeds=tuple(seeds), data=spec.data.unit_params(),
-                           model=spec.model.model_dump(mode="json"), train=spec.train.model_dump(mode="json"))
+    context = _context(tuple(seeds), spec.data, spec.model, spec.train, spec.run)
     stages: dict[str, StageInfo] = {}
     for i, table in enumerate(spec.stages):
         where = f"stages[{i}]"
@@ -196,20 +178,26 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
         if kind_name not in kinds:
             raise SpecError(f"{where}.kind", kind_name if kind_name is not None else _MISSING,
                             f"one of {', '.join(kinds)}{_suggest(str(kind_name), kinds)}", source)
-        kind = jobs.get_kind(kind_name)
+        kind = jobs.get_stage_kind(kind_name)
         body = {k: v for k, v in table.items() if k not in ("name", "kind")}
-        _check_keys(kind.Params, body, where, source)
+        _check_keys(kind.Table, body, where, source)
         try:
-            params = kind.Params.model_validate(body)
+            params = kind.Table.model_validate(body)
         except ValidationError as exc:
             raise _first_error(exc, body, where, source) from None
-        if kind.needs_input_stage:
-            src = getattr(params, "from_")
+        inputs = kind.inputs_of(params)
+        if kind.needs_input_stage and not inputs:
+            raise SpecError(f"{where}.from", _MISSING, "the name of an earlier stage", source)
+        for src in inputs:
             if src not in stages:
-                raise SpecError(f"{where}.from", src, f"the name of an earlier stage ({', '.join(stages) or 'none yet'})", source)
-            if not jobs.get_kind(stages[src].kind).produces_mode:
-                raise SpecError(f"{where}.from", src, "a stage whose units produce modes (kind 'train')", source)
-        info = StageInfo(name, kind_name, params)
+                raise SpecError(f"{where}.from", src, f"the name of an earlier stage ({', '.join(stages) or 'none yet'})",
+                                source)
+            if kind.input_output and kind.input_output not in jobs.stage_produces(jobs.get_stage_kind(stages[src].kind)):
+                makers = [n for n, k in jobs.STAGE_KINDS.items() if kind.input_output in jobs.stage_produces(k)]
+                raise SpecError(f"{where}.from", src, f"a stage whose units produce {kind.input_output!r} "
+                                f"(kind {', '.join(repr(m) for m in makers)}); stage {src!r} is of kind "
+                                f"{stages[src].kind!r}", source)
+        info = StageInfo(name, kind_name, params, inputs)
         for field, value, allowed in kind.validate(params, context, stages):
             raise SpecError(f"{where}.{field}", value, allowed, source)
         stages[name] = info
@@ -217,10 +205,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
                  text, source)
 
 
+def _context(seeds: tuple[int, ...], data: "DataSection", model: ModelSection, train: TrainSection,
+             run: RunSection) -> StudyContext:
+    return StudyContext(seeds=seeds, data=data.unit_params(), model=model.model_dump(mode="json"),
+                        train=train.model_dump(mode="json"), max_units=run.max_units)
+
+
 def check_data(study: Study, data_root: str | None) -> None:
     """The edge check of the data root, before the store is touched."""
     for stage in study.stages:
-        problem = jobs.get_kind(stage.kind).check_data(study.context, data_root)
+        problem = jobs.get_stage_kind(stage.kind).check_data(study.context, data_root)
         if problem:
             raise SpecError("data.root" if data_root == study.data.root else "--data-root", data_root or _MISSING,
                             problem, study.source)

@@ -1,25 +1,39 @@
 """The study store: one directory per study, one directory per unit, Parquet rows, safetensors points, JSON metadata.
 
-Layout (hive-style names so DuckDB/Polars/pyarrow can query it read-only)::
+Every path under a store directory is named in this module alone. Layout (format 2; hive-style names so
+DuckDB/Polars/pyarrow can query it read-only)::
 
     STORE/
       study.json                      identity: study name, store format
       spec.toml                       the spec of the latest run (``lowloss resume`` reads it)
-      plan.json                       stage → unit ids of the latest plan
+      run.json                        run settings of the latest run (data root, device, checkpoint cadence, executor)
+      plan.json                       stage → units (id, kind, label) of the latest plan, and whether a stage is open
       coordinator.lock / .json        held (flock) by the one coordinator driving the store
+      logs/launcher.log               what worker processes printed before their unit's own log was open
+      jobs/<array id>.json            scheduler job records (Slurm array tasks → units), for re-attaching
+      slurm/<job id>/                 submitit's folder: job scripts, logs, and its *_submitted.pkl (the one pickle:
+                                      written by the coordinator, read only by submitit inside the job; no reader
+                                      of lowloss opens it)
+      damaged/<unit>-<time>/          units moved aside by ``lowloss run --repair``
       units/kind=<kind>/unit=<id>/
         unit.json                     kind, version, params, inputs (immutable)
         <table>/<segment>.parquet     metric rows of one segment (e.g. steps/000003.parquet)
         points/<segment>.safetensors  parameter points of one segment (at a stride)
         segments/<segment>.json       segment marker, written last: files + sha256, row counts, wall times
-        checkpoint/                   resume checkpoint (latest.json → ckpt-<segment>.safetensors)
+        checkpoint/                   resume checkpoint (latest.json → ckpt-<segment>.safetensors, with its sha256)
         final.safetensors             final parameters (a mode), when the kind has them
+        outputs/<name>.safetensors    other named tensor sets (directions, eigenvectors, …)
         result.json                   the unit's summary (deterministic)
-        COMMIT.json                   commit marker, written last: digest over the deterministic content
+        COMMIT.json                   commit marker, written last: digest over the deterministic content, and the
+                                      size and sha256 of result.json and every tensor set
+        progress.json                 the running attempt's last progress (for the live view)
         attempts/<n>.json, <n>.log    one record and log per attempt (host, pid, job id, state, traceback)
+        attempts/retries.json         failures before this point are forgiven (``--retry-failed``)
         unit.lock                     held (flock) by the one process running the unit
 
-Readers only see segments whose marker exists and units whose COMMIT.json exists. Every write is atomic.
+Readers only see segments whose marker exists and units whose COMMIT.json is intact; a file whose size (always) or
+digest (for what feeds computation) disagrees with its marker is never used: the reader raises ``DamagedError``
+naming the file and the repair. Every write is atomic.
 """
 from __future__ import annotations
 
@@ -28,6 +42,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -42,12 +57,25 @@ import pyarrow.parquet as pq
 from .atomic import (TEMP_PREFIX, StoreFullError, atomic_save_tensors, atomic_write_bytes, atomic_write_json,
                      canonical_json, read_json, sha256_file)
 
-FORMAT = 1
+FORMAT = 2
 SEGMENT_DIGITS = 6
+COMMIT = "COMMIT.json"
+FINAL = "final.safetensors"
+RESULT = "result.json"
+FAILED_STATES = ("failed", "lost")  # attempt states that use up a retry (preempted, cancelled, nospace do not)
 
 
 class StoreError(Exception):
     """A problem with the store that the user must fix (wrong study, locked, not a store)."""
+
+
+class DamagedError(StoreError):
+    """A committed file does not match what its marker recorded: it is never used."""
+
+    def __init__(self, store: "Store", uid: str, problem: str):
+        self.uid, self.problem = uid, problem
+        super().__init__(f"unit {uid}: {problem}; `lowloss verify {store.root}` lists every damaged file, "
+                         f"`lowloss resume {store.root} --repair` moves damaged units aside and runs them again")
 
 
 def segment_name(index: int) -> str:
@@ -60,7 +88,7 @@ class UnitRecord:
     kind: str
     version: int
     params: dict
-    inputs: dict  # role -> unit id
+    inputs: dict  # role -> input reference: unit id, or "<unit id>:<output>"
 
     def to_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "version": self.version, "params": self.params, "inputs": self.inputs}
@@ -70,17 +98,54 @@ class UnitRecord:
         return cls(obj["id"], obj["kind"], obj["version"], obj["params"], obj["inputs"])
 
 
+def split_ref(ref: str) -> tuple[str, str]:
+    """(unit id, output) of an input reference; a plain id names the unit's ``final`` output."""
+    uid, sep, output = ref.partition(":")
+    return uid, (output if sep else "final")
+
+
+def output_file(output: str) -> str:
+    """The file (relative to the unit directory) holding a named tensor set."""
+    return FINAL if output == "final" else f"outputs/{output}.safetensors"
+
+
+def _valid_commit(obj) -> bool:
+    return (isinstance(obj, dict) and isinstance(obj.get("digest"), str) and len(obj["digest"]) == 64
+            and isinstance(obj.get("files"), dict))
+
+
 class Store:
     """A study store rooted at a directory."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
-    # ------------------------------------------------------------------ study identity
+    # ------------------------------------------------------------------ paths (the layout, in one place)
     @property
     def study_file(self) -> Path:
         return self.root / "study.json"
 
+    def units_dir(self) -> Path:
+        return self.root / "units"
+
+    def launcher_log(self) -> Path:
+        path = self.root / "logs" / "launcher.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def scheduler_folder(self) -> Path:
+        """submitit's folder (job scripts, job logs and its pickles)."""
+        return self.root / "slurm"
+
+    def unit_dir(self, uid: str, kind: str | None = None) -> Path:
+        if kind is not None:
+            return self.root / "units" / f"kind={kind}" / f"unit={uid}"
+        matches = list((self.root / "units").glob(f"kind=*/unit={uid}"))
+        if not matches:
+            raise StoreError(f"no unit {uid!r} in store {self.root}; `lowloss status {self.root}` lists them")
+        return matches[0]
+
+    # ------------------------------------------------------------------ study identity
     def exists(self) -> bool:
         return self.study_file.exists()
 
@@ -89,9 +154,19 @@ class Store:
             return read_json(self.study_file)
         except FileNotFoundError:
             raise StoreError(f"{self.root} is not a lowloss store (no study.json); run `lowloss run SPEC --store {self.root}` first") from None
+        except (ValueError, UnicodeDecodeError):
+            raise StoreError(f"{self.study_file} is damaged (not JSON); it names the study and format of the store") from None
+
+    def check_format(self) -> None:
+        """Refuse a store written in another format (nothing is written)."""
+        found = self.study().get("format")
+        if found != FORMAT:
+            raise StoreError(f"store {self.root} has format {found} and this lowloss reads format {FORMAT}; run the study "
+                             f"into a new store (`lowloss run SPEC --store NEW_DIR`), or read this one with the lowloss "
+                             f"release that wrote it")
 
     def check_study(self, name: str) -> None:
-        """Refuse a store that belongs to another study (nothing is written)."""
+        """Refuse a store that belongs to another study or format (nothing is written)."""
         existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
             raise StoreError(f"store {self.root}: {existing} is a file, not a directory; give a directory path for --store")
@@ -100,6 +175,7 @@ class Store:
             if other != name:
                 raise StoreError(f"store {self.root} belongs to study {other!r}, not {name!r}; "
                                  f"use another --store, or set study.name = {other!r} to continue that study")
+            self.check_format()
         elif self.root.exists() and any(p for p in self.root.iterdir()
                                         if not p.name.startswith(".") and p.name not in ("coordinator.lock", "coordinator.json")):
             raise StoreError(f"store directory {self.root} is not empty and is not a lowloss store; choose a new or empty directory")
@@ -114,13 +190,26 @@ class Store:
     def spec_text(self) -> str:
         return (self.root / "spec.toml").read_text()
 
+    # ------------------------------------------------------------------ run settings, plan
+    def write_run_settings(self, settings: dict) -> None:
+        atomic_write_json(self.root / "run.json", settings)
+
+    def run_settings(self) -> dict:
+        return self._read_optional(self.root / "run.json") or {}
+
+    def write_plan(self, plan: dict) -> None:
+        atomic_write_json(self.root / "plan.json", plan)
+
+    def plan(self) -> dict:
+        return self._read_optional(self.root / "plan.json") or {"stages": []}
+
     # ------------------------------------------------------------------ coordinator lock
     @contextmanager
     def coordinator_lock(self) -> Iterator[None]:
         """Hold the store's coordinator lock; a second coordinator gets a StoreError naming the holder."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / "coordinator.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -136,22 +225,19 @@ class Store:
         finally:
             os.close(fd)
 
-    # ------------------------------------------------------------------ plan
-    def write_plan(self, plan: dict) -> None:
-        atomic_write_json(self.root / "plan.json", plan)
+    # ------------------------------------------------------------------ scheduler job records
+    def write_job_record(self, name: str, record: dict) -> None:
+        atomic_write_json(self.root / "jobs" / f"{name}.json", record)
 
-    def plan(self) -> dict:
-        return self._read_optional(self.root / "plan.json") or {"stages": []}
+    def job_records(self) -> list[dict]:
+        out = []
+        for path in sorted((self.root / "jobs").glob("*.json")):
+            rec = self._read_optional(path)
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
 
     # ------------------------------------------------------------------ units
-    def unit_dir(self, uid: str, kind: str | None = None) -> Path:
-        if kind is not None:
-            return self.root / "units" / f"kind={kind}" / f"unit={uid}"
-        matches = list((self.root / "units").glob(f"kind=*/unit={uid}"))
-        if not matches:
-            raise StoreError(f"no unit {uid!r} in store {self.root}; `lowloss status {self.root}` lists them")
-        return matches[0]
-
     def find_unit(self, prefix: str) -> str:
         """Resolve a unit id or unique prefix."""
         matches = sorted({p.name[len("unit="):] for p in (self.root / "units").glob(f"kind=*/unit={prefix}*")})
@@ -166,90 +252,237 @@ class Store:
         if not path.exists():
             atomic_write_json(path, record.to_json())
 
-    def unit(self, uid: str) -> UnitRecord:
-        return UnitRecord.from_json(read_json(self.unit_dir(uid) / "unit.json"))
+    def unit(self, uid: str, kind: str | None = None) -> UnitRecord:
+        return UnitRecord.from_json(read_json(self.unit_dir(uid, kind) / "unit.json"))
 
     def unit_ids(self) -> list[str]:
         return sorted(p.name[len("unit="):] for p in (self.root / "units").glob("kind=*/unit=*") if (p / "unit.json").exists())
 
-    def is_committed(self, uid: str, kind: str | None = None) -> bool:
+    def commit_record(self, uid: str, kind: str | None = None) -> dict | None:
+        """The unit's commit marker, None when it has none; DamagedError when it is unreadable or incomplete."""
         try:
-            return (self.unit_dir(uid, kind) / "COMMIT.json").exists()
+            path = self.unit_dir(uid, kind) / COMMIT
         except StoreError:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                obj = json.loads(fh.read())
+        except FileNotFoundError:
+            return None
+        except (ValueError, UnicodeDecodeError):
+            raise DamagedError(self, uid, f"{COMMIT} is not JSON (truncated or garbage)") from None
+        if not _valid_commit(obj):
+            raise DamagedError(self, uid, f"{COMMIT} lacks its digest or file list")
+        return obj
+
+    def is_committed(self, uid: str, kind: str | None = None) -> bool:
+        """True when the unit's commit marker exists and is intact (a damaged one is no commit)."""
+        try:
+            return self.commit_record(uid, kind) is not None
+        except DamagedError:
             return False
 
-    def commit_record(self, uid: str) -> dict | None:
-        return self._read_optional(self.unit_dir(uid) / "COMMIT.json")
+    def is_damaged(self, uid: str, kind: str | None = None) -> bool:
+        try:
+            self.commit_record(uid, kind)
+        except DamagedError:
+            return True
+        return False
 
-    def result(self, uid: str) -> dict | None:
-        """The unit's result if it is committed, else None."""
-        d = self.unit_dir(uid)
-        if not (d / "COMMIT.json").exists():
+    def _checked_file(self, uid: str, kind: str | None, rel: str, digest: bool) -> Path:
+        """The path of a committed file after checking its recorded size (and sha256 when ``digest``)."""
+        record = self.commit_record(uid, kind)
+        if record is None:
+            raise StoreError(f"unit {uid} is not committed; its {rel} cannot be read")
+        info = record["files"].get(rel)
+        path = self.unit_dir(uid, kind) / rel
+        if info is None:
+            raise StoreError(f"unit {uid} committed no {rel}")
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DamagedError(self, uid, f"{rel} is missing") from None
+        if size != info["bytes"]:
+            raise DamagedError(self, uid, f"{rel} has {size} bytes, its commit marker recorded {info['bytes']}")
+        if digest and sha256_file(path) != info["sha256"]:
+            raise DamagedError(self, uid, f"{rel} differs from the sha256 its commit marker recorded")
+        return path
+
+    def result(self, uid: str, kind: str | None = None) -> dict | None:
+        """The unit's result if it is committed (its size checked against the marker), else None."""
+        if self.commit_record(uid, kind) is None:
             return None
-        return read_json(d / "result.json")
+        path = self._checked_file(uid, kind, RESULT, digest=False)
+        try:
+            return read_json(path)
+        except (ValueError, UnicodeDecodeError):
+            raise DamagedError(self, uid, f"{RESULT} is not JSON") from None
 
-    def segments(self, uid: str) -> list[dict]:
-        """Markers of the committed segments, in order."""
-        d = self.unit_dir(uid) / "segments"
+    def tensors(self, uid: str, output: str = "final", kind: str | None = None, verify: bool = True) -> dict:
+        """A committed named tensor set, its sha256 checked (what feeds a later unit is never taken on trust)."""
+        from safetensors.torch import load_file
+
+        return load_file(str(self._checked_file(uid, kind, output_file(output), digest=verify)))
+
+    def final_state(self, uid: str, kind: str | None = None) -> dict:
+        return self.tensors(uid, "final", kind)
+
+    def segments(self, uid: str, kind: str | None = None) -> list[dict]:
+        """Markers of the committed segments, in order (an unreadable marker is no segment)."""
+        d = self.unit_dir(uid, kind) / "segments"
         if not d.is_dir():
             return []
         out = []
         for p in sorted(d.glob("*.json")):
             if p.name.startswith(TEMP_PREFIX):
                 continue
-            out.append(read_json(p))
+            marker = self._read_optional(p)
+            if isinstance(marker, dict) and isinstance(marker.get("files"), dict):
+                out.append(marker)
         return out
 
-    def rows(self, uid: str, table: str, columns: list[str] | None = None) -> pa.Table | None:
-        """The committed rows of one table of a unit (concatenated over committed segments), or None."""
-        d = self.unit_dir(uid)
+    def _segment_file(self, uid: str, kind: str | None, marker: dict, rel: str, digest: bool) -> Path:
+        path = self.unit_dir(uid, kind) / rel
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DamagedError(self, uid, f"{rel} is missing (named by segment {marker['name']})") from None
+        recorded = (marker.get("bytes") or {}).get(rel)
+        if recorded is not None and size != recorded:
+            raise DamagedError(self, uid, f"{rel} has {size} bytes, its segment marker recorded {recorded}")
+        if digest and sha256_file(path) != marker["files"][rel]:
+            raise DamagedError(self, uid, f"{rel} differs from the sha256 its segment marker recorded")
+        return path
+
+    def rows(self, uid: str, table: str, columns: list[str] | None = None, kind: str | None = None,
+             verify: bool = True) -> pa.Table | None:
+        """The committed rows of one table of a unit (concatenated over committed segments), or None.
+
+        Each file's size is checked against its marker, and its sha256 when ``verify`` (the default: rows feed
+        reports and later units)."""
         parts = []
-        for marker in self.segments(uid):
-            rel = marker["files"].get(f"{table}/{marker['name']}.parquet")
-            if rel is None:
+        for marker in self.segments(uid, kind):
+            rel = f"{table}/{marker['name']}.parquet"
+            if rel not in marker["files"]:
                 continue
-            parts.append(pq.read_table(d / table / f"{marker['name']}.parquet", columns=columns))
+            path = self._segment_file(uid, kind, marker, rel, verify)
+            try:
+                parts.append(pq.read_table(path, columns=columns))
+            except (pa.ArrowException, OSError) as exc:
+                raise DamagedError(self, uid, f"{rel} is unreadable Parquet ({exc})") from None
         if not parts:
             return None
         return pa.concat_tables(parts, promote_options="default")
 
-    def points(self, uid: str) -> Iterator[tuple[int, dict]]:
+    def points(self, uid: str, kind: str | None = None, verify: bool = True) -> Iterator[tuple[int, dict]]:
         """(segment index, tensors) of every committed points file of a unit."""
         from safetensors.torch import load_file
 
-        d = self.unit_dir(uid)
-        for marker in self.segments(uid):
-            name = f"points/{marker['name']}.safetensors"
-            if name in marker["files"]:
-                yield marker["index"], load_file(str(d / name))
+        for marker in self.segments(uid, kind):
+            rel = f"points/{marker['name']}.safetensors"
+            if rel in marker["files"]:
+                yield marker["index"], load_file(str(self._segment_file(uid, kind, marker, rel, verify)))
 
-    def final_state(self, uid: str) -> dict:
-        from safetensors.torch import load_file
+    def point(self, uid: str, step: int, kind: str | None = None) -> dict:
+        """The tensors of the point a unit stored at ``step``."""
+        from lowloss.jobs.base import split_point_key
 
-        d = self.unit_dir(uid)
-        if not (d / "COMMIT.json").exists():
-            raise StoreError(f"unit {uid} is not committed; its final state cannot be read")
-        return load_file(str(d / "final.safetensors"))
+        for _, tensors in self.points(uid, kind):
+            found = {}
+            for key, value in tensors.items():
+                name, at = split_point_key(key)
+                if at == step:
+                    found[name] = value
+            if found:
+                return found
+        raise StoreError(f"unit {uid} stored no point at step {step}")
+
+    def quarantine(self, uid: str, kind: str | None = None) -> Path:
+        """Move a unit's directory aside (``damaged/``) so that it runs again from scratch. Returns the new place."""
+        d = self.unit_dir(uid, kind)
+        target = self.root / "damaged" / f"{uid}-{time.strftime('%Y%m%dT%H%M%S')}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(d, target)
+        return target
+
+    # ------------------------------------------------------------------ progress
+    def write_progress(self, uid: str, kind: str, info: dict) -> None:
+        atomic_write_json(self.unit_dir(uid, kind) / "progress.json", info)
+
+    def progress(self, uid: str, kind: str) -> dict | None:
+        obj = self._read_optional(self.unit_dir(uid, kind) / "progress.json")
+        return obj if isinstance(obj, dict) else None
 
     # ------------------------------------------------------------------ attempts and state
-    def attempts(self, uid: str) -> list[dict]:
-        d = self.unit_dir(uid) / "attempts"
+    def attempts(self, uid: str, kind: str | None = None) -> list[dict]:
+        try:
+            d = self.unit_dir(uid, kind) / "attempts"
+        except StoreError:
+            return []
         if not d.is_dir():
             return []
         out = []
-        for p in sorted(d.glob("*.json")):
+        for p in sorted(d.glob("[0-9]*.json")):
             if not p.name.startswith(TEMP_PREFIX):
                 rec = self._read_optional(p)
-                if rec is not None:
+                if isinstance(rec, dict) and "attempt" in rec:
                     out.append(rec)
         return sorted(out, key=lambda r: r["attempt"])
 
-    def unit_is_running(self, uid: str) -> bool:
+    def attempt_paths(self, uid: str, kind: str, attempt: int) -> tuple[Path, Path, Path]:
+        """(record, log, space reserve) of one attempt."""
+        d = self.unit_dir(uid, kind) / "attempts"
+        return d / f"{attempt:03d}.json", d / f"{attempt:03d}.log", d / f"{attempt:03d}.reserve"
+
+    def write_attempt(self, uid: str, kind: str, record: dict) -> None:
+        atomic_write_json(self.attempt_paths(uid, kind, record["attempt"])[0], record)
+
+    def close_lost_attempts(self, uid: str, kind: str, state: str = "lost") -> list[int]:
+        """Attempts recorded as running whose process is gone (no one holds the unit's lock) are closed as ``state``.
+        Their space reserves are removed. Returns the attempt numbers closed."""
+        if self.unit_is_running(uid, kind):
+            return []
+        closed = []
+        for rec in self.attempts(uid, kind):
+            if rec.get("state") == "running":
+                rec.update(state=state, finished=rec.get("finished") or time.time(),
+                           error=rec.get("error") or "the worker process ended without a word (killed, node lost, "
+                                                     "or out of memory)")
+                self.write_attempt(uid, kind, rec)
+                closed.append(rec["attempt"])
+        for reserve in (self.unit_dir(uid, kind) / "attempts").glob("*.reserve"):
+            reserve.unlink(missing_ok=True)
+        return closed
+
+    def failure_count(self, uid: str, kind: str | None = None) -> int:
+        """Failed attempts that count against the unit's retries (those after the last ``--retry-failed``)."""
+        attempts = self.attempts(uid, kind)
+        if not attempts:
+            return 0
+        forgiven = self._read_optional(self.unit_dir(uid, kind) / "attempts" / "retries.json") or {}
+        after = forgiven.get("after", 0) if isinstance(forgiven, dict) else 0
+        return sum(1 for a in attempts if a["attempt"] > after and a.get("state") in FAILED_STATES)
+
+    def forgive_failures(self, uid: str, kind: str) -> None:
+        """``--retry-failed``: earlier failures no longer count against the unit's retries."""
+        attempts = self.attempts(uid, kind)
+        if attempts:
+            atomic_write_json(self.unit_dir(uid, kind) / "attempts" / "retries.json",
+                              {"after": attempts[-1]["attempt"], "when": time.time()})
+
+    def unit_lock_path(self, uid: str, kind: str) -> Path:
+        return self.unit_dir(uid, kind) / "unit.lock"
+
+    def unit_is_running(self, uid: str, kind: str | None = None) -> bool:
         """True when a process holds the unit's run lock right now."""
-        path = self.unit_dir(uid) / "unit.lock"
-        if not path.exists():
+        try:
+            path = self.unit_dir(uid, kind) / "unit.lock"
+        except StoreError:
             return False
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -258,24 +491,36 @@ class Store:
             os.close(fd)
         return False
 
-    def state(self, uid: str) -> str:
-        """done | running | failed | pending — derived from the store alone."""
-        d = self.unit_dir(uid)
-        if (d / "COMMIT.json").exists():
-            return "done"
-        if self.unit_is_running(uid):
+    def state(self, uid: str, kind: str | None = None) -> str:
+        """done | damaged | running | failed | pending — derived from the store alone."""
+        try:
+            d = self.unit_dir(uid, kind)
+        except StoreError:
+            return "pending"
+        if not d.exists():
+            return "pending"
+        try:
+            if self.commit_record(uid, kind) is not None:
+                return "done"
+        except DamagedError:
+            return "damaged"
+        if self.unit_is_running(uid, kind):
             return "running"
-        attempts = self.attempts(uid)
-        if attempts and attempts[-1].get("state") in ("failed", "running"):
+        attempts = self.attempts(uid, kind)
+        if attempts and attempts[-1].get("state") in ("failed", "lost", "running"):
             # a "running" record whose lock is free belongs to a process that died without a word
             return "failed"
         return "pending"
+
+    def resumable_from(self, uid: str, kind: str) -> int:
+        """How many segments of an uncommitted unit are committed (what a resume continues after)."""
+        return len(self.segments(uid, kind))
 
     @staticmethod
     def _read_optional(path: Path):
         try:
             return read_json(path)
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
             return None
 
 
@@ -288,12 +533,15 @@ class UnitWriter:
         self.store = store
         self.record = record
         self.dir = store.unit_dir(record.id, record.kind)
+        self._reaper: threading.Thread | None = None
+        self.discarded_checkpoint: str | None = None  # why a checkpoint found on resume was not used
 
     def write_segment(self, index: int, tables: dict[str, list[dict]], points: dict | None = None,
                       info: dict | None = None) -> None:
         """Write one segment's rows and points, then its marker. Rewriting a segment gives identical bytes."""
         name = segment_name(index)
         files: dict[str, str] = {}
+        sizes: dict[str, int] = {}
         rows: dict[str, int] = {}
         for table, table_rows in sorted(tables.items()):
             if not table_rows:
@@ -301,22 +549,27 @@ class UnitWriter:
             data = parquet_bytes(pa.Table.from_pylist(table_rows))
             rel = f"{table}/{name}.parquet"
             files[rel] = atomic_write_bytes(self.dir / rel, data)
+            sizes[rel] = len(data)
             rows[table] = len(table_rows)
         if points:
             from safetensors.torch import save
 
             rel = f"points/{name}.safetensors"
-            files[rel] = atomic_write_bytes(self.dir / rel, save(_contiguous(points)))
-        marker = {"index": index, "name": name, "files": files, "rows": rows, **(info or {})}
+            data = save(_contiguous(points))
+            files[rel] = atomic_write_bytes(self.dir / rel, data)
+            sizes[rel] = len(data)
+        marker = {"index": index, "name": name, "files": files, "bytes": sizes, "rows": rows, **(info or {})}
         atomic_write_json(self.dir / "segments" / f"{name}.json", marker)
 
     def write_checkpoint(self, segment_index: int, tensors: dict, meta: dict) -> None:
-        """Resume checkpoint: tensors as safetensors, then ``latest.json`` naming it; older ones removed."""
+        """Resume checkpoint: tensors as safetensors, then ``latest.json`` naming it with its size and sha256;
+        older ones removed."""
         d = self.dir / "checkpoint"
         fname = f"ckpt-{segment_name(segment_index)}.safetensors"
         size = atomic_save_tensors(d / fname, _contiguous(tensors))
-        atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "bytes": size, "meta": meta,
-                                              "written": time.time()})
+        digest = sha256_file(d / fname)
+        atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "bytes": size, "sha256": digest,
+                                              "meta": meta, "written": time.time()})
         stale = [old for old in d.glob("ckpt-*.safetensors") if old.name != fname]
         if stale:  # freeing a large file's blocks takes time the unit need not wait for; latest.json already moved on
             self._reaper = threading.Thread(target=_unlink_all, args=(stale,), daemon=True)
@@ -324,39 +577,64 @@ class UnitWriter:
 
     def settle(self) -> None:
         """Wait for background removal of superseded checkpoints."""
-        if getattr(self, "_reaper", None) is not None:
+        if self._reaper is not None:
             self._reaper.join()
             self._reaper = None
 
     def read_checkpoint(self) -> tuple[dict, dict, int] | None:
-        """(tensors, meta, segment index) of the latest intact checkpoint, or None."""
+        """(tensors, meta, segment index) of the latest intact checkpoint, or None. A checkpoint whose size or sha256
+        differs from what ``latest.json`` recorded, or that names a segment not committed, is discarded (the unit
+        then starts over, deterministically) and ``discarded_checkpoint`` says why."""
         from safetensors.torch import load_file
 
         d = self.dir / "checkpoint"
         latest = Store._read_optional(d / "latest.json")
-        path = d / latest["file"] if latest else None
-        if path is None or not path.exists() or path.stat().st_size != latest["bytes"]:
+        if latest is None:
+            if (d / "latest.json").exists():
+                self.discarded_checkpoint = "checkpoint/latest.json is unreadable"
             return None
-        try:
-            return load_file(str(path)), latest["meta"], latest["segment"]
-        except Exception:  # an unreadable checkpoint is no checkpoint: the unit starts over, deterministically
-            return None
+        path = d / str(latest.get("file", ""))
+        problem = None
+        if not path.is_file():
+            problem = f"checkpoint/{latest.get('file')} is missing"
+        elif path.stat().st_size != latest.get("bytes"):
+            problem = f"checkpoint/{path.name} has {path.stat().st_size} bytes, latest.json recorded {latest.get('bytes')}"
+        elif latest.get("sha256") is None or sha256_file(path) != latest["sha256"]:
+            problem = f"checkpoint/{path.name} differs from the sha256 latest.json recorded"
+        elif not (self.dir / "segments" / f"{segment_name(latest['segment'])}.json").exists():
+            problem = f"checkpoint/{path.name} is after segment {latest['segment']}, which is not committed"
+        if problem is None:
+            try:
+                return load_file(str(path)), latest["meta"], latest["segment"]
+            except Exception as exc:  # an unreadable checkpoint is no checkpoint
+                problem = f"checkpoint/{path.name} is unreadable ({type(exc).__name__})"
+        self.discarded_checkpoint = problem
+        return None
 
-    def commit(self, result: dict, final: dict | None = None, info: dict | None = None) -> str:
-        """Write the final state and result, then the commit marker with the unit's digest. Returns the digest."""
-        if final is not None:
-            from safetensors.torch import save
+    def commit(self, result: dict, outputs: dict[str, dict] | None = None, info: dict | None = None) -> str:
+        """Write the named tensor sets and the result, then the commit marker with the unit's digest and the size and
+        sha256 of each file. Returns the digest."""
+        from safetensors.torch import save
 
-            atomic_write_bytes(self.dir / "final.safetensors", save(_contiguous(final)))
-        atomic_write_bytes(self.dir / "result.json", (canonical_json(result) + "\n").encode())
+        files: dict[str, dict] = {}
+        for name, tensors in sorted((outputs or {}).items()):
+            rel = output_file(name)
+            data = save(_contiguous(tensors))
+            files[rel] = {"sha256": atomic_write_bytes(self.dir / rel, data), "bytes": len(data)}
+        data = (canonical_json(result) + "\n").encode()
+        files[RESULT] = {"sha256": atomic_write_bytes(self.dir / RESULT, data), "bytes": len(data)}
         self.settle()
-        digest = unit_digest(self.store, self.record.id)
-        atomic_write_json(self.dir / "COMMIT.json", {"digest": digest, "committed": time.time(), **(info or {})})
+        digest = unit_digest(self.store, self.record.id, self.record.kind)
+        atomic_write_json(self.dir / COMMIT, {"digest": digest, "files": files, "committed": time.time(), **(info or {})})
         ckpt = self.dir / "checkpoint"
-        if ckpt.is_dir():
+        if ckpt.is_dir() and not ckpt.is_symlink():
             for p in ckpt.iterdir():
-                p.unlink(missing_ok=True)
-            ckpt.rmdir()
+                if not p.is_symlink() and p.is_file():
+                    p.unlink(missing_ok=True)
+            try:
+                ckpt.rmdir()
+            except OSError:
+                pass
         return digest
 
 
@@ -375,57 +653,82 @@ def _contiguous(tensors: dict) -> dict:
     return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
 
 
-def unit_digest(store: Store, uid: str) -> str:
-    """Digest over a unit's deterministic content: unit.json, segment data files, final state, result (not times)."""
-    d = store.unit_dir(uid)
+def unit_digest(store: Store, uid: str, kind: str | None = None) -> str:
+    """Digest over a unit's deterministic content: unit.json, segment data files, tensor sets, result (not times)."""
+    d = store.unit_dir(uid, kind)
     h = hashlib.sha256()
     h.update(canonical_json(read_json(d / "unit.json")).encode())
-    for marker in store.segments(uid):
+    for marker in store.segments(uid, kind):
         for rel in sorted(marker["files"]):
             h.update(f"{rel}:{sha256_file(d / rel)}\n".encode())
-    for name in ("final.safetensors", "result.json"):
+    for name in (FINAL, RESULT):
         if (d / name).exists():
             h.update(f"{name}:{sha256_file(d / name)}\n".encode())
+    outputs = d / "outputs"
+    if outputs.is_dir():
+        for p in sorted(outputs.glob("*.safetensors")):
+            h.update(f"outputs/{p.name}:{sha256_file(p)}\n".encode())
     return h.hexdigest()
 
 
 # ---------------------------------------------------------------------- integrity
 
-def verify_unit(store: Store, uid: str) -> tuple[str | None, list[str]]:
-    """(digest if committed and intact, problems) for one unit; problems name half-written or stray files."""
-    d = store.unit_dir(uid)
-    problems: list[str] = []
+def verify_unit(store: Store, uid: str, kind: str | None = None) -> tuple[str | None, list[str], list[str]]:
+    """(digest if committed and intact, damage, notes) for one unit. Damage: files that disagree with their markers,
+    a broken commit marker. Notes: uncommitted leftovers that readers ignore."""
+    d = store.unit_dir(uid, kind)
+    damage: list[str] = []
+    notes: list[str] = []
     referenced: set[str] = set()
-    for marker in store.segments(uid):
+    for p in sorted((d / "segments").glob("*.json")) if (d / "segments").is_dir() else []:
+        if not p.name.startswith(TEMP_PREFIX) and Store._read_optional(p) is None:
+            damage.append(f"segments/{p.name}: segment marker is not JSON")
+    for marker in store.segments(uid, kind):
         for rel, sha in marker["files"].items():
             referenced.add(rel)
             path = d / rel
             if not path.exists():
-                problems.append(f"{rel}: named by segment {marker['name']} but missing")
+                damage.append(f"{rel}: named by segment {marker['name']} but missing")
             elif sha256_file(path) != sha:
-                problems.append(f"{rel}: content differs from its segment marker (corrupt or truncated)")
+                damage.append(f"{rel}: content differs from its segment marker (corrupt or truncated)")
+    try:
+        commit = store.commit_record(uid, kind)
+    except DamagedError as exc:
+        commit = None
+        damage.append(exc.problem)
     for path in sorted(d.rglob("*")):
         if not path.is_file():
             continue
         rel = path.relative_to(d).as_posix()
         if path.name.startswith(TEMP_PREFIX):
-            problems.append(f"{rel}: temporary file of an interrupted write (ignored by readers)")
+            notes.append(f"{rel}: temporary file of an interrupted write (ignored by readers)")
+        elif rel.endswith(".reserve"):
+            notes.append(f"{rel}: space reserve of an attempt that ended without removing it (ignored)")
         elif rel.endswith(".parquet") or rel.startswith("points/"):
             if rel not in referenced:
                 try:
                     if rel.endswith(".parquet"):
                         pq.read_metadata(path)
-                    problems.append(f"{rel}: segment without its marker (uncommitted; ignored by readers)")
+                    notes.append(f"{rel}: segment without its marker (uncommitted; ignored by readers)")
                 except Exception:
-                    problems.append(f"{rel}: truncated or unreadable Parquet without a marker (ignored by readers)")
-    commit = store.commit_record(uid)
+                    notes.append(f"{rel}: truncated or unreadable Parquet without a marker (ignored by readers)")
     if commit is None:
-        return None, problems
-    digest = unit_digest(store, uid)
+        return None, damage, notes
+    for rel, info in commit["files"].items():
+        path = d / rel
+        if not path.exists():
+            damage.append(f"{rel}: named by {COMMIT} but missing")
+        elif path.stat().st_size != info.get("bytes") or sha256_file(path) != info.get("sha256"):
+            damage.append(f"{rel}: content differs from what {COMMIT} recorded (corrupt or truncated)")
+    digest = unit_digest(store, uid, kind)
     if digest != commit["digest"]:
-        problems.append(f"COMMIT.json: recorded digest {commit['digest'][:12]} ≠ recomputed {digest[:12]}")
-    return digest, problems
+        damage.append(f"{COMMIT}: recorded digest {commit['digest'][:12]} ≠ recomputed {digest[:12]}")
+    return (digest if not damage else None), damage, notes
 
 
-__all__ = ["Store", "StoreError", "StoreFullError", "UnitRecord", "UnitWriter", "segment_name", "unit_digest",
-           "verify_unit", "parquet_bytes"]
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=True)
+
+
+__all__ = ["DamagedError", "Store", "StoreError", "StoreFullError", "UnitRecord", "UnitWriter", "output_file",
+           "segment_name", "split_ref", "unit_digest", "verify_unit", "parquet_bytes"]

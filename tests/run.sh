@@ -3,7 +3,8 @@
 #   1. a fresh virtual environment (.venv, recreated), lowloss installed into it exactly as the README says;
 #   2. Slurm + munge (+ slurmdbd/mariadb) from Debian's packages, and the one-machine test cluster started
 #      (when slurm/testcluster.sh is present), stopped again on exit;
-#   3. the whole pytest suite (extra arguments go to pytest, e.g. `-m "not slow"` for the fast tests only).
+#   3. lint: ruff (rules and format) and mypy over orchestrator/ jobs/ workers/;
+#   4. the whole pytest suite (extra arguments go to pytest, e.g. `-m "not slow"` for the fast tests only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${LOWLOSS_VENV:-.venv}
@@ -16,6 +17,11 @@ quiet "$VENV/bin/pip" install -q --upgrade pip
 echo "== installing lowloss (torch 2.14.1 / torchvision 0.29.1, then the project with its test extra)"
 quiet "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
 quiet "$VENV/bin/pip" install -q ".[test]"
+
+echo "== lint (ruff check, ruff format --check, mypy)"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+"$VENV/bin/mypy"
 
 cluster_started=0
 if [[ -x slurm/testcluster.sh || -f slurm/testcluster.sh ]] && [[ "${LOWLOSS_NO_SLURM:-0}" != 1 ]]; then

@@ -33,6 +33,11 @@ class Executor:
 
     name = "base"
     capacity = 1  # units that may be active at once
+    keeps_running = False  # its jobs outlive the coordinator (a scheduler's), so stopping does not stop them
+
+    def detach_message(self, active: int, store: str) -> str:
+        """What to tell the user about units left running when the coordinator stops (``keeps_running``)."""
+        return f"{active} unit(s) keep running; `lowloss run` again re-attaches to them"
 
     def submit(self, batch: list[Submission]) -> None:
         raise NotImplementedError

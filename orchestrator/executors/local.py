@@ -28,7 +28,10 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, store_root: Path | str, jobs: int):
+        from ..store import Store
+
         self.store_root = Path(store_root)
+        self.store = Store(store_root)
         self.capacity = jobs
         self._procs: dict[str, subprocess.Popen] = {}
 
@@ -36,9 +39,7 @@ class LocalExecutor(Executor):
         env = dict(os.environ, LOWLOSS_EXECUTOR="local")
         for sub in batch:
             env["LOWLOSS_THREADS"] = str(sub.resources.cpus)
-            log = self.store_root / "logs" / "launcher.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "a") as fh:
+            with open(self.store.launcher_log(), "a") as fh:
                 self._procs[sub.uid] = subprocess.Popen(
                     [sys.executable, "-m", "lowloss.orchestrator.runtime", str(self.store_root), sub.uid],
                     stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, env=env, preexec_fn=_die_with_parent)

@@ -90,34 +90,44 @@ class SchedulerQuery:
                 return None
             raise subprocess.SubprocessError(f"sacct failed: {proc.stderr.strip()}")
         self.accounting = True
-        seen: dict[str, JobState] = {}
-        for line in proc.stdout.splitlines():
-            parts = line.split("|")
-            if len(parts) < 5:
-                continue
-            jid, state, node, elapsed, exit_code = parts[:5]
-            state = state.split()[0] if state else "UNKNOWN"
-            for one in expand_job_ids(jid):
-                seen[one] = JobState(one, state, node, elapsed, exit_code)
-        out = {}
-        for j in job_ids:
-            if j in seen:
-                out[j] = seen[j]
-            elif _base(j) in seen and "_" not in j:
-                out[j] = seen[_base(j)]
-            else:  # not yet in accounting (just submitted): ask squeue for this one
-                out[j] = JobState(j, "PENDING")
-        return out
+        return parse_sacct(proc.stdout, job_ids)
 
     def _squeue(self, job_ids: list[str]) -> dict[str, JobState]:
         bases = sorted({_base(j) for j in job_ids})
         proc = self._run(["squeue", "-h", "-r", "-o", "%i|%T|%N|%M", "-j", ",".join(bases)])
         if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
             raise subprocess.SubprocessError(f"squeue failed: {proc.stderr.strip()}")
-        seen = {}
-        for line in proc.stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) >= 4:
-                for one in expand_job_ids(parts[0]):
-                    seen[one] = JobState(one, parts[1], parts[2], parts[3])
-        return {j: seen.get(j, JobState(j, "ENDED")) for j in job_ids}
+        return parse_squeue(proc.stdout, job_ids)
+
+
+def parse_sacct(stdout: str, job_ids: list[str]) -> dict[str, JobState]:
+    """States of ``job_ids`` from ``sacct -X -n -P -o JobID,State,NodeList,Elapsed,ExitCode`` output."""
+    seen: dict[str, JobState] = {}
+    for line in stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) < 5:
+            continue
+        jid, state, node, elapsed, exit_code = parts[:5]
+        state = state.split()[0] if state else "UNKNOWN"  # "CANCELLED by 0" → CANCELLED
+        for one in expand_job_ids(jid):
+            seen[one] = JobState(one, state, node, elapsed, exit_code)
+    out = {}
+    for j in job_ids:
+        if j in seen:
+            out[j] = seen[j]
+        elif _base(j) in seen and "_" not in j:
+            out[j] = seen[_base(j)]
+        else:  # not yet in accounting (just submitted)
+            out[j] = JobState(j, "PENDING")
+    return out
+
+
+def parse_squeue(stdout: str, job_ids: list[str]) -> dict[str, JobState]:
+    """States of ``job_ids`` from ``squeue -h -r -o %i|%T|%N|%M`` output; a job not listed has ENDED."""
+    seen = {}
+    for line in stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 4:
+            for one in expand_job_ids(parts[0]):
+                seen[one] = JobState(one, parts[1], parts[2], parts[3])
+    return {j: seen.get(j, JobState(j, "ENDED")) for j in job_ids}

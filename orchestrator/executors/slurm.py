@@ -13,14 +13,13 @@ units again and each resumes from its last committed segment.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from ..atomic import atomic_write_json
+from ..store import Store
 from .base import Executor, Finished, Submission
 from .profiles import SiteProfile
 from .scheduler import SchedulerQuery
@@ -41,25 +40,25 @@ def slurm_entry(store_root: str, uids: list[str], threads: int) -> list[str]:
     return states
 
 
-def job_records(store_root: Path) -> list[dict]:
-    out = []
-    for path in sorted((Path(store_root) / "jobs").glob("*.json")):
-        try:
-            out.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def latest_tasks(store_root: Path) -> dict[str, str]:
     """uid → the array task job id that most recently ran (or runs) it."""
     latest: dict[str, tuple[float, str]] = {}
-    for rec in job_records(store_root):
-        for task, uids in rec["tasks"].items():
+    for rec in Store(store_root).job_records():
+        for task, uids in rec.get("tasks", {}).items():
             for uid in uids:
                 if uid not in latest or rec["submitted"] >= latest[uid][0]:
                     latest[uid] = (rec["submitted"], task)
     return {uid: task for uid, (_, task) in latest.items()}
+
+
+def job_output(store_root: Path, job_id: str) -> Path | None:
+    """The output file of a Slurm job (submitit names an array task's <array>_<task>_log.out, a lone job's
+    <job>_0_log.out), or None."""
+    folder = Store(store_root).scheduler_folder() / job_id.split("_")[0]
+    for candidate in (folder / f"{job_id}_log.out", folder / f"{job_id}_0_log.out"):
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def cancel_units(store_root: Path, uids: list[str] | None) -> list[str]:
@@ -73,10 +72,16 @@ def cancel_units(store_root: Path, uids: list[str] | None) -> list[str]:
 
 class SlurmExecutor(Executor):
     name = "slurm"
+    keeps_running = True
+
+    def detach_message(self, active: int, store: str) -> str:
+        return (f"{active} unit(s) keep running as Slurm jobs; `lowloss run` again re-attaches to them, "
+                f"`lowloss cancel {store}` stops them")
 
     def __init__(self, store_root: Path | str, profile: SiteProfile, array_parallelism: int | None = None,
                  units_per_job: int | None = None, poll_interval: float = 2.0):
         self.store_root = Path(store_root)
+        self.store = Store(store_root)
         self.profile = profile
         self.array_parallelism = array_parallelism or profile.model.defaults.array_parallelism
         self.units_per_job = units_per_job
@@ -90,7 +95,7 @@ class SlurmExecutor(Executor):
     def _executor(self, settings, kind: str):
         import submitit
 
-        ex = submitit.SlurmExecutor(folder=str(self.store_root / "slurm" / "%j"), max_num_timeout=1000)
+        ex = submitit.SlurmExecutor(folder=str(self.store.scheduler_folder() / "%j"), max_num_timeout=1000)
         extra = {"requeue": True}
         for line in settings.extra:
             key, _, value = line.lstrip("-").partition("=")
@@ -123,9 +128,8 @@ class SlurmExecutor(Executor):
                                     [settings.resources.cpus] * len(chunk))
                 tasks = {job.job_id: pack for job, pack in zip(jobs, chunk)}
                 array_id = jobs[0].job_id.split("_")[0]
-                atomic_write_json(self.store_root / "jobs" / f"{array_id}.json",
-                                  {"executor": "slurm", "kind": kind, "submitted": time.time(), "tasks": tasks,
-                                   "units_per_job": k})
+                self.store.write_job_record(array_id, {"executor": "slurm", "kind": kind, "submitted": time.time(),
+                                                       "tasks": tasks, "units_per_job": k})
                 self._tasks.update(tasks)
 
     # ------------------------------------------------------------------ follow

@@ -48,13 +48,15 @@ def test_uncommitted_unit_has_no_result_and_commit_is_last(tmp_path):
     store, w = _writer(tmp_path)
     w.write_segment(0, {"steps": [{"step": 0, "loss": 1.0}]})
     assert store.result(w.record.id) is None and store.state(w.record.id) == "pending"
-    digest = w.commit({"final": 1.0}, final={"w": torch.zeros(2)})
+    digest = w.commit({"final": 1.0}, {"final": {"w": torch.zeros(2)}})
     assert store.result(w.record.id) == {"final": 1.0} and store.state(w.record.id) == "done"
-    assert verify_unit(store, w.record.id) == (digest, [])
+    assert verify_unit(store, w.record.id) == (digest, [], [])
 
 
 def test_checkpoint_roundtrip_and_corrupt_checkpoint_is_ignored(tmp_path):
     _, w = _writer(tmp_path)
+    for i in range(5):
+        w.write_segment(i, {"steps": [{"step": i}]})
     w.write_checkpoint(3, {"a": torch.tensor([1.0, 2.0])}, {"step": 40})
     w.write_checkpoint(4, {"a": torch.tensor([3.0])}, {"step": 50})
     tensors, meta, segment = w.read_checkpoint()
@@ -63,7 +65,29 @@ def test_checkpoint_roundtrip_and_corrupt_checkpoint_is_ignored(tmp_path):
     assert len(list((w.dir / "checkpoint").glob("ckpt-*"))) == 1
     path = w.dir / "checkpoint" / "ckpt-000004.safetensors"
     path.write_bytes(b"g" * path.stat().st_size)  # same size, unreadable content
+    assert w.read_checkpoint() is None and "sha256" in w.discarded_checkpoint
+
+
+def test_checkpoint_with_one_flipped_tensor_byte_is_discarded(tmp_path):
+    """A flipped byte inside a tensor still loads as safetensors; only the recorded sha256 catches it."""
+    _, w = _writer(tmp_path)
+    w.write_segment(0, {"steps": [{"step": 0}]})
+    w.write_checkpoint(0, {"a": torch.arange(64, dtype=torch.float32)}, {"step": 1})
+    path = w.dir / "checkpoint" / "ckpt-000000.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    from safetensors.torch import load_file
+
+    assert load_file(str(path))["a"].shape == (64,)  # the damage is invisible to the loader
     assert w.read_checkpoint() is None
+    assert "differs from the sha256" in w.discarded_checkpoint
+
+
+def test_checkpoint_ahead_of_the_committed_segments_is_discarded(tmp_path):
+    _, w = _writer(tmp_path)
+    w.write_checkpoint(2, {"a": torch.zeros(1)}, {"step": 1})
+    assert w.read_checkpoint() is None and "not committed" in w.discarded_checkpoint
 
 
 def test_disk_full_mid_write_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypatch):

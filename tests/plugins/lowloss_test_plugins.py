@@ -5,7 +5,8 @@ import time
 
 from pydantic import Field
 
-from lowloss.jobs import Kind, Metric, StageParams, UnitDraft, register_kind
+from lowloss.jobs import (Metric, Plan, SimpleStage, StageKind, StageParams, UnitDraft, UnitKind, UnitParams,
+                          register_kind)
 from lowloss.jobs.base import Figure, Verdict, point_key
 
 
@@ -14,25 +15,102 @@ class CrashyStage(StageParams):
     fail_attempts: int = Field(default=1, ge=0, description="attempts that raise before one succeeds")
 
 
-class CrashyKind(Kind):
+class CrashyParams(UnitParams):
+    seed: int
+    fail_attempts: int
+
+
+class CrashyUnit(UnitKind):
     """Raises inside the unit on its first ``fail_attempts`` attempts, then commits a tiny result."""
 
     name = "crashy"
-    Params = CrashyStage
+    Params = CrashyParams
+    needs_torch = False
     metrics = (Metric("value", "value"),)
 
-    def expand(self, params, study, upstream):
-        return [UnitDraft(self.name, {"seed": s, "fail_attempts": params.fail_attempts}, {}, f"seed={s}")
-                for s in params.seeds]
-
-    def run(self, ctx):
-        ctx.write_segment(0, {"rows": [{"attempt_seen": 0, "seed": ctx.params["seed"]}]})
-        if ctx.attempt <= ctx.params["fail_attempts"]:
+    def run(self, ctx, p):
+        ctx.write_segment(0, {"rows": [{"attempt_seen": 0, "seed": p.seed}]})
+        if ctx.attempt <= p.fail_attempts:
             raise RuntimeError(f"boom on attempt {ctx.attempt}")
-        ctx.commit({"value": float(ctx.params["seed"])})
+        ctx.commit({"value": float(p.seed)})
 
 
-register_kind(CrashyKind())
+class CrashyStageKind(SimpleStage):
+    name = "crashy"
+    Table = CrashyStage
+    unit_kinds = ("crashy",)
+
+    def drafts(self, table, study, view):
+        return [UnitDraft("crashy", CrashyParams(seed=s, fail_attempts=table.fail_attempts), {}, f"seed={s}")
+                for s in table.seeds]
+
+
+register_kind(CrashyUnit())
+register_kind(CrashyStageKind())
+
+
+# ---------------------------------------------------------------------- grow: a planner that reads its own results
+
+class GrowStage(StageParams):
+    """Adds one unit at a time, each from the previous one's result, until a result reaches ``target``."""
+
+    start: float = 1.0
+    factor: float = Field(default=2.0, gt=1)
+    target: float = 20.0
+    pause_s: float = Field(default=0.0, ge=0, description="sleep inside each unit")
+    fail_round: int = Field(default=-1, description="the round whose unit raises")
+    wait_on_failures: bool = Field(default=False, description="a buggy planner: waits for a failed unit's result")
+
+
+class GrowParams(UnitParams):
+    round: int
+    value: float
+    pause_s: float = 0.0
+    fail: bool = False
+
+
+class GrowUnit(UnitKind):
+    name = "grow"
+    Params = GrowParams
+    needs_torch = False
+    metrics = (Metric("value", "value"),)
+
+    def run(self, ctx, p):
+        time.sleep(p.pause_s)
+        if p.fail:
+            raise RuntimeError(f"round {p.round} fails by request")
+        previous = ctx.input_result("previous")["value"] if p.round > 0 else None
+        ctx.write_segment(0, {"rows": [{"round": p.round, "value": p.value, "previous": previous}]})
+        ctx.commit({"round": p.round, "value": p.value})
+
+
+class GrowStageKind(StageKind):
+    name = "grow"
+    Table = GrowStage
+    unit_kinds = ("grow",)
+
+    def plan(self, table, study, view):
+        own = view.units()
+        drafts = [UnitDraft("grow", u.params, dict(u.inputs), u.label) for u in own]
+        if not own:
+            drafts.append(UnitDraft("grow", GrowParams(round=0, value=table.start, pause_s=table.pause_s,
+                                                       fail=table.fail_round == 0), {}, "round=0"))
+            return Plan(drafts, open=True, note="round 0 planned")
+        last = own[-1]
+        result = view.result(last.id)
+        if result is None:
+            gave_up = view.failed(last.id) and not table.wait_on_failures
+            return Plan(drafts, open=not gave_up, note=f"{len(own)} rounds, waiting for round {len(own) - 1}")
+        if result["value"] >= table.target:
+            return Plan(drafts, open=False, note=f"reached {result['value']} in {len(own)} rounds")
+        nxt = GrowParams(round=result["round"] + 1, value=result["value"] * table.factor, pause_s=table.pause_s,
+                         fail=table.fail_round == result["round"] + 1)
+        drafts.append(UnitDraft("grow", nxt, {"previous": last.id}, f"round={nxt.round}"))
+        return Plan(drafts, open=True, note=f"{len(own) + 1} rounds planned")
+
+
+register_kind(GrowUnit())
+register_kind(GrowStageKind())
 
 
 # ---------------------------------------------------------------------- toy_path: path-style rows and points
@@ -98,14 +176,32 @@ def _draw_variance(ax, data):
     ax.legend(fontsize=7, ncol=2)
 
 
-class ToyPathKind(Kind):
+class ToyPathParams(UnitParams):
+    seed: int
+    lr: float
+    iterations: int
+    segment_iterations: int
+    point_stride: int
+    eval_every: int
+    step_fraction: float
+    threshold: float
+    pause_s: float
+    phase: int | None = None
+    phases: int | None = None
+
+    def canonical(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ToyPathKind(UnitKind):
     """A small LLPF-shaped path between two low-loss points of a tiny real network: each iteration moves every layer a
     fraction of the way to the destination D, then takes SGD steps on the training loss. Rows like an LLPF M2M unit's
     (iteration, loss, rolling_loss, dist.<tensor>, var.<tensor>, step, lr, test_loss/test_acc every eval_every
     iterations, null otherwise) and points every point_stride iterations."""
 
     name = "toy_path"
-    Params = ToyPathStage
+    Params = ToyPathParams
+    outputs = ("final",)
     tables = ("path",)
     metrics = (Metric("max_train_loss", "max train loss"), Metric("final_dist", "final layer distance to D"),
                Metric("test_loss_start", "test loss at start"), Metric("test_loss_end", "test loss at end"),
@@ -128,7 +224,16 @@ class ToyPathKind(Kind):
                xlabel="iteration", ylabel="variance of the layer's weights", draw=_draw_variance),
     )
 
-    def expand(self, params, study, upstream):
+    def run(self, ctx, p):
+        _run_toy_path(ctx, p.canonical())
+
+
+class ToyPathStageKind(SimpleStage):
+    name = "toy_path"
+    Table = ToyPathStage
+    unit_kinds = ("toy_path",)
+
+    def drafts(self, params, study, view):
         keys = ("iterations", "segment_iterations", "point_stride", "eval_every", "step_fraction", "threshold",
                 "pause_s")
         drafts = []
@@ -137,16 +242,17 @@ class ToyPathKind(Kind):
                 previous = None
                 for k in range(1, params.phases + 1):  # phase k continues phase k-1 (like LLPF's chained phases)
                     extra = {"phase": k, "phases": params.phases} if params.phases > 1 else {}
-                    previous = UnitDraft(self.name, {"seed": s, "lr": lr, **{n: getattr(params, n) for n in keys},
+                    previous = UnitDraft("toy_path", {"seed": s, "lr": lr, **{n: getattr(params, n) for n in keys},
                                                      **extra}, {"start": previous} if previous else {},
                                          f"seed={s} lr={lr}" + (f" phase={k}" if extra else ""))
                     drafts.append(previous)
         return drafts
 
-    def run(self, ctx):
+
+def _run_toy_path(ctx, p: dict) -> None:
+    if True:
         import torch
 
-        p = ctx.params
         train, test = _toy_data()
         dest = _toy_mode(p["seed"] + 1000, train)
         point = ctx.input_final_state("start") if p.get("phase", 1) > 1 else _toy_mode(p["seed"], train)
@@ -193,3 +299,87 @@ class ToyPathKind(Kind):
 
 
 register_kind(ToyPathKind())
+register_kind(ToyPathStageKind())
+
+
+# ---------------------------------------------------------------------- emit / consume: named outputs, points, rows
+
+class EmitStage(StageParams):
+    seeds: list[int] = [0, 1]
+    fail_seeds: list[int] = []
+
+
+class EmitParams(UnitParams):
+    seed: int
+    fail: bool = False
+
+
+class EmitUnit(UnitKind):
+    """Commits a tensor set ``directions``, its ``final`` state and two stored points (steps 1 and 2)."""
+
+    name = "emit"
+    Params = EmitParams
+    outputs = ("final", "directions")
+    needs_torch = False
+
+    def run(self, ctx, p):
+        import torch
+
+        if p.fail:
+            raise RuntimeError(f"emit seed {p.seed} fails by request")
+        base = torch.arange(4, dtype=torch.float32) + p.seed
+        ctx.write_segment(0, {"rows": [{"seed": p.seed, "step": s} for s in (1, 2)]},
+                          {point_key("w", s): base * s for s in (1, 2)})
+        ctx.commit({"seed": p.seed}, final={"w": base}, outputs={"directions": {"d": -base}})
+
+
+class ConsumeStage(StageParams):
+    from_: list[str] = Field(alias="from")
+
+
+class ConsumeParams(UnitParams):
+    seeds: tuple[int, int]
+
+
+class ConsumeUnit(UnitKind):
+    """Reads, from two inputs of two stages, a named output, a stored point and committed rows."""
+
+    name = "consume"
+    Params = ConsumeParams
+    needs_torch = False
+
+    def run(self, ctx, p):
+        d = ctx.input_tensors("dirs")["d"]
+        point = ctx.input_tensors("point")["w"]
+        final = ctx.input_final_state("dirs")["w"]
+        rows = ctx.input_rows("point", "rows").to_pylist()
+        steps = [s for s, _ in ctx.input_points("point")]
+        ctx.commit({"d_sum": float(d.sum()), "point_sum": float(point.sum()), "final_sum": float(final.sum()),
+                    "rows": len(rows), "point_steps": steps})
+
+
+class ConsumeStageKind(StageKind):
+    name = "consume"
+    Table = ConsumeStage
+    unit_kinds = ("consume",)
+    needs_input_stage = True
+    many_inputs = True
+
+    def plan(self, table, study, view):
+        first, second = table.from_
+        if view.is_open(first) or view.is_open(second):
+            return Plan([], open=True, note="waiting for its inputs")
+        a, b = view.units(first)[0], view.units(second)[-1]
+        from lowloss.jobs import Ref
+
+        return Plan([UnitDraft("consume", ConsumeParams(seeds=(a.params["seed"], b.params["seed"])),
+                               {"dirs": Ref(a.id, "directions"), "point": Ref(b.id, "point:2")}, "combo")])
+
+
+register_kind(EmitUnit())
+register_kind(ConsumeUnit())
+register_kind(type("EmitStageKind", (SimpleStage,), {
+    "name": "emit", "Table": EmitStage, "unit_kinds": ("emit",),
+    "drafts": lambda self, table, study, view: [
+        UnitDraft("emit", EmitParams(seed=s, fail=s in table.fail_seeds), {}, f"seed={s}") for s in table.seeds]})())
+register_kind(ConsumeStageKind())

@@ -1,0 +1,172 @@
+"""Planning, fast and in-process: unit ids, static and dynamic stages, a planner reading its own results, several
+input stages, incremental re-planning, the expansion bound."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import spec_text
+from lowloss.orchestrator.graph import Planner, plan_study, unit_id
+from lowloss.orchestrator.spec import SpecError, parse_spec
+
+GROW = """
+    [[stages]]
+    name = "grow"
+    kind = "grow"
+    start = 1.0
+    factor = 2.0
+    target = 20.0
+"""
+
+
+def _study(stages: str, **kw):
+    return parse_spec(spec_text(stages=stages, **kw))
+
+
+def test_unit_ids_are_content_hashes_of_kind_version_params_inputs():
+    a = unit_id("train", 1, {"seed": 0, "x": [1, 2]}, {})
+    assert a == unit_id("train", 1, {"x": [1, 2], "seed": 0}, {})  # key order does not matter
+    assert len(a) == 20 and all(c in "0123456789abcdef" for c in a)
+    assert a != unit_id("train", 2, {"seed": 0, "x": [1, 2]}, {})
+    assert a != unit_id("train", 1, {"seed": 1, "x": [1, 2]}, {})
+    assert a != unit_id("train", 1, {"seed": 0, "x": [1, 2]}, {"a": "f" * 20})
+
+
+def test_default_study_ids_are_those_of_the_released_format():
+    """The embedded default's units keep the ids they had before core v2 (their params did not change)."""
+    from lowloss.orchestrator.cli import resolve_spec
+
+    planner = plan_study(resolve_spec(None))
+    modes = {u.label: u.id for u in planner.stage_units("modes")}
+    assert modes["seed=0"].startswith("51b7627076") and modes["seed=1"].startswith("e49c86a455")
+    assert len(planner.stage_units("lmc")) == 6 and not planner.open_stages()
+
+
+def test_static_stages_plan_once_and_close():
+    planner = plan_study(_study(None))
+    assert [len(planner.stage_units(s)) for s in ("modes", "lmc")] == [2, 1]
+    assert planner.open_stages() == []
+    calls = planner.plan_calls
+    assert planner.finished(planner.stage_units("modes")[0].id) == []
+    assert planner.plan_calls == calls  # closed stages are never planned again
+
+
+def test_to_best_waits_for_every_mode_then_pairs_with_the_best():
+    stages = """
+        [[stages]]
+        name = "modes"
+        kind = "train"
+
+        [[stages]]
+        name = "lmc"
+        kind = "interpolate"
+        from = "modes"
+        pairs = "to_best"
+    """
+    results: dict[str, dict] = {}
+    planner = Planner(_study(stages, seeds="[0, 1, 2]"), results.get)
+    planner.settle()
+    modes = planner.stage_units("modes")
+    assert planner.stage_units("lmc") == [] and planner.open_stages() == ["lmc"]
+    for loss, unit in zip([0.3, 0.1], modes):
+        results[unit.id] = {"final_train_loss": loss}
+        assert planner.finished(unit.id) == []
+    results[modes[2].id] = {"final_train_loss": 0.2}
+    new = planner.finished(modes[2].id)
+    assert sorted(u.params["pair"] for u in new) == [[1, 0], [1, 2]]  # seed 1 has the lowest loss
+    assert planner.open_stages() == []
+
+
+def test_a_planner_reads_its_own_results_round_by_round():
+    results: dict[str, dict] = {}
+    planner = Planner(_study(GROW), results.get)
+    assert [u.params["round"] for u in planner.settle()] == [0]
+    rounds = []
+    while planner.open_stages():
+        last = planner.stage_units("grow")[-1]
+        results[last.id] = {"round": last.params["round"], "value": last.params["value"]}
+        rounds.append([u.params["value"] for u in planner.finished(last.id)])
+    assert rounds == [[2.0], [4.0], [8.0], [16.0], [32.0], []]  # closes once a result reaches 20
+    assert planner.stages["grow"].note.startswith("reached 32.0")
+
+
+def test_a_restarted_planner_reaches_the_same_units_from_the_committed_results():
+    results: dict[str, dict] = {}
+    first = Planner(_study(GROW), results.get)
+    first.settle()
+    for _ in range(3):
+        last = first.stage_units("grow")[-1]
+        results[last.id] = {"round": last.params["round"], "value": last.params["value"]}
+        first.finished(last.id)
+    again = Planner(_study(GROW), results.get)
+    again.settle()  # one call: plans round by round over what is committed, to a fixed point
+    assert [u.id for u in again.stage_units("grow")] == [u.id for u in first.stage_units("grow")]
+    assert again.open_stages() == ["grow"]
+
+
+def test_a_planner_that_never_closes_is_shown_open_with_its_note():
+    planner = plan_study(_study(GROW))
+    doc = planner.document()
+    (stage,) = doc["stages"]
+    assert stage["open"] is True and stage["note"] == "round 0 planned" and stage["kind"] == "grow"
+    assert stage["units"][0]["kind"] == "grow"
+
+
+def test_several_input_stages_and_named_outputs_as_inputs():
+    stages = """
+        [[stages]]
+        name = "a"
+        kind = "emit"
+        seeds = [0, 1]
+
+        [[stages]]
+        name = "b"
+        kind = "emit"
+        seeds = [5, 6]
+
+        [[stages]]
+        name = "both"
+        kind = "consume"
+        from = ["a", "b"]
+    """
+    planner = plan_study(_study(stages))
+    (combo,) = planner.stage_units("both")
+    a0, b6 = planner.stage_units("a")[0], planner.stage_units("b")[-1]
+    assert combo.inputs == {"dirs": f"{a0.id}:directions", "point": f"{b6.id}:point:2"}
+    assert combo.input_ids == (a0.id, b6.id)
+
+
+def test_from_must_name_earlier_stages_that_produce_what_the_stage_reads():
+    bad = """
+        [[stages]]
+        name = "c"
+        kind = "crashy"
+
+        [[stages]]
+        name = "lmc"
+        kind = "interpolate"
+        from = "c"
+    """
+    with pytest.raises(SpecError) as err:
+        _study(bad)
+    assert "stages[1].from = 'c'" in str(err.value) and "'final'" in str(err.value) and "'train'" in str(err.value)
+
+
+def test_a_study_that_would_expand_past_the_bound_is_an_edge_error_before_anything_is_made():
+    stages = """
+        [[stages]]
+        name = "modes"
+        kind = "train"
+
+        [[stages]]
+        name = "lmc"
+        kind = "interpolate"
+        from = "modes"
+        pairs = "all"
+    """
+    study = parse_spec(spec_text(stages=stages, seeds="{ start = 0, count = 100000 }"))
+    with pytest.raises(SpecError) as err:
+        plan_study(study)
+    assert "4,999,950,000" in str(err.value) and "run.max_units" in str(err.value)
+    small = parse_spec(spec_text(stages=stages, seeds="{ start = 0, count = 30 }", run_extra="max_units = 400"))
+    with pytest.raises(SpecError, match="435"):
+        plan_study(small)
