@@ -503,8 +503,8 @@ def test_pca_projection_equals_numpy_svd_of_raw_points(toy_store):
         for marker in sorted((unit / "segments").glob("[0-9]*.json")):
             m = json.loads(marker.read_text())
             tensors = load_file(str(unit / f"points/{m['name']}.safetensors"))
-            for step in sorted({int(k.rsplit("@", 1)[1]) for k in tensors}):
-                rows.append(tensors[f"layer1.weight@{step}"].reshape(-1))
+            for step in sorted({int(k[2:10]) for k in tensors}):  # keys it<8-digit step>.<tensor>
+                rows.append(tensors[f"it{step:08d}.layer1.weight"].reshape(-1))
                 owners.append((uid, step))
     X = np.vstack(rows).astype(np.float64)
     X -= X.mean(axis=0)
