@@ -55,3 +55,27 @@ def test_version_prints_the_installed_version():
 
     proc = run_cli("--version", check=True)
     assert proc.stdout.strip() == f"lowloss {version('lowloss')}"
+
+
+def test_report_seams_api_and_summary_import_neither_each_other_nor_the_drawing():
+    """Issue 9 item 8: the store view (api), the statistics (summary) and the figures' data import no drawing code,
+    and api and summary do not import each other."""
+    import ast
+    from pathlib import Path
+
+    import lowloss.orchestrator as pkg
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((Path(pkg.__file__).parent / f"{module}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                found.add(("." * node.level) + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        return found
+
+    assert not {".summary", "lowloss.orchestrator.summary"} & imports("api")
+    assert not {".api", "lowloss.orchestrator.api"} & imports("summary")
+    for module in ("api", "summary", "figure_data"):
+        assert not any(name.startswith(("matplotlib", ".figures")) for name in imports(module)), module
