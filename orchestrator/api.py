@@ -121,7 +121,8 @@ class StudyView:
 
     def stages(self, names: Iterable[str] | None = None) -> list[StageView]:
         """The stages of the latest plan (all, or those named, in plan order)."""
-        views = [StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]), tuple(u["label"] for u in s["units"]))
+        views = [StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]),
+                           tuple(u["label"] for u in s["units"]))
                  for s in self.store.plan().get("stages", [])]
         if names is None:
             return views
@@ -129,7 +130,8 @@ class StudyView:
         known = {v.name for v in views}
         for name in wanted:
             if name not in known:
-                raise SpecError("--stage", name, f"no such stage in this study; stages: {', '.join(sorted(known)) or '(none yet)'}")
+                raise SpecError("--stage", name,
+                                f"no such stage in this study; stages: {', '.join(sorted(known)) or '(none yet)'}")
         return [v for v in views if v.name in wanted]
 
     def stage(self, name: str) -> StageView:
@@ -327,7 +329,8 @@ class StudyView:
         for marker in markers:
             rel = f"points/{marker['name']}.safetensors"
             if rel in marker["files"]:
-                names = [split_point_key(k)[0] for k, info in safetensors_header(d / rel).items() if info["dtype"] in _FLOATS]
+                names = [split_point_key(k)[0] for k, info in safetensors_header(d / rel).items()
+                         if info["dtype"] in _FLOATS]
                 return [n for n in dict.fromkeys(names)
                         if tensors is None or any(fnmatch.fnmatchcase(n, p) for p in tensors)]
         return []
@@ -508,4 +511,5 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-__all__ = ["SPEC_NAMES", "CombinedView", "StageView", "StudyView", "flatten", "hashable", "open_study", "table_from_rows"]
+__all__ = ["SPEC_NAMES", "CombinedView", "StageView", "StudyView", "flatten", "hashable", "open_study",
+           "table_from_rows"]

@@ -21,8 +21,23 @@ from lowloss import jobs
 from lowloss.jobs.base import Figure
 
 from .api import StageView, StudyView
-from .figure_data import (FEW_CURVES, FEW_PANELS, HIGHLIGHT, MAX_COLOURED, Series, downsample, farthest,
-                          figure_data, group_name, is_pattern, layer_of, pair_rows, pca_data, paths_of, result_values)
+from .figure_data import (
+    FEW_CURVES,
+    FEW_PANELS,
+    HIGHLIGHT,
+    MAX_COLOURED,
+    Series,
+    downsample,
+    farthest,
+    figure_data,
+    group_name,
+    is_pattern,
+    layer_of,
+    pair_rows,
+    paths_of,
+    pca_data,
+    result_values,
+)
 from .summary import group_order
 
 DPI = 150

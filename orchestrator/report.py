@@ -38,7 +38,8 @@ def progress_lines(study: StudyView, stages: Sequence[str] | None = None) -> lis
         done, total = study.progress(view.name)
         missing = total - done
         lines.append(f"stage {view.name} ({view.kind}): {done} of {total} unit(s) committed"
-                     + (f"; {missing} still missing (running, pending or failed) — not in the numbers yet" if missing else ""))
+                     + (f"; {missing} still missing (running, pending or failed) — not in the numbers yet"
+                        if missing else ""))
     return lines
 
 
@@ -104,7 +105,7 @@ def to_latex(rows: list[dict], by: Sequence[str], title: str, notes: Sequence[st
         previous = row["stage"]
         cells_ = _display(row, by, pm=" PLUSMINUS ")
         shown = []
-        for i, cell in enumerate(cells_):
+        for cell in cells_:
             text = latex_escape(cell)
             if " PLUSMINUS " in cell:
                 mean, std = cell.split(" PLUSMINUS ")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
 from conftest import run_cli, spec_text
+
 from lowloss.orchestrator.spec import SpecError, parse_spec
 
 BOTH_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with N ≥ 1"

@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import cli_env, run_cli, spec_text
 
 # ---------------------------------------------------------------------- raw readers (independent of the report code)
@@ -61,7 +60,8 @@ def barrier(values: list[float], alphas: list[float]) -> float:
 
 
 def sample_stats(values: list[float]) -> dict:
-    return {"n": len(values), "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    return {"n": len(values), "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values)}
 
 
@@ -131,7 +131,8 @@ def test_summary_equals_independent_computation_from_raw_rows(default_store):
     # lmc: the barrier max_α L(α) − [(1−α)L(0) + αL(1)] recomputed from each unit's line rows
     lines = [sorted(raw_rows(u, "line"), key=lambda r: r["alpha"]) for u in raw_units(store, "interpolate")]
     assert len(lines) == 6 and all(len(line) == 11 for line in lines)
-    for key, values in (("barrier_train_loss", lambda r: r["train_loss"]), ("barrier_test_loss", lambda r: r["test_loss"]),
+    for key, values in (("barrier_train_loss", lambda r: r["train_loss"]),
+                        ("barrier_test_loss", lambda r: r["test_loss"]),
                         ("barrier_test_acc", lambda r: -r["test_acc"])):
         expect = sample_stats([barrier([values(r) for r in line], [r["alpha"] for r in line]) for line in lines])
         got = rows[("lmc", key)]
@@ -240,7 +241,8 @@ def test_by_groups_metrics_and_verdicts_of_real_path_units(toy_store):
         mine = {r["metric"]: r for r in rows if float(r["lr"]) == lr}
         expect = sample_stats([r["max_train_loss"] for r in group])
         assert mine["max_train_loss"]["n"] == "3"
-        assert close(mine["max_train_loss"]["mean"], expect["mean"]) and close(mine["max_train_loss"]["std"], expect["std"])
+        assert close(mine["max_train_loss"]["mean"], expect["mean"])
+        assert close(mine["max_train_loss"]["std"], expect["std"])
         for verdict in ("below_threshold", "reached", "test_recovered"):
             k = sum(1 for r in group if r[verdict])
             assert mine[verdict]["type"] == "verdict"
@@ -281,7 +283,8 @@ def test_bad_by_or_format_is_one_line_exit_2(default_store, tmp_path):
 def test_bad_format_or_not_a_store_is_one_line_exit_2(tmp_path):
     proc = run_cli("report", tmp_path, "--format", "xls")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "lowloss: error: --format = 'xls': unknown table format; allowed: md, csv, parquet, latex"
+    assert proc.stderr.strip() == ("lowloss: error: --format = 'xls': unknown table format; "
+                                   "allowed: md, csv, parquet, latex")
     proc = run_cli("report", tmp_path / "nothing")
     assert proc.returncode == 2 and "not a lowloss store" in proc.stderr and "\n" not in proc.stderr.strip()
 
@@ -311,7 +314,8 @@ def test_api_rows_results_and_params(default_store):
     from lowloss.orchestrator.api import open_study
 
     study = open_study(store)
-    assert [(s.name, s.kind, len(s.units)) for s in study.stages()] == [("modes", "train", 4), ("lmc", "interpolate", 6)]
+    assert [(s.name, s.kind, len(s.units)) for s in study.stages()] == [("modes", "train", 4),
+                                                                        ("lmc", "interpolate", 6)]
     evals = study.rows("modes", "evals")
     for col in ("stage", "unit", "label", "param.seed", "param.model.name", "param.train.lr", "epoch", "test_loss"):
         assert col in evals.column_names
@@ -519,7 +523,8 @@ def test_pca_projection_equals_numpy_svd_of_raw_points(toy_store):
     for k in range(2):  # principal components are defined up to sign
         sign = np.sign(expect[:, k] @ got[:, k])
         np.testing.assert_allclose(got[:, k], sign * expect[:, k], rtol=1e-6, atol=1e-9)
-    assert math.isclose(sum(data["layer1.weight"]["explained"]), float((s[:2] ** 2).sum() / (s ** 2).sum()), rel_tol=1e-9)
+    explained = float((s[:2] ** 2).sum() / (s ** 2).sum())
+    assert math.isclose(sum(data["layer1.weight"]["explained"]), explained, rel_tol=1e-9)
 
 
 # ---------------------------------------------------------------------- aggregation helpers (fast)
