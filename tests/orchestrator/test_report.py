@@ -802,7 +802,7 @@ def test_headline_table_and_pca_destination_equal_the_raw_files(pair_store, tmp_
     # D in the PCA figure: the destination mode's final state, projected on the principal axes of the path points
     study = open_study(pair_store)
     view = study.stage("m2m")
-    spec = next(f for f in jobs.get_kind("m2m").figures if f.style == "pca")
+    spec = next(f for f in jobs.get_kind("m2m_phase").figures if f.style == "pca")
     data = pca_data(study, view, spec, list(view.units))
     assert "fc1.weight" in data and not any("running" in n for n in data)
     rows = []
