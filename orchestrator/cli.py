@@ -16,7 +16,7 @@ from rich.table import Table
 
 from .executors.base import ExecutorError
 from .spec import SpecError, Study, check_data, load_spec, parse_spec
-from .store import DamagedError, Store, StoreError, split_ref, verify_unit
+from .store import DamagedError, Store, StoreError, StoreFullError, split_ref, verify_unit
 
 DEFAULT_RECIPE = "digits-default"
 
@@ -372,7 +372,11 @@ def cmd_show(args) -> int:
     out.print("  params: " + json.dumps(rec.params, sort_keys=True))
     for role, inp in rec.inputs.items():
         out.print(f"  input {role}: {inp} ({store.state(split_ref(inp)[0])})")
-    segs = store.segments(uid)
+    try:
+        segs = store.segments(uid)
+    except DamagedError as exc:
+        out.print(f"  [red]damaged[/red]: {exc.problem}; `lowloss resume {store.root} --repair` runs it again")
+        segs = []
     shown = segs[-args.last:] if args.last else segs
     out.print(f"  segments: {len(segs)} committed" + (f" (the last {len(shown)}; --last 0 shows all)"
                                                        if len(shown) < len(segs) else ""))
@@ -403,12 +407,16 @@ def cmd_verify(args) -> int:
     corrupt = 0
     notes = 0
     report = []
-    for uid in store.unit_ids():
-        rec = store.unit(uid)
-        digest, damage, leftovers = verify_unit(store, uid, rec.kind)
-        report.append({"unit": uid, "kind": rec.kind, "digest": digest, "damage": damage})
+    for uid, kind in store.unit_dirs():
+        digest, damage, leftovers = verify_unit(store, uid, kind)
+        try:
+            store.unit(uid, kind)
+        except DamagedError as exc:
+            damage.insert(0, exc.problem)
+            digest = None
+        report.append({"unit": uid, "kind": kind, "digest": digest, "damage": damage})
         if digest is not None:
-            out.print(f"{uid}  {rec.kind:<12} {digest}")
+            out.print(f"{uid}  {kind:<12} {digest}")
         for p in damage:
             corrupt += 1
             out.print(f"[red]CORRUPT[/red] {uid} {p}")
@@ -632,6 +640,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ExecutorError as exc:
         print(f"lowloss: error: {exc}", file=sys.stderr)
+        return 1
+    except StoreFullError as exc:
+        store = getattr(locals().get("args"), "store", None) or "STORE"
+        print(f"lowloss: error: {exc.strerror or exc}; committed work is intact — free space or raise the quota, "
+              f"then `lowloss resume {store}`", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         store = getattr(locals().get("args"), "store", None) or "STORE"

@@ -21,7 +21,7 @@ from .executors.base import ExecutorError
 from .graph import Planner, Unit
 from .progress import Reporter
 from .spec import Study
-from .store import DamagedError, Store, StoreFullError
+from .store import DamagedError, Store, StoreFullError, verify_unit
 
 PLAN_WRITE_INTERVAL_S = 1.0
 
@@ -125,8 +125,9 @@ class Coordinator:
                 self._make_ready(uid)
 
     def _repair(self, units: list[Unit]) -> None:
-        """--repair: damaged units, and every committed unit planned downstream of them, are moved aside."""
-        damaged = [u for u in units if u.id not in self._state and self.store.is_damaged(u.id, u.kind)]
+        """--repair: damaged units (every committed file checked against its marker, as `verify` does), and every
+        committed unit planned downstream of them, are moved aside."""
+        damaged = [u for u in units if u.id not in self._state and self._damaged(u)]
         if not damaged:
             return
         users: dict[str, list[Unit]] = {}
@@ -148,6 +149,20 @@ class Coordinator:
                 self.outcome.repaired.append(u.id)
                 self.reporter.note(u, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again")
             todo.extend(users.get(u.id, []))
+
+    def _damaged(self, unit: Unit) -> bool:
+        if not self.store.unit_dir(unit.id, unit.kind).exists():
+            return False
+        if self.store.is_damaged(unit.id, unit.kind):
+            return True
+        if not self.store.is_committed(unit.id, unit.kind):
+            return False
+        _, damage, _ = verify_unit(self.store, unit.id, unit.kind)
+        try:
+            self.store.unit(unit.id, unit.kind)
+        except DamagedError:
+            return True
+        return bool(damage)
 
     def _make_ready(self, uid: str) -> None:
         self._state[uid] = "ready"

@@ -12,24 +12,16 @@ coordinator restart the planner reaches the same units again by planning to a fi
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from lowloss import jobs
 from lowloss.jobs import ExpansionTooLarge, PlannedUnit, Ref, UnitDraft
 
-from .atomic import canonical_json
 from .spec import SpecError, Study
-from .store import UnitRecord, split_ref
+from .store import UnitRecord, split_ref, unit_id
 
-ID_LENGTH = 20
 MAX_ROUNDS = 100_000  # plan calls of one stage in one settling pass; more means a planner that never settles
-
-
-def unit_id(kind: str, version: int, params: dict, inputs: dict) -> str:
-    payload = canonical_json({"kind": kind, "version": version, "params": params, "inputs": inputs})
-    return hashlib.sha256(payload.encode()).hexdigest()[:ID_LENGTH]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -58,6 +57,7 @@ from .atomic import (TEMP_PREFIX, StoreFullError, atomic_save_tensors, atomic_wr
                      canonical_json, read_json, sha256_file)
 
 FORMAT = 2
+ID_LENGTH = 20
 SEGMENT_DIGITS = 6
 COMMIT = "COMMIT.json"
 FINAL = "final.safetensors"
@@ -96,6 +96,12 @@ class UnitRecord:
     @classmethod
     def from_json(cls, obj: dict) -> "UnitRecord":
         return cls(obj["id"], obj["kind"], obj["version"], obj["params"], obj["inputs"])
+
+
+def unit_id(kind: str, version: int, params: dict, inputs: dict) -> str:
+    """A unit's id: the content hash of (kind, kind version, canonical params, input references)."""
+    payload = canonical_json({"kind": kind, "version": version, "params": params, "inputs": inputs})
+    return hashlib.sha256(payload.encode()).hexdigest()[:ID_LENGTH]
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -253,7 +259,23 @@ class Store:
             atomic_write_json(path, record.to_json())
 
     def unit(self, uid: str, kind: str | None = None) -> UnitRecord:
-        return UnitRecord.from_json(read_json(self.unit_dir(uid, kind) / "unit.json"))
+        """The unit's record; its content must hash to its id (a damaged unit.json is never run or read)."""
+        path = self.unit_dir(uid, kind) / "unit.json"
+        try:
+            record = UnitRecord.from_json(read_json(path))
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+            raise DamagedError(self, uid, "unit.json is unreadable") from None
+        if record.id != uid or unit_id(record.kind, record.version, record.params, record.inputs) != uid:
+            raise DamagedError(self, uid, "unit.json does not hash to the unit's id (its params were changed)")
+        return record
+
+    def unit_dirs(self) -> list[tuple[str, str]]:
+        """(unit id, kind) of every unit directory that has a unit.json, by id."""
+        out = []
+        for p in (self.root / "units").glob("kind=*/unit=*"):
+            if (p / "unit.json").exists():
+                out.append((p.name[len("unit="):], p.parent.name[len("kind="):]))
+        return sorted(out)
 
     def unit_ids(self) -> list[str]:
         return sorted(p.name[len("unit="):] for p in (self.root / "units").glob("kind=*/unit=*") if (p / "unit.json").exists())
@@ -309,10 +331,10 @@ class Store:
         return path
 
     def result(self, uid: str, kind: str | None = None) -> dict | None:
-        """The unit's result if it is committed (its size checked against the marker), else None."""
+        """The unit's result if it is committed (its size and sha256 checked against the marker), else None."""
         if self.commit_record(uid, kind) is None:
             return None
-        path = self._checked_file(uid, kind, RESULT, digest=False)
+        path = self._checked_file(uid, kind, RESULT, digest=True)
         try:
             return read_json(path)
         except (ValueError, UnicodeDecodeError):
@@ -330,15 +352,24 @@ class Store:
     def segments(self, uid: str, kind: str | None = None) -> list[dict]:
         """Markers of the committed segments, in order (an unreadable marker is no segment)."""
         d = self.unit_dir(uid, kind) / "segments"
+        commit = self.commit_record(uid, kind)
+        recorded = commit.get("segments") if commit else None  # a committed unit's markers are checked against it
         if not d.is_dir():
+            if recorded:
+                raise DamagedError(self, uid, f"segments/ is missing ({len(recorded)} markers recorded at commit)")
             return []
         out = []
-        for p in sorted(d.glob("*.json")):
-            if p.name.startswith(TEMP_PREFIX):
-                continue
+        paths = [p for p in sorted(d.glob("*.json")) if not p.name.startswith(TEMP_PREFIX)]
+        if recorded is not None and sorted(p.name for p in paths) != sorted(recorded):
+            raise DamagedError(self, uid, f"segments/ holds {len(paths)} markers, {len(recorded)} were committed")
+        for p in paths:
+            if recorded is not None and sha256_file(p) != recorded[p.name]:
+                raise DamagedError(self, uid, f"segments/{p.name} differs from the sha256 its commit marker recorded")
             marker = self._read_optional(p)
-            if isinstance(marker, dict) and isinstance(marker.get("files"), dict):
-                out.append(marker)
+            if not (isinstance(marker, dict) and isinstance(marker.get("files"), dict) and "name" in marker):
+                # markers are written atomically: an unreadable one was damaged after the fact, never half-written
+                raise DamagedError(self, uid, f"segments/{p.name} is not a segment marker (damaged)")
+            out.append(marker)
         return out
 
     def _segment_file(self, uid: str, kind: str | None, marker: dict, rel: str, digest: bool) -> Path:
@@ -625,7 +656,11 @@ class UnitWriter:
         files[RESULT] = {"sha256": atomic_write_bytes(self.dir / RESULT, data), "bytes": len(data)}
         self.settle()
         digest = unit_digest(self.store, self.record.id, self.record.kind)
-        atomic_write_json(self.dir / COMMIT, {"digest": digest, "files": files, "committed": time.time(), **(info or {})})
+        seg_dir = self.dir / "segments"
+        markers = {p.name: sha256_file(p) for p in sorted(seg_dir.glob("*.json")) if not p.name.startswith(TEMP_PREFIX)} \
+            if seg_dir.is_dir() else {}
+        atomic_write_json(self.dir / COMMIT, {"digest": digest, "files": files, "segments": markers,
+                                              "committed": time.time(), **(info or {})})
         ckpt = self.dir / "checkpoint"
         if ckpt.is_dir() and not ckpt.is_symlink():
             for p in ckpt.iterdir():
@@ -657,9 +692,14 @@ def unit_digest(store: Store, uid: str, kind: str | None = None) -> str:
     """Digest over a unit's deterministic content: unit.json, segment data files, tensor sets, result (not times)."""
     d = store.unit_dir(uid, kind)
     h = hashlib.sha256()
-    h.update(canonical_json(read_json(d / "unit.json")).encode())
+    try:
+        h.update(canonical_json(read_json(d / "unit.json")).encode())
+    except (ValueError, UnicodeDecodeError):
+        raise DamagedError(store, uid, "unit.json is unreadable") from None
     for marker in store.segments(uid, kind):
         for rel in sorted(marker["files"]):
+            if not (d / rel).is_file():
+                raise DamagedError(store, uid, f"{rel} is missing (named by segment {marker['name']})")
             h.update(f"{rel}:{sha256_file(d / rel)}\n".encode())
     for name in (FINAL, RESULT):
         if (d / name).exists():
@@ -680,10 +720,16 @@ def verify_unit(store: Store, uid: str, kind: str | None = None) -> tuple[str | 
     damage: list[str] = []
     notes: list[str] = []
     referenced: set[str] = set()
-    for p in sorted((d / "segments").glob("*.json")) if (d / "segments").is_dir() else []:
-        if not p.name.startswith(TEMP_PREFIX) and Store._read_optional(p) is None:
-            damage.append(f"segments/{p.name}: segment marker is not JSON")
-    for marker in store.segments(uid, kind):
+    try:
+        markers = store.segments(uid, kind)
+    except DamagedError as exc:
+        damage.append(exc.problem)
+        markers = []
+        for p in sorted((d / "segments").glob("*.json")):
+            marker = Store._read_optional(p)
+            if isinstance(marker, dict) and isinstance(marker.get("files"), dict) and "name" in marker:
+                markers.append(marker)
+    for marker in markers:
         for rel, sha in marker["files"].items():
             referenced.add(rel)
             path = d / rel
@@ -720,15 +766,14 @@ def verify_unit(store: Store, uid: str, kind: str | None = None) -> tuple[str | 
             damage.append(f"{rel}: named by {COMMIT} but missing")
         elif path.stat().st_size != info.get("bytes") or sha256_file(path) != info.get("sha256"):
             damage.append(f"{rel}: content differs from what {COMMIT} recorded (corrupt or truncated)")
-    digest = unit_digest(store, uid, kind)
+    try:
+        digest = unit_digest(store, uid, kind)
+    except DamagedError:
+        return None, damage, notes
     if digest != commit["digest"]:
         damage.append(f"{COMMIT}: recorded digest {commit['digest'][:12]} ≠ recomputed {digest[:12]}")
     return (digest if not damage else None), damage, notes
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, symlinks=True)
-
-
 __all__ = ["DamagedError", "Store", "StoreError", "StoreFullError", "UnitRecord", "UnitWriter", "output_file",
-           "segment_name", "split_ref", "unit_digest", "verify_unit", "parquet_bytes"]
+           "segment_name", "split_ref", "unit_digest", "unit_id", "verify_unit", "parquet_bytes"]

@@ -1,0 +1,166 @@
+"""Fault injection (-m faults): a byte flipped in each kind of store file is caught by `verify` (exit 1, naming the
+file), no reader returns a value from it, and `resume --repair` restores digests equal to a clean run; a resume
+checkpoint with one flipped tensor byte is discarded and the unit still writes the bytes of an uninterrupted run."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import digests, run_cli, spec_text
+from lowloss.orchestrator.store import DamagedError, Store
+
+pytestmark = pytest.mark.faults
+
+STAGES = """
+    [[stages]]
+    name = "a"
+    kind = "emit"
+    seeds = [0]
+
+    [[stages]]
+    name = "b"
+    kind = "emit"
+    seeds = [3]
+
+    [[stages]]
+    name = "both"
+    kind = "consume"
+    from = ["a", "b"]
+"""
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clean")
+    spec = tmp / "spec.toml"
+    spec.write_text(spec_text(name="faults", stages=STAGES))
+    store = tmp / "store"
+    run_cli("run", spec, "--store", store, check=True)
+    return spec, store, digests(store)
+
+
+def _flip(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0x20 if 32 <= data[i] < 127 and chr(data[i]).isalnum() else 0x01
+    path.write_bytes(bytes(data))
+
+
+def _emit_unit(store: Path) -> tuple[str, Path]:
+    s = Store(store)
+    (uid,) = [u for u, k in s.unit_dirs() if k == "emit" and s.unit(u, k).params["seed"] == 0]
+    return uid, s.unit_dir(uid, "emit")
+
+
+READERS = {
+    "result.json": lambda s, uid: s.result(uid, "emit"),
+    "COMMIT.json": lambda s, uid: s.result(uid, "emit"),
+    "unit.json": lambda s, uid: s.unit(uid, "emit"),
+    "final.safetensors": lambda s, uid: s.tensors(uid, "final", "emit"),
+    "outputs/directions.safetensors": lambda s, uid: s.tensors(uid, "directions", "emit"),
+    "rows/000000.parquet": lambda s, uid: s.rows(uid, "rows", kind="emit"),
+    "points/000000.safetensors": lambda s, uid: list(s.points(uid, "emit")),
+    "segments/000000.json": lambda s, uid: s.rows(uid, "rows", kind="emit"),
+}
+
+
+@pytest.mark.parametrize("rel", sorted(READERS))
+def test_a_flipped_byte_in_any_store_file_is_caught_never_read_and_repaired(clean, tmp_path, rel):
+    spec, clean_store, clean_digests = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    uid, unit_dir = _emit_unit(store)
+    _flip(unit_dir / rel)
+
+    verify = run_cli("verify", store)
+    assert verify.returncode == 1, verify.stdout
+    named = rel if rel not in ("unit.json", "COMMIT.json") else rel.split("/")[-1]
+    assert any(uid in line and named in line for line in verify.stdout.splitlines() if "CORRUPT" in line), verify.stdout
+    with pytest.raises(DamagedError):
+        READERS[rel](Store(store), uid)
+
+    if rel == "COMMIT.json":  # a broken commit marker is no commit: status says so, a plain resume does not go on
+        assert "damaged" in run_cli("status", store, check=True).stdout
+        blocked = run_cli("resume", store)
+        assert blocked.returncode == 1 and "--repair" in blocked.stdout + blocked.stderr
+
+    repaired = run_cli("resume", store, "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert digests(store) == clean_digests
+    assert (store / "damaged").is_dir()
+
+
+@pytest.mark.parametrize("content", [b"", b"{trunc", b"\x00garbage\xff", b'{"digest": "abc"}'])
+def test_a_garbage_or_truncated_commit_marker_is_no_commit(clean, tmp_path, content):
+    _, clean_store, clean_digests = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    uid, unit_dir = _emit_unit(store)
+    (unit_dir / "COMMIT.json").write_bytes(content)
+    s = Store(store)
+    assert not s.is_committed(uid, "emit") and s.state(uid, "emit") == "damaged"
+    assert run_cli("verify", store).returncode == 1
+    show = run_cli("show", store, uid[:8])
+    assert show.returncode == 0 and "damaged" in show.stdout and "Traceback" not in show.stderr
+    assert run_cli("resume", store, "--repair").returncode == 0 and digests(store) == clean_digests
+
+
+def test_leftover_space_reserves_are_reported_by_verify(clean, tmp_path):
+    _, clean_store, _ = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    _, unit_dir = _emit_unit(store)
+    (unit_dir / "attempts" / "007.reserve").write_bytes(b"\0" * 16)
+    verify = run_cli("verify", store)
+    assert verify.returncode == 0 and "007.reserve" in verify.stdout
+
+
+def test_a_checkpoint_with_a_flipped_tensor_byte_is_discarded_and_the_unit_writes_the_same_bytes(tmp_path, monkeypatch):
+    """In-process: a training unit is stopped by a signal after its second segment (checkpoint written), one byte of a
+    tensor in the checkpoint is flipped, and the resumed unit must neither load it nor differ from a clean run."""
+    from lowloss.orchestrator import runtime
+    from lowloss.orchestrator.graph import plan_study
+    from lowloss.orchestrator.spec import parse_spec
+    from lowloss.orchestrator.store import UnitWriter, verify_unit
+
+    text = spec_text(name="ckpt", seeds="[0]", epochs=2, segment_steps=5,
+                     stages='[[stages]]\nname = "modes"\nkind = "train"\n')
+    study = parse_spec(text)
+    (unit,) = plan_study(study).stage_units("modes")
+
+    def fresh(name: str) -> Store:
+        s = Store(tmp_path / name)
+        s.init_study(study.name, study.text)
+        s.write_run_settings({"checkpoint_seconds": 3600.0, "device": "cpu"})
+        s.write_unit(unit.record)
+        return s
+
+    clean = fresh("clean")
+    assert runtime.run_unit(clean, unit.id) == "done"
+
+    hurt = fresh("hurt")
+    real_write = UnitWriter.write_segment
+
+    def stop_after_second(self, index, *a, **kw):
+        real_write(self, index, *a, **kw)
+        if index == 1:
+            runtime._Signals.received = signal.SIGTERM  # as the handler would: checkpoint at this boundary, stop
+
+    monkeypatch.setattr(UnitWriter, "write_segment", stop_after_second)
+    try:
+        assert runtime.run_unit(hurt, unit.id) == "preempted"
+    finally:
+        runtime._Signals.received = None
+    monkeypatch.setattr(UnitWriter, "write_segment", real_write)
+    ckpt_dir = hurt.unit_dir(unit.id, unit.kind) / "checkpoint"
+    latest = json.loads((ckpt_dir / "latest.json").read_text())
+    _flip(ckpt_dir / latest["file"], offset=-3)  # inside the last tensor's data: still loads as safetensors
+
+    assert runtime.run_unit(hurt, unit.id) == "done"
+    last = hurt.attempts(unit.id)[-1]
+    assert any("discarded" in note and "sha256" in note for note in last.get("notes", [])), last
+    assert verify_unit(hurt, unit.id)[0] == verify_unit(clean, unit.id)[0]
