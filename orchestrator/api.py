@@ -11,7 +11,8 @@
     summary(study, by=["model.name"])    # the table `lowloss report` prints, one row per stage/group/metric
 
 Everything here is read-only and respects the store's contracts: a segment exists only when its marker does, a unit's
-result only when its commit marker does, so it is safe to use on a study that is still running.
+result only when its commit marker does, so it is safe to use on a study that is still running. A damaged file (the
+store's ``DamagedError``) is raised, never shown as missing data.
 
 Unit params are flattened into dotted fields named as the spec names them (``model.name``, ``train.lr``, ``seed``, a
 stage field such as ``points``; a train unit stores its [train] table as ``recipe``, shown here as ``train``). A unit
@@ -34,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .spec import SpecError
-from .store import Store, StoreError, UnitRecord
+from .store import DamagedError, Store, StoreError, UnitRecord
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ class StudyView:
         if uid not in self._records:
             try:
                 self._records[uid] = self.store.unit(uid)
+            except DamagedError:
+                raise  # damaged data is never shown as missing: the message names the repair
             except (StoreError, FileNotFoundError):
                 return None
         return self._records[uid]
@@ -220,6 +223,8 @@ class StudyView:
         """The unit's result.json when it is committed, else None."""
         try:
             return self.store.result(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return None
 
@@ -239,11 +244,17 @@ class StudyView:
         return table_from_rows(rows)
 
     # ------------------------------------------------------------------ rows
+    def _checked(self, uid: str, marker: dict, rel: str) -> Path:
+        """A committed segment file, its size checked against its marker (the store raises DamagedError otherwise;
+        the sha256 is left to ``lowloss verify``: a report reads every row)."""
+        return self.store._segment_file(uid, None, marker, rel, digest=False)
+
     def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         """A unit's committed rows of one table (only ``columns`` when given; missing ones are left out), or None."""
         try:
-            d = self.store.unit_dir(uid)
             markers = self.store.segments(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return None
         parts = []
@@ -251,7 +262,7 @@ class StudyView:
             rel = f"{table}/{marker['name']}.parquet"
             if rel not in marker["files"]:
                 continue
-            pf = pq.ParquetFile(d / rel)
+            pf = pq.ParquetFile(self._checked(uid, marker, rel))
             cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
             parts.append(pf.read(columns=cols))
         if not parts:
@@ -264,14 +275,15 @@ class StudyView:
         seen: set[str] = set()
         for uid in self.stage(stage).units:
             try:
-                d = self.store.unit_dir(uid)
                 markers = self.store.segments(uid)
+            except DamagedError:
+                raise  # damaged data is never shown as missing: the message names the repair
             except StoreError:
                 continue
             for marker in markers:
                 rel = f"{table}/{marker['name']}.parquet"
                 if rel in marker["files"]:
-                    for n in pq.read_schema(d / rel).names:
+                    for n in pq.read_schema(self._checked(uid, marker, rel)).names:
                         if n not in seen:
                             seen.add(n)
                             names.append(n)
@@ -322,15 +334,16 @@ class StudyView:
         from lowloss.jobs.base import split_point_key
 
         try:
-            d = self.store.unit_dir(uid)
             markers = self.store.segments(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return []
         for marker in markers:
             rel = f"points/{marker['name']}.safetensors"
             if rel in marker["files"]:
-                names = [split_point_key(k)[0] for k, info in safetensors_header(d / rel).items()
-                         if info["dtype"] in _FLOATS]
+                header = safetensors_header(self._checked(uid, marker, rel))
+                names = [split_point_key(k)[0] for k, info in header.items() if info["dtype"] in _FLOATS]
                 return [n for n in dict.fromkeys(names)
                         if tensors is None or any(fnmatch.fnmatchcase(n, p) for p in tensors)]
         return []
@@ -343,8 +356,9 @@ class StudyView:
         from lowloss.jobs.base import split_point_key
 
         try:
-            d = self.store.unit_dir(uid)
             markers = self.store.segments(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return
         for marker in markers:
@@ -352,7 +366,7 @@ class StudyView:
             if rel not in marker["files"]:
                 continue
             by_step: dict[int, dict[str, np.ndarray]] = {}
-            for key, array in read_safetensors(d / rel, lambda key: tensors is None or any(
+            for key, array in read_safetensors(self._checked(uid, marker, rel), lambda key: tensors is None or any(
                     fnmatch.fnmatchcase(split_point_key(key)[0], p) for p in tensors)).items():
                 name, step = split_point_key(key)
                 by_step.setdefault(marker["index"] if step is None else step, {})[name] = array
@@ -367,6 +381,8 @@ class StudyView:
             return {}
         try:
             path = self.store.unit_dir(uid) / "final.safetensors"
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return {}
         if not path.exists():

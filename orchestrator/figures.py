@@ -140,7 +140,7 @@ def _marks(ax, spec: Figure, series: list[Series], handles: list) -> None:
         handles.append(Line2D([], [], color="0.45", lw=0.8, ls=":", label="phase boundary (chained units)"))
 
 
-def _what(series: list[Series], noun: str, xname: str) -> str:
+def _what(series: list[Series], noun: str, xname: str, width: int = 130) -> str:
     """The subtitle's account of what the lines are."""
     n = sorted({len(s.curves) for s in series})
     count = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
@@ -153,7 +153,7 @@ def _what(series: list[Series], noun: str, xname: str) -> str:
         text += "; sparse series: as evaluated, joined"
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, 130))
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def _curve_lines(ax, s: Series, colours, ls: str, label_of, points: bool = False) -> list:
@@ -367,7 +367,8 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(head, fontsize=11, fontweight="bold")
     group = f"; {group_name(by, groups[0])}" if by and len(groups) == 1 and groups[0] else ""
-    ax.set_title(_what(series, noun, spec.xlabel or spec.x) + group, fontsize=8, color="0.3")
+    width = int((size[0] - (2.0 if size == LEGEND_SIZE else 0.0)) * 14)  # characters that fit above the axes
+    ax.set_title(_what(series, noun, spec.xlabel or spec.x, width) + group, fontsize=8, color="0.3")
     if len(handles) > MAX_LEGEND:
         ax.text(0.99, 0.01, f"{len(handles)} lines (legend omitted)", transform=ax.transAxes, ha="right",
                 va="bottom", fontsize=7, color="0.3")

@@ -877,3 +877,17 @@ def test_one_precision_per_metric_across_cells_and_groups():
     assert shown[0] == {"n": "3", "mean": "0.04837", "std": "0.00000", "min": "0.04837", "max": "0.04837"}
     assert shown[1]["mean"] == "0.01080" and shown[1]["std"] == "0.00001"  # the same decimals as the other group
     assert shown[2]["mean"] == "0.5000" and shown[2]["std"] == "0.2500"  # a fixed-point format keeps its decimals
+
+
+@pytest.mark.slow
+def test_a_damaged_segment_stops_the_report_with_the_repair_not_a_silent_gap(toy_store, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(toy_store, store)
+    unit = raw_stage_units(store, "m2m")[0]
+    part = sorted((unit / "path").glob("*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:-7])  # a truncated file under an intact marker
+    proc = run_cli("report", store, "--out", tmp_path / "out")
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("lowloss: error: ") and f"path/{part.name}" in line and "--repair" in line
+    assert not (tmp_path / "out" / "figures" / "m2m-loss.png").exists()
