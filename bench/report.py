@@ -129,7 +129,8 @@ def timed(fn, repeats: int):
 
 def main() -> None:
     from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figures import draw_xy, figure_data
+    from lowloss.orchestrator.figure_data import figure_data
+    from lowloss.orchestrator.figures import draw_xy
     from lowloss.orchestrator.summary import summary_rows
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

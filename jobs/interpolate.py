@@ -42,10 +42,11 @@ class InterpolateUnit(UnitKind):
     figures = (
         Figure("loss", "Loss on the line between two modes", table="line", x="alpha", ys=("train_loss", "test_loss"),
                labels=("train loss", "test loss"), style="line", xlabel="α (0 = mode a, 1 = mode b)",
-               ylabel="cross-entropy loss"),
+               ylabel="cross-entropy loss", result_hist=("barrier_train_loss", "barrier_test_loss")),
         Figure("accuracy", "Accuracy on the line between two modes", table="line", x="alpha",
                ys=("train_acc", "test_acc"), labels=("train accuracy", "test accuracy"), style="line",
-               xlabel="α (0 = mode a, 1 = mode b)", ylabel="accuracy", ylim=(None, 1.01)),
+               xlabel="α (0 = mode a, 1 = mode b)", ylabel="accuracy", ylim=(None, 1.01),
+               result_hist=("barrier_test_acc",)),
     )
 
     def run(self, ctx, p: InterpolateParams) -> None:

@@ -182,13 +182,22 @@ class M2MPhaseUnit(UnitKind):
     figures = (  # the style of LLPF Figs. 2–4, one path drawn across its chained phases
         Figure("loss", "LLPF M2M path: training loss", table="path", x="iteration",
                ys=("rolling_loss", "train_loss_full"), labels=("rolling mini-batch loss", "full training set"),
-               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10, chain="start"),
+               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10, chain="start",
+               threshold_param="l_thres", threshold_label="L_thres (verdict: max full-set loss)"),
         Figure("distance", "LLPF M2M path: layer-wise L2 distance to D", table="path", x="iteration", ys=("dist.*",),
-               labels=("tensor",), xlabel="iteration", ylabel="‖P − D‖ per tensor", logy=True, smooth=10,
-               chain="start"),
+               labels=("tensor",), xlabel="iteration", ylabel="‖P − D‖ per tensor", logy=True,
+               chain="start", exclude=("dist.*.running_mean", "dist.*.running_var"),
+               threshold_param="distance_threshold", threshold_label="distance threshold (verdict)"),
         Figure("test", "LLPF M2M path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
                y2s=("test_acc",), xlabel="iteration", chain="start"),
-        Figure("pca", "LLPF M2M path points per layer (PCA)", style="pca", chain="start"),
+        Figure("pca", "LLPF M2M path points per layer (PCA)", style="pca", chain="start", destination="dest", origin="p0",
+               exclude=("*.running_mean", "*.running_var")),
+        Figure("headline", "LLPF M2M path vs. the straight line, pair by pair", style="pairs",
+               ys=("path_max_train_loss",), labels=("path: max full-set train loss",), verdict="valid",
+               compare_kind="interpolate", compare_ys=("max_train_loss", "barrier_train_loss"),
+               compare_labels=("straight line: max train loss", "straight line: train-loss barrier"),
+               threshold_param="l_thres", threshold_label="L_thres", ylabel="cross-entropy loss (train)", logy=True,
+               chain="start"),
     )
 
     def run(self, ctx, p: M2MPhaseParams) -> None:
@@ -215,9 +224,11 @@ class M2OUnit(UnitKind):
     figures = (
         Figure("loss", "LLPF M2O path: training loss", table="path", x="iteration",
                ys=("rolling_loss", "train_loss_full"), labels=("rolling mini-batch loss", "full training set"),
-               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10),
+               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10,
+               threshold_param="l_thres", threshold_label="L_thres (verdict: max full-set loss)"),
         Figure("norm", "LLPF M2O path: L2 norm per tensor (distance to the origin)", table="path", x="iteration",
-               ys=("dist.*",), labels=("tensor",), xlabel="iteration", ylabel="‖P‖ per tensor", logy=True),
+               ys=("dist.*",), labels=("tensor",), xlabel="iteration", ylabel="‖P‖ per tensor", logy=True,
+               exclude=("dist.*.running_mean", "dist.*.running_var")),
         Figure("test", "LLPF M2O path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
                y2s=("test_acc",), xlabel="iteration"),
     )

@@ -1,23 +1,28 @@
 """Read a study from Python (notebooks, scripts): committed rows, results and summaries as pyarrow Tables.
 
     from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.report import summary
 
-    study = open_study("runs/digits-default")
+    study = open_study("runs/digits-default")  # a StudyView (the validated spec is spec.Study)
     study.stages()                       # [StageView(name='modes', kind='train', units=(...)), ...]
     evals = study.rows("modes", "evals")  # committed rows of every unit, with unit, label, param.* columns
     evals.to_pandas()                    # (with pandas installed) or duckdb.sql("select ... from evals")
     study.results("lmc")                 # one row per committed unit: its params and result.json
-    study.summary(by=["model.name"])     # the table `lowloss report` prints, one row per stage/group/metric
+    summary(study, by=["model.name"])    # the table `lowloss report` prints, one row per stage/group/metric
 
 Everything here is read-only and respects the store's contracts: a segment exists only when its marker does, a unit's
-result only when its commit marker does, so it is safe to use on a study that is still running.
+result only when its commit marker does, so it is safe to use on a study that is still running. A damaged file (the
+store's ``DamagedError``) is raised, never shown as missing data.
 
-Unit params are flattened into dotted fields (``model.name``, ``recipe.lr``, ``seed``). A unit that lacks a field its
-inputs have (an interpolation has no ``model``, its two modes do) inherits it when all its inputs agree on the value;
-otherwise the field stays empty for that unit. ``--by`` of ``lowloss report`` resolves fields the same way.
+Unit params are flattened into dotted fields named as the spec names them (``model.name``, ``train.lr``, ``seed``, a
+stage field such as ``points``; a train unit stores its [train] table as ``recipe``, shown here as ``train``). A unit
+that lacks a field its inputs have (an interpolation has no ``model``, its two modes do) inherits it when all its
+inputs agree on the value; otherwise the field stays empty for that unit. ``--by`` of ``lowloss report`` resolves
+fields the same way.
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import struct
@@ -30,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .spec import SpecError
-from .store import Store, StoreError, UnitRecord
+from .store import DamagedError, Store, StoreError, UnitRecord
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,9 @@ class StageView:
         return self.labels[self.units.index(uid)]
 
 
-def open_study(path: str | Path) -> "Study":
+def open_study(path: str | Path) -> "StudyView":
     """Open the study stored in ``path`` (a store directory written by ``lowloss run``)."""
-    study = Study(path)
+    study = StudyView(path)
     study.store.study()  # raises StoreError for a directory that is not a store
     return study
 
@@ -63,6 +68,14 @@ def flatten(params: dict, prefix: str = "") -> dict:
         else:
             out[name] = value
     return out
+
+
+SPEC_NAMES = {"recipe": "train"}  # unit param key → the spec's own name of that table
+
+
+def spec_named(params: dict) -> dict:
+    """Unit params with top-level keys renamed to the spec's names (a train unit's ``recipe`` is the spec's [train])."""
+    return {SPEC_NAMES.get(k, k): v for k, v in params.items()}
 
 
 def hashable(value: Any) -> Any:
@@ -94,7 +107,7 @@ def table_from_rows(rows: list[dict], columns: Sequence[str] | None = None) -> p
     return pa.table(arrays, names=names) if names else pa.table({})
 
 
-class Study:
+class StudyView:
     """A read-only view of a study store. Cheap to create; unit records are cached, commit states are not."""
 
     def __init__(self, store: Store | str | Path):
@@ -109,7 +122,8 @@ class Study:
 
     def stages(self, names: Iterable[str] | None = None) -> list[StageView]:
         """The stages of the latest plan (all, or those named, in plan order)."""
-        views = [StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]), tuple(u["label"] for u in s["units"]))
+        views = [StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]),
+                           tuple(u["label"] for u in s["units"]))
                  for s in self.store.plan().get("stages", [])]
         if names is None:
             return views
@@ -117,7 +131,8 @@ class Study:
         known = {v.name for v in views}
         for name in wanted:
             if name not in known:
-                raise SpecError("--stage", name, f"no such stage in this study; stages: {', '.join(sorted(known)) or '(none yet)'}")
+                raise SpecError("--stage", name,
+                                f"no such stage in this study; stages: {', '.join(sorted(known)) or '(none yet)'}")
         return [v for v in views if v.name in wanted]
 
     def stage(self, name: str) -> StageView:
@@ -128,6 +143,8 @@ class Study:
         if uid not in self._records:
             try:
                 self._records[uid] = self.store.unit(uid)
+            except DamagedError:
+                raise  # damaged data is never shown as missing: the message names the repair
             except (StoreError, FileNotFoundError):
                 return None
         return self._records[uid]
@@ -139,7 +156,7 @@ class Study:
         rec = self.record(uid)
         if rec is None:
             return {}
-        own = flatten(rec.params)
+        own = flatten(spec_named(rec.params))
         inherited: dict = {}
         upstream = [self.params(inp) for inp in rec.inputs.values()]
         if upstream:
@@ -168,7 +185,12 @@ class Study:
         allowed = self.fields(stages)
         for field in by:
             if field not in allowed:
-                raise SpecError("--by", field, "no unit param of this study has that name; allowed: "
+                head, _, rest = field.partition(".")
+                renamed = f"{SPEC_NAMES[head]}.{rest}" if head in SPEC_NAMES and rest else ""
+                guess = renamed if renamed in allowed else next(iter(difflib.get_close_matches(field, allowed, 1, 0.6)),
+                                                                "")
+                raise SpecError("--by", field, "no unit param of this study has that name"
+                                + (f"; did you mean {guess!r}?" if guess else "") + " allowed: "
                                 + (", ".join(allowed) if allowed else "(no unit has started yet)"))
 
     def groups(self, view: StageView, by: Sequence[str] = ()) -> dict[tuple, list[str]]:
@@ -183,13 +205,26 @@ class Study:
                 groups.setdefault(tuple(hashable(params.get(f)) for f in by), []).append(uid)
         return groups
 
+    def label_of(self, uid: str) -> str:
+        """The label of a unit of any stage of the plan (its id when the plan does not list it)."""
+        for view in self.stages():
+            if uid in view.units:
+                return view.label(uid)
+        return uid
+
     def committed(self, uid: str, kind: str | None = None) -> bool:
         return self.store.is_committed(uid, kind)
+
+    def state(self, uid: str) -> str:
+        """done, running, failed, or pending (not written yet)."""
+        return self.store.state(uid) if self.record(uid) is not None else "pending"
 
     def result(self, uid: str) -> dict | None:
         """The unit's result.json when it is committed, else None."""
         try:
             return self.store.result(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return None
 
@@ -203,17 +238,23 @@ class Study:
         rows = []
         for view in self.stages(None if stage is None else [stage]):
             for uid, label in zip(view.units, view.labels):
-                state = self.store.state(uid) if self.record(uid) is not None else "pending"
+                state = self.state(uid)
                 rows.append({"stage": view.name, "kind": view.kind, "unit": uid, "label": label, "state": state,
                              **{f"param.{k}": v for k, v in self.params(uid).items()}})
         return table_from_rows(rows)
 
     # ------------------------------------------------------------------ rows
+    def _checked(self, uid: str, marker: dict, rel: str) -> Path:
+        """A committed segment file, its size checked against its marker (the store raises DamagedError otherwise;
+        the sha256 is left to ``lowloss verify``: a report reads every row)."""
+        return self.store._segment_file(uid, None, marker, rel, digest=False)
+
     def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         """A unit's committed rows of one table (only ``columns`` when given; missing ones are left out), or None."""
         try:
-            d = self.store.unit_dir(uid)
             markers = self.store.segments(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return None
         parts = []
@@ -221,7 +262,7 @@ class Study:
             rel = f"{table}/{marker['name']}.parquet"
             if rel not in marker["files"]:
                 continue
-            pf = pq.ParquetFile(d / rel)
+            pf = pq.ParquetFile(self._checked(uid, marker, rel))
             cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
             parts.append(pf.read(columns=cols))
         if not parts:
@@ -234,14 +275,15 @@ class Study:
         seen: set[str] = set()
         for uid in self.stage(stage).units:
             try:
-                d = self.store.unit_dir(uid)
                 markers = self.store.segments(uid)
+            except DamagedError:
+                raise  # damaged data is never shown as missing: the message names the repair
             except StoreError:
                 continue
             for marker in markers:
                 rel = f"{table}/{marker['name']}.parquet"
                 if rel in marker["files"]:
-                    for n in pq.read_schema(d / rel).names:
+                    for n in pq.read_schema(self._checked(uid, marker, rel)).names:
                         if n not in seen:
                             seen.add(n)
                             names.append(n)
@@ -285,12 +327,6 @@ class Study:
                          **{f"param.{k}": v for k, v in self.params(uid).items()}, **result})
         return table_from_rows(rows)
 
-    def summary(self, by: Sequence[str] = (), stages: Iterable[str] | None = None) -> pa.Table:
-        """The summary over repetitions (n, mean, std, min, max per metric; successes and rate per verdict)."""
-        from .summary import summary_records, summary_rows
-
-        return table_from_rows(summary_records(summary_rows(self, by, stages), by))
-
     # ------------------------------------------------------------------ points
     def point_tensors(self, uid: str, tensors: Sequence[str] | None = None) -> list[str]:
         """The floating-point tensor names (matching the glob patterns ``tensors``) of a unit's first committed points
@@ -298,14 +334,16 @@ class Study:
         from lowloss.jobs.base import split_point_key
 
         try:
-            d = self.store.unit_dir(uid)
             markers = self.store.segments(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return []
         for marker in markers:
             rel = f"points/{marker['name']}.safetensors"
             if rel in marker["files"]:
-                names = [split_point_key(k)[0] for k, info in safetensors_header(d / rel).items() if info["dtype"] in _FLOATS]
+                header = safetensors_header(self._checked(uid, marker, rel))
+                names = [split_point_key(k)[0] for k, info in header.items() if info["dtype"] in _FLOATS]
                 return [n for n in dict.fromkeys(names)
                         if tensors is None or any(fnmatch.fnmatchcase(n, p) for p in tensors)]
         return []
@@ -318,8 +356,9 @@ class Study:
         from lowloss.jobs.base import split_point_key
 
         try:
-            d = self.store.unit_dir(uid)
             markers = self.store.segments(uid)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return
         for marker in markers:
@@ -327,7 +366,7 @@ class Study:
             if rel not in marker["files"]:
                 continue
             by_step: dict[int, dict[str, np.ndarray]] = {}
-            for key, array in read_safetensors(d / rel, lambda key: tensors is None or any(
+            for key, array in read_safetensors(self._checked(uid, marker, rel), lambda key: tensors is None or any(
                     fnmatch.fnmatchcase(split_point_key(key)[0], p) for p in tensors)).items():
                 name, step = split_point_key(key)
                 by_step.setdefault(marker["index"] if step is None else step, {})[name] = array
@@ -335,7 +374,112 @@ class Study:
                 yield step, by_step[step]
 
 
-_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}
+    def final_tensors(self, uid: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The floating-point tensors (all, or those named) of a committed unit's final state, as float32 arrays;
+        empty when the unit is not committed or has no final state. Reads without importing torch."""
+        if not self.committed(uid):
+            return {}
+        try:
+            path = self.store.unit_dir(uid) / "final.safetensors"
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
+        except StoreError:
+            return {}
+        if not path.exists():
+            return {}
+        wanted = None if names is None else set(names)
+        return read_safetensors(path, lambda key: wanted is None or key in wanted)
+
+
+class CombinedView(StudyView):
+    """Several study stores read as one (``lowloss report DIR1 DIR2 …``): stages of the same name are merged (they must
+    be of the same kind), unit ids are qualified ``<store index>:<id>`` (two stores of one spec share ids), and every
+    unit has the fields ``study`` (its study's name) and ``store`` (its store directory) to group by."""
+
+    def __init__(self, views: Sequence[StudyView]):
+        self.views = list(views)
+        self._records = {}
+        self._params = {}
+        kinds: dict[str, tuple[str, str]] = {}
+        for view in self.views:
+            for stage in view.stages():
+                seen = kinds.setdefault(stage.name, (stage.kind, str(view.store.root)))
+                if seen[0] != stage.kind:
+                    raise SpecError("STORE", str(view.store.root), f"stage {stage.name!r} is of kind {stage.kind} "
+                                    f"there but {seen[0]} in {seen[1]}; stores reported together need the same kinds")
+
+    @property
+    def name(self) -> str:
+        return " + ".join(dict.fromkeys(v.name for v in self.views))
+
+    def _split(self, uid: str) -> tuple[int, StudyView, str]:
+        k, _, raw = uid.partition(":")
+        return int(k), self.views[int(k)], raw
+
+    def stages(self, names: Iterable[str] | None = None) -> list[StageView]:
+        merged: dict[str, tuple[str, list[str], list[str]]] = {}
+        for k, view in enumerate(self.views):
+            for s in view.stages():
+                kind, units, labels = merged.setdefault(s.name, (s.kind, [], []))
+                units += [f"{k}:{u}" for u in s.units]
+                labels += list(s.labels)
+        views = [StageView(n, kind, tuple(u), tuple(lab)) for n, (kind, u, lab) in merged.items()]
+        if names is None:
+            return views
+        wanted = list(names)
+        for name in wanted:
+            if name not in merged:
+                raise SpecError("--stage", name, f"no such stage in these studies; stages: {', '.join(sorted(merged))}")
+        return [v for v in views if v.name in wanted]
+
+    def record(self, uid: str) -> UnitRecord | None:
+        k, view, raw = self._split(uid)
+        rec = view.record(raw)
+        if rec is None:
+            return None
+        from dataclasses import replace
+
+        return replace(rec, id=uid, inputs={role: f"{k}:{i}" for role, i in rec.inputs.items()})
+
+    def params(self, uid: str) -> dict:
+        _, view, raw = self._split(uid)
+        own = view.params(raw)
+        return {**own, "study": view.name, "store": str(view.store.root)} if own else {}
+
+    def committed(self, uid: str, kind: str | None = None) -> bool:
+        _, view, raw = self._split(uid)
+        return view.committed(raw, kind)
+
+    def state(self, uid: str) -> str:
+        _, view, raw = self._split(uid)
+        return view.state(raw)
+
+    def result(self, uid: str) -> dict | None:
+        _, view, raw = self._split(uid)
+        return view.result(raw)
+
+    def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+        _, view, raw = self._split(uid)
+        return view.unit_rows(raw, table, columns)
+
+    def column_names(self, stage: str, table: str) -> list[str]:
+        names: dict[str, None] = {}
+        for view in self.views:
+            if any(s.name == stage for s in view.stages()):
+                names.update(dict.fromkeys(view.column_names(stage, table)))
+        return list(names)
+
+    def point_tensors(self, uid: str, tensors: Sequence[str] | None = None) -> list[str]:
+        _, view, raw = self._split(uid)
+        return view.point_tensors(raw, tensors)
+
+    def points(self, uid: str, tensors: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        _, view, raw = self._split(uid)
+        return view.points(raw, tensors)
+
+    def final_tensors(self, uid: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        _, view, raw = self._split(uid)
+        return view.final_tensors(raw, names)
 
 
 _FLOATS = ("F64", "F32", "F16", "BF16")
@@ -383,4 +527,5 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-__all__ = ["StageView", "Study", "flatten", "hashable", "open_study", "table_from_rows"]
+__all__ = ["SPEC_NAMES", "CombinedView", "StageView", "StudyView", "flatten", "hashable", "open_study",
+           "table_from_rows"]

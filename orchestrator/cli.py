@@ -140,13 +140,14 @@ def _plan_or_edge_error(study: Study) -> None:
 
 
 def _say_outcome(store: Store, study: Study, outcome) -> int:
+    from .api import StudyView
     from .summary import summary_table
 
     out = _out()
     if outcome.nospace:
         print(f"lowloss: error: {outcome.nospace}", file=sys.stderr)
         return 1
-    out.print(summary_table(store))
+    out.print(summary_table(StudyView(store)))
     if outcome.failed:
         out.print(f"[red]{len(outcome.failed)} unit(s) failed[/red] after {study.run.retries} retries; "
                   f"`lowloss status {store.root}` shows their errors and logs. Fix the cause, then "
@@ -490,16 +491,25 @@ def cmd_recipes(args) -> int:
     return 0
 
 
+def _open_views(stores: list[str]):
+    """One store: its StudyView; several: a CombinedView (stages merged by name, fields ``study`` and ``store``)."""
+    from .api import CombinedView, open_study
+
+    views = [open_study(path) for path in stores]
+    return views[0] if len(views) == 1 else CombinedView(views)
+
+
 def cmd_report(args) -> int:
-    from .api import open_study
     from .report import FORMATS, check_format, progress_lines, render_table, title_of, write_tables
     from .summary import summary_rows, summary_table
 
     by = [f.strip() for item in args.by or [] for f in item.split(",") if f.strip()]
     check_format(args.format, args.out)
     if args.smooth is not None and args.smooth < 1:
-        raise SpecError("--smooth", args.smooth, "a moving-average window of at least 1 point")
-    study = open_study(args.store)
+        raise SpecError("--smooth", args.smooth, "a moving-average window of at least 1 (in x units)")
+    study = _open_views(args.store)
+    if len(args.store) > 1 and not by:
+        by = ["study"] if len({v.name for v in study.views}) > 1 else ["store"]
     stages = args.stage or None
     rows = summary_rows(study, by, stages)
     notes = progress_lines(study, stages)
@@ -523,15 +533,47 @@ def cmd_report(args) -> int:
             files = render(study, folder / "figures", by, stages, args.smooth)
             for f in files:
                 out.print(f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} {f.what})")
+                for table in f.tables:
+                    out.print(f"wrote {table}")
+                    if table.suffix == ".md":
+                        out.print(table.read_text().rstrip())
             if not files:
                 out.print("no figures: no stage has committed rows of a declared figure yet")
     return 0
+
+
+def cmd_results(args) -> int:
+    from .report import RESULT_FORMATS, results_table, write_results
+
+    if args.format not in RESULT_FORMATS:
+        raise SpecError("--format", args.format, f"unknown format; allowed: {', '.join(RESULT_FORMATS)}")
+    if args.format == "parquet" and args.out is None:
+        raise SpecError("--format", "parquet", "Parquet is binary: give --out FILE (or use --format csv or md)")
+    study = _open_views(args.store)
+    table = results_table(study, args.stage)
+    text = write_results(table, args.format, Path(args.out) if args.out else None,
+                         f"study {study.name} — stage {args.stage}: one row per unit")
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {args.out} ({table.num_rows} units, {table.num_columns} columns)", file=sys.stderr)
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lowloss")
+    except PackageNotFoundError:
+        return "unknown (not installed; run `pip install -e .`)"
 
 
 # ---------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lowloss", description="Explore the low-loss space of neural networks at cluster scale.")
+    p.add_argument("--version", action="version", version=f"lowloss {_version()}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def run_options(sp):
@@ -539,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--jobs", type=int, help="units running at once")
         sp.add_argument("--retries", type=int, help="extra attempts of a failing unit")
         sp.add_argument("--checkpoint-seconds", type=float, help="resume-checkpoint cadence (work lost at most on a kill)")
-        sp.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        sp.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                        help="where a unit computes (default: auto, a GPU when the unit's node has one)")
         sp.add_argument("--profile", help="Slurm site profile: a name in slurm/profiles/ or a TOML path")
         sp.add_argument("--units-per-job", type=int, help="units packed into one Slurm array task / Ray task")
         sp.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
@@ -557,58 +600,69 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("resume", help="finish a study from its store (after a crash, kill or failure)")
-    sp.add_argument("store")
+    sp.add_argument("store", help="the study's store directory (its spec.toml is the spec)")
     run_options(sp)
     sp.set_defaults(func=cmd_resume)
 
     sp = sub.add_parser("validate", help="check a spec (and its data root) without running anything")
-    sp.add_argument("spec")
-    sp.add_argument("--data-root")
+    sp.add_argument("spec", help="spec file or recipe name")
+    sp.add_argument("--data-root", help="folder holding the dataset: also check that the data is there")
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("plan", help="units per stage and kind, what is done in the store, what would run")
-    sp.add_argument("spec")
-    sp.add_argument("--store")
+    sp.add_argument("spec", help="spec file or recipe name")
+    sp.add_argument("--store", help="a store to compare with: which units are done there")
     sp.add_argument("--data-root", help="also check the data root, as `validate` does")
     sp.add_argument("--units", action="store_true", help="list every unit")
     sp.set_defaults(func=cmd_plan)
 
     sp = sub.add_parser("status", help="per stage: done / running / pending / failed, with errors and logs")
-    sp.add_argument("store")
+    sp.add_argument("store", help="the study's store directory")
     sp.add_argument("--units", action="store_true", help="list every unit with its state")
     sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("show", help="one unit's params, state, attempts and segments")
-    sp.add_argument("store")
+    sp.add_argument("store", help="the study's store directory")
     sp.add_argument("unit", help="unit id or a unique prefix")
     sp.add_argument("--last", type=int, default=10, help="show only the last N segments (0: all)")
     sp.set_defaults(func=cmd_show)
 
     sp = sub.add_parser("verify", help="check the store's integrity; print a content digest per committed unit")
-    sp.add_argument("store")
+    sp.add_argument("store", help="the study's store directory")
     sp.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("logs", help="print a unit's log wherever it ran (latest attempt; --all for every attempt)")
-    sp.add_argument("store")
+    sp.add_argument("store", help="the study's store directory")
     sp.add_argument("unit", help="unit id or a unique prefix")
-    sp.add_argument("--all", action="store_true")
+    sp.add_argument("--all", action="store_true", help="every attempt's log, not only the latest")
     sp.set_defaults(func=cmd_logs)
 
     sp = sub.add_parser("cancel", help="cancel the Slurm jobs of a store (or of some units); units stay resumable")
-    sp.add_argument("store")
+    sp.add_argument("store", help="the study's store directory")
     sp.add_argument("units", nargs="*", help="unit ids or prefixes (default: every job of the store)")
     sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("report", help="summary over repetitions per stage (and group), tables and figures")
-    sp.add_argument("store")
+    sp.add_argument("store", nargs="+", help="one or more store directories (several: reported together, grouped by "
+                                             "study unless --by says otherwise)")
     sp.add_argument("--by", action="append", metavar="FIELD",
-                    help="group by a unit param field (dotted: model.name, recipe.lr, points); repeat or comma-separate")
+                    help="group by a field, named as in the spec (train.lr, model.name, a stage field such as points; "
+                         "study or store with several stores); repeat or comma-separate")
     sp.add_argument("--format", metavar="FMT", help="table format: md, csv, parquet, latex (default: a terminal table)")
     sp.add_argument("--out", metavar="DIR", help="write summary.<ext> and figures/ (PNG and PDF) into DIR")
     sp.add_argument("--stage", action="append", metavar="NAME", help="only this stage (repeatable)")
-    sp.add_argument("--smooth", type=int, metavar="N", help="moving-average window of band figures (default: the kind's)")
+    sp.add_argument("--smooth", type=float, metavar="N",
+                    help="trailing moving-average window of band figures' dense series, in x units (default: the "
+                         "kind's; 1: none)")
     sp.add_argument("--no-figures", action="store_true", help="with --out: write the tables only")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("results", help="export one row per unit of a stage: its state, params and results")
+    sp.add_argument("store", nargs="+", help="one or more store directories")
+    sp.add_argument("--stage", required=True, metavar="NAME", help="the stage whose units are exported")
+    sp.add_argument("--format", default="csv", metavar="FMT", help="csv (default), parquet or md")
+    sp.add_argument("--out", metavar="FILE", help="write to FILE (needed for parquet; default: standard output)")
+    sp.set_defaults(func=cmd_results)
 
     sp = sub.add_parser("recipes", help="list the ready-made spec files")
     sp.set_defaults(func=cmd_recipes)

@@ -1,20 +1,16 @@
-"""Figures of a study, drawn from what unit kinds declare (``Kind.figures``, ``jobs.base.Figure``).
+"""Drawing the figures of a study (matplotlib), from the data ``figure_data.py`` computes out of what unit kinds
+declare (``Kind.figures``, ``jobs.base.Figure``). Only committed segments are read, so a running study can be drawn;
+the subtitle says how many units a curve covers and what the line and the band are.
 
-The core knows styles, never kinds: ``band`` (mean ± std over repetitions, aligned on x, smoothed by a moving average;
-LLPF Figs. 2–3; a glob pattern in ``ys`` such as ``dist.*`` gives one line per layer), ``line`` (one line per unit and
-their mean; interpolation curves), ``pca`` (stored path points per tensor projected on two principal components; LLPF
-Fig. 4) and ``custom`` (the kind's own ``draw``). Only committed segments are read, so a running study can be drawn;
-the subtitle says how many units a curve covers.
-
-Aggregation is numpy over per-unit columns read straight from Parquet (only the needed columns); plotting downsamples
-long curves to at most ``MAX_PLOT_POINTS`` points.
+The styles (``band``, ``line``, ``pca``, ``pairs``, ``custom``) are described on ``jobs.base.Figure``. What is drawn
+is exactly the arrays of ``figure_data``: each curve's line carries the gid ``<column>|<unit id>``, a band's central
+line ``<column>|center|<group>``, so a test can read the plotted data back from the artists.
 """
 from __future__ import annotations
 
-import fnmatch
+import csv
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -24,40 +20,37 @@ import numpy as np
 from lowloss import jobs
 from lowloss.jobs.base import Figure
 
-from .api import Study, StageView
-from .summary import group_order, group_text
+from .api import StageView, StudyView
+from .figure_data import (
+    FEW_CURVES,
+    FEW_PANELS,
+    HIGHLIGHT,
+    MAX_COLOURED,
+    Series,
+    downsample,
+    farthest,
+    figure_data,
+    group_name,
+    is_pattern,
+    layer_of,
+    pair_rows,
+    paths_of,
+    pca_data,
+    result_values,
+)
+from .summary import group_order
 
 DPI = 150
 LINE_SIZE = (7.0, 4.2)  # inches: band and line figures (1050 × 630 px at DPI)
 LEGEND_SIZE = (9.0, 4.2)  # with many lines: the legend sits to the right of the axes
+HIST_SIZE = (11.0, 4.2)  # curves and histograms of barriers side by side
+PANEL = (4.2, 3.4)
 PCA_PANEL = (3.4, 3.2)
-PCA_MAX_PANELS = 16
-PCA_MAX_COORDS = 20000  # PCA of a larger tensor runs on this many seeded random coordinates
-MAX_PLOT_POINTS = 2000
 MAX_LEGEND = 24
+MAX_PAIR_LABELS = 40  # a pairs figure with more rows is a scatter (compare value vs. value)
 FORMATS = ("png", "pdf")
-
-
-@dataclass
-class Band:
-    """Mean and standard deviation over units of one column, on the union of the units' x values."""
-
-    x: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    n: np.ndarray  # units with a value at each x
-
-
-@dataclass
-class Series:
-    """One drawn quantity: a column of a group of units, its per-unit curves and their band."""
-
-    column: str
-    label: str
-    group: tuple
-    axis: int  # 0: left y axis, 1: right
-    band: Band
-    units: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)  # (unit label, x, y)
+DASHES = ["-", "--", ":", "-."]
+VERDICT_COLOURS = {True: "#2a9d3f", False: "#d62728", None: "0.5"}
 
 
 @dataclass
@@ -68,180 +61,8 @@ class FigureFile:
     size_px: tuple[int, int]
     units: int  # curves drawn: units, or chained paths
     what: str = "units"
+    tables: list[Path] = field(default_factory=list)  # a pairs figure's table (md, csv)
 
-
-# ---------------------------------------------------------------------- aggregation (numpy)
-
-def moving_average(a: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average over ``window`` entries (fewer at the start); NaN entries are skipped."""
-    if window <= 1 or a.size == 0:
-        return a
-    finite = np.isfinite(a)
-    c = np.concatenate(([0.0], np.cumsum(np.where(finite, a, 0.0))))
-    k = np.concatenate(([0], np.cumsum(finite)))
-    hi = np.arange(1, a.size + 1)
-    lo = np.maximum(hi - window, 0)
-    count = k[hi] - k[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, (c[hi] - c[lo]) / np.maximum(count, 1), np.nan)
-
-
-def band(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], window: int = 1) -> Band:
-    """Mean and sample std (ddof 1; 0 for one unit) over units at every x any unit has (a unit's NaN cells are
-    skipped), then both smoothed by a trailing moving average of ``window`` points (LLPF Fig. 2's post-processing)."""
-    pairs = []
-    for x, y in zip(xs, ys):
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        keep = np.isfinite(y) & np.isfinite(x)
-        if not keep.all():
-            x, y = x[keep], y[keep]
-        if x.size:
-            pairs.append((x, y))
-    if not pairs:
-        empty = np.zeros(0)
-        return Band(empty, empty, empty, np.zeros(0, dtype=int))
-    x0 = pairs[0][0]
-    if all(p[0].shape == x0.shape and np.array_equal(p[0], x0) for p in pairs):
-        grid = x0
-        Y = np.vstack([p[1] for p in pairs])
-        n = np.full(grid.shape, len(pairs))
-        mean = Y.mean(axis=0)
-        std = Y.std(axis=0, ddof=1) if len(pairs) > 1 else np.zeros_like(mean)
-    else:
-        grid = np.unique(np.concatenate([p[0] for p in pairs]))
-        Y = np.full((len(pairs), grid.size), np.nan)
-        for i, (x, y) in enumerate(pairs):
-            Y[i, np.searchsorted(grid, x)] = y
-        n = np.isfinite(Y).sum(axis=0)
-        total = np.nansum(Y, axis=0)
-        mean = total / n
-        dev = np.where(np.isfinite(Y), Y - mean, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            std = np.where(n > 1, np.sqrt((dev ** 2).sum(axis=0) / np.maximum(n - 1, 1)), 0.0)
-    return Band(grid, moving_average(mean, window), moving_average(std, window), n)
-
-
-def downsample(n: int, limit: int = MAX_PLOT_POINTS) -> np.ndarray | slice:
-    """Indices of at most ``limit`` evenly spaced points of ``n`` (first and last kept)."""
-    if n <= limit:
-        return slice(None)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
-
-
-# ---------------------------------------------------------------------- columns and groups
-
-def is_pattern(entry: str) -> bool:
-    return any(ch in entry for ch in "*?[")
-
-
-def expand_columns(entries: Sequence[str], labels: Sequence[str], names: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(column, legend label, pattern) for every ys entry: an exact name, or a glob pattern → one per matching column,
-    labelled by the part the wildcard matched (``dist.*`` → ``conv1.weight``)."""
-    out = []
-    for i, entry in enumerate(entries):
-        if is_pattern(entry):
-            head = re.split(r"[*?\[]", entry, maxsplit=1)[0]  # literal text before the first wildcard
-            tail = re.split(r"[*?\]]", entry)[-1]  # and after the last one
-            for name in names:
-                if fnmatch.fnmatchcase(name, entry):
-                    out.append((name, name[len(head):len(name) - len(tail)] or name, entry))
-        elif entry in names:
-            out.append((entry, labels[i] if i < len(labels) and labels[i] else entry.replace("_", " "), ""))
-    return out
-
-
-def paths_of(study: Study, view: StageView, role: str | None, uids: Sequence[str]) -> list[list[str]]:
-    """The drawn curves: each unit alone, or with ``role`` (``Figure.chain``) the chains of units where a unit continues
-    its input ``role`` of the same stage; a chain ends at a unit no written unit continues (a chain still running is
-    drawn as far as it got). Only chains ending in ``uids`` are returned."""
-    if not role:
-        return [[uid] for uid in uids]
-    in_stage = set(view.units)
-    previous = {}
-    for uid in view.units:
-        rec = study.record(uid)
-        if rec is not None and rec.inputs.get(role) in in_stage:
-            previous[uid] = rec.inputs[role]
-    continued = set(previous.values())
-    paths = []
-    for uid in uids:
-        if uid in continued:
-            continue
-        path = [uid]
-        while path[0] in previous:
-            path.insert(0, previous[path[0]])
-        paths.append(path)
-    return paths
-
-
-def join_path(parts: list[dict[str, np.ndarray]], x: str) -> dict[str, np.ndarray]:
-    """The columns of a chain of units as one path: each unit's x shifted to start where the previous one ended (its
-    rows at or before that point, the repeated start state, are dropped)."""
-    if len(parts) == 1:
-        return parts[0]
-    names = list(dict.fromkeys(c for d in parts for c in d))
-    out: dict[str, list[np.ndarray]] = {c: [] for c in names}
-    end = None
-    for d in parts:
-        xs = d[x] if end is None else d[x] + end
-        keep = np.ones(xs.shape, bool) if end is None else xs > end
-        for c in names:
-            col = xs if c == x else d.get(c, np.full(xs.shape, np.nan))
-            out[c].append(col[keep])
-        if keep.any():
-            end = float(np.nanmax(xs[keep]))
-    return {c: np.concatenate(v) for c, v in out.items()}
-
-
-def group_name(by: Sequence[str], key: tuple) -> str:
-    return ", ".join(f"{f}={group_text(v)}" for f, v in zip(by, key))
-
-
-def _read_units(study: Study, uids: Sequence[str], table: str, columns: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    """uid → column → float64 array (nulls as NaN) of the committed rows; units without rows are left out."""
-    def one(uid):
-        t = study.unit_rows(uid, table, columns)
-        if t is None or t.num_rows == 0:
-            return uid, None
-        return uid, {c: t.column(c).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-                     for c in t.column_names}
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return {uid: cols for uid, cols in pool.map(one, uids) if cols is not None}
-
-
-def figure_data(study: Study, stage: str, fig: Figure, by: Sequence[str] = (), smooth: int | None = None) -> list[Series]:
-    """The series a band or line figure draws for one stage: per group and column, the per-unit curves and their band.
-    This is the aggregation ``lowloss report`` plots (and the benchmark times)."""
-    view = study.stage(stage)
-    names = study.column_names(stage, fig.table)
-    wanted = [(c, lab, pat, 0) for c, lab, pat in expand_columns(fig.ys, fig.labels, names)]
-    wanted += [(c, lab, pat, 1) for c, lab, pat in expand_columns(fig.y2s, fig.y2labels, names)]
-    if not wanted or fig.x not in names:
-        return []
-    window = fig.smooth if smooth is None else smooth
-    if fig.style != "band":
-        window = 1
-    columns = [fig.x] + [c for c, *_ in wanted if c != fig.x]
-    out = []
-    for key, uids in sorted(study.groups(view, by).items(), key=lambda kv: group_order(kv[0])):
-        paths = paths_of(study, view, fig.chain, uids)
-        data = _read_units(study, [u for path in paths for u in path], fig.table, columns)
-        joined = [(view.label(path[-1]), join_path([data[u] for u in path if u in data], fig.x))
-                  for path in paths if any(u in data for u in path)]
-        if not joined:
-            continue
-        for column, label, _pattern, axis in wanted:
-            curves = [(name, d[fig.x], d[column]) for name, d in joined if column in d]
-            if not curves:
-                continue
-            b = band([c[1] for c in curves], [c[2] for c in curves], window)
-            out.append(Series(column, label, key, axis, b, curves if fig.style == "line" else []))
-    return out
-
-
-# ---------------------------------------------------------------------- drawing
 
 def _plt():
     import matplotlib
@@ -252,104 +73,8 @@ def _plt():
     return plt
 
 
-def _subtitle(n_units: Sequence[int], window: int, style: str, by: Sequence[str], key: tuple, noun: str) -> str:
-    lo, hi = (min(n_units), max(n_units)) if n_units else (0, 0)
-    n = f"{lo}" if lo == hi else f"{lo}–{hi}"
-    text = (f"mean (line) ± 1 std (shaded) over n = {n} {noun}" if style == "band"
-            else f"each of n = {n} {noun} (thin) and their mean (thick)")
-    if window > 1:
-        text += f"; moving average over {window} points"
-    if by and key:
-        text += f"; {group_name(by, key)}"
-    return text
-
-
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
-
-
-def _style_axis(ax, fig: Figure, axis: int, series: list[Series]) -> None:
-    logy, lim, label = (fig.logy, fig.ylim, fig.ylabel) if axis == 0 else (fig.logy2, fig.y2lim, fig.y2label)
-    if logy:
-        ax.set_yscale("log")
-    if lim is not None:
-        bottom, top = lim
-        cur = ax.get_ylim()
-        ax.set_ylim(cur[0] if bottom is None else bottom, cur[1] if top is None else top)
-    if logy:
-        lo, hi = ax.get_ylim()
-        if lo > 0 and hi / lo < 10:  # less than a decade: a few plainly labelled ticks, not 2.7 × 10⁻² or none
-            from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
-
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
-            ax.yaxis.set_minor_locator(NullLocator())
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
-    ax.set_ylabel(label or ", ".join(dict.fromkeys(s.label for s in series)))
-
-
-def _draw_xy(ax, fig: Figure, series: list[Series], style: str, by: Sequence[str], multi_group: bool) -> list:
-    """Draw band/line series on ax (and a twin axis for y2s); returns legend handles."""
-    plt = _plt()
-    axes = {0: ax}
-    if any(s.axis == 1 for s in series):
-        axes[1] = ax.twinx()
-    ycols = list(dict.fromkeys((s.column, s.axis) for s in series))
-    groups = list(dict.fromkeys(s.group for s in series))
-    tab10, viridis = plt.get_cmap("tab10"), plt.get_cmap("viridis")
-    dashes = ["-", "--", ":", "-."]
-
-    def color(s: Series):
-        # several groups: a colour per group (and a line style per column); one group: a colour per column
-        if multi_group:
-            return tab10(groups.index(s.group) % 10)
-        i = ycols.index((s.column, s.axis))
-        return viridis(i / (len(ycols) - 1)) if len(ycols) > 10 else tab10(i)
-
-    handles = []
-    for s in series:
-        a = axes[s.axis]
-        c = color(s)
-        ls = dashes[ycols.index((s.column, s.axis)) % 4] if multi_group else ("--" if s.axis == 1 else "-")
-        label = s.label + (f" ({group_name(by, s.group)})" if multi_group else "")
-        b = s.band
-        idx = downsample(b.x.size)
-        x, mean, std = b.x[idx], b.mean[idx], b.std[idx]
-        if style == "band":
-            lower, upper = mean - std, mean + std
-            if (fig.logy if s.axis == 0 else fig.logy2):
-                positive = mean[mean > 0]
-                floor = positive.min() * 0.5 if positive.size else 1e-12
-                lower = np.maximum(lower, floor)
-            a.fill_between(x, lower, upper, color=c, alpha=0.22, linewidth=0)
-            (h,) = a.plot(x, mean, color=c, lw=1.6, ls=ls, label=label)
-            handles.append(h)
-        else:
-            single = len(ycols) == 1 and not multi_group
-            for j, (ulabel, ux, uy) in enumerate(s.units):
-                order = np.argsort(ux, kind="stable")
-                if single:
-                    (h,) = a.plot(ux[order], uy[order], color=tab10(j % 10), lw=1.0, alpha=0.8, marker=".",
-                                  ms=4, label=ulabel)
-                    if len(s.units) <= MAX_LEGEND:
-                        handles.append(h)
-                else:
-                    a.plot(ux[order], uy[order], color=c, lw=0.8, alpha=0.35, ls=ls)
-            (h,) = a.plot(x, mean, color="black" if single else c, lw=2.4, ls=ls,
-                          label=(f"mean of {len(s.units)} units" if single else f"{label}: mean of {len(s.units)}"))
-            handles.append(h)
-    for axis, a in axes.items():
-        _style_axis(a, fig, axis, [s for s in series if s.axis == axis])
-    if style == "line" and not (len(ycols) == 1 and not multi_group):
-        from matplotlib.lines import Line2D
-
-        handles.append(Line2D([], [], color="grey", lw=0.8, alpha=0.6, label="thin: each unit"))
-    return handles
-
-
-def _new_figure(size):
-    plt = _plt()
-    fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
-    return fig, fig.add_subplot(1, 1, 1)
 
 
 def _save(fig, base: Path, formats: Sequence[str]) -> list[Path]:
@@ -364,113 +89,321 @@ def _save(fig, base: Path, formats: Sequence[str]) -> list[Path]:
     return paths
 
 
-def draw_xy(study: Study, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (), smooth: int | None = None,
-            formats: Sequence[str] = FORMATS) -> list[FigureFile]:
-    """A band or line figure of one stage (one file; one file per group when per-layer lines meet several groups)."""
+def _size_px(fig) -> tuple[int, int]:
+    w, h = fig.get_size_inches()
+    return round(w * DPI), round(h * DPI)
+
+
+def _log_ticks(ax) -> None:
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 10:  # less than a decade: a few plainly labelled ticks, not 2.7 × 10⁻² or none
+        from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
+
+
+def _style_axis(ax, fig: Figure, axis: int, series: list[Series]) -> None:
+    logy, lim, label = (fig.logy, fig.ylim, fig.ylabel) if axis == 0 else (fig.logy2, fig.y2lim, fig.y2label)
+    if logy:
+        ax.set_yscale("log")
+    if lim is not None:
+        bottom, top = lim
+        cur = ax.get_ylim()
+        ax.set_ylim(cur[0] if bottom is None else bottom, cur[1] if top is None else top)
+    if logy:
+        _log_ticks(ax)
+    ax.set_ylabel(label or ", ".join(dict.fromkeys(s.label for s in series)))
+
+
+def _marks(ax, spec: Figure, series: list[Series], handles: list) -> None:
+    """What the verdicts use: the threshold line(s) and the phase boundaries of chained paths."""
+    from matplotlib.lines import Line2D
+
+    values = sorted({t for s in series if s.axis == 0 for t in s.thresholds})
+    if values:  # the threshold inside the view, with room above it
+        lo, hi = ax.get_ylim()
+        top = max(values) * (1.6 if ax.get_yscale() == "log" else 1.1)
+        if top > hi:
+            ax.set_ylim(lo, top)
+    for v in values:
+        ax.axhline(v, color="black", lw=1.0, ls=(0, (5, 2)), zorder=1.5, gid=f"threshold|{v!r}")
+    if values:
+        label = spec.threshold_label or spec.threshold_param
+        handles.append(Line2D([], [], color="black", lw=1.0, ls=(0, (5, 2)),
+                              label=f"{label} = {', '.join(f'{v:g}' for v in values)}"))
+    starts = sorted({x for s in series for c in s.curves for x in c.starts})
+    for x in starts:
+        ax.axvline(x, color="0.45", lw=0.8, ls=":", zorder=1.2, gid=f"boundary|{x!r}")
+    if starts:
+        handles.append(Line2D([], [], color="0.45", lw=0.8, ls=":", label="phase boundary (chained units)"))
+
+
+def _what(series: list[Series], noun: str, xname: str, width: int = 130) -> str:
+    """The subtitle's account of what the lines are."""
+    n = sorted({len(s.curves) for s in series})
+    count = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
+    many = [s for s in series if len(s.curves) > FEW_CURVES]
+    text = (f"{many[0].band.how} n = {count} {noun}" if many else f"each of n = {count} {noun}")
+    smoothed = sorted({s.window for s in series if s.window})
+    if smoothed:
+        text += f"; dense series: trailing mean over {', '.join(f'{w:g}' for w in smoothed)} ({xname})"
+    if any(not s.dense for s in series):
+        text += "; sparse series: as evaluated, joined"
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _curve_lines(ax, s: Series, colours, ls: str, label_of, points: bool = False) -> list:
+    """Each curve of a series as drawn: its shown values (dense: smoothed; sparse, or ``points``: markers joined)."""
+    handles = []
+    for j, c in enumerate(s.curves):
+        idx = downsample(c.x.size)
+        marked = points or not s.dense
+        (h,) = ax.plot(c.x[idx], c.shown[idx], color=colours(j), lw=1.1 if marked else 1.4, ls=ls,
+                       marker="o" if marked else None, ms=3.2, label=label_of(c), gid=f"{s.column}|{c.uid}")
+        handles.append(h)
+    return handles
+
+
+def _band_lines(ax, s: Series, colour, ls: str, label: str) -> list:
+    b = s.band
+    idx = downsample(b.x.size)
+    if b.outer_lower is not None:
+        ax.fill_between(b.x[idx], b.outer_lower[idx], b.outer_upper[idx], color=colour, alpha=0.12, linewidth=0)
+    ax.fill_between(b.x[idx], b.lower[idx], b.upper[idx], color=colour, alpha=0.25, linewidth=0)
+    (h,) = ax.plot(b.x[idx], b.center[idx], color=colour, lw=1.8, ls=ls, label=label,
+                   marker=None if s.dense else "o", ms=3, gid=f"{s.column}|center|{s.group!r}")
+    return [h]
+
+
+def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
+    """Band/line series of one or more columns (and groups) on ax (and a twin axis for y2s); returns legend handles."""
+    plt = _plt()
+    tab10 = plt.get_cmap("tab10")
+    axes = {0: ax}
+    if any(s.axis == 1 for s in series):
+        axes[1] = ax.twinx()
+    ycols = list(dict.fromkeys((s.column, s.axis) for s in series))
+    groups = list(dict.fromkeys(s.group for s in series))
+    multi_group = len(groups) > 1
+    few = all(len(s.curves) <= FEW_CURVES for s in series)
+    curve_keys = list(dict.fromkeys((s.group, c.uid) for s in series for c in s.curves)) if few else []
+    handles: list = []
+    for s in series:
+        a = axes[s.axis]
+        ls = DASHES[ycols.index((s.column, s.axis)) % 4]
+        group = f" ({group_name(by, s.group)})" if multi_group else ""
+        if few:
+            def colour(j, s=s):
+                return tab10(curve_keys.index((s.group, s.curves[j].uid)) % 10)
+            single = len(ycols) == 1
+            handles += _curve_lines(a, s, colour, ls,
+                                    lambda c, s=s, single=single: c.label if single else f"{s.label}: {c.label}",
+                                    points=spec.style == "line")
+        else:
+            c = tab10(groups.index(s.group) % 10) if multi_group else tab10(ycols.index((s.column, s.axis)) % 10)
+            handles += _band_lines(a, s, c, ls, s.label + group)
+    if few and len(ycols) > 1 and len(curve_keys) > 1:  # a colour per unit and a line style per column: two keys
+        from matplotlib.lines import Line2D
+
+        labels = {(s.group, c.uid): c.label + (f" ({group_name(by, s.group)})" if multi_group else "")
+                  for s in series for c in s.curves}
+        handles = [Line2D([], [], color=tab10(i % 10), lw=1.4, label=labels[k]) for i, k in enumerate(curve_keys)]
+        styles = {(s.column, s.axis): (s.label, s.dense) for s in series}
+        handles += [Line2D([], [], color="0.25", lw=1.2, ls=DASHES[i % 4], label=label,
+                           marker="o" if spec.style == "line" or not dense else None, ms=3)
+                    for i, (label, dense) in enumerate(styles[k] for k in ycols)]
+    for axis, a in axes.items():
+        _style_axis(a, spec, axis, [s for s in series if s.axis == axis])
+    _marks(ax, spec, series, handles)
+    return handles
+
+
+def _tensor_colours(series: list[Series]):
+    """Per-tensor styles: a qualitative colour per layer and a line style per tensor of the layer; with more than
+    MAX_COLOURED tensors, the HIGHLIGHT farthest at the end in colour and the rest in grey."""
+    plt = _plt()
+    if len(series) <= MAX_COLOURED:
+        layers = list(dict.fromkeys(layer_of(s.label) for s in series))
+        cmap = plt.get_cmap("tab10" if len(layers) <= 10 else "tab20")
+        within: dict[str, int] = {}
+        styles = {}
+        for s in series:
+            layer = layer_of(s.label)
+            k = within.get(layer, 0)
+            within[layer] = k + 1
+            styles[s.column] = (cmap(layers.index(layer) % cmap.N), DASHES[k % 4], 1.4, True)
+        return styles, 0
+    top = farthest(series, HIGHLIGHT)
+    cmap = plt.get_cmap("tab10")
+    styles = {s.column: ((cmap(top.index(s.column)), "-", 1.6, True) if s.column in top else ("0.7", "-", 0.6, False))
+              for s in series}
+    return styles, len(series) - len(top)
+
+
+def _tensor_axes(ax, spec: Figure, series: list[Series], curve: int | None) -> list:
+    """Per-tensor lines of one path (``curve``: its index) or, for many paths, each tensor's central line."""
+    from matplotlib.lines import Line2D
+
+    styles, grey = _tensor_colours(series)
+    handles = []
+    for s in sorted(series, key=lambda s: styles[s.column][3]):  # grey first, coloured on top
+        colour, ls, lw, labelled = styles[s.column]
+        if curve is not None:
+            c = s.curves[curve]
+            idx = downsample(c.x.size)
+            (h,) = ax.plot(c.x[idx], c.shown[idx], color=colour, ls=ls, lw=lw, label=s.label,
+                           zorder=2 if labelled else 1, gid=f"{s.column}|{c.uid}")
+        else:
+            b = s.band
+            idx = downsample(b.x.size)
+            (h,) = ax.plot(b.x[idx], b.center[idx], color=colour, ls=ls, lw=lw, label=s.label,
+                           zorder=2 if labelled else 1, gid=f"{s.column}|center|{s.group!r}")
+        if labelled:
+            handles.append(h)
+    order = {s.label: i for i, s in enumerate(series)}
+    handles.sort(key=lambda h: order.get(h.get_label(), 0))
+    if grey:
+        handles.append(Line2D([], [], color="0.7", lw=0.6, label=f"{grey} other tensors (nearer at the end)"))
+    _style_axis(ax, spec, 0, series)
+    _marks(ax, spec, series, handles)
+    return handles
+
+
+def _excluded(study: StudyView, view: StageView, spec: Figure) -> int:
+    """How many columns a ys pattern matches that ``exclude`` leaves out."""
+    import fnmatch
+
+    names = study.column_names(view.name, spec.table)
+    return sum(1 for n in names for e in (*spec.ys, *spec.y2s) if is_pattern(e) and fnmatch.fnmatchcase(n, e)
+               and any(fnmatch.fnmatchcase(n, p) for p in spec.exclude))
+
+
+def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str] = (), smooth: float | None = None):
+    """The matplotlib figures of a band or line figure of one stage, unsaved: [(file stem, figure, curves drawn)].
+    One figure; per-tensor figures split per group, and draw one panel per path when there are few paths."""
+    plt = _plt()
     series = figure_data(study, view.name, spec, by, smooth)
     if not series:
         return []
-    window = (spec.smooth if smooth is None else smooth) if spec.style == "band" else 1
     patterned = any(is_pattern(e) for e in (*spec.ys, *spec.y2s))
     groups = list(dict.fromkeys(s.group for s in series))
-    batches = [(g, [s for s in series if s.group == g]) for g in groups] if (patterned and len(groups) > 1) \
-        else [(None, series)]
+    noun = "paths" if spec.chain else "units"
+    head = f"{spec.title} — stage {view.name} ({view.kind})"
+    out = []
+    if patterned:
+        for key in groups:
+            part = [s for s in series if s.group == key]
+            n_paths = max(len(s.curves) for s in part)
+            per_path = n_paths <= FEW_PANELS  # each path's own tensors; more paths: each tensor's central line
+            panels = n_paths if per_path else 1
+            cols = min(panels, 2)
+            rows = math.ceil(panels / cols)
+            size = (PANEL[0] * cols + 2.6, PANEL[1] * rows + 0.9)
+            fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
+            axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+            handles = []
+            for i, ax in enumerate(axes.flat):
+                if i >= panels:
+                    ax.set_visible(False)
+                    continue
+                with_curve = [s for s in part if len(s.curves) > i] if per_path else part
+                handles = _tensor_axes(ax, spec, with_curve, i if per_path else None)
+                ax.set_xlabel(spec.xlabel or spec.x)
+                ax.grid(True, which="major", alpha=0.3)
+                if panels > 1:
+                    ax.set_title(f"path {with_curve[0].curves[i].label}", fontsize=8.5)
+            if len(handles) <= MAX_LEGEND + 1:
+                fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False,
+                           title=next((spec.labels[i] for i, e in enumerate(spec.ys) if is_pattern(e)
+                                       and i < len(spec.labels)), None), title_fontsize=8)
+            what = [f"each of n = {n_paths} {noun}" + (", one panel per path" if panels > 1 else "") if per_path
+                    else f"per tensor the {part[0].band.how.split(' (line)')[0]} over n = {n_paths} {noun}"]
+            if any(s.window for s in part):
+                what.append(f"trailing mean over {part[0].window:g} ({spec.xlabel or spec.x})")
+            if len(part) > MAX_COLOURED:
+                what.append(f"the {HIGHLIGHT} farthest of {len(part)} tensors at the end in colour")
+            if by and key:
+                what.append(group_name(by, key))
+            left_out = _excluded(study, view, spec)
+            if left_out:
+                what.append(f"{left_out} columns not drawn ({', '.join(spec.exclude)})")
+            import textwrap
+
+            wrapped = "\n".join(textwrap.wrap("; ".join(what), int(size[0] * 14)))
+            fig.suptitle(f"{head}\n{wrapped}", fontsize=9.5)
+            stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key and len(groups) > 1 else "")
+            out.append((stem, fig, n_paths))
+        return out
+    many_hist = spec.style == "line" and spec.result_hist and max(len(s.curves) for s in series) > FEW_CURVES
+    few = all(len(s.curves) <= FEW_CURVES for s in series)
+    n_legend = sum(len(s.curves) for s in series) if few else len(series)
+    size = HIST_SIZE if many_hist else LEGEND_SIZE if n_legend > 4 else LINE_SIZE
+    fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
+    if many_hist:
+        grid = fig.add_gridspec(len(spec.result_hist), 2, width_ratios=(2.2, 1))
+        ax = fig.add_subplot(grid[:, 0])
+        uids = [c.uid for c in series[0].curves]
+        for k, key in enumerate(spec.result_hist):
+            hax = fig.add_subplot(grid[k, 1])
+            values = result_values(study, view, uids, key)
+            if values.size:
+                hax.hist(values, bins=min(40, max(5, int(math.sqrt(values.size)))), color="0.45", gid=f"hist|{key}")
+                hax.axvline(float(np.median(values)), color="crimson", lw=1.2, label=f"median {np.median(values):.4g}")
+                hax.legend(fontsize=7, frameon=False)
+            kind = jobs.KINDS.get(view.kind)
+            label = next((m.label for m in getattr(kind, "metrics", ()) if m.key == key), key.replace("_", " "))
+            hax.set_title(f"{label} (n = {values.size})", fontsize=8.5)
+            hax.tick_params(labelsize=7)
+    else:
+        ax = fig.add_subplot(1, 1, 1)
+    handles = _xy_axes(ax, spec, series, by)
+    if spec.logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(spec.xlabel or spec.x)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(head, fontsize=11, fontweight="bold")
+    group = f"; {group_name(by, groups[0])}" if by and len(groups) == 1 and groups[0] else ""
+    width = int((size[0] - (2.0 if size == LEGEND_SIZE else 0.0)) * 14)  # characters that fit above the axes
+    ax.set_title(_what(series, noun, spec.xlabel or spec.x, width) + group, fontsize=8, color="0.3")
+    if len(handles) > MAX_LEGEND:
+        ax.text(0.99, 0.01, f"{len(handles)} lines (legend omitted)", transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=7, color="0.3")
+    elif handles:
+        if size == LEGEND_SIZE:
+            fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False)
+        elif spec.y2s or many_hist:  # two y axes: a legend inside would hide one of them
+            fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=8,
+                       frameon=False)
+        else:
+            ax.legend(handles=handles, fontsize=8, framealpha=0.85)
+    out.append((f"{view.name}-{spec.name}", fig, max(len(s.curves) for s in series)))
+    return out
+
+
+def draw_xy(study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
+            smooth: float | None = None, formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+    """A band or line figure of one stage, saved (one file; one file per group for per-tensor figures)."""
     files = []
-    for key, part in batches:
-        lines = len(part)
-        size = LEGEND_SIZE if lines > 4 else LINE_SIZE
-        fig, ax = _new_figure(size)
-        handles = _draw_xy(ax, spec, part, spec.style, by, multi_group=key is None and len(groups) > 1)
-        if spec.logx:
-            ax.set_xscale("log")
-        ax.set_xlabel(spec.xlabel or spec.x)
-        ax.grid(True, which="major", alpha=0.3)
-        n_units = [len(s.units) if spec.style == "line" else int(s.band.n.max()) for s in part]
-        fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})", fontsize=11, fontweight="bold")
-        ax.set_title(_subtitle(n_units, window, spec.style, by, key or (), "paths" if spec.chain else "units"),
-                     fontsize=8.5, color="0.3")
-        if len(handles) > MAX_LEGEND:
-            ax.text(0.99, 0.01, f"{len(handles)} lines (legend omitted)", transform=ax.transAxes, ha="right",
-                    va="bottom", fontsize=7, color="0.3")
-        elif handles:
-            title = next((spec.labels[i] for i, e in enumerate(spec.ys) if is_pattern(e) and i < len(spec.labels)), None)
-            if size == LEGEND_SIZE:
-                fig.legend(handles=handles, loc="outside right upper", fontsize=7.5, title=title, title_fontsize=8,
-                           frameon=False)
-            elif spec.y2s:  # two y axes: a legend inside would hide one of them
-                fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8,
-                           title=title, title_fontsize=8, frameon=False)
-            else:
-                ax.legend(handles=handles, fontsize=8, title=title, title_fontsize=8, framealpha=0.85)
-        stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key else "")
-        w, h = size
-        paths = _save(fig, out / stem, formats)
-        files.append(FigureFile(view.name, spec.name, paths, (round(w * DPI), round(h * DPI)), max(n_units),
+    for stem, fig, n in xy_figures(study, view, spec, by, smooth):
+        size = _size_px(fig)
+        files.append(FigureFile(view.name, spec.name, _save(fig, out / stem, formats), size, n,
                                 "paths" if spec.chain else "units"))
     return files
 
 
-def pca_data(study: Study, view: StageView, spec: Figure, uids: Sequence[str]) -> dict:
-    """tensor → {"units": [(label, steps, 2-D projection)], "explained": (r1, r2), "note", "of": tensors in all} over
-    every stored point of the units (or chained paths): the points of all paths of a tensor are centred together and
-    projected on their first two principal components. At most ``PCA_MAX_PANELS`` tensors (matching ``ys``, default
-    all) are read; of a tensor with more than ``PCA_MAX_COORDS`` entries, a seeded random subset of coordinates."""
-    paths = paths_of(study, view, spec.chain, uids)
-    names = next((n for path in paths for uid in path for n in [study.point_tensors(uid, list(spec.ys) or None)] if n),
-                 [])
-    shown = names[:PCA_MAX_PANELS]
-    if not shown:
-        return {}
-    rng = np.random.default_rng(0)
-    keep: dict[str, np.ndarray | None] = {}
-    rows: dict[str, list[np.ndarray]] = {n: [] for n in shown}
-    owners: dict[str, list[tuple[str, int]]] = {n: [] for n in shown}
-    exact = [re.sub(r"([*?\[])", r"[\1]", n) for n in shown]  # glob patterns matching exactly these names
-    for path in paths:
-        end = None  # the (shifted) step of the path's last point so far: where a continuing unit's steps start
-        for k, uid in enumerate(path):
-            offset, last = end or 0, end
-            for step, tensors in study.points(uid, exact):
-                if k and step == 0:
-                    continue  # a continuing unit's start point is its predecessor's end point
-                last = step + offset
-                for name, array in tensors.items():
-                    flat = array.reshape(-1)
-                    if name not in keep:
-                        keep[name] = (np.sort(rng.choice(flat.size, PCA_MAX_COORDS, replace=False))
-                                      if flat.size > PCA_MAX_COORDS else None)
-                    rows[name].append(flat if keep[name] is None else flat[keep[name]])
-                    owners[name].append((path[-1], last))
-            end = last
-    out = {}
-    for name in shown:
-        if len(rows[name]) < 3:
-            continue
-        X = np.vstack(rows[name]).astype(np.float64)
-        X -= X.mean(axis=0)
-        gram = X @ X.T
-        vals, vecs = np.linalg.eigh(gram)
-        order = np.argsort(vals)[::-1][:2]
-        vals, vecs = np.clip(vals[order], 0, None), vecs[:, order]
-        proj = vecs * np.sqrt(vals)
-        total = max(float(np.trace(gram)), 1e-300)
-        units = []
-        for path in paths:
-            idx = [i for i, (u, _) in enumerate(owners[name]) if u == path[-1]]
-            if idx:
-                units.append((view.label(path[-1]), np.array([owners[name][i][1] for i in idx]), proj[idx]))
-        note = f"PCA on {PCA_MAX_COORDS} random coordinates" if keep.get(name) is not None else ""
-        out[name] = {"units": units, "explained": tuple(float(v) / total for v in vals), "note": note,
-                     "of": len(names)}
-    return out
-
-
-def draw_pca(study: Study, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
-             formats: Sequence[str] = FORMATS) -> list[FigureFile]:
-    """Per-tensor panels of the stage's points projected on two principal components, coloured by step (LLPF Fig. 4)."""
+def pca_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str] = ()):
+    """Per-tensor panels of the stage's points on two principal components, a colour per path, with the start, the
+    end and D marked (LLPF Fig. 4); unsaved: [(stem, figure, paths)]."""
     plt = _plt()
-    files = []
+    from matplotlib.lines import Line2D
+
+    out = []
     groups = study.groups(view, by)
+    tab10 = plt.get_cmap("tab10")
     for key, uids in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
         key = key if len(groups) > 1 else None
         data = pca_data(study, view, spec, uids)
@@ -480,21 +413,31 @@ def draw_pca(study: Study, view: StageView, spec: Figure, out: Path, by: Sequenc
         total_tensors = next(iter(data.values()))["of"]
         cols = min(4, len(shown))
         rows = math.ceil(len(shown) / cols)
-        size = (PCA_PANEL[0] * cols + 1.0, PCA_PANEL[1] * rows + 1.0)
+        size = (PCA_PANEL[0] * cols + 1.0, PCA_PANEL[1] * rows + 1.2)
         fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
         axes = fig.subplots(rows, cols, squeeze=False)
-        steps = np.concatenate([s for d in data.values() for _, s, _ in d["units"]])
-        norm = plt.Normalize(float(steps.min()), float(max(steps.max(), steps.min() + 1)))
-        cmap = plt.get_cmap("viridis")
+        labels = list(dict.fromkeys(label for d in data.values() for label, _, _ in d["units"]))
         n_units = 0
         for ax, name in zip(axes.flat, shown):
             d = data[name]
             n_units = max(n_units, len(d["units"]))
-            for label, s, p in d["units"]:
-                ax.plot(p[:, 0], p[:, 1], color="0.6", lw=0.6, zorder=1)
-                ax.scatter(p[:, 0], p[:, 1], c=s, cmap=cmap, norm=norm, s=9, zorder=2, linewidths=0)
-                ax.scatter(p[:1, 0], p[:1, 1], facecolors="none", edgecolors="black", s=36, lw=0.9, zorder=3)
-                ax.scatter(p[-1:, 0], p[-1:, 1], marker="x", color="crimson", s=30, lw=1.1, zorder=3)
+            for label, _steps, p in d["units"]:
+                c = tab10(labels.index(label) % 10)
+                ax.plot(p[:, 0], p[:, 1], color=c, lw=0.9, marker="o", ms=2.2, zorder=2, gid=f"pca|{name}|{label}")
+                if not d["origins"]:
+                    ax.scatter(p[:1, 0], p[:1, 1], facecolors="white", edgecolors="black", s=42, lw=1.0, zorder=3)
+                ax.scatter(p[-1:, 0], p[-1:, 1], marker="X", color=c, edgecolors="black", s=46, lw=0.6, zorder=4)
+            for label, q in d["origins"]:
+                ax.scatter([q[0]], [q[1]], facecolors="white", edgecolors="black", s=42, lw=1.0, zorder=6,
+                           gid=f"pca-origin|{name}|{label}")
+                own = next((p for lab, _, p in d["units"] if lab == label), None)
+                if own is not None:  # the path from its start to its first stored point
+                    c = tab10(labels.index(label) % 10)
+                    ax.plot([q[0], own[0, 0]], [q[1], own[0, 1]], color=c, lw=0.9, ls=":", zorder=2)
+            for label, q in d["destinations"]:
+                c = tab10(labels.index(label) % 10) if label in labels else "gold"
+                ax.scatter([q[0]], [q[1]], marker="*", color=c, edgecolors="black", s=150, lw=0.7, zorder=5,
+                           gid=f"pca-destination|{name}|{label}")
             r1, r2 = d["explained"]
             ax.set_title(name + (f"\n({d['note']})" if d["note"] else ""), fontsize=9)
             ax.set_xlabel(f"PC1 ({r1:.0%} of variance)", fontsize=8)
@@ -502,26 +445,177 @@ def draw_pca(study: Study, view: StageView, spec: Figure, out: Path, by: Sequenc
             ax.tick_params(labelsize=7)
         for ax in list(axes.flat)[len(shown):]:
             ax.set_visible(False)
-        sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-        fig.colorbar(sm, ax=axes, label="iteration at which the point was stored", shrink=0.8)
-        from matplotlib.lines import Line2D
-
-        fig.legend(handles=[Line2D([], [], marker="o", ls="", mfc="none", mec="black", label="start of a path"),
-                            Line2D([], [], marker="x", ls="", color="crimson", label="end of a path"),
-                            Line2D([], [], color="0.6", lw=0.6, label="path (stored points in order)")],
-                   loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+        handles = [Line2D([], [], color=tab10(i % 10), lw=0.9, marker="o", ms=2.2, label=label)
+                   for i, label in enumerate(labels[:MAX_LEGEND])]
+        start = f"start (final state of input {spec.origin!r})" if any(d["origins"] for d in data.values()) \
+            else "first stored point"
+        handles += [Line2D([], [], marker="o", ls="", mfc="white", mec="black", label=start),
+                    Line2D([], [], marker="X", ls="", color="0.5", mec="black", label="end of a path")]
+        if any(d["destinations"] for d in data.values()):
+            handles.append(Line2D([], [], marker="*", ls="", color="0.5", mec="black", ms=11,
+                                  label=f"D of the path (final state of input {spec.destination!r})"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
         extra = f"; first {len(shown)} of {total_tensors} tensors" if total_tensors > len(shown) else ""
         group = f"; {group_name(by, key)}" if key else ""
         fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})\n"
-                     f"PCA per tensor over the stored points of {n_units} {'paths' if spec.chain else 'units'}{extra}{group}", fontsize=10)
+                     f"PCA per tensor over the stored points of {n_units} {'paths' if spec.chain else 'units'}"
+                     f"{extra}{group}", fontsize=10)
         stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key else "")
-        paths = _save(fig, out / stem, formats)
-        files.append(FigureFile(view.name, spec.name, paths, (round(size[0] * DPI), round(size[1] * DPI)), n_units,
+        out.append((stem, fig, n_units))
+    return out
+
+
+def draw_pca(study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
+             formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+    files = []
+    for stem, fig, n in pca_figures(study, view, spec, by):
+        size = _size_px(fig)
+        files.append(FigureFile(view.name, spec.name, _save(fig, out / stem, formats), size, n,
                                 "paths" if spec.chain else "units"))
     return files
 
 
-def draw_custom(study: Study, view: StageView, spec: Figure, out: Path, formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def _verdicts(view: StageView) -> list:
+    kind = jobs.KINDS.get(view.kind)
+    return list(getattr(kind, "verdicts", ()) if kind is not None else ())
+
+
+def pairs_table(rows, spec: Figure, verdicts: Sequence = ()) -> tuple[list[str], list[list[str]]]:
+    """The headline table of a pairs figure: one line per pair, its values, the compared values, the verdict and
+    every verdict the kind declares."""
+    labels = [spec.labels[i] if i < len(spec.labels) else k for i, k in enumerate(spec.ys)]
+    clabels = [spec.compare_labels[i] if i < len(spec.compare_labels) else k for i, k in enumerate(spec.compare_ys)]
+    head = ["pair", *labels, *clabels]
+    head += [spec.threshold_label or spec.threshold_param] if spec.threshold_param else []
+    head += [spec.verdict] if spec.verdict else []
+    checks = [v for v in verdicts if v.key != spec.verdict]
+    head += [v.label for v in checks]
+    lines = []
+    for r in rows:
+        cells = [r.label] + [_num(r.values[k]) for k in spec.ys] + [_num(r.compare[k]) for k in spec.compare_ys]
+        cells += [_num(r.threshold)] if spec.threshold_param else []
+        cells += ["—" if r.verdict is None else "yes" if r.verdict else "no"] if spec.verdict else []
+        cells += ["—" if r.checks.get(v.key) is None else "yes" if r.checks[v.key] else "no" for v in checks]
+        lines.append(cells)
+    return head, lines
+
+
+def _num(v) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
+def pairs_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str] = ()):
+    """A pair stage's headline: per pair, its result keys (e.g. the path's peak loss) next to the compared stage's (the
+    straight line's peak and barrier between the same modes), coloured by the verdict, with the threshold; unsaved:
+    [(stem, figure, pairs, (head, lines))]."""
+    plt = _plt()
+    from matplotlib.lines import Line2D
+
+    out = []
+    groups = study.groups(view, by)
+    for key, uids in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
+        key = key if len(groups) > 1 else None
+        verdicts = _verdicts(view)
+        rows = pair_rows(study, view, spec, uids, [v.key for v in verdicts])
+        if not rows:
+            continue
+        fig = plt.figure(figsize=LEGEND_SIZE, dpi=DPI, layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        markers = ["D", "s", "^", "v"]
+        hidden = 0
+        handles = []
+        if len(rows) <= MAX_PAIR_LABELS:
+            xs = np.arange(len(rows), dtype=np.float64)
+            offsets = np.linspace(-0.12, 0.12, len(spec.compare_ys)) if len(spec.compare_ys) > 1 else [0.0]
+            for j, k in enumerate(spec.ys):
+                ys = np.array([np.nan if r.values[k] is None else r.values[k] for r in rows])
+                colours = [VERDICT_COLOURS[r.verdict] for r in rows]
+                if spec.logy:
+                    hidden += int(np.sum(ys <= 0))
+                    ys = np.where(ys > 0, ys, np.nan)
+                ax.scatter(xs, ys, c=colours, marker="o", s=60, zorder=3, edgecolors="black", lw=0.6, gid=f"pairs|{k}")
+                handles.append(Line2D([], [], marker="o", ls="", color="0.6", mec="black",
+                                      label=spec.labels[j] if j < len(spec.labels) else k))
+            for j, k in enumerate(spec.compare_ys):
+                ys = np.array([np.nan if r.compare[k] is None else r.compare[k] for r in rows])
+                if spec.logy:
+                    hidden += int(np.sum(ys <= 0))
+                    ys = np.where(ys > 0, ys, np.nan)
+                ax.scatter(xs + 0.25 + offsets[j], ys, marker=markers[j % 4], facecolors="none", edgecolors="0.2",
+                           s=46, lw=1.0, zorder=2, gid=f"pairs-compare|{k}")
+                handles.append(Line2D([], [], marker=markers[j % 4], ls="", mfc="none", mec="0.2",
+                                      label=spec.compare_labels[j] if j < len(spec.compare_labels) else k))
+            for x, r in zip(xs, rows):
+                if r.threshold is not None:
+                    ax.hlines(r.threshold, x - 0.4, x + 0.4, color="black", lw=1.0, ls=(0, (5, 2)))
+                failed = [v.label for v in verdicts if v.key != spec.verdict and r.checks.get(v.key) is False]
+                value = r.values[spec.ys[0]] if spec.ys else None
+                if failed and value is not None and value > 0 and len(rows) <= 12:
+                    ax.annotate("failed: " + "; ".join(failed), (x, value), xytext=(0, 9), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=7, color=VERDICT_COLOURS[False])
+            ax.set_xticks(xs, [r.label for r in rows], rotation=30 if len(rows) > 6 else 0, ha="right"
+                          if len(rows) > 6 else "center", fontsize=8)
+            ax.set_xlim(-0.6, len(rows) - 0.4)
+        else:  # many pairs: the path's value against the straight line's, one point per pair
+            k, c = spec.ys[0], spec.compare_ys[0] if spec.compare_ys else None
+            xs = np.array([np.nan if c is None or r.compare[c] is None else r.compare[c] for r in rows])
+            ys = np.array([np.nan if r.values[k] is None else r.values[k] for r in rows])
+            ax.scatter(xs, ys, c=[VERDICT_COLOURS[r.verdict] for r in rows], s=14, lw=0, gid=f"pairs|{k}")
+            ax.set_xlabel(spec.compare_labels[0] if spec.compare_labels else str(c))
+            if spec.logy:
+                ax.set_xscale("log")
+        if spec.threshold_param and any(r.threshold is not None for r in rows):
+            values = sorted({r.threshold for r in rows if r.threshold is not None})
+            if len(rows) > MAX_PAIR_LABELS:
+                for v in values:
+                    ax.axhline(v, color="black", lw=1.0, ls=(0, (5, 2)))
+            handles.append(Line2D([], [], color="black", lw=1.0, ls=(0, (5, 2)),
+                                  label=f"{spec.threshold_label or spec.threshold_param} = "
+                                        f"{', '.join(f'{v:g}' for v in values)}"))
+        if spec.verdict:
+            for v, text in ((True, "yes"), (False, "no")):
+                if any(r.verdict is v for r in rows):
+                    handles.append(Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], mec="black",
+                                          label=f"{spec.verdict}: {text}"))
+        if spec.logy:
+            ax.set_yscale("log")
+        ax.set_ylabel(spec.ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
+        fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False)
+        compared = sorted({r.compare_stage for r in rows if r.compare_stage})
+        sub = (f"{len(rows)} pairs; compared with stage {', '.join(compared)} ({spec.compare_kind}) on the same modes"
+               if compared else f"{len(rows)} pairs; no {spec.compare_kind} stage on the same modes")
+        if hidden:
+            sub += f"; {hidden} value(s) ≤ 0 not on the log axis (see the table)"
+        if key:
+            sub += f"; {group_name(by, key)}"
+        fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})\n{sub}", fontsize=10)
+        stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key else "")
+        out.append((stem, fig, len(rows), pairs_table(rows, spec, verdicts)))
+    return out
+
+
+def draw_pairs(study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
+               formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+    files = []
+    for stem, fig, n, (head, lines) in pairs_figures(study, view, spec, by):
+        size = _size_px(fig)
+        paths = _save(fig, out / stem, formats)
+        md = out / f"{stem}.md"
+        md.write_text(f"## {spec.title} — stage {view.name}\n\n| " + " | ".join(head) + " |\n| "
+                      + " | ".join("---" if i == 0 else "---:" for i in range(len(head))) + " |\n"
+                      + "".join("| " + " | ".join(line) + " |\n" for line in lines))
+        path_csv = out / f"{stem}.csv"
+        with open(path_csv, "w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(head)
+            writer.writerows(lines)
+        files.append(FigureFile(view.name, spec.name, paths, size, n, "pairs", [md, path_csv]))
+    return files
+
+
+def draw_custom(study: StudyView, view: StageView, spec: Figure, out: Path,
+                formats: Sequence[str] = FORMATS) -> list[FigureFile]:
     data = {}
     for uid, label in zip(view.units, view.labels):
         t = study.unit_rows(uid, spec.table)
@@ -529,19 +623,21 @@ def draw_custom(study: Study, view: StageView, spec: Figure, out: Path, formats:
             data[label] = t
     if not data or spec.draw is None:
         return []
-    fig, ax = _new_figure(LINE_SIZE)
+    plt = _plt()
+    fig = plt.figure(figsize=LINE_SIZE, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
     spec.draw(ax, data)
     fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})", fontsize=11, fontweight="bold")
     if spec.xlabel:
         ax.set_xlabel(spec.xlabel)
     if spec.ylabel:
         ax.set_ylabel(spec.ylabel)
-    paths = _save(fig, out / f"{view.name}-{spec.name}", formats)
-    return [FigureFile(view.name, spec.name, paths, (round(LINE_SIZE[0] * DPI), round(LINE_SIZE[1] * DPI)), len(data))]
+    size = _size_px(fig)
+    return [FigureFile(view.name, spec.name, _save(fig, out / f"{view.name}-{spec.name}", formats), size, len(data))]
 
 
-def render(study: Study, out: Path, by: Sequence[str] = (), stages: Sequence[str] | None = None,
-           smooth: int | None = None, formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def render(study: StudyView, out: Path, by: Sequence[str] = (), stages: Sequence[str] | None = None,
+           smooth: float | None = None, formats: Sequence[str] = FORMATS) -> list[FigureFile]:
     """Every figure the kinds of the study's stages declare, as ``out/<stage>-<figure>.<png|pdf>``."""
     files: list[FigureFile] = []
     for view in study.stages(stages):
@@ -551,8 +647,13 @@ def render(study: Study, out: Path, by: Sequence[str] = (), stages: Sequence[str
                 files += draw_xy(study, view, spec, out, by, smooth, formats)
             elif spec.style == "pca":
                 files += draw_pca(study, view, spec, out, by, formats)
+            elif spec.style == "pairs":
+                files += draw_pairs(study, view, spec, out, by, formats)
             elif spec.style == "custom":
                 files += draw_custom(study, view, spec, out, formats)
             else:
                 raise ValueError(f"kind {view.kind}: figure {spec.name!r} has unknown style {spec.style!r}")
     return files
+
+
+__all__ = ["DPI", "FigureFile", "draw_pairs", "draw_pca", "draw_xy", "paths_of", "render", "xy_figures"]

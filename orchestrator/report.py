@@ -12,11 +12,12 @@ import io
 from pathlib import Path
 from typing import Sequence
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .api import Study, table_from_rows
+from .api import StudyView, table_from_rows
 from .spec import SpecError
-from .summary import cells, group_text, summary_records
+from .summary import cells, group_text, summary_records, summary_rows
 
 FORMATS = ("md", "csv", "parquet", "latex")
 EXTENSIONS = {"md": "md", "csv": "csv", "parquet": "parquet", "latex": "tex"}
@@ -30,14 +31,15 @@ def check_format(fmt: str | None, out: str | None) -> None:
                                          "(or use --format csv for the terminal)")
 
 
-def progress_lines(study: Study, stages: Sequence[str] | None = None) -> list[str]:
+def progress_lines(study: StudyView, stages: Sequence[str] | None = None) -> list[str]:
     """Per stage: how many units are committed and how many are still missing (the table covers committed ones)."""
     lines = []
     for view in study.stages(stages):
         done, total = study.progress(view.name)
         missing = total - done
         lines.append(f"stage {view.name} ({view.kind}): {done} of {total} unit(s) committed"
-                     + (f"; {missing} still missing (running, pending or failed) — not in the numbers yet" if missing else ""))
+                     + (f"; {missing} still missing (running, pending or failed) — not in the numbers yet"
+                        if missing else ""))
     return lines
 
 
@@ -103,7 +105,7 @@ def to_latex(rows: list[dict], by: Sequence[str], title: str, notes: Sequence[st
         previous = row["stage"]
         cells_ = _display(row, by, pm=" PLUSMINUS ")
         shown = []
-        for i, cell in enumerate(cells_):
+        for cell in cells_:
             text = latex_escape(cell)
             if " PLUSMINUS " in cell:
                 mean, std = cell.split(" PLUSMINUS ")
@@ -138,5 +140,75 @@ def write_tables(rows: list[dict], by: Sequence[str], out: Path, formats: Sequen
     return paths
 
 
-def title_of(study: Study, by: Sequence[str]) -> str:
+def title_of(study: StudyView, by: Sequence[str]) -> str:
     return f"study {study.name} — summary over repetitions" + (f" by {', '.join(by)}" if by else "")
+
+
+def summary(study: StudyView, by: Sequence[str] = (), stages: Sequence[str] | None = None) -> pa.Table:
+    """The summary over repetitions as a pyarrow Table (n, mean, std, min, max per metric; successes and rate per
+    verdict), one row per stage, group and metric: what `lowloss report --format parquet` writes."""
+    return table_from_rows(summary_records(summary_rows(study, by, stages), by))
+
+
+# ---------------------------------------------------------------------- `lowloss results`: one row per unit
+
+RESULT_FORMATS = ("csv", "parquet", "md")
+
+
+def _flat_result(result: dict) -> dict:
+    """A result.json as columns: nested tables as dotted keys (``path_so_far.max_train_loss``), lists as values."""
+    out: dict = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in _flat_result(value).items()})
+        else:
+            out[key] = value
+    return out
+
+
+def results_table(study: StudyView, stage: str) -> pa.Table:
+    """Every planned unit of a stage, in plan order: stage, unit, label, state, ``param.<field>`` (the spec's names),
+    then its result keys (empty while the unit is not committed)."""
+    view = study.stage(stage)
+    rows = []
+    for uid, label in zip(view.units, view.labels):
+        result = study.result(uid) if study.committed(uid, view.kind) else None
+        rows.append({"stage": stage, "unit": uid, "label": label, "state": study.state(uid),
+                     **{f"param.{k}": v for k, v in study.params(uid).items()}, **_flat_result(result or {})})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return table_from_rows(rows, columns)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    return str(value)
+
+
+def write_results(table: pa.Table, fmt: str, out: Path | None, title: str) -> str | None:
+    """The table as CSV or Markdown text (returned when ``out`` is None), or written to ``out`` (also Parquet)."""
+    if fmt == "parquet":
+        assert out is not None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, out)
+        return None
+    rows = table.to_pylist()
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(table.column_names)
+        writer.writerows([[_cell(r[c]) for c in table.column_names] for r in rows])
+        text = buf.getvalue()
+    else:
+        head = table.column_names
+        text = (f"## {title}\n\n| " + " | ".join(head) + " |\n| " + " | ".join("---" for _ in head) + " |\n"
+                + "".join("| " + " | ".join(_cell(r[c]).replace("|", "\\|") for c in head) + " |\n" for r in rows))
+    if out is None:
+        return text
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return None

@@ -142,6 +142,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError("TOML", _MISSING, f"not valid TOML: {exc}", source) from None
     _check_keys(SpecModel, raw, "", source)
+    study = raw.get("study")
+    if isinstance(study, dict) and "seeds" in study:
+        _check_seeds(study["seeds"], source)
     try:
         spec = SpecModel.model_validate(raw)
     except ValidationError as exc:
@@ -250,6 +253,34 @@ def _check_keys(model: type[BaseModel], data: Any, prefix: str, source: str) -> 
         annotation = fields[key].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             _check_keys(annotation, value, path, source)
+
+
+SEED_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with N ≥ 1"
+
+
+def _check_seeds(seeds: Any, source: str) -> None:
+    """``study.seeds`` in one of its two forms; otherwise the field, the bad value and both allowed forms."""
+    def integer(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(seeds, list):
+        bad = [v for v in seeds if not integer(v)]
+        if bad:
+            raise SpecError("study.seeds", seeds, f"seeds are integers ({bad[0]!r} is not); {SEED_FORMS}", source)
+        return
+    if not isinstance(seeds, dict):
+        raise SpecError("study.seeds", seeds, SEED_FORMS, source)
+    for key in seeds:
+        if key not in ("start", "count"):
+            raise SpecError(f"study.seeds.{key}", _MISSING, f"unknown key; {SEED_FORMS}"
+                            f"{_suggest(key, ['start', 'count'])}", source)
+    if "count" not in seeds:
+        raise SpecError("study.seeds.count", _MISSING, f"required; {SEED_FORMS}", source)
+    for key in ("start", "count"):
+        if key in seeds and not integer(seeds[key]):
+            raise SpecError(f"study.seeds.{key}", seeds[key], f"an integer; {SEED_FORMS}", source)
+    if seeds["count"] < 1:
+        raise SpecError("study.seeds.count", seeds["count"], f"at least 1 seed; {SEED_FORMS}", source)
 
 
 def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> SpecError:

@@ -1,18 +1,35 @@
 """Summary over repetitions of the metrics and verdicts each unit kind declares: n, mean ± std, min, max (metrics)
 and success rate k/n (verdicts) per stage, optionally per group of a param field. `lowloss run` prints it at its end;
-`lowloss report` prints and writes it (orchestrator/report.py)."""
+`lowloss report` prints and writes it (orchestrator/report.py).
+
+It reads a study through the ``ResultSource`` protocol (``api.StudyView`` is one) and imports nothing of the API: the
+API reads a store, this module computes over what it reads."""
 from __future__ import annotations
 
 import json
 import math
-from typing import Iterable, Sequence
+import re
+from typing import Iterable, Protocol, Sequence
 
 from rich.table import Table
 
 from lowloss import jobs
 
-from .api import Study
-from .store import Store
+
+class ResultSource(Protocol):
+    """What the summary reads of a study (``api.StudyView`` provides it)."""
+
+    name: str
+
+    def stages(self, names: Iterable[str] | None = None) -> list: ...
+
+    def check_fields(self, by: Sequence[str], stages: Iterable[str] | None = None) -> None: ...
+
+    def groups(self, view, by: Sequence[str] = ()) -> dict[tuple, list[str]]: ...
+
+    def committed(self, uid: str, kind: str | None = None) -> bool: ...
+
+    def result(self, uid: str) -> dict | None: ...
 
 
 def stats(values: list[float]) -> dict:
@@ -25,14 +42,14 @@ def stats(values: list[float]) -> dict:
     return {"n": n, "mean": mean, "std": std, "min": min(vals), "max": max(vals)}
 
 
-def summary_rows(source: Store | Study, by: Sequence[str] = (), stages: Iterable[str] | None = None) -> list[dict]:
+def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[str] | None = None) -> list[dict]:
     """One row per (stage, group, metric or verdict): the stats over the group's committed units' result.json.
 
     Metric rows: n, mean, std, min, max. Verdict rows (boolean result keys): n, successes, rate. Every row also has
     ``units`` (planned units of the group whose params are known) and ``missing`` (those not committed yet).
-    ``by`` names param fields (``model.name``, ``recipe.lr``); with none, a stage is one group of all its units.
+    ``by`` names param fields (``model.name``, ``train.lr``); with none, a stage is one group of all its units.
+    Every row of one (stage, metric) has the same ``decimals``: the precision its cells are shown with.
     """
-    study = source if isinstance(source, Study) else Study(source)
     by = tuple(by)
     study.check_fields(by, stages)
     rows = []
@@ -56,7 +73,36 @@ def summary_rows(source: Store | Study, by: Sequence[str] = (), stages: Iterable
                 rows.append({**base, "type": "verdict", "metric": verdict.key, "label": verdict.label, "fmt": ".0%",
                              "n": len(values), "successes": k, "rate": k / len(values) if values else math.nan,
                              "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan})
+    set_decimals(rows)
     return rows
+
+
+def set_decimals(rows: list[dict]) -> None:
+    """One precision per (stage, metric), over all its groups: a fixed-point format (``.4f``) keeps its decimals; a
+    significant-digit one (``.4g``) gets the decimals that show the largest |value| with that many digits, for mean,
+    std, min and max alike (never ``0.0108 ± 0.0000`` next to ``0.04837 ± 0``)."""
+    largest: dict[tuple, float] = {}
+    for row in rows:
+        if row["type"] != "metric":
+            continue
+        values = [abs(row[k]) for k in ("mean", "min", "max") if isinstance(row[k], float) and math.isfinite(row[k])]
+        key = (row["stage"], row["metric"])
+        largest[key] = max([largest.get(key, 0.0), *values])
+    for row in rows:
+        row["decimals"] = decimals(row["fmt"], largest.get((row["stage"], row["metric"]), 0.0))
+
+
+def decimals(fmt: str, largest: float) -> int | None:
+    """Decimals of a metric format: ``.Nf`` → N; ``.Ng`` → enough for N significant digits of ``largest`` (≤ 10)."""
+    m = re.fullmatch(r"\.(\d+)([fg])", fmt)
+    if not m:
+        return None
+    digits = int(m.group(1))
+    if m.group(2) == "f":
+        return digits
+    if largest <= 0:
+        return digits
+    return int(min(10, max(0, digits - 1 - math.floor(math.log10(largest)))))
 
 
 def group_order(key: tuple) -> tuple:
@@ -82,6 +128,8 @@ def cells(row: dict) -> dict:
         return {"n": n, "mean": rate, "std": "", "min": "—", "max": "—"}
     if not row["n"]:
         return {"n": n, "mean": "—", "std": "", "min": "—", "max": "—"}
+    d = row.get("decimals")
+    f = f".{d}f" if d is not None else f
     return {"n": n, "mean": f"{row['mean']:{f}}", "std": f"{row['std']:{f}}", "min": f"{row['min']:{f}}",
             "max": f"{row['max']:{f}}"}
 
@@ -101,10 +149,9 @@ def summary_records(rows: list[dict], by: Sequence[str] = ()) -> list[dict]:
     return out
 
 
-def summary_table(source: Store | Study, title: str | None = None, by: Sequence[str] = (),
+def summary_table(study: ResultSource, title: str | None = None, by: Sequence[str] = (),
                   stages: Iterable[str] | None = None, rows: list[dict] | None = None) -> Table:
     """The summary as a rich table (what `lowloss run` prints at its end and `lowloss report` prints by default)."""
-    study = source if isinstance(source, Study) else Study(source)
     rows = summary_rows(study, by, stages) if rows is None else rows
     table = Table(title=title or f"study {study.name} — summary over repetitions", title_justify="left")
     for col, justify in (("stage", "left"), *((f, "left") for f in by), ("metric", "left"), ("n", "right"),

@@ -211,7 +211,8 @@ class ToyPathKind(UnitKind):
                 Verdict("test_recovered", "test loss back to its start (±0.05)"))
     figures = (
         Figure("loss", "Path: training loss", table="path", x="iteration", ys=("loss",), labels=("training loss",),
-               xlabel="iteration", ylabel="cross-entropy loss (train)", logy=True, smooth=10, chain="start"),
+               xlabel="iteration", ylabel="cross-entropy loss (train)", logy=True, smooth=10, chain="start",
+               threshold_param="threshold", threshold_label="threshold of the verdict"),
         Figure("distance", "Path: layer-wise L2 distance to the destination D", table="path", x="iteration",
                ys=("dist.*",), labels=("layer",), xlabel="iteration", ylabel="‖P − D‖₂ of the layer", logy=True,
                smooth=10, chain="start"),

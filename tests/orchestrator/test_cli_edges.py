@@ -1,0 +1,81 @@
+"""Small things a newcomer trips on (issue 14 items 11, 12): both forms of ``study.seeds`` named in every seeds error,
+``lowloss --version``, a help text for every option. Fast: no subprocess except the one ``--version``."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from conftest import run_cli, spec_text
+
+from lowloss.orchestrator.spec import SpecError, parse_spec
+
+BOTH_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with N ≥ 1"
+
+
+@pytest.mark.parametrize("seeds, field, value", [
+    ("{start = 0, count = 0}", "study.seeds.count", "= 0"),
+    ("{start = 0, count = -1}", "study.seeds.count", "= -1"),
+    ("{start = 0, cont = 3}", "study.seeds.cont", ""),
+    ("{start = 2}", "study.seeds.count", ""),
+    ("{start = 1.5, count = 2}", "study.seeds.start", "= 1.5"),
+    ('"0-3"', "study.seeds", "= '0-3'"),
+    ('[0, "a"]', "study.seeds", "= [0, 'a']"),
+])
+def test_a_bad_seeds_value_names_the_field_and_both_forms(seeds, field, value):
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_text(seeds=seeds))
+    text = str(err.value)
+    assert f"{field}{(' ' + value) if value else ''}:" in text and BOTH_FORMS in text and "\n" not in text
+    if "cont =" in seeds:
+        assert "did you mean 'count'" in text
+
+
+def test_both_seed_forms_parse():
+    assert parse_spec(spec_text(seeds="{start = 3, count = 2}")).seeds == (3, 4)
+    assert parse_spec(spec_text(seeds="[5, 1]")).seeds == (5, 1)
+
+
+def test_every_option_and_argument_has_a_help_text():
+    from lowloss.orchestrator.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, command in sub.choices.items():
+        assert command.description or sub._choices_actions, name
+        for action in command._actions:
+            if not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+    assert all(c.help for c in sub._choices_actions)  # every command is described in `lowloss --help`
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    proc = run_cli("--version", check=True)
+    assert proc.stdout.strip() == f"lowloss {version('lowloss')}"
+
+
+def test_report_seams_api_and_summary_import_neither_each_other_nor_the_drawing():
+    """Issue 9 item 8: the store view (api), the statistics (summary) and the figures' data import no drawing code,
+    and api and summary do not import each other."""
+    import ast
+    from pathlib import Path
+
+    import lowloss.orchestrator as pkg
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((Path(pkg.__file__).parent / f"{module}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                found.add(("." * node.level) + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        return found
+
+    assert not {".summary", "lowloss.orchestrator.summary"} & imports("api")
+    assert not {".api", "lowloss.orchestrator.api"} & imports("summary")
+    for module in ("api", "summary", "figure_data"):
+        assert not any(name.startswith(("matplotlib", ".figures")) for name in imports(module)), module
