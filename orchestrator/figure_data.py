@@ -347,23 +347,23 @@ def pair_rows(study: StudyView, view: StageView, fig: Figure, uids: Sequence[str
         for uid in other.units:
             rec = study.record(uid)
             result = study.result(uid) if rec is not None and study.committed(uid, other.kind) else None
-            if result is not None:
+            if rec is not None and result is not None:
                 by_inputs.setdefault(frozenset(rec.inputs.values()), (other.name, result))
     labels = {path[-1]: path_label([view.label(u) for u in path]) for path in paths_of(study, view, fig.chain, uids)}
     rows = []
     for uid in uids:
         rec = study.record(uid)
         result = study.result(uid) if rec is not None and study.committed(uid, view.kind) else None
-        if result is None or (fig.verdict and fig.verdict not in result):
+        if rec is None or result is None or (fig.verdict and fig.verdict not in result):
             continue
         key = frozenset(v for v in rec.inputs.values() if v not in own)
-        stage, other = by_inputs.get(key, (None, {}))
+        compare_stage, compared = by_inputs.get(key, (None, {}))
         params = study.params(uid)
         threshold = params.get(fig.threshold_param) if fig.threshold_param else None
         rows.append(PairRow(labels.get(uid, view.label(uid)), uid, {k: _number(result.get(k)) for k in fig.ys},
-                            {k: _number(other.get(k)) for k in fig.compare_ys},
+                            {k: _number(compared.get(k)) for k in fig.compare_ys},
                             result.get(fig.verdict) if fig.verdict else None,
-                            threshold if isinstance(threshold, (int, float)) else None, stage,
+                            threshold if isinstance(threshold, (int, float)) else None, compare_stage,
                             {k: result.get(k) if isinstance(result.get(k), bool) else None for k in verdicts}))
     return rows
 

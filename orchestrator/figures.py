@@ -171,7 +171,7 @@ def _curve_lines(ax, s: Series, colours, ls: str, label_of, points: bool = False
 def _band_lines(ax, s: Series, colour, ls: str, label: str) -> list:
     b = s.band
     idx = downsample(b.x.size)
-    if b.outer_lower is not None:
+    if b.outer_lower is not None and b.outer_upper is not None:
         ax.fill_between(b.x[idx], b.outer_lower[idx], b.outer_upper[idx], color=colour, alpha=0.12, linewidth=0)
     ax.fill_between(b.x[idx], b.lower[idx], b.upper[idx], color=colour, alpha=0.25, linewidth=0)
     (h,) = ax.plot(b.x[idx], b.center[idx], color=colour, lw=1.8, ls=ls, label=label,
@@ -404,8 +404,8 @@ def pca_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[st
     out = []
     groups = study.groups(view, by)
     tab10 = plt.get_cmap("tab10")
-    for key, uids in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
-        key = key if len(groups) > 1 else None
+    for group, uids in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
+        key = group if len(groups) > 1 else None
         data = pca_data(study, view, spec, uids)
         if not data:
             continue
@@ -456,10 +456,10 @@ def pca_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[st
                                   label=f"D of the path (final state of input {spec.destination!r})"))
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
         extra = f"; first {len(shown)} of {total_tensors} tensors" if total_tensors > len(shown) else ""
-        group = f"; {group_name(by, key)}" if key else ""
+        group_text = f"; {group_name(by, key)}" if key else ""
         fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})\n"
                      f"PCA per tensor over the stored points of {n_units} {'paths' if spec.chain else 'units'}"
-                     f"{extra}{group}", fontsize=10)
+                     f"{extra}{group_text}", fontsize=10)
         stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key else "")
         out.append((stem, fig, n_units))
     return out
@@ -513,8 +513,8 @@ def pairs_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[
 
     out = []
     groups = study.groups(view, by)
-    for key, uids in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
-        key = key if len(groups) > 1 else None
+    for group, uids in sorted(groups.items(), key=lambda kv: group_order(kv[0])):
+        key = group if len(groups) > 1 else None
         verdicts = _verdicts(view)
         rows = pair_rows(study, view, spec, uids, [v.key for v in verdicts])
         if not rows:

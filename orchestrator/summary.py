@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Literal, Protocol, Sequence
 
 from rich.table import Table
 
@@ -19,7 +19,8 @@ from lowloss import jobs
 class ResultSource(Protocol):
     """What the summary reads of a study (``api.StudyView`` provides it)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def stages(self, names: Iterable[str] | None = None) -> list: ...
 
@@ -32,7 +33,7 @@ class ResultSource(Protocol):
     def result(self, uid: str) -> dict | None: ...
 
 
-def stats(values: list[float]) -> dict:
+def stats(values: list[float | None]) -> dict:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     n = len(vals)
     if n == 0:
@@ -60,15 +61,15 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
         groups = study.groups(view, by)  # with by, unwritten units are in no group (the stage's progress counts them)
         for key in sorted(groups, key=group_order):
             uids = groups[key]
-            results = [r for r in (study.result(uid) if study.committed(uid, view.kind) else None for uid in uids)
-                       if r is not None]
+            results: list[dict] = [r for r in (study.result(uid) if study.committed(uid, view.kind) else None
+                                               for uid in uids) if r is not None]
             base = {"stage": view.name, "kind": view.kind, "group": dict(zip(by, key)), "units": len(uids),
                     "missing": len(uids) - len(results)}
             for metric in kind.metrics:
                 rows.append({**base, "type": "metric", "metric": metric.key, "label": metric.label, "fmt": metric.fmt,
                              **stats([r.get(metric.key) for r in results])})
             for verdict in getattr(kind, "verdicts", ()):
-                values = [r.get(verdict.key) for r in results if isinstance(r.get(verdict.key), bool)]
+                values: list[bool] = [r[verdict.key] for r in results if isinstance(r.get(verdict.key), bool)]
                 k = sum(values)
                 rows.append({**base, "type": "verdict", "metric": verdict.key, "label": verdict.label, "fmt": ".0%",
                              "n": len(values), "successes": k, "rate": k / len(values) if values else math.nan,
@@ -154,8 +155,10 @@ def summary_table(study: ResultSource, title: str | None = None, by: Sequence[st
     """The summary as a rich table (what `lowloss run` prints at its end and `lowloss report` prints by default)."""
     rows = summary_rows(study, by, stages) if rows is None else rows
     table = Table(title=title or f"study {study.name} — summary over repetitions", title_justify="left")
-    for col, justify in (("stage", "left"), *((f, "left") for f in by), ("metric", "left"), ("n", "right"),
-                         ("mean ± std", "right"), ("min", "right"), ("max", "right")):
+    columns: list[tuple[str, Literal["left", "right"]]] = [("stage", "left"), *((f, "left") for f in by),
+                                                           ("metric", "left"), ("n", "right"), ("mean ± std", "right"),
+                                                           ("min", "right"), ("max", "right")]
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for row in rows:
         c = cells(row)

@@ -85,7 +85,7 @@ class HessianOperator:
         for xb, yb in self.batches:
             loss = F.cross_entropy(self.model(xb), yb, reduction="sum") / self.examples
             grads = torch.autograd.grad(loss, self.params, create_graph=True)
-            dot = sum((g * p).sum() for g, p in zip(grads, parts))
+            dot = torch.stack([(g * p).sum() for g, p in zip(grads, parts)]).sum()
             hv = torch.autograd.grad(dot, self.params)
             out.add_(torch.cat([h.reshape(-1) for h in hv]))
         self.products += 1
