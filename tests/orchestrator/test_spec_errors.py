@@ -48,9 +48,9 @@ CASES = [
     ("zero-pack", spec_text(), ["--units-per-job", "0"], ["--units-per-job", "0"]),
     # issue 10 item 9: no string→number and no bool→number conversion, at any depth of any section or stage table
     ("string-for-int", spec_text(segment_steps='"100"'), [], ["train.segment_steps = '100'", "an integer is needed, not a string"]),
-    ("string-in-seed-list", spec_text(seeds='[0, "1"]'), [], ["study.seeds = [0, '1']", "'1': an integer is needed"]),
-    ("bool-in-seed-list", spec_text(seeds="[false]"), [], ["study.seeds = [False]", "false: an integer is needed, not true/false"]),
-    ("string-in-seed-range", spec_text(seeds='{start = 0, count = "3"}'), [], ["study.seeds.count = '3'", "an integer is needed, not a string"]),
+    ("string-in-seed-list", spec_text(seeds='[0, "1"]'), [], ["study.seeds = [0, '1']", "seeds are integers ('1' is not)"]),
+    ("bool-in-seed-list", spec_text(seeds="[false]"), [], ["study.seeds = [False]", "seeds are integers (False is not)"]),
+    ("string-in-seed-range", spec_text(seeds='{start = 0, count = "3"}'), [], ["study.seeds.count = '3'", "an integer; a list of seeds such as [0, 1, 2], or a table"]),
     ("string-in-float-pair", spec_text(train_extra='betas = [0.9, "0.99"]'), [], ["train.betas", "'0.99': a number is needed"]),
     ("string-for-float", spec_text(run_extra='checkpoint_seconds = "5"').replace("checkpoint_seconds = 0\n", ""), [], ["run.checkpoint_seconds = '5'", "a number is needed, not a string"]),
     ("string-in-pair-list", spec_text(stages=STAGES_WITH.format(extra='pairs = [[0, "1"]]')), [], ["stages[1].pairs = [[0, '1']]", "'1': an integer is needed"]),
