@@ -55,6 +55,7 @@ def open_study(path: str | Path) -> "StudyView":
     """Open the study stored in ``path`` (a store directory written by ``lowloss run``)."""
     study = StudyView(path)
     study.store.study()  # raises StoreError for a directory that is not a store
+    study.store.check_format()  # and for a store of another format, naming what to do
     return study
 
 

@@ -248,6 +248,7 @@ def _stage_units(store: Store) -> list[tuple[str, dict, dict]]:
 def cmd_status(args) -> int:
     store = Store(args.store)
     study = store.study()
+    store.check_format()
     out = _out()
     counts: dict[str, dict] = {}
     failed, damaged, stopped = [], [], []
@@ -326,6 +327,7 @@ def _scheduler_view(store: Store, uids: list[str]) -> dict:
 def cmd_logs(args) -> int:
     store = Store(args.store)
     store.study()
+    store.check_format()
     uid = store.find_unit(args.unit)
     attempts = store.attempts(uid)
     if not attempts:
@@ -380,6 +382,7 @@ def cmd_cancel(args) -> int:
 
     store = Store(args.store)
     store.study()
+    store.check_format()
     uids = [store.find_unit(u) for u in args.units] if args.units else None
     jobs = cancel_units(store.root, uids)
     if not jobs:
@@ -393,6 +396,7 @@ def cmd_cancel(args) -> int:
 def cmd_show(args) -> int:
     store = Store(args.store)
     store.study()
+    store.check_format()
     uid = store.find_unit(args.unit)
     rec = store.unit(uid)
     out = _out()
@@ -431,6 +435,7 @@ def cmd_show(args) -> int:
 def cmd_verify(args) -> int:
     store = Store(args.store)
     study = store.study()
+    store.check_format()
     out = _out()
     corrupt = 0
     notes = 0

@@ -172,3 +172,17 @@ def test_real_full_disk_mid_run_fails_clearly_keeps_segments_and_resumes(tmp_pat
         assert "resumed at step" in "".join(p.read_text() for p in (store.unit_dir(uid) / "attempts").glob("*.log"))
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_store_of_another_format_is_refused_by_every_command_with_what_to_do(tmp_path):
+    store = tmp_path / "old"
+    store.mkdir()
+    (store / "study.json").write_text('{"format": 1, "study": "t"}')
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="t"))
+    for args in (["run", spec, "--store", store], ["resume", store], ["status", store], ["verify", store],
+                 ["report", store], ["show", store, "ab"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "has format 1 and this lowloss reads format 2" in proc.stderr and "new store" in proc.stderr, args
+        assert "Traceback" not in proc.stderr
