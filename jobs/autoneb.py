@@ -236,10 +236,11 @@ def _draw_minimax(ax, data) -> None:
         grid[i, j] = grid[j, i] = v if math.isfinite(v) else np.nan
     image = ax.imshow(grid, cmap="viridis")
     ax.figure.colorbar(image, ax=ax, label="upper bound on the saddle train loss")
+    middle = float(np.nanmean([np.nanmin(grid), np.nanmax(grid)])) if np.isfinite(grid).any() else 0.0
     for (a, b), v in bounds.items():
         i, j = minima.index(a), minima.index(b)
-        for r, c in ((i, j), (j, i)):
-            ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=6, color="white")
+        for r, c in ((i, j), (j, i)):  # dark text on the bright (high) cells of viridis
+            ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=6, color="black" if v > middle else "white")
             if (a, b) in edges:
                 ax.add_patch(__import__("matplotlib").patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False,
                                                                         ec="C3", lw=1.5))
