@@ -257,6 +257,7 @@ EXPLORE = """
     similar = {similar}
     batch_size = 64
     bn_policy = "reestimate"
+    segment_steps = 6       # segments end mid-cycle too: a checkpoint then holds the running cycle's momentum
 
     [[stages.cycles]]
     steps = 12
@@ -320,6 +321,14 @@ def test_digits_saddles_below_the_linear_barrier_and_minimax_bounds(explored):
         assert bounds[key] <= w
         if pair in tree:
             assert bounds[key] == w
+    import numpy as np
+    from scipy.sparse.csgraph import minimum_spanning_tree as scipy_mst
+
+    dense = np.zeros((4, 4))
+    for (a, b), w in weights.items():
+        dense[min(a, b), max(a, b)] = w
+    scipy_tree = {tuple(int(v) for v in e) for e in zip(*scipy_mst(dense).nonzero())}
+    assert {tuple(sorted(e)) for e in tree} == scipy_tree  # every pair computed: the tree is SciPy's over all edges
 
 
 @pytest.mark.slow
