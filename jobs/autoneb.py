@@ -165,6 +165,31 @@ def _draw_paths(ax, data) -> None:
             panel.legend(fontsize=6)
 
 
+def _draw_versus_linear(ax, data) -> None:
+    """AutoNEB's claim per edge (§4.3, Table B.1 next to linear interpolation): the maximum train loss on the straight
+    line against the saddle of the AutoNEB path, both evaluated alike (the edge's own ``line`` rows)."""
+    import numpy as np
+
+    edges = []
+    for table in data.values():
+        rows = table.to_pylist()
+        if rows and len(rows) == rows[0]["cycles"]:
+            edges.append((f"{rows[0]['a']}-{rows[0]['b']}", rows[0]["linear_max_train_loss"],
+                          min(r["max_train_loss"] for r in rows), max(rows[0]["end_train_loss_a"],
+                                                                      rows[0]["end_train_loss_b"])))
+    if not edges:
+        return
+    edges.sort(key=lambda e: e[0])
+    x = np.arange(len(edges))
+    ax.bar(x - 0.27, [e[1] for e in edges], 0.27, label="straight line: max train loss")
+    ax.bar(x, [e[2] for e in edges], 0.27, label="AutoNEB path: saddle train loss")
+    ax.bar(x + 0.27, [e[3] for e in edges], 0.27, label="higher end: train loss")
+    ax.set_xticks(x, [e[0] for e in edges], rotation=45 if len(edges) > 12 else 0, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylim(top=max(max(e[1], e[2]) for e in edges) * 8)  # room for the legend above the bars
+    ax.legend(fontsize=7, loc="upper right", ncol=3)
+
+
 def _draw_tree(ax, data) -> None:
     """AutoNEB §3.2: the minimum spanning tree of the computed edges (thick, labelled with the saddle train loss) and
     the other computed edges (thin), minima on a circle labelled seed: loss."""
@@ -331,6 +356,9 @@ class AutoNEBEdgeUnit(UnitKind):
         Figure("cycles", "AutoNEB: path maximum of the train loss after each cycle", table="cycles", x="cycle",
                ys=("max_train_loss",), labels=("max train loss on path",), style="line", xlabel="cycle",
                ylabel="cross-entropy loss", logy=True),
+        Figure("versus-linear", "AutoNEB: saddle of each edge against the straight line", table="cycles",
+               style="custom", xlabel="edge (pair of seeds)", ylabel="cross-entropy loss (train, full set)",
+               draw=_draw_versus_linear),
         Figure("tree", "AutoNEB: minimum spanning tree of the computed edges", table="cycles", style="custom",
                draw=_draw_tree),
         Figure("disconnectivity", "AutoNEB: disconnectivity graph (single linkage on the minimax saddles)",
@@ -381,6 +409,8 @@ class AutoNEBEdgeUnit(UnitKind):
         edge = _EdgeState(neb.AutoNEBState.initial(start, end, geometry), ctx.device)
         edge.state.weights = edge.state.weights.cpu()
 
+        linear: list[float] = []  # the straight line's maximum train loss, once known
+
         def line_rows() -> list[dict]:  # the straight segment, evaluated like the path (for the verdict)
             dense = neb.evaluate_path(torch.stack([start, end]), evaluator, 9)
             alphas = [j / 10 for j in range(11)]
@@ -390,6 +420,10 @@ class AutoNEBEdgeUnit(UnitKind):
             c, s0, s1 = chunks[index]
             cycle, st = cycles[c], edge.state
             tables: dict[str, list[dict]] = {"line": line_rows()} if index == 0 else {}
+            if "line" in tables:
+                linear[:] = [max(r["train_loss"] for r in tables["line"])]
+            elif not linear:  # resumed: the straight line is committed
+                linear[:] = [max(r["train_loss"] for r in ctx.rows("line").to_pylist())]
             if not st.started:
                 previous_between = cycles[c - 1].points_between if c else None
                 edge.inserted = len(neb.start_cycle(st, cycle, geometry, p.insert_threshold, previous_between))
@@ -419,7 +453,8 @@ class AutoNEBEdgeUnit(UnitKind):
                                      "max_test_loss": float(dense["test_loss"].max()),
                                      "max_test_error": float(dense["test_error"].max()),
                                      "end_train_loss_a": end_losses[0], "end_train_loss_b": end_losses[1],
-                                     "length_ratio": neb.path_length_ratio(st.pivots, geometry)}]
+                                     "length_ratio": neb.path_length_ratio(st.pivots, geometry),
+                                     "linear_max_train_loss": linear[0]}]
                 info["max_train_loss"] = tables["cycles"][0]["max_train_loss"]
             return Segment(tables, info=info)
 

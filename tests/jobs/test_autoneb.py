@@ -336,7 +336,8 @@ def test_report_draws_the_edge_figures(explored, tmp_path):
     _, store = explored
     out = run_cli("report", store, "--out", tmp_path / "R", check=True)
     figures = {p.name for p in (tmp_path / "R" / "figures").glob("*.png")}
-    for name in ("mst-path.png", "mst-tree.png", "mst-disconnectivity.png", "mst-minimax.png", "mst-cycles.png"):
+    for name in ("mst-path.png", "mst-tree.png", "mst-disconnectivity.png", "mst-minimax.png", "mst-cycles.png",
+                 "mst-versus-linear.png"):
         assert name in figures, (name, sorted(figures), out.stdout[-2000:])
 
 
