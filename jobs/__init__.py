@@ -29,13 +29,15 @@ def register_kind(kind: UnitKind | StageKind):
 
 
 def _register_builtin() -> None:
+    from .autoneb import AutoNEBEdgeUnit, AutoNEBStageKind
     from .interpolate import InterpolateStageKind, InterpolateUnit
     from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
     from .pretrained import PretrainedStageKind, PretrainedUnit
     from .train import TrainStageKind, TrainUnit
 
     for cls in (TrainUnit, PretrainedUnit, InterpolateUnit, M2MPhaseUnit, M2OUnit,
-                TrainStageKind, PretrainedStageKind, InterpolateStageKind, M2MStageKind, M2OStageKind):
+                AutoNEBEdgeUnit, TrainStageKind, PretrainedStageKind, InterpolateStageKind, M2MStageKind, M2OStageKind,
+                AutoNEBStageKind):
         register_kind(cls())
 
 
