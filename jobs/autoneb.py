@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import Field, model_validator
 
@@ -495,7 +495,7 @@ class AutoNEBStageKind(StageKind):
     needs_input_stage = True
 
     def validate(self, table: AutoNEBStage, study, stages):
-        problems = []
+        problems: list[tuple[str, Any, str]] = []
         if not isinstance(table.explore, str) or table.explore == "consecutive":
             problem = check_pairs(table.explore, seeds_of(stages, table.from_, study))
             if problem:
@@ -554,11 +554,11 @@ class AutoNEBStageKind(StageKind):
         if len(minima) < 2:
             return Plan([], note=f"{len(minima)} mode(s) committed: nothing to connect")
         if not (isinstance(strategy, str) and strategy in ("mst", "star", "all", "to_best")):
-            pairs = [q for q in static_pairs(strategy, minima) if q[0] in by_seed and q[1] in by_seed]
-            pairs = pairs[:table.budget] if table.budget else pairs
-            drafts = [self._edge(table, study, q, by_seed) for q in pairs]
-            running = any(state_of(q) in ("new", "running") for q in pairs)
-            return Plan(drafts, open=False, note=note(str(strategy)) if not running else note("pairs"))
+            fixed = [q for q in static_pairs(strategy, minima) if q[0] in by_seed and q[1] in by_seed]  # type: ignore[arg-type]
+            fixed = fixed[:table.budget] if table.budget else fixed
+            running = any(state_of(q) in ("new", "running") for q in fixed)
+            return Plan([self._edge(table, study, q, by_seed) for q in fixed], open=False,
+                        note=note(str(strategy)) if not running else note("pairs"))
         strategy = "star" if strategy == "to_best" else strategy
         losses = {s: float(results[by_seed[s].id]["final_train_loss"]) for s in minima}
         total = len(minima) * (len(minima) - 1) // 2
