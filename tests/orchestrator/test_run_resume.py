@@ -205,3 +205,26 @@ def test_to_best_planner_adds_pairs_once_modes_finish(tmp_path):
     best = min(results, key=lambda r: (r["final_train_loss"], r["seed"]))["seed"]
     pairs = sorted(json.loads((u / "unit.json").read_text())["params"]["pair"] for u in _unit_dirs(store, "interpolate"))
     assert pairs == sorted([best, s] for s in (0, 1, 2) if s != best)
+
+
+def test_sigterm_to_the_coordinator_checkpoints_the_units_and_the_next_run_finishes_them(reference, tmp_path):
+    """SIGTERM (kill, systemd, a Slurm job's end) is handled like Ctrl-C: the running unit checkpoints at its next
+    segment boundary, its attempt ends as preempted (not left running, no retry spent), the run exits 130, and a
+    resume continues from the checkpoint to the digests of an uninterrupted run."""
+    spec, expected = reference
+    store = tmp_path / "store"
+    proc = start_cli("run", spec, "--store", store)
+    unit = wait_for(lambda: (_unit_dirs(store) or [None])[0])
+    wait_for(lambda: _committed_segments(unit) >= 3 and _running_attempt(unit))
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted; committed work is kept" in out and "Traceback" not in out
+    attempts = [json.loads(p.read_text()) for p in sorted((unit / "attempts").glob("[0-9]*.json"))]
+    assert [a["state"] for a in attempts] == ["preempted"], attempts
+    assert not list((unit / "attempts").glob("*.reserve"))
+    assert (unit / "checkpoint" / "latest.json").exists() and not (unit / "COMMIT.json").exists()
+    assert run_cli("resume", store).returncode == 0
+    logs = "".join(p.read_text() for p in (unit / "attempts").glob("*.log"))
+    assert "resumed at step" in logs
+    assert digests(store) == expected
