@@ -222,3 +222,29 @@ def test_lowloss_cancel_stops_the_jobs_and_the_units_stay_resumable(tmp_path, lo
     again = run_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
     assert again.returncode == 0, again.stdout + again.stderr
     assert digests(store) == expected
+
+
+def test_a_killed_slurmd_leaves_the_unit_to_finish_or_be_retried(tmp_path, long_reference):
+    """slurmd of the node running a unit is SIGKILLed mid-unit. The job's step outlives its slurmd and reports to
+    slurmctld itself, so the unit finishes; the user sees the study end normally (a node whose slurmd stays down goes
+    DOWN only after SlurmdTimeout, and a job lost with it is requeued and resumes from its checkpoint). The daemon is
+    brought back afterwards, as an administrator would."""
+    spec, expected = long_reference
+    store = tmp_path / "store"
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", _profile(tmp_path))
+    try:
+        unit = wait_for(lambda: next(iter(store.glob("units/kind=train/unit=*")), None), timeout=300)
+        wait_for(lambda: len(list(unit.glob("segments/*.json"))) >= 2, timeout=300)
+        job = json.loads(sorted((unit / "attempts").glob("[0-9]*.json"))[-1].read_text())["job_id"]
+        node = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+        assert node in ("n1", "n2"), (job, node)
+        pids = subprocess.run(["pgrep", "-f", f"slurmd -N {node} "], capture_output=True, text=True).stdout.split()
+        assert pids, f"no slurmd for {node}"
+        for pid in pids:
+            os.kill(int(pid), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=900)
+    finally:
+        proc.kill()
+        subprocess.run(["bash", str(REPO / "slurm" / "testcluster.sh"), "start"], capture_output=True, text=True)
+    assert proc.returncode == 0, out
+    assert digests(store) == expected
