@@ -16,6 +16,7 @@
 Data: digits (embedded) for ``small_cnn``/``mlp``; CIFAR-shaped random tensors (``--train-examples``, default
 50 000, and a fifth as test set) for the CIFAR models (``resnet20`` …), since speed does not depend on the pixels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+
 from lowloss.workers import exploration, neb
 from lowloss.workers.data import TensorDataset, generator, load_dataset
 from lowloss.workers.models import build_model
@@ -42,9 +44,14 @@ def _data(model_name: str, device: torch.device, train: int) -> TensorDataset:
         return load_dataset("digits", None).to(device)
     g = torch.Generator().manual_seed(0)
     test = max(train // 5, 1)
-    return TensorDataset("cifar-shaped", torch.randn(train, 3, 32, 32, generator=g),
-                         torch.randint(10, (train,), generator=g), torch.randn(test, 3, 32, 32, generator=g),
-                         torch.randint(10, (test,), generator=g), 10).to(device)
+    return TensorDataset(
+        "cifar-shaped",
+        torch.randn(train, 3, 32, 32, generator=g),
+        torch.randint(10, (train,), generator=g),
+        torch.randn(test, 3, 32, 32, generator=g),
+        torch.randint(10, (test,), generator=g),
+        10,
+    ).to(device)
 
 
 def main() -> None:
@@ -56,8 +63,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--train-examples", type=int, default=50_000,
-                        help="size of the CIFAR-shaped training set (test: a fifth); the dense share scales with it")
+    parser.add_argument(
+        "--train-examples",
+        type=int,
+        default=50_000,
+        help="size of the CIFAR-shaped training set (test: a fifth); the dense share scales with it",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,8 +129,10 @@ def main() -> None:
         neb_times.append(run_neb(args.steps))
         bare_times.append(run_bare(args.steps))
     t_neb, t_bare = min(neb_times), min(bare_times)
-    print(f"model {args.model}: {layout.num_parameters} parameters, {layout.size - layout.num_parameters} buffer "
-          f"coordinates; {args.pivots} pivots ({movable} movable), batch {args.batch_size}, device {device}")
+    print(
+        f"model {args.model}: {layout.num_parameters} parameters, {layout.size - layout.num_parameters} buffer "
+        f"coordinates; {args.pivots} pivots ({movable} movable), batch {args.batch_size}, device {device}"
+    )
     print(f"NEB step:  {args.steps / t_neb:8.2f} steps/s  ({t_neb / args.steps * 1e3:.2f} ms/step)")
     print(f"bare loop: {args.steps / t_bare:8.2f} steps/s  ({t_bare / args.steps * 1e3:.2f} ms/step)")
     print(f"NEB / bare time per step: {t_neb / t_bare:.3f}  (goal ≤ 1.05)")
@@ -141,12 +154,17 @@ def main() -> None:
         return time.perf_counter() - start
 
     t_book = min(run_bookkeeping(args.steps) for _ in range(args.repeats))
-    print(f"NEB bookkeeping alone: {t_book / args.steps * 1e3:.2f} ms/step = {t_book / t_bare:.1%} of the bare loop "
-          "(an upper bound: it includes a backward pass through the free loss)")
+    print(
+        f"NEB bookkeeping alone: {t_book / args.steps * 1e3:.2f} ms/step = {t_book / t_bare:.1%} of the bare loop "
+        "(an upper bound: it includes a backward pass through the free loss)"
+    )
 
     # ----------------------------------------------------------------------------- 2. share of dense evaluation
-    evaluator = neb.model_evaluator(model, layout, {"train": lambda: data.eval_batches("train", 1024),
-                                                    "test": lambda: data.eval_batches("test", 1024)})
+    evaluator = neb.model_evaluator(
+        model,
+        layout,
+        {"train": lambda: data.eval_batches("train", 1024), "test": lambda: data.eval_batches("test", 1024)},
+    )
     points = 5
     _sync(device)
     start = time.perf_counter()
@@ -162,10 +180,14 @@ def main() -> None:
         count += 3 if c == 0 else 2  # 5 pivots after cycle 1's equal insertion, then at most 2 per cycle
         total_steps += cycle.steps * (count - 2) * per_pivot_step
         total_dense += neb.dense_count(count, cycle.points_between) * per_point
-    print(f"dense evaluation: {per_point * 1e3:.1f} ms per point (train {data.n_train} + test "
-          f"{int(data.test_x.shape[0])} examples); NEB {per_pivot_step * 1e3:.2f} ms per pivot-step")
-    print(f"standard schedule (16 000 steps, up to 31 pivots): steps {total_steps:.0f} s, dense evaluation "
-          f"{total_dense:.0f} s → dense share {total_dense / (total_steps + total_dense):.1%}")
+    print(
+        f"dense evaluation: {per_point * 1e3:.1f} ms per point (train {data.n_train} + test "
+        f"{int(data.test_x.shape[0])} examples); NEB {per_pivot_step * 1e3:.2f} ms per pivot-step"
+    )
+    print(
+        f"standard schedule (16 000 steps, up to 31 pivots): steps {total_steps:.0f} s, dense evaluation "
+        f"{total_dense:.0f} s → dense share {total_dense / (total_steps + total_dense):.1%}"
+    )
 
     # --------------------------------------------------------------------------------------------- 3. planner
     rng = random.Random(0)
@@ -176,15 +198,19 @@ def main() -> None:
     order = {m: i for i, m in enumerate(minima)}
     star = {exploration.pair_key(root, m, order): 0.0 for m in minima if m != root}
     star = {p: saddles[p] for p in star}
-    for label, known in [("after the star (99 known)", star),
-                         ("star + 1 000 random pairs", star | dict(rng.sample(sorted(saddles.items()), 1000)))]:
+    for label, known in [
+        ("after the star (99 known)", star),
+        ("star + 1 000 random pairs", star | dict(rng.sample(sorted(saddles.items()), 1000))),
+    ]:
         times = []
         for _ in range(max(args.repeats, 5)):
             start = time.perf_counter()
             plan = exploration.plan_pairs(minima, losses, known, [], None, 8, "mst", similar=None)
             times.append(time.perf_counter() - start)
-        print(f"planner, 100 minima / 4 950 pairs, {label}: {statistics.median(times) * 1e3:.1f} ms for "
-              f"{len(plan.pairs)} pairs (goal < 100 ms)")
+        print(
+            f"planner, 100 minima / 4 950 pairs, {label}: {statistics.median(times) * 1e3:.1f} ms for "
+            f"{len(plan.pairs)} pairs (goal < 100 ms)"
+        )
     start = time.perf_counter()
     exploration.minimax_bounds(minima, saddles)
     print(f"minimax bounds of all 4 950 pairs: {(time.perf_counter() - start) * 1e3:.1f} ms")

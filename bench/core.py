@@ -8,6 +8,7 @@
    of the same bytes: ratio (goal ≥ 80 %).
 3. Time to plan a 100-seed study with all 4950 pairs (goal < 1 s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,8 +102,10 @@ def bench_train(epochs: int, repeats: int) -> None:
     b, u = statistics.median(bare), statistics.median(unit)
     print(f"[train] small_cnn on digits, {steps} steps, {epochs} evals, 1 thread, median of {repeats}")
     print(f"  bare PyTorch loop : {b:7.3f} s  ({steps / b:8.1f} steps/s)")
-    print(f"  lowloss train unit: {u:7.3f} s  ({steps / u:8.1f} steps/s)  (store, segments every 100 steps, "
-          f"checkpoint cadence 60 s, progress)")
+    print(
+        f"  lowloss train unit: {u:7.3f} s  ({steps / u:8.1f} steps/s)  (store, segments every 100 steps, "
+        f"checkpoint cadence 60 s, progress)"
+    )
     print(f"  ratio unit/bare   : {u / b:7.3f}   (goal ≤ 1.05)")
 
 
@@ -141,8 +144,10 @@ def bench_checkpoint(mbytes: int, repeats: int) -> None:
 
 
 def bench_plan() -> None:
-    text = SPEC.format(epochs=20).replace("seeds = [0]", "seeds = {start = 0, count = 100}") + \
-        '\n[[stages]]\nname = "lmc"\nkind = "interpolate"\nfrom = "modes"\npairs = "all"\n'
+    text = (
+        SPEC.format(epochs=20).replace("seeds = [0]", "seeds = {start = 0, count = 100}")
+        + '\n[[stages]]\nname = "lmc"\nkind = "interpolate"\nfrom = "modes"\npairs = "all"\n'
+    )
     t0 = time.perf_counter()
     study = parse_spec(text)
     t1 = time.perf_counter()

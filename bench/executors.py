@@ -9,6 +9,7 @@
    attempt records and segment markers: the time the unit spent writing its checkpoint after the signal, Slurm's
    requeue-to-restart latency, and the restart-to-first-new-segment time (start-up, checkpoint read, data load).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,13 @@ def bench_executor(label: str, args: list[str], n: int, tmp: Path) -> None:
     profile.write_text('[defaults]\npartition = "debug"\nmem_gb = 0.25\ntime_min = 10\narray_parallelism = 1000\n')
     args = [a.replace("PROFILE", str(profile)) for a in args]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
     dispatched_at = None
     for line in proc.stdout:  # the coordinator reports each start; the last start is the end of dispatch
         if " started" in line or "started" in line:
@@ -66,8 +72,10 @@ def bench_executor(label: str, args: list[str], n: int, tmp: Path) -> None:
     records = [json.loads(p.read_text()) for p in (store / "jobs").glob("*.json")] if (store / "jobs").exists() else []
     dispatch = (dispatched_at - t0) if dispatched_at else float("nan")
     jobs = f", {sum(len(r['tasks']) for r in records)} array tasks in {len(records)} arrays" if records else ""
-    print(f"  {label:<14} {committed}/{n} committed in {total:7.1f} s → {committed / total:7.1f} units/s completed; "
-          f"dispatch done after {dispatch:6.1f} s ({n / dispatch if dispatched_at else float('nan'):7.1f} units/s){jobs}")
+    print(
+        f"  {label:<14} {committed}/{n} committed in {total:7.1f} s → {committed / total:7.1f} units/s completed; "
+        f"dispatch done after {dispatch:6.1f} s ({n / dispatch if dispatched_at else float('nan'):7.1f} units/s){jobs}"
+    )
 
 
 def bench_requeue(tmp: Path) -> None:
@@ -89,9 +97,24 @@ kind = "train"
 """)
     store = tmp / "requeue"
     profile = tmp / "profile.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store),
-                             "--executor", "slurm", "--profile", str(profile)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lowloss.orchestrator.cli",
+            "run",
+            str(spec),
+            "--store",
+            str(store),
+            "--executor",
+            "slurm",
+            "--profile",
+            str(profile),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
     unit = None
     while unit is None or len(list(unit.glob("segments/*.json"))) < 20:
         time.sleep(0.1)
@@ -105,14 +128,21 @@ kind = "train"
     log = (unit / "attempts" / "002.log").read_text()
     m = re.search(r"resumed at step (\d+) \(segment (\d+)\)", log)
     resumed_segment = int(m.group(2))
-    markers = {json.loads(p.read_text())["index"]: json.loads(p.read_text()) for p in (unit / "segments").glob("*.json")}
+    markers = {
+        json.loads(p.read_text())["index"]: json.loads(p.read_text()) for p in (unit / "segments").glob("*.json")
+    }
     first_new = markers[resumed_segment]
     ckpt = json.loads((unit / "attempts" / "001.json").read_text())
-    print(f"  requeue of a small_cnn train unit (checkpoint ~{(unit / 'final.safetensors').stat().st_size * 2 / 1e3:.0f} kB):")
+    print(
+        f"  requeue of a small_cnn train unit "
+        f"(checkpoint ~{(unit / 'final.safetensors').stat().st_size * 2 / 1e3:.0f} kB):"
+    )
     print(f"    signal → checkpoint written, attempt ended : {ckpt['finished'] - t_requeue:6.2f} s")
     print(f"    Slurm requeue → job restarted             : {second['started'] - ckpt['finished']:6.2f} s")
-    print(f"    restart → first new segment committed     : {first_new['finished'] - second['started']:6.2f} s "
-          f"(python + torch import, checkpoint read, data load, {first_new['rows'].get('steps', 0)} steps)")
+    print(
+        f"    restart → first new segment committed     : {first_new['finished'] - second['started']:6.2f} s "
+        f"(python + torch import, checkpoint read, data load, {first_new['rows'].get('steps', 0)} steps)"
+    )
 
 
 def main() -> None:
@@ -121,10 +151,12 @@ def main() -> None:
     p.add_argument("--only", default="local,slurm-arrays,slurm-packed,ray,requeue")
     args = p.parse_args()
     only = set(args.only.split(","))
-    runs = {"local": ["--executor", "local", "--jobs", "2"],
-            "slurm-arrays": ["--executor", "slurm", "--profile", "PROFILE", "--units-per-job", "1"],
-            "slurm-packed": ["--executor", "slurm", "--profile", "PROFILE", "--units-per-job", "50"],
-            "ray": ["--executor", "ray"]}
+    runs = {
+        "local": ["--executor", "local", "--jobs", "2"],
+        "slurm-arrays": ["--executor", "slurm", "--profile", "PROFILE", "--units-per-job", "1"],
+        "slurm-packed": ["--executor", "slurm", "--profile", "PROFILE", "--units-per-job", "50"],
+        "ray": ["--executor", "ray"],
+    }
     with tempfile.TemporaryDirectory(prefix="lowloss-bench-") as tmp:
         tmp = Path(tmp)
         (tmp / "profile.toml").write_text('[defaults]\npartition = "debug"\nmem_gb = 0.25\ntime_min = 10\n')

@@ -11,6 +11,7 @@ dict, loads it, re-estimates BN with ``interpolation.reestimate_batchnorm`` and 
 batches. The two ways alternate, repeats times each; medians are printed, with the ratio (goal: scan ≤ 1.05,
 HVP ≤ 1.1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,8 +125,10 @@ def main() -> None:
         ho.append(hvp_operator(model, batches, vectors, device))
     sb, se, hb, ho = map(statistics.median, (sb, se, hb, ho))
     n, k = len(lambdas), len(vectors)
-    print(f"[scan] SmallCNN on digits ({dim} parameters), UpBN, full train ({data.n_train}) + test sets, {n} points, "
-          f"{args.threads} thread(s), {device}, median of {args.repeats}")
+    print(
+        f"[scan] SmallCNN on digits ({dim} parameters), UpBN, full train ({data.n_train}) + test sets, {n} points, "
+        f"{args.threads} thread(s), {device}, median of {args.repeats}"
+    )
     print(f"  bare loop (state dict + reestimate + evaluate) : {sb:7.3f} s ({n / sb:7.2f} points/s)")
     print(f"  PointEvaluator / scan_curve                    : {se:7.3f} s ({n / se:7.2f} points/s)")
     print(f"  ratio evaluator/bare                           : {se / sb:7.3f}   (goal ≤ 1.05)")

@@ -8,6 +8,7 @@ real runtime and store (rows every iteration, segments, checkpoint cadence 60 s)
 `llpf_m2m_iteration` (Move, VarianceCorrection, Train^r, VarianceCorrection) on the same data. The two modes are two
 LeNet5 initialisations committed through the store API (speed does not depend on how good they are).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,9 @@ def setup_store(tmp: Path, its: int, root: Path):
     for unit in modes:  # the two modes: LeNet5 initialisations, committed through the store API
         store.write_unit(unit.record)
         torch.manual_seed(unit.params["seed"])
-        UnitWriter(store, unit.record).commit({"seed": unit.params["seed"]},
-                                              {"final": build_model("lenet5", 10, 1, 28).state_dict()})
+        UnitWriter(store, unit.record).commit(
+            {"seed": unit.params["seed"]}, {"final": build_model("lenet5", 10, 1, 28).state_dict()}
+        )
     return store, planner.stage_units("m2m")[0], modes
 
 

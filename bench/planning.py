@@ -9,6 +9,7 @@
    of the units) is measured and subtracted, so what remains is the coordinator's: readiness, re-planning of open
    stages, store reads of commit markers, progress lines, plan.json writes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,10 +101,14 @@ def main() -> None:
     planner = plan_study(study)
     doc = planner.document()
     plan_s = time.perf_counter() - t
-    print(f"plan of a {len(planner.units):,}-unit study (static stage; the dynamic one waits): {plan_s:.3f} s "
-          f"({len(doc['stages'][0]['units']):,} units in plan.json)")
+    print(
+        f"plan of a {len(planner.units):,}-unit study (static stage; the dynamic one waits): {plan_s:.3f} s "
+        f"({len(doc['stages'][0]['units']):,} units in plan.json)"
+    )
 
-    print(f"{'units':>8} {'finished':>9} {'wall s':>8} {'coordinator CPU s':>18} {'per unit ms':>12} {'plan calls':>11}")
+    print(
+        f"{'units':>8} {'finished':>9} {'wall s':>8} {'coordinator CPU s':>18} {'per unit ms':>12} {'plan calls':>11}"
+    )
     for size in sizes:
         shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # the units' fsyncs are not what is measured
         with tempfile.TemporaryDirectory(prefix="lowloss-bench-plan-", dir=shm) as tmp:
@@ -118,8 +123,10 @@ def main() -> None:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu - executor.cpu
             finished = len(outcome.done)
             assert outcome.ok, outcome
-            print(f"{size:>8,} {finished:>9,} {wall:>8.2f} {cpu:>18.2f} {1000 * cpu / finished:>12.3f} "
-                  f"{coordinator.planner.plan_calls:>11,}")
+            print(
+                f"{size:>8,} {finished:>9,} {wall:>8.2f} {cpu:>18.2f} {1000 * cpu / finished:>12.3f} "
+                f"{coordinator.planner.plan_calls:>11,}"
+            )
 
 
 if __name__ == "__main__":

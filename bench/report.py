@@ -15,6 +15,7 @@ segment of ``--segment`` rows, then ``commit``), and times:
 
 Goal: 1–3 together in a few seconds. ``--keep DIR`` writes the store there once and re-uses it on later runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,18 @@ from lowloss.jobs.base import Figure, Verdict
 # `lowloss report` in a subprocess loads this module as a plugin (LOWLOSS_PLUGINS=report) for the kind declarations
 # below, while lowloss.jobs is still importing: the orchestrator is imported inside the functions.
 
-TENSORS = ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight",
-           "fc2.bias", "fc3.weight", "fc3.bias"]
+TENSORS = [
+    "conv1.weight",
+    "conv1.bias",
+    "conv2.weight",
+    "conv2.bias",
+    "fc1.weight",
+    "fc1.bias",
+    "fc2.weight",
+    "fc2.bias",
+    "fc3.weight",
+    "fc3.bias",
+]
 EVAL_EVERY = 100
 
 
@@ -45,17 +56,51 @@ class BenchPathKind(UnitKind):
 
     name = "bench_path"
     tables = ("path",)
-    metrics = (Metric("max_train_loss", "max train loss"), Metric("final_dist", "final layer distance to D"),
-               Metric("test_loss_start", "test loss at start"), Metric("test_loss_end", "test loss at end"))
+    metrics = (
+        Metric("max_train_loss", "max train loss"),
+        Metric("final_dist", "final layer distance to D"),
+        Metric("test_loss_start", "test loss at start"),
+        Metric("test_loss_end", "test loss at end"),
+    )
     verdicts = (Verdict("below_threshold", "train loss below threshold"), Verdict("reached", "reached D"))
     figures = (
-        Figure("loss", "Path: training loss", table="path", x="iteration", ys=("loss",), labels=("training loss",),
-               xlabel="iteration", ylabel="cross-entropy loss (train)", logy=True, smooth=10),
-        Figure("distance", "Path: layer-wise L2 distance to D", table="path", x="iteration", ys=("dist.*",),
-               labels=("layer",), xlabel="iteration", ylabel="‖P − D‖₂ of the layer", logy=True, smooth=10),
-        Figure("test", "Path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
-               labels=("test loss",), y2s=("test_acc",), y2labels=("test accuracy",), xlabel="iteration",
-               ylabel="cross-entropy loss (test)", y2label="accuracy (test)"),
+        Figure(
+            "loss",
+            "Path: training loss",
+            table="path",
+            x="iteration",
+            ys=("loss",),
+            labels=("training loss",),
+            xlabel="iteration",
+            ylabel="cross-entropy loss (train)",
+            logy=True,
+            smooth=10,
+        ),
+        Figure(
+            "distance",
+            "Path: layer-wise L2 distance to D",
+            table="path",
+            x="iteration",
+            ys=("dist.*",),
+            labels=("layer",),
+            xlabel="iteration",
+            ylabel="‖P − D‖₂ of the layer",
+            logy=True,
+            smooth=10,
+        ),
+        Figure(
+            "test",
+            "Path: test loss and accuracy",
+            table="path",
+            x="iteration",
+            ys=("test_loss",),
+            labels=("test loss",),
+            y2s=("test_acc",),
+            y2labels=("test accuracy",),
+            xlabel="iteration",
+            ylabel="cross-entropy loss (test)",
+            y2label="accuracy (test)",
+        ),
     )
 
 
@@ -84,11 +129,17 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
     evals = it % EVAL_EVERY == 0
     test_loss = np.where(evals, 0.05 + 0.01 * rng.random(iterations), np.nan)
     test_acc = np.where(evals, 0.98 + 0.01 * rng.random(iterations), np.nan)
-    cols = {"iteration": it.tolist(), "loss": loss.tolist(), "rolling_loss": rolling.tolist(),
-            **{f"dist.{n}": dist[n].tolist() for n in names}, **{f"var.{n}": var[n].tolist() for n in names},
-            "step": (it * 4).tolist(), "lr": [0.01] * iterations,
-            "test_loss": [None if math.isnan(v) else v for v in test_loss.tolist()],
-            "test_acc": [None if math.isnan(v) else v for v in test_acc.tolist()]}
+    cols = {
+        "iteration": it.tolist(),
+        "loss": loss.tolist(),
+        "rolling_loss": rolling.tolist(),
+        **{f"dist.{n}": dist[n].tolist() for n in names},
+        **{f"var.{n}": var[n].tolist() for n in names},
+        "step": (it * 4).tolist(),
+        "lr": [0.01] * iterations,
+        "test_loss": [None if math.isnan(v) else v for v in test_loss.tolist()],
+        "test_acc": [None if math.isnan(v) else v for v in test_acc.tolist()],
+    }
     keys = list(cols)
     for s, start in enumerate(range(0, iterations, segment)):
         stop = min(start + segment, iterations)
@@ -96,25 +147,48 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
         writer.write_segment(s, {"path": rows})
     final = max(dist[n][-1] for n in names)
     tests = test_loss[evals]
-    writer.commit({"max_train_loss": float(loss.max()), "final_dist": float(final),
-                   "test_loss_start": float(tests[0]), "test_loss_end": float(tests[-1]),
-                   "below_threshold": bool(loss.max() < 0.033), "reached": bool(final < 0.1)})
+    writer.commit(
+        {
+            "max_train_loss": float(loss.max()),
+            "final_dist": float(final),
+            "test_loss_start": float(tests[0]),
+            "test_loss_end": float(tests[-1]),
+            "below_threshold": bool(loss.max() < 0.033),
+            "reached": bool(final < 0.1),
+        }
+    )
 
 
 def build(root: Path, paths: int, iterations: int, segment: int, layers: int) -> float:
     from lowloss.orchestrator.store import Store
 
     store = Store(root)
-    if store.exists() and len(store.plan()["stages"][0]["units"]) == paths and \
-            all(store.is_committed(_uid(i), "bench_path") for i in range(paths)):
+    if (
+        store.exists()
+        and len(store.plan()["stages"][0]["units"]) == paths
+        and all(store.is_committed(_uid(i), "bench_path") for i in range(paths))
+    ):
         return 0.0
     t0 = time.perf_counter()
     store.init_study("bench-report", "# synthetic rows for bench/report.py\n")
-    store.write_plan({"study": "bench-report", "stages": [{"name": "m2m", "kind": "bench_path",
-                      "units": [{"id": _uid(i), "label": f"pair={i}"} for i in range(paths)]}]})
+    store.write_plan(
+        {
+            "study": "bench-report",
+            "stages": [
+                {
+                    "name": "m2m",
+                    "kind": "bench_path",
+                    "units": [{"id": _uid(i), "label": f"pair={i}"} for i in range(paths)],
+                }
+            ],
+        }
+    )
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        list(pool.map(write_unit, [str(root)] * paths, range(paths), [iterations] * paths, [segment] * paths,
-                      [layers] * paths))
+        list(
+            pool.map(
+                write_unit, [str(root)] * paths, range(paths), [iterations] * paths, [segment] * paths, [layers] * paths
+            )
+        )
     return time.perf_counter() - t0
 
 
@@ -150,9 +224,11 @@ def main() -> None:
     setup = build(root, args.paths, args.iterations, args.segment, min(args.layers, len(TENSORS)))
     rows = args.paths * args.iterations
     cols = 7 + 2 * min(args.layers, len(TENSORS))
-    print(f"[report] {args.paths} path units × {args.iterations} iterations = {rows:,} rows × {cols} columns, "
-          f"{args.paths * math.ceil(args.iterations / args.segment)} committed segments "
-          + (f"(written in {setup:.1f} s through UnitWriter)" if setup else f"(re-used from {root})"))
+    print(
+        f"[report] {args.paths} path units × {args.iterations} iterations = {rows:,} rows × {cols} columns, "
+        f"{args.paths * math.ceil(args.iterations / args.segment)} committed segments "
+        + (f"(written in {setup:.1f} s through UnitWriter)" if setup else f"(re-used from {root})")
+    )
     print(f"  {os.cpu_count()} CPU cores; best of {args.repeats}")
     study = open_study(root)
     view = study.stage("m2m")
@@ -170,10 +246,16 @@ def main() -> None:
     print(f"  summary table + loss band figure                      : {t_sum + t_fig:7.3f} s   (goal: a few seconds)")
     print(f"  layer-wise distance figure ({min(args.layers, len(TENSORS))} lines)               : {t_dist:7.3f} s")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lowloss.orchestrator.cli", "report", str(root), "--out", str(out)],
-                   check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)
-                                                         + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                                                         "LOWLOSS_PLUGINS": "report"})
+    subprocess.run(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", "report", str(root), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "LOWLOSS_PLUGINS": "report",
+        },
+    )
     print(f"  `lowloss report --out` (command: all formats, 3 figures): {time.perf_counter() - t0:7.3f} s")
     if tmp is not None:
         tmp.cleanup()

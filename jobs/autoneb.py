@@ -13,6 +13,7 @@ committed or given up. An edge's unit id hashes only the pair, the two modes and
 twice. The stage closes on the budget, when every pair is known, or when the tree's saddles are similar
 (``similar``: relative spread (max − min)/max of the tree's saddle train losses, see ``workers/exploration.py``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,10 @@ from .loop import Segment, run_segments
 from .modes import seeds_of
 from .pairs import RandomPairs, check_pairs, static_pairs
 
-EXPLORE_HELP = ("'mst' (Alg. 3), 'star' (the best mode to all others), 'all', or a pair strategy: 'consecutive', "
-                "{random = K, seed = S}, or a list of seed pairs like [[0, 1], [2, 3]]")
+EXPLORE_HELP = (
+    "'mst' (Alg. 3), 'star' (the best mode to all others), 'all', or a pair strategy: 'consecutive', "
+    "{random = K, seed = S}, or a list of seed pairs like [[0, 1], [2, 3]]"
+)
 
 
 class CycleSpec(StageParams):
@@ -46,17 +49,21 @@ class EdgeSettings(StageParams):
     """What one edge computes (part of every edge's unit id)."""
 
     batch_size: int = Field(default=512, ge=1, le=1 << 20, description="each pivot's own random batch (§4.1)")
-    insert_threshold: float = Field(default=0.2, gt=0, lt=10,
-                                    description="App. A residuum threshold: paper 0.2 (§4.1); authors' code 0.1")
+    insert_threshold: float = Field(
+        default=0.2, gt=0, lt=10, description="App. A residuum threshold: paper 0.2 (§4.1); authors' code 0.1"
+    )
     l2: float = Field(default=1e-4, ge=0, le=1, description="λ added to the gradient by hand (§4.1)")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum, re-created per cycle (§4.1)")
     augment: bool = Field(default=True, description="training augmentation on the pivots' batches (authors' code)")
     bn_policy: Literal["interpolate", "reestimate"] = Field(
-        default="interpolate", description="BatchNorm statistics at dense points: interpolated between the pivots "
-                                           "(authors' code) or re-estimated on the training set at each point")
+        default="interpolate",
+        description="BatchNorm statistics at dense points: interpolated between the pivots "
+        "(authors' code) or re-estimated on the training set at each point",
+    )
     eval_batch_size: int = Field(default=1024, ge=1, le=1 << 20)
-    segment_steps: int = Field(default=0, ge=0, le=10_000_000,
-                               description="NEB steps per committed segment; 0: one cycle per segment")
+    segment_steps: int = Field(
+        default=0, ge=0, le=10_000_000, description="NEB steps per committed segment; 0: one cycle per segment"
+    )
 
 
 class AutoNEBStage(EdgeSettings):
@@ -64,12 +71,17 @@ class AutoNEBStage(EdgeSettings):
     explore: Union[Literal["mst", "star", "all", "consecutive", "to_best"], RandomPairs, list[tuple[int, int]]] = "mst"
     budget: int | None = Field(default=None, ge=1, description="at most this many edges (default: every pair)")
     parallel_edges: int = Field(default=8, ge=1, le=100_000, description="edges per MST-refinement round")
-    similar: float | None = Field(default=0.1, ge=0,
-                                  description="stop when the tree's relative saddle spread ≤ this (none: never)")
+    similar: float | None = Field(
+        default=0.1, ge=0, description="stop when the tree's relative saddle spread ≤ this (none: never)"
+    )
     schedule: Literal["standard", "fast"] = Field(default="standard", description="a published cycle schedule")
     cycles: list[CycleSpec] | None = Field(default=None, description="explicit cycles (instead of the schedule)")
-    cycle_steps: int | None = Field(default=None, ge=0, le=10_000_000,
-                                    description="every cycle of the schedule runs this many steps (a shortened run)")
+    cycle_steps: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="every cycle of the schedule runs this many steps (a shortened run)",
+    )
 
     @model_validator(mode="after")
     def _cycles_given(self):
@@ -109,6 +121,7 @@ def max_pivots(cycles: list[CycleSpec]) -> int:
 
 # ---------------------------------------------------------------------------------------------- report figures
 
+
 def _finished_edges(data: dict) -> dict[tuple[int, int], dict]:
     """Per pair, the edge's values from its ``cycles`` rows (edges whose every cycle is committed)."""
     edges = {}
@@ -117,8 +130,10 @@ def _finished_edges(data: dict) -> dict[tuple[int, int], dict]:
         if not rows or len(rows) != rows[0]["cycles"]:
             continue
         first = rows[0]
-        edges[(first["a"], first["b"])] = {"saddle": min(r["max_train_loss"] for r in rows),
-                                          "end": (first["end_train_loss_a"], first["end_train_loss_b"])}
+        edges[(first["a"], first["b"])] = {
+            "saddle": min(r["max_train_loss"] for r in rows),
+            "end": (first["end_train_loss_a"], first["end_train_loss_b"]),
+        }
     return edges
 
 
@@ -174,9 +189,14 @@ def _draw_versus_linear(ax, data) -> None:
     for table in data.values():
         rows = table.to_pylist()
         if rows and len(rows) == rows[0]["cycles"]:
-            edges.append((f"{rows[0]['a']}-{rows[0]['b']}", rows[0]["linear_max_train_loss"],
-                          min(r["max_train_loss"] for r in rows), max(rows[0]["end_train_loss_a"],
-                                                                      rows[0]["end_train_loss_b"])))
+            edges.append(
+                (
+                    f"{rows[0]['a']}-{rows[0]['b']}",
+                    rows[0]["linear_max_train_loss"],
+                    min(r["max_train_loss"] for r in rows),
+                    max(rows[0]["end_train_loss_a"], rows[0]["end_train_loss_b"]),
+                )
+            )
     if not edges:
         return
     edges.sort(key=lambda e: e[0])
@@ -200,15 +220,24 @@ def _draw_tree(ax, data) -> None:
         return
     minima, losses = _minima(edges)
     tree = {(a, b) for a, b, _ in minimum_spanning_tree(minima, {p: e["saddle"] for p, e in edges.items()})}
-    pos = {m: (math.cos(2 * math.pi * i / len(minima)), math.sin(2 * math.pi * i / len(minima)))
-           for i, m in enumerate(minima)}
+    pos = {
+        m: (math.cos(2 * math.pi * i / len(minima)), math.sin(2 * math.pi * i / len(minima)))
+        for i, m in enumerate(minima)
+    }
     for (a, b), e in edges.items():
         (xa, ya), (xb, yb) = pos[a], pos[b]
         on_tree = (a, b) in tree
         ax.plot([xa, xb], [ya, yb], color="C3" if on_tree else "0.75", lw=2.5 if on_tree else 0.8, zorder=1)
         if on_tree:
-            ax.text((xa + xb) / 2, (ya + yb) / 2, f"{e['saddle']:.3g}", fontsize=7, ha="center", va="center",
-                    bbox={"fc": "white", "ec": "none", "pad": 0.5})
+            ax.text(
+                (xa + xb) / 2,
+                (ya + yb) / 2,
+                f"{e['saddle']:.3g}",
+                fontsize=7,
+                ha="center",
+                va="center",
+                bbox={"fc": "white", "ec": "none", "pad": 0.5},
+            )
     for m, (x, y) in pos.items():
         ax.scatter([x], [y], s=60, color="C0", zorder=2)
         ax.text(x * 1.15, y * 1.15, f"{m}: {losses[m]:.3g}", fontsize=8, ha="center", va="center")
@@ -234,8 +263,14 @@ def _draw_disconnectivity(ax, data) -> None:
     if len(minimum_spanning_tree(minima, weights)) != len(minima) - 1:
         ax.text(0.5, 0.5, "the computed edges do not connect every minimum yet", ha="center", transform=ax.transAxes)
         return
-    info = dendrogram(linkage_matrix(minima, weights), labels=[str(m) for m in minima], ax=ax, no_plot=False,
-                      color_threshold=0, above_threshold_color="C0")
+    info = dendrogram(
+        linkage_matrix(minima, weights),
+        labels=[str(m) for m in minima],
+        ax=ax,
+        no_plot=False,
+        color_threshold=0,
+        above_threshold_color="C0",
+    )
     for x, label in zip(ax.get_xticks(), info["ivl"]):
         ax.plot([x], [losses[int(label)]], "v", color="C1", ms=6)  # the leaf ends at its minimum's train loss
     ax.set_ylim(bottom=min(losses.values()) * 0.8)
@@ -267,14 +302,16 @@ def _draw_minimax(ax, data) -> None:
         for r, c in ((i, j), (j, i)):  # dark text on the bright (high) cells of viridis
             ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=6, color="black" if v > middle else "white")
             if (a, b) in edges:
-                ax.add_patch(__import__("matplotlib").patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False,
-                                                                        ec="C3", lw=1.5))
+                ax.add_patch(
+                    __import__("matplotlib").patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="C3", lw=1.5)
+                )
     ax.set_xticks(range(n), [str(m) for m in minima])
     ax.set_yticks(range(n), [str(m) for m in minima])
     ax.set_title("outlined: computed edges (bound = own saddle on tree edges)", fontsize=8)
 
 
 # ---------------------------------------------------------------------------------------------- the edge unit
+
 
 class _EdgeState:
     """The resumable state of an edge (``jobs.loop.Resumable``): ``AutoNEBState.to_tensors()`` (pivots, target
@@ -295,8 +332,9 @@ class _EdgeState:
         from lowloss.workers.neb import AutoNEBState
         from lowloss.workers.training import restore_rng_state
 
-        self.state = AutoNEBState.from_tensors({k[4:]: v.to(self.device) for k, v in tensors.items()
-                                                if k.startswith("neb.")})
+        self.state = AutoNEBState.from_tensors(
+            {k[4:]: v.to(self.device) for k, v in tensors.items() if k.startswith("neb.")}
+        )
         self.state.weights = self.state.weights.cpu()
         self.state.previous_dense = self.state.previous_dense.cpu()
         restore_rng_state(tensors, self.device)
@@ -348,23 +386,71 @@ class AutoNEBEdgeUnit(UnitKind):
     verdicts = (Verdict("below_linear", "saddle below the straight line's maximum"),)
     tables = ("steps", "dense", "cycles", "line")
     figures = (
-        Figure("path", "AutoNEB: train loss along each edge's path (pivots marked)", table="dense", style="custom",
-               draw=_draw_paths),
-        Figure("batch-loss", "AutoNEB: pivots' mini-batch loss per NEB step", table="steps", x="step",
-               ys=("loss_mean", "loss_max"), labels=("mean over pivots", "max over pivots"), style="band",
-               xlabel="NEB step", ylabel="cross-entropy loss (train mode, own batch)", logy=True, smooth=20),
-        Figure("cycles", "AutoNEB: path maximum of the train loss after each cycle", table="cycles", x="cycle",
-               ys=("max_train_loss",), labels=("max train loss on path",), style="line", xlabel="cycle",
-               ylabel="cross-entropy loss", logy=True),
-        Figure("versus-linear", "AutoNEB: saddle of each edge against the straight line", table="cycles",
-               style="custom", xlabel="edge (pair of seeds)", ylabel="cross-entropy loss (train, full set)",
-               draw=_draw_versus_linear),
-        Figure("tree", "AutoNEB: minimum spanning tree of the computed edges", table="cycles", style="custom",
-               draw=_draw_tree),
-        Figure("disconnectivity", "AutoNEB: disconnectivity graph (single linkage on the minimax saddles)",
-               table="cycles", style="custom", ylabel="saddle train loss", draw=_draw_disconnectivity),
-        Figure("minimax", "AutoNEB: minimax bound on the barrier of every pair", table="cycles", style="custom",
-               xlabel="minimum (seed)", ylabel="minimum (seed)", draw=_draw_minimax),
+        Figure(
+            "path",
+            "AutoNEB: train loss along each edge's path (pivots marked)",
+            table="dense",
+            style="custom",
+            draw=_draw_paths,
+        ),
+        Figure(
+            "batch-loss",
+            "AutoNEB: pivots' mini-batch loss per NEB step",
+            table="steps",
+            x="step",
+            ys=("loss_mean", "loss_max"),
+            labels=("mean over pivots", "max over pivots"),
+            style="band",
+            xlabel="NEB step",
+            ylabel="cross-entropy loss (train mode, own batch)",
+            logy=True,
+            smooth=20,
+        ),
+        Figure(
+            "cycles",
+            "AutoNEB: path maximum of the train loss after each cycle",
+            table="cycles",
+            x="cycle",
+            ys=("max_train_loss",),
+            labels=("max train loss on path",),
+            style="line",
+            xlabel="cycle",
+            ylabel="cross-entropy loss",
+            logy=True,
+        ),
+        Figure(
+            "versus-linear",
+            "AutoNEB: saddle of each edge against the straight line",
+            table="cycles",
+            style="custom",
+            xlabel="edge (pair of seeds)",
+            ylabel="cross-entropy loss (train, full set)",
+            draw=_draw_versus_linear,
+        ),
+        Figure(
+            "tree",
+            "AutoNEB: minimum spanning tree of the computed edges",
+            table="cycles",
+            style="custom",
+            draw=_draw_tree,
+        ),
+        Figure(
+            "disconnectivity",
+            "AutoNEB: disconnectivity graph (single linkage on the minimax saddles)",
+            table="cycles",
+            style="custom",
+            ylabel="saddle train loss",
+            draw=_draw_disconnectivity,
+        ),
+        Figure(
+            "minimax",
+            "AutoNEB: minimax bound on the barrier of every pair",
+            table="cycles",
+            style="custom",
+            xlabel="minimum (seed)",
+            ylabel="minimum (seed)",
+            draw=_draw_minimax,
+        ),
     )
 
     def resources(self, p: AutoNEBEdgeParams) -> Resources:
@@ -373,8 +459,13 @@ class AutoNEBEdgeUnit(UnitKind):
         # pivots + momentum + gradients + a redistribution copy, in float32
         mem = 2.0 + 4 * floats * pivots * 4 / 1e9
         steps = sum(c.steps for c in p.cycles) * max(pivots - 2, 1)
-        return Resources(cpus=1, gpus=0, mem_gb=round(mem, 1), time_min=max(30, min(7 * 24 * 60, steps // 200)),
-                         resource_class="train")
+        return Resources(
+            cpus=1,
+            gpus=0,
+            mem_gb=round(mem, 1),
+            time_min=max(30, min(7 * 24 * 60, steps // 200)),
+            resource_class="train",
+        )
 
     def run(self, ctx, p: AutoNEBEdgeParams) -> None:
         import torch
@@ -386,8 +477,10 @@ class AutoNEBEdgeUnit(UnitKind):
         ma, mb = ctx.input_params("a"), ctx.input_params("b")
         for mode in (ma, mb):
             if (mode.model, mode.data) != (p.model, p.data):
-                raise ValueError(f"edge {p.pair}: mode {mode.seed} is {mode.model.name} on {mode.data.dataset}; "
-                                 f"the edge needs {p.model.name} on {p.data.dataset}")
+                raise ValueError(
+                    f"edge {p.pair}: mode {mode.seed} is {mode.model.name} on {mode.data.dataset}; "
+                    f"the edge needs {p.model.name} on {p.data.dataset}"
+                )
         data = load_data(ctx, p.data)
         model = build_for(p.model, data, ctx.device)
         layout = neb.state_layout(model)
@@ -396,15 +489,19 @@ class AutoNEBEdgeUnit(UnitKind):
         end = neb.flatten_state(ctx.input_final_state("b"), layout, device=ctx.device)
         template = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}
         cycles = [neb.Cycle(**c.model_dump()) for c in p.cycles]
-        splits = {"train": lambda: data.eval_batches("train", p.eval_batch_size),
-                  "test": lambda: data.eval_batches("test", p.eval_batch_size)}
-        reestimate = ((lambda: data.eval_batches("train", 256))
-                      if p.bn_policy == "reestimate" and has_batchnorm(model) else None)
+        splits = {
+            "train": lambda: data.eval_batches("train", p.eval_batch_size),
+            "test": lambda: data.eval_batches("test", p.eval_batch_size),
+        }
+        reestimate = (
+            (lambda: data.eval_batches("train", 256)) if p.bn_policy == "reestimate" and has_batchnorm(model) else None
+        )
         evaluator = neb.model_evaluator(model, layout, splits, reestimate)
         ends = [evaluator(start), evaluator(end)]
         end_losses = (ends[0]["train_loss"], ends[1]["train_loss"])
         pivot_loss = neb.cross_entropy_pivot_loss(
-            neb.pivot_batches(data, p.batch_size, derive_seed("autoneb-edge", *p.pair), p.augment))
+            neb.pivot_batches(data, p.batch_size, derive_seed("autoneb-edge", *p.pair), p.augment)
+        )
         chunks = _chunks(p.cycles, p.segment_steps)
         edge = _EdgeState(neb.AutoNEBState.initial(start, end, geometry), ctx.device)
         edge.state.weights = edge.state.weights.cpu()
@@ -431,30 +528,72 @@ class AutoNEBEdgeUnit(UnitKind):
             first = st.step
             losses = []
             while st.step < s1:
-                losses.append(neb.run_steps(model, layout, st, cycle, pivot_loss, end_losses, until=st.step + 1,
-                                            l2=p.l2, momentum_coefficient=p.momentum, step_offset=offset))
+                losses.append(
+                    neb.run_steps(
+                        model,
+                        layout,
+                        st,
+                        cycle,
+                        pivot_loss,
+                        end_losses,
+                        until=st.step + 1,
+                        l2=p.l2,
+                        momentum_coefficient=p.momentum,
+                        step_offset=offset,
+                    )
+                )
             count = st.pivots.shape[0]
             if losses:
                 stacked = torch.stack(losses).double()
                 summary = torch.stack([stacked.mean(1), stacked.max(1).values], 1).cpu().tolist()
-                tables["steps"] = [{"step": offset + first + k, "cycle": c, "lr": cycle.lr, "pivots": count,
-                                    "loss_mean": mean, "loss_max": high} for k, (mean, high) in enumerate(summary)]
+                tables["steps"] = [
+                    {
+                        "step": offset + first + k,
+                        "cycle": c,
+                        "lr": cycle.lr,
+                        "pivots": count,
+                        "loss_mean": mean,
+                        "loss_max": high,
+                    }
+                    for k, (mean, high) in enumerate(summary)
+                ]
             info = {"cycle": c + 1, "pivots": count}
             if s1 >= cycle.steps:
                 dense = neb.finish_cycle(st, cycle, evaluator)
                 positions = neb.dense_positions(st.pivots, cycle.points_between, geometry).tolist()
                 marks = list(neb.dense_points(st.pivots[:, :0], cycle.points_between))
-                tables["dense"] = [{"cycle": c, "lr": cycle.lr, "index": j, "position": positions[j], "segment": seg,
-                                    "alpha": a, "pivot": a in (0.0, 1.0), **{k: float(v[j]) for k, v in dense.items()}}
-                                   for j, (seg, a, _) in enumerate(marks)]
-                tables["cycles"] = [{"cycle": c, "cycles": len(cycles), "lr": cycle.lr, "steps": cycle.steps,
-                                     "pivots": count, "inserted": edge.inserted, "a": p.pair[0], "b": p.pair[1],
-                                     "max_train_loss": float(dense["train_loss"].max()),
-                                     "max_test_loss": float(dense["test_loss"].max()),
-                                     "max_test_error": float(dense["test_error"].max()),
-                                     "end_train_loss_a": end_losses[0], "end_train_loss_b": end_losses[1],
-                                     "length_ratio": neb.path_length_ratio(st.pivots, geometry),
-                                     "linear_max_train_loss": linear[0]}]
+                tables["dense"] = [
+                    {
+                        "cycle": c,
+                        "lr": cycle.lr,
+                        "index": j,
+                        "position": positions[j],
+                        "segment": seg,
+                        "alpha": a,
+                        "pivot": a in (0.0, 1.0),
+                        **{k: float(v[j]) for k, v in dense.items()},
+                    }
+                    for j, (seg, a, _) in enumerate(marks)
+                ]
+                tables["cycles"] = [
+                    {
+                        "cycle": c,
+                        "cycles": len(cycles),
+                        "lr": cycle.lr,
+                        "steps": cycle.steps,
+                        "pivots": count,
+                        "inserted": edge.inserted,
+                        "a": p.pair[0],
+                        "b": p.pair[1],
+                        "max_train_loss": float(dense["train_loss"].max()),
+                        "max_test_loss": float(dense["test_loss"].max()),
+                        "max_test_error": float(dense["test_error"].max()),
+                        "end_train_loss_a": end_losses[0],
+                        "end_train_loss_b": end_losses[1],
+                        "length_ratio": neb.path_length_ratio(st.pivots, geometry),
+                        "linear_max_train_loss": linear[0],
+                    }
+                ]
                 info["max_train_loss"] = tables["cycles"][0]["max_train_loss"]
             return Segment(tables, info=info)
 
@@ -462,8 +601,10 @@ class AutoNEBEdgeUnit(UnitKind):
         st = edge.state
         dense_rows = ctx.rows("dense").to_pylist()
         metrics = [k for k in dense_rows[0] if k.endswith(("_loss", "_error"))]
-        by_cycle = [{k: torch.tensor([r[k] for r in dense_rows if r["cycle"] == c], dtype=torch.float64)
-                     for k in metrics} for c in range(len(cycles))]
+        by_cycle = [
+            {k: torch.tensor([r[k] for r in dense_rows if r["cycle"] == c], dtype=torch.float64) for k in metrics}
+            for c in range(len(cycles))
+        ]
         saddle = neb.edge_saddle(by_cycle)
         saddle_cycle = saddle.pop("cycle")
         line = ctx.rows("line").to_pylist()
@@ -472,20 +613,36 @@ class AutoNEBEdgeUnit(UnitKind):
         top = int(final_dense.argmax())
         top_vector = list(neb.dense_points(st.pivots, cycles[-1].points_between))[top][2]
         saddle_state = {k: v.cpu() for k, v in neb.unflatten_state(top_vector, layout, template).items()}
-        ctx.commit({"pair": list(p.pair), **saddle, "saddle_cycle": saddle_cycle,
-                    "end_train_loss": [e["train_loss"] for e in ends], "end_test_loss": [e["test_loss"] for e in ends],
-                    "end_test_error": [e["test_error"] for e in ends],
-                    "end_train_loss_max": max(end_losses), "end_test_error_max": max(e["test_error"] for e in ends),
-                    "barrier_train_loss": saddle["saddle_train_loss"] - max(end_losses),
-                    "linear_max_train_loss": linear_max, "below_linear": saddle["saddle_train_loss"] < linear_max,
-                    "length_ratio": neb.path_length_ratio(st.pivots, geometry), "pivots": int(st.pivots.shape[0]),
-                    "steps": sum(c.steps for c in cycles), "bn_policy": p.bn_policy},
-                   outputs={"pivots": {"pivots": st.pivots.detach().cpu().contiguous(),
-                                       "weights": st.weights.detach().cpu().contiguous()},
-                            "saddle": saddle_state})
+        ctx.commit(
+            {
+                "pair": list(p.pair),
+                **saddle,
+                "saddle_cycle": saddle_cycle,
+                "end_train_loss": [e["train_loss"] for e in ends],
+                "end_test_loss": [e["test_loss"] for e in ends],
+                "end_test_error": [e["test_error"] for e in ends],
+                "end_train_loss_max": max(end_losses),
+                "end_test_error_max": max(e["test_error"] for e in ends),
+                "barrier_train_loss": saddle["saddle_train_loss"] - max(end_losses),
+                "linear_max_train_loss": linear_max,
+                "below_linear": saddle["saddle_train_loss"] < linear_max,
+                "length_ratio": neb.path_length_ratio(st.pivots, geometry),
+                "pivots": int(st.pivots.shape[0]),
+                "steps": sum(c.steps for c in cycles),
+                "bn_policy": p.bn_policy,
+            },
+            outputs={
+                "pivots": {
+                    "pivots": st.pivots.detach().cpu().contiguous(),
+                    "weights": st.weights.detach().cpu().contiguous(),
+                },
+                "saddle": saddle_state,
+            },
+        )
 
 
 # ---------------------------------------------------------------------------------------------- the stage
+
 
 class AutoNEBStageKind(StageKind):
     name = "autoneb"
@@ -502,27 +659,37 @@ class AutoNEBStageKind(StageKind):
                 problems.append(("explore", table.explore, f"{EXPLORE_HELP}; {problem}"))
         cycles = table.resolved_cycles()
         if cycles[0].insert != "equal" or cycles[0].insert_count < 1:
-            problems.append(("cycles", cycles[0].model_dump(),
-                             "a first cycle with insert = 'equal' and insert_count ≥ 1 (the straight path has no "
-                             "movable pivot)"))
+            problems.append(
+                (
+                    "cycles",
+                    cycles[0].model_dump(),
+                    "a first cycle with insert = 'equal' and insert_count ≥ 1 (the straight path has no movable pivot)",
+                )
+            )
         return problems
 
     def describe(self, table: AutoNEBStage, study):
         cycles = table.resolved_cycles()
         how = "explicit cycles" if table.cycles is not None else f"schedule {table.schedule!r}"
-        return [f"edges between the modes of stage {table.from_!r}, explore = {table.explore!r}, budget "
-                f"{table.budget or 'all pairs'}, {table.parallel_edges} edges per refinement round, similar ≤ "
-                f"{table.similar}",
-                f"{how}: {len(cycles)} cycles, {sum(c.steps for c in cycles)} NEB steps, up to "
-                f"{max_pivots(cycles)} pivots; insert threshold {table.insert_threshold}, BatchNorm at dense points: "
-                f"{table.bn_policy}"]
+        return [
+            f"edges between the modes of stage {table.from_!r}, explore = {table.explore!r}, budget "
+            f"{table.budget or 'all pairs'}, {table.parallel_edges} edges per refinement round, similar ≤ "
+            f"{table.similar}",
+            f"{how}: {len(cycles)} cycles, {sum(c.steps for c in cycles)} NEB steps, up to "
+            f"{max_pivots(cycles)} pivots; insert threshold {table.insert_threshold}, BatchNorm at dense points: "
+            f"{table.bn_policy}",
+        ]
 
     def _edge(self, table: AutoNEBStage, study, pair, by_seed) -> UnitDraft:
         a, b = by_seed[pair[0]], by_seed[pair[1]]
         settings = {name: getattr(table, name) for name in EdgeSettings.model_fields}
-        params = AutoNEBEdgeParams(**settings, pair=(a.params["seed"], b.params["seed"]),
-                                   model=ModelParams.model_validate(a.params["model"]),
-                                   data=DataParams.model_validate(a.params["data"]), cycles=table.resolved_cycles())
+        params = AutoNEBEdgeParams(
+            **settings,
+            pair=(a.params["seed"], b.params["seed"]),
+            model=ModelParams.model_validate(a.params["model"]),
+            data=DataParams.model_validate(a.params["data"]),
+            cycles=table.resolved_cycles(),
+        )
         return UnitDraft("autoneb_edge", params, {"a": a.id, "b": b.id}, f"pair={pair[0]}-{pair[1]}")
 
     def plan(self, table: AutoNEBStage, study, view) -> Plan:
@@ -548,17 +715,22 @@ class AutoNEBStageKind(StageKind):
 
         def note(head: str) -> str:
             states = [state_of(p) for p in own]
-            return (f"{head}: {states.count('done')} edges done, {states.count('running')} running, "
-                    f"{states.count('failed')} failed, budget {table.budget or 'all pairs'}")
+            return (
+                f"{head}: {states.count('done')} edges done, {states.count('running')} running, "
+                f"{states.count('failed')} failed, budget {table.budget or 'all pairs'}"
+            )
 
         if len(minima) < 2:
             return Plan([], note=f"{len(minima)} mode(s) committed: nothing to connect")
         if not (isinstance(strategy, str) and strategy in ("mst", "star", "all", "to_best")):
             fixed = [q for q in static_pairs(strategy, minima) if q[0] in by_seed and q[1] in by_seed]  # type: ignore[arg-type]
-            fixed = fixed[:table.budget] if table.budget else fixed
+            fixed = fixed[: table.budget] if table.budget else fixed
             running = any(state_of(q) in ("new", "running") for q in fixed)
-            return Plan([self._edge(table, study, q, by_seed) for q in fixed], open=False,
-                        note=note(str(strategy)) if not running else note("pairs"))
+            return Plan(
+                [self._edge(table, study, q, by_seed) for q in fixed],
+                open=False,
+                note=note(str(strategy)) if not running else note("pairs"),
+            )
         strategy = "star" if strategy == "to_best" else strategy
         losses = {s: float(results[by_seed[s].id]["final_train_loss"]) for s in minima}
         total = len(minima) * (len(minima) - 1) // 2

@@ -12,6 +12,7 @@ Two kinds of kinds:
   figures it declares for reports, and ``run(ctx, params)``, which drives ``workers/`` functions through the
   ``UnitContext`` protocol below. The store implements the protocol; kinds never see stores, executors or specs.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, model_validator
-
 
 _FITS, _MISFIT, _OTHER_SHAPE = "fits", "misfit", "other shape"
 
@@ -135,6 +135,7 @@ class Resources:
 
 # ---------------------------------------------------------------------------------------------- planning
 
+
 @dataclass(frozen=True)
 class Ref:
     """An input of a draft: a unit (its id, or a draft of the same ``plan`` call) and one of its outputs.
@@ -225,6 +226,7 @@ class ExpansionTooLarge(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- reports
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -329,6 +331,7 @@ def split_point_key(key: str) -> tuple[str, int | None]:
 
 
 # ---------------------------------------------------------------------------------------------- running a unit
+
 
 class UnitContext(Protocol):
     """What a running unit may do. Implemented by the orchestrator's runtime over the store."""

@@ -3,6 +3,7 @@
 The spec's ``[data]``, ``[model]`` and ``[train]`` sections are validated at the edge (``orchestrator/spec.py``) and
 reach units as these typed objects; their canonical JSON is part of the unit ids.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -4,14 +4,15 @@ The loss barrier of linear mode connectivity is max over α of L(α) − [(1−�
 BatchNorm, its running statistics are re-estimated on the training set at every point (the interpolated running
 statistics of two networks do not describe the interpolated network).
 """
+
 from __future__ import annotations
 
 from pydantic import Field
 
 from .base import Figure, Metric, Plan, Resources, StageKind, StageParams, UnitDraft, UnitKind, UnitParams
-from .pairs import STRATEGY_HELP, PairStrategy, check_pair_count, check_pairs, is_dynamic, mode_pairs
 from .common import build_for, load_data
 from .modes import seeds_of
+from .pairs import STRATEGY_HELP, PairStrategy, check_pair_count, check_pairs, is_dynamic, mode_pairs
 
 
 class InterpolateStage(StageParams):
@@ -40,13 +41,31 @@ class InterpolateUnit(UnitKind):
     )
     tables = ("line",)
     figures = (
-        Figure("loss", "Loss on the line between two modes", table="line", x="alpha", ys=("train_loss", "test_loss"),
-               labels=("train loss", "test loss"), style="line", xlabel="α (0 = mode a, 1 = mode b)",
-               ylabel="cross-entropy loss", result_hist=("barrier_train_loss", "barrier_test_loss")),
-        Figure("accuracy", "Accuracy on the line between two modes", table="line", x="alpha",
-               ys=("train_acc", "test_acc"), labels=("train accuracy", "test accuracy"), style="line",
-               xlabel="α (0 = mode a, 1 = mode b)", ylabel="accuracy", ylim=(None, 1.01),
-               result_hist=("barrier_test_acc",)),
+        Figure(
+            "loss",
+            "Loss on the line between two modes",
+            table="line",
+            x="alpha",
+            ys=("train_loss", "test_loss"),
+            labels=("train loss", "test loss"),
+            style="line",
+            xlabel="α (0 = mode a, 1 = mode b)",
+            ylabel="cross-entropy loss",
+            result_hist=("barrier_train_loss", "barrier_test_loss"),
+        ),
+        Figure(
+            "accuracy",
+            "Accuracy on the line between two modes",
+            table="line",
+            x="alpha",
+            ys=("train_acc", "test_acc"),
+            labels=("train accuracy", "test accuracy"),
+            style="line",
+            xlabel="α (0 = mode a, 1 = mode b)",
+            ylabel="accuracy",
+            ylim=(None, 1.01),
+            result_hist=("barrier_test_acc",),
+        ),
     )
 
     def run(self, ctx, p: InterpolateParams) -> None:
@@ -56,8 +75,9 @@ class InterpolateUnit(UnitKind):
 
         ma, mb = ctx.input_params("a"), ctx.input_params("b")
         if (ma.model, ma.data) != (mb.model, mb.data):
-            raise ValueError(f"cannot interpolate between different models/data: {ma.model} on {ma.data} "
-                             f"and {mb.model} on {mb.data}")
+            raise ValueError(
+                f"cannot interpolate between different models/data: {ma.model} on {ma.data} and {mb.model} on {mb.data}"
+            )
         data = load_data(ctx, ma.data)
         model = build_for(ma.model, data, ctx.device)
         sa = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}
@@ -71,18 +91,38 @@ class InterpolateUnit(UnitKind):
                 reestimate_batchnorm(model, data.eval_batches("train", 256))
             tl, ta = evaluate_batches(model, data.eval_batches("train"))
             vl, va = evaluate_batches(model, data.eval_batches("test"))
-            ctx.write_segment(i, {"line": [{"index": i, "alpha": alphas[i], "train_loss": tl, "train_acc": ta,
-                                            "test_loss": vl, "test_acc": va}]})
+            ctx.write_segment(
+                i,
+                {
+                    "line": [
+                        {
+                            "index": i,
+                            "alpha": alphas[i],
+                            "train_loss": tl,
+                            "train_acc": ta,
+                            "test_loss": vl,
+                            "test_acc": va,
+                        }
+                    ]
+                },
+            )
             ctx.progress(i + 1, k, alpha=alphas[i], train_loss=tl)
         line = ctx.rows("line").to_pylist()
         bt, it = barrier([r["train_loss"] for r in line], alphas)
         bv, _ = barrier([r["test_loss"] for r in line], alphas)
         acc_drop, _ = barrier([-r["test_acc"] for r in line], alphas)
-        ctx.commit({"pair": list(p.pair), "barrier_train_loss": bt, "barrier_alpha": alphas[it],
-                    "barrier_test_loss": bv, "barrier_test_acc": acc_drop,
-                    "max_train_loss": max(r["train_loss"] for r in line),
-                    "endpoint_train_loss": [line[0]["train_loss"], line[-1]["train_loss"]],
-                    "endpoint_test_acc": [line[0]["test_acc"], line[-1]["test_acc"]]})
+        ctx.commit(
+            {
+                "pair": list(p.pair),
+                "barrier_train_loss": bt,
+                "barrier_alpha": alphas[it],
+                "barrier_test_loss": bv,
+                "barrier_test_acc": acc_drop,
+                "max_train_loss": max(r["train_loss"] for r in line),
+                "endpoint_train_loss": [line[0]["train_loss"], line[-1]["train_loss"]],
+                "endpoint_test_acc": [line[0]["test_acc"], line[-1]["test_acc"]],
+            }
+        )
 
 
 class InterpolateStageKind(StageKind):
@@ -97,8 +137,10 @@ class InterpolateStageKind(StageKind):
         return [("pairs", table.pairs, f"{STRATEGY_HELP}; {problem}")] if problem else []
 
     def describe(self, table: InterpolateStage, study):
-        return [f"pairs from stage {table.from_!r}: "
-                + ("planned when all modes are done (to_best)" if is_dynamic(table.pairs) else str(table.pairs))]
+        return [
+            f"pairs from stage {table.from_!r}: "
+            + ("planned when all modes are done (to_best)" if is_dynamic(table.pairs) else str(table.pairs))
+        ]
 
     def plan(self, table: InterpolateStage, study, view) -> Plan:
         if view.is_open(table.from_):
@@ -108,7 +150,18 @@ class InterpolateStageKind(StageKind):
         pairs = mode_pairs(table.pairs, table.from_, view)
         if pairs is None:
             return Plan([], open=True, note=f"to_best: waiting for the {len(modes)} modes")
-        return Plan([UnitDraft("interpolate", InterpolateParams(pair=(a.params["seed"], b.params["seed"]),
-                                                                points=table.points, reestimate_bn=table.reestimate_bn),
-                               {"a": a.id, "b": b.id}, f"pair={a.params['seed']}-{b.params['seed']}")
-                     for a, b in pairs])
+        return Plan(
+            [
+                UnitDraft(
+                    "interpolate",
+                    InterpolateParams(
+                        pair=(a.params["seed"], b.params["seed"]),
+                        points=table.points,
+                        reestimate_bn=table.reestimate_bn,
+                    ),
+                    {"a": a.id, "b": b.id},
+                    f"pair={a.params['seed']}-{b.params['seed']}",
+                )
+                for a, b in pairs
+            ]
+        )

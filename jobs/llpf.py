@@ -8,14 +8,26 @@ rate); every ``eval_every`` iterations (and at the end) the full training set an
 mode — the validity verdict uses those honest losses, not the rolling mini-batch loss that the stopping rule makes
 small by construction. Points (the model state) are stored every ``point_stride`` iterations.
 """
+
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import (Figure, Metric, Plan, Resources, StageKind, StageParams, UnitDraft, UnitKind, UnitParams, Verdict,
-                   point_key)
+from .base import (
+    Figure,
+    Metric,
+    Plan,
+    Resources,
+    StageKind,
+    StageParams,
+    UnitDraft,
+    UnitKind,
+    UnitParams,
+    Verdict,
+    point_key,
+)
 from .common import build_for, load_data
 from .loop import Segment, TrainingState, run_segments
 from .modes import seeds_of
@@ -52,7 +64,8 @@ class PhaseSpec(TrainRule, PhaseMoves):
     layers: list[str] | None = Field(default=None, description="tensor name patterns this phase moves")
     add: list[str] | None = Field(default=None, description="the previous phase's patterns plus these")
     group_weight_bias: bool | None = Field(
-        default=None, description="Move each layer's weight and bias as one vector; unset: the stage's setting")
+        default=None, description="Move each layer's weight and bias as one vector; unset: the stage's setting"
+    )
 
     @model_validator(mode="after")
     def _moves(self):
@@ -73,8 +86,10 @@ class PathSettings(StageParams):
     l_thres: float = Field(default=0.1, gt=0, description="the low-loss threshold L_thres of the verdict")
     reference_quirks: bool = Field(default=False, description="reproduce the authors' code (see docs)")
     group_weight_bias: bool | None = Field(
-        default=None, description="Move each layer's weight and bias as one vector (the authors' LeNet5 "
-        "configurations); unset: on with reference_quirks, else off")
+        default=None,
+        description="Move each layer's weight and bias as one vector (the authors' LeNet5 "
+        "configurations); unset: on with reference_quirks, else off",
+    )
 
 
 class M2MSettings(PathSettings):
@@ -82,11 +97,13 @@ class M2MSettings(PathSettings):
     distance_to: Literal["destination_on_start_sphere", "destination"] = Field(
         default="destination_on_start_sphere",
         description="what the distance verdict measures to: D projected on P0's variance sphere (VarianceCorrection "
-        "of D, the point a converged path reaches) or D itself (the papers' absolute figure)")
+        "of D, the point a converged path reaches) or D itself (the papers' absolute figure)",
+    )
     test_loss_tolerance: float = Field(default=0.05, gt=0, description="verdict: test loss change allowed")
     test_loss_rule: Literal["converge", "no_worse"] = Field(
-        default="converge", description="converge: |final − start| ≤ tolerance (LLPF §4); no_worse: final ≤ start + "
-        "tolerance")
+        default="converge",
+        description="converge: |final − start| ≤ tolerance (LLPF §4); no_worse: final ≤ start + tolerance",
+    )
     freeze_stats_outside_phase: bool = False
 
 
@@ -102,8 +119,10 @@ class M2OSettings(PathSettings, TrainRule):
     step_f: float = Field(default=0.0, ge=0)
     conformal_all_tensors: bool = False
     layernorm: Literal["keep", "compensate"] | None = Field(
-        default=None, description="keep: normalization layers never move (LLPF §3.2); compensate: LayerNorm moves "
-        "away from the origin by the same step (the authors' M2O code); unset: compensate with reference_quirks")
+        default=None,
+        description="keep: normalization layers never move (LLPF §3.2); compensate: LayerNorm moves "
+        "away from the origin by the same step (the authors' M2O code); unset: compensate with reference_quirks",
+    )
 
 
 class M2OStage(M2OSettings):
@@ -174,30 +193,79 @@ class M2MPhaseUnit(UnitKind):
         Metric("start_test_acc", "test acc at start", ".4f", lower_is_better=False),
         Metric("final_test_acc", "test acc at end", ".4f", lower_is_better=False),
     )
-    verdicts = (Verdict("valid", "valid path"),
-                Verdict("train_loss_below_threshold", "loss ≤ L_thres"),
-                Verdict("distance_converged", "reached D"),
-                Verdict("test_loss_converged", "test loss kept"))
+    verdicts = (
+        Verdict("valid", "valid path"),
+        Verdict("train_loss_below_threshold", "loss ≤ L_thres"),
+        Verdict("distance_converged", "reached D"),
+        Verdict("test_loss_converged", "test loss kept"),
+    )
     tables = _PATH_TABLE
     figures = (  # the style of LLPF Figs. 2–4, one path drawn across its chained phases
-        Figure("loss", "LLPF M2M path: training loss", table="path", x="iteration",
-               ys=("rolling_loss", "train_loss_full"), labels=("rolling mini-batch loss", "full training set"),
-               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10, chain="start",
-               threshold_param="l_thres", threshold_label="L_thres (verdict: max full-set loss)"),
-        Figure("distance", "LLPF M2M path: layer-wise L2 distance to D", table="path", x="iteration", ys=("dist.*",),
-               labels=("tensor",), xlabel="iteration", ylabel="‖P − D‖ per tensor", logy=True,
-               chain="start", exclude=("dist.*.running_mean", "dist.*.running_var"),
-               threshold_param="distance_threshold", threshold_label="distance threshold (verdict)"),
-        Figure("test", "LLPF M2M path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
-               y2s=("test_acc",), xlabel="iteration", chain="start"),
-        Figure("pca", "LLPF M2M path points per layer (PCA)", style="pca", chain="start", destination="dest", origin="p0",
-               exclude=("*.running_mean", "*.running_var")),
-        Figure("headline", "LLPF M2M path vs. the straight line, pair by pair", style="pairs",
-               ys=("path_max_train_loss",), labels=("path: max full-set train loss",), verdict="valid",
-               compare_kind="interpolate", compare_ys=("max_train_loss", "barrier_train_loss"),
-               compare_labels=("straight line: max train loss", "straight line: train-loss barrier"),
-               threshold_param="l_thres", threshold_label="L_thres", ylabel="cross-entropy loss (train)", logy=True,
-               chain="start"),
+        Figure(
+            "loss",
+            "LLPF M2M path: training loss",
+            table="path",
+            x="iteration",
+            ys=("rolling_loss", "train_loss_full"),
+            labels=("rolling mini-batch loss", "full training set"),
+            xlabel="iteration",
+            ylabel="cross-entropy loss",
+            logy=True,
+            smooth=10,
+            chain="start",
+            threshold_param="l_thres",
+            threshold_label="L_thres (verdict: max full-set loss)",
+        ),
+        Figure(
+            "distance",
+            "LLPF M2M path: layer-wise L2 distance to D",
+            table="path",
+            x="iteration",
+            ys=("dist.*",),
+            labels=("tensor",),
+            xlabel="iteration",
+            ylabel="‖P − D‖ per tensor",
+            logy=True,
+            chain="start",
+            exclude=("dist.*.running_mean", "dist.*.running_var"),
+            threshold_param="distance_threshold",
+            threshold_label="distance threshold (verdict)",
+        ),
+        Figure(
+            "test",
+            "LLPF M2M path: test loss and accuracy",
+            table="path",
+            x="iteration",
+            ys=("test_loss",),
+            y2s=("test_acc",),
+            xlabel="iteration",
+            chain="start",
+        ),
+        Figure(
+            "pca",
+            "LLPF M2M path points per layer (PCA)",
+            style="pca",
+            chain="start",
+            destination="dest",
+            origin="p0",
+            exclude=("*.running_mean", "*.running_var"),
+        ),
+        Figure(
+            "headline",
+            "LLPF M2M path vs. the straight line, pair by pair",
+            style="pairs",
+            ys=("path_max_train_loss",),
+            labels=("path: max full-set train loss",),
+            verdict="valid",
+            compare_kind="interpolate",
+            compare_ys=("max_train_loss", "barrier_train_loss"),
+            compare_labels=("straight line: max train loss", "straight line: train-loss barrier"),
+            threshold_param="l_thres",
+            threshold_label="L_thres",
+            ylabel="cross-entropy loss (train)",
+            logy=True,
+            chain="start",
+        ),
     )
 
     def run(self, ctx, p: M2MPhaseParams) -> None:
@@ -222,15 +290,41 @@ class M2OUnit(UnitKind):
     verdicts = (Verdict("train_loss_below_threshold", "loss ≤ L_thres"),)
     tables = _PATH_TABLE
     figures = (
-        Figure("loss", "LLPF M2O path: training loss", table="path", x="iteration",
-               ys=("rolling_loss", "train_loss_full"), labels=("rolling mini-batch loss", "full training set"),
-               xlabel="iteration", ylabel="cross-entropy loss", logy=True, smooth=10,
-               threshold_param="l_thres", threshold_label="L_thres (verdict: max full-set loss)"),
-        Figure("norm", "LLPF M2O path: L2 norm per tensor (distance to the origin)", table="path", x="iteration",
-               ys=("dist.*",), labels=("tensor",), xlabel="iteration", ylabel="‖P‖ per tensor", logy=True,
-               exclude=("dist.*.running_mean", "dist.*.running_var")),
-        Figure("test", "LLPF M2O path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
-               y2s=("test_acc",), xlabel="iteration"),
+        Figure(
+            "loss",
+            "LLPF M2O path: training loss",
+            table="path",
+            x="iteration",
+            ys=("rolling_loss", "train_loss_full"),
+            labels=("rolling mini-batch loss", "full training set"),
+            xlabel="iteration",
+            ylabel="cross-entropy loss",
+            logy=True,
+            smooth=10,
+            threshold_param="l_thres",
+            threshold_label="L_thres (verdict: max full-set loss)",
+        ),
+        Figure(
+            "norm",
+            "LLPF M2O path: L2 norm per tensor (distance to the origin)",
+            table="path",
+            x="iteration",
+            ys=("dist.*",),
+            labels=("tensor",),
+            xlabel="iteration",
+            ylabel="‖P‖ per tensor",
+            logy=True,
+            exclude=("dist.*.running_mean", "dist.*.running_var"),
+        ),
+        Figure(
+            "test",
+            "LLPF M2O path: test loss and accuracy",
+            table="path",
+            x="iteration",
+            ys=("test_loss",),
+            y2s=("test_acc",),
+            xlabel="iteration",
+        ),
     )
 
     def run(self, ctx, p: M2OParams) -> None:
@@ -255,8 +349,14 @@ class M2MStageKind(StageKind):
             try:
                 select_tensors(names, patterns)
             except ValueError as exc:
-                return [(f"phases[{i}].{'layers' if table.phases[i].layers is not None else 'add'}", patterns,
-                         f"{str(exc).split(' (names look like')[0]}; tensors of {study.model['name']}: {', '.join(names)}")]
+                return [
+                    (
+                        f"phases[{i}].{'layers' if table.phases[i].layers is not None else 'add'}",
+                        patterns,
+                        f"{str(exc).split(' (names look like')[0]}; "
+                        f"tensors of {study.model['name']}: {', '.join(names)}",
+                    )
+                ]
         return []
 
     def describe(self, table: M2MStage, study):
@@ -268,17 +368,25 @@ class M2MStageKind(StageKind):
             chosen = select_tensors(names, patterns)
             shown = ", ".join(chosen[:8]) + (f", … ({len(chosen)} tensors)" if len(chosen) > 8 else "")
             grouped = _group_weight_bias(_phase_grouping(table, table.phases[i]), table.reference_quirks)
-            lines.append(f"phase {i + 1}/{len(table.phases)} ({table.phases[i].iterations} iterations) moves "
-                         f"{len(chosen)} of {len(names)} tensors"
-                         + (" (each layer's weight and bias as one vector)" if grouped else "") + f": {shown}")
+            lines.append(
+                f"phase {i + 1}/{len(table.phases)} ({table.phases[i].iterations} iterations) moves "
+                f"{len(chosen)} of {len(names)} tensors"
+                + (" (each layer's weight and bias as one vector)" if grouped else "")
+                + f": {shown}"
+            )
         return lines
 
     def plan(self, table: M2MStage, study, view) -> Plan:
         if view.is_open(table.from_):
             return Plan([], open=True, note=f"waiting for stage {table.from_}")
         modes = view.units(table.from_)
-        check_pair_count(table.pairs, len(modes), len(table.phases), study.max_units,
-                         f"stage {view.stage}: pairs = {table.pairs!r} × {len(table.phases)} phases")
+        check_pair_count(
+            table.pairs,
+            len(modes),
+            len(table.phases),
+            study.max_units,
+            f"stage {view.stage}: pairs = {table.pairs!r} × {len(table.phases)} phases",
+        )
         pairs = mode_pairs(table.pairs, table.from_, view)
         if pairs is None:
             return Plan([], open=True, note=f"to_best: waiting for the {len(modes)} modes")
@@ -289,12 +397,21 @@ class M2MStageKind(StageKind):
             previous: str | UnitDraft = a.id
             for k, phase in enumerate(table.phases):
                 moves = {name: getattr(phase, name) for name in (*TrainRule.model_fields, *PhaseMoves.model_fields)}
-                params = M2MPhaseParams(**{**common, "group_weight_bias": _phase_grouping(table, phase)}, **moves,
-                                        pair=(a.params["seed"], b.params["seed"]), phase=k + 1,
-                                        phases=len(table.phases), patterns=patterns[k])
+                params = M2MPhaseParams(
+                    **{**common, "group_weight_bias": _phase_grouping(table, phase)},
+                    **moves,
+                    pair=(a.params["seed"], b.params["seed"]),
+                    phase=k + 1,
+                    phases=len(table.phases),
+                    patterns=patterns[k],
+                )
                 # phase k+1 starts where phase k ends: an input may name a draft of this plan call
-                draft = UnitDraft("m2m_phase", params, {"p0": a.id, "dest": b.id, "start": previous},
-                                  f"pair={a.params['seed']}-{b.params['seed']} phase={k + 1}")
+                draft = UnitDraft(
+                    "m2m_phase",
+                    params,
+                    {"p0": a.id, "dest": b.id, "start": previous},
+                    f"pair={a.params['seed']}-{b.params['seed']} phase={k + 1}",
+                )
                 drafts.append(draft)
                 previous = draft
         return Plan(drafts)
@@ -322,21 +439,36 @@ class M2OStageKind(StageKind):
         drafts = []
         for mode in view.units(table.from_):
             if table.seeds is None or mode.params["seed"] in table.seeds:
-                drafts.append(UnitDraft("m2o", M2OParams(**common, seed=mode.params["seed"]),
-                                        {"p0": mode.id, "start": mode.id}, f"seed={mode.params['seed']}"))
+                drafts.append(
+                    UnitDraft(
+                        "m2o",
+                        M2OParams(**common, seed=mode.params["seed"]),
+                        {"p0": mode.id, "start": mode.id},
+                        f"seed={mode.params['seed']}",
+                    )
+                )
         return Plan(drafts)
 
 
 # ---------------------------------------------------------------------------------------------- the path loop
+
 
 def _run_path(ctx, p, toward_origin: bool) -> None:
     import torch
     import torch.nn.functional as F
 
     from lowloss.workers.data import BatchStream, derive_seed
-    from lowloss.workers.llpf import (LLPFConfig, layer_distances, llpf_m2m_iteration, llpf_m2o_iteration,
-                                      normalization_tensor_names, phase_optimizer, phase_step_c_lengths,
-                                      select_tensors, state_variances)
+    from lowloss.workers.llpf import (
+        LLPFConfig,
+        layer_distances,
+        llpf_m2m_iteration,
+        llpf_m2o_iteration,
+        normalization_tensor_names,
+        phase_optimizer,
+        phase_step_c_lengths,
+        select_tensors,
+        state_variances,
+    )
     from lowloss.workers.training import evaluate_batches
 
     mode = ctx.input_params("p0")
@@ -362,21 +494,38 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         seed_parts = ("m2m", tuple(p.pair), p.phase)
     # explicit settings win; an unset one follows reference_quirks (the authors' code does both)
     group_setting, layernorm_setting = p.group_weight_bias, getattr(p, "layernorm", None)
-    cfg = LLPFConfig(step_a=p.step_a, step_f=p.step_f, step_c=step_c, clamp=True,
-                     train_rounds=p.rounds, train_threshold=p.threshold, train_min_rounds=p.min_rounds,
-                     train_max_rounds=p.max_rounds,
-                     freeze_stats_outside_phase=getattr(p, "freeze_stats_outside_phase", False),
-                     conformal_all_tensors=getattr(p, "conformal_all_tensors", False),
-                     group_weight_bias=bool(group_setting),
-                     compensate_layernorm=toward_origin and layernorm_setting == "compensate")
+    cfg = LLPFConfig(
+        step_a=p.step_a,
+        step_f=p.step_f,
+        step_c=step_c,
+        clamp=True,
+        train_rounds=p.rounds,
+        train_threshold=p.threshold,
+        train_min_rounds=p.min_rounds,
+        train_max_rounds=p.max_rounds,
+        freeze_stats_outside_phase=getattr(p, "freeze_stats_outside_phase", False),
+        conformal_all_tensors=getattr(p, "conformal_all_tensors", False),
+        group_weight_bias=bool(group_setting),
+        compensate_layernorm=toward_origin and layernorm_setting == "compensate",
+    )
     if quirks:
-        cfg = cfg.with_reference_quirks(group_weight_bias=True if group_setting is None else None,
-                                        compensate_layernorm=toward_origin if layernorm_setting is None else None)
+        cfg = cfg.with_reference_quirks(
+            group_weight_bias=True if group_setting is None else None,
+            compensate_layernorm=toward_origin if layernorm_setting is None else None,
+        )
     start_variances = state_variances(p0)
     stream = BatchStream(data, p.batch_size, seed=derive_seed(*seed_parts))
-    step_c_lengths = (phase_step_c_lengths(model.state_dict(), destination or
-                                           {n: torch.zeros_like(t) for n, t in model.state_dict().items()},
-                                           moved, step_c, cfg.group_weight_bias) if step_c > 0 else None)
+    step_c_lengths = (
+        phase_step_c_lengths(
+            model.state_dict(),
+            destination or {n: torch.zeros_like(t) for n, t in model.state_dict().items()},
+            moved,
+            step_c,
+            cfg.group_weight_bias,
+        )
+        if step_c > 0
+        else None
+    )
     state = TrainingState(model, optimizer, ctx.device, {"cursor": 0, "step_c_lengths": step_c_lengths})
     total = p.iterations
 
@@ -393,7 +542,7 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         row0 = {"iteration": 0, "loss": None, "rolling_loss": None, "train_steps": 0, "step_length": 0.0, "lr": p.lr}
         current = model.state_dict()
         ref = destination if destination is not None else {n: torch.zeros_like(current[n]) for n in moved}
-        for n in (ref.keys() if destination is None else names):
+        for n in ref.keys() if destination is None else names:
             if current[n].is_floating_point():
                 row0[f"dist.{n}"] = float(torch.linalg.vector_norm((current[n] - ref[n]).double()))
         if destination is not None and cfg.group_weight_bias:  # the distance of each Move unit (joined layers)
@@ -407,16 +556,22 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         lengths = state.extra["step_c_lengths"]
         for it in range(start, end):
             if toward_origin:
-                m = llpf_m2o_iteration(model, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg,
-                                       lengths)
+                m = llpf_m2o_iteration(
+                    model, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg, lengths
+                )
             else:
-                m = llpf_m2m_iteration(model, destination, start_variances, moved, optimizer, next_batch,
-                                       F.cross_entropy, cfg, lengths)
+                m = llpf_m2m_iteration(
+                    model, destination, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg, lengths
+                )
             losses = m["losses"]
-            row = {"iteration": it + 1, "loss": sum(losses) / len(losses) if losses else None,
-                   "rolling_loss": m["rolling_loss"], "train_steps": m["steps"],
-                   "step_length": max(m["step_lengths"].values()) if m["step_lengths"] else 0.0,
-                   "lr": p.lr if not toward_origin else None}
+            row = {
+                "iteration": it + 1,
+                "loss": sum(losses) / len(losses) if losses else None,
+                "rolling_loss": m["rolling_loss"],
+                "train_steps": m["steps"],
+                "step_length": max(m["step_lengths"].values()) if m["step_lengths"] else 0.0,
+                "lr": p.lr if not toward_origin else None,
+            }
             row.update({f"dist.{n}": v for n, v in m["distances"].items()})
             row.update({f"dist_layer.{k}": v for k, v in m.get("layer_distances", {}).items()})
             row.update({f"var.{n}": v for n, v in m["variances"].items() if n in start_variances})
@@ -437,12 +592,30 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         dest_model = build_for(mode.model, data, ctx.device)
         dest_model.load_state_dict(destination)
         destination_test_loss = evaluate_batches(dest_model, data.eval_batches("test"))[0]
-    _commit_path(ctx, p, toward_origin, model, moved, destination=destination, start_variances=start_variances,
-                 destination_test_loss=destination_test_loss, group_weight_bias=cfg.group_weight_bias)
+    _commit_path(
+        ctx,
+        p,
+        toward_origin,
+        model,
+        moved,
+        destination=destination,
+        start_variances=start_variances,
+        destination_test_loss=destination_test_loss,
+        group_weight_bias=cfg.group_weight_bias,
+    )
 
 
-def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], destination=None, start_variances=None,
-                 destination_test_loss: float | None = None, group_weight_bias: bool = False) -> None:
+def _commit_path(
+    ctx,
+    p,
+    toward_origin: bool,
+    model,
+    moved: list[str],
+    destination=None,
+    start_variances=None,
+    destination_test_loss: float | None = None,
+    group_weight_bias: bool = False,
+) -> None:
     from lowloss.workers.llpf import destination_on_start_sphere, layer_distances, path_validity
 
     table = ctx.rows("path")
@@ -453,17 +626,27 @@ def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], destinati
     # the verdict's distances are the parameters' (weights, biases, BatchNorm affine): running statistics follow
     # the activations in train mode and are recorded in the rows, but are no coordinates of the path
     params = [n for n, _ in model.named_parameters()]
-    result = {"iterations": p.iterations, "max_train_loss": max_train,
-              "max_rolling_loss": max((r["rolling_loss"] for r in rows if r["rolling_loss"] is not None), default=None),
-              "final_train_loss": last["train_loss_full"], "final_test_loss": last["test_loss"],
-              "final_test_acc": last["test_acc"], "train_steps": sum(r["train_steps"] for r in rows)}
+    result = {
+        "iterations": p.iterations,
+        "max_train_loss": max_train,
+        "max_rolling_loss": max((r["rolling_loss"] for r in rows if r["rolling_loss"] is not None), default=None),
+        "final_train_loss": last["train_loss_full"],
+        "final_test_loss": last["test_loss"],
+        "final_test_acc": last["test_acc"],
+        "train_steps": sum(r["train_steps"] for r in rows),
+    }
     if toward_origin:
         start_norm = sum(rows[0][f"dist.{n}"] ** 2 for n in moved if rows[0].get(f"dist.{n}") is not None) ** 0.5
         final_norm = sum(rows[-1][f"dist.{n}"] ** 2 for n in moved if rows[-1].get(f"dist.{n}") is not None) ** 0.5
-        result.update(seed=p.seed, start_test_loss=first["test_loss"], start_test_acc=first["test_acc"],
-                      best_test_acc=max(r["test_acc"] for r in evals), path_max_train_loss=max_train,
-                      final_norm_ratio=final_norm / start_norm if start_norm else None,
-                      train_loss_below_threshold=bool(max_train <= p.l_thres))
+        result.update(
+            seed=p.seed,
+            start_test_loss=first["test_loss"],
+            start_test_acc=first["test_acc"],
+            best_test_acc=max(r["test_acc"] for r in evals),
+            path_max_train_loss=max_train,
+            final_norm_ratio=final_norm / start_norm if start_norm else None,
+            train_loss_below_threshold=bool(max_train <= p.l_thres),
+        )
     else:
         if p.phase == 1:
             path_max, start_loss, start_acc = max_train, first["test_loss"], first["test_acc"]
@@ -471,29 +654,59 @@ def _commit_path(ctx, p, toward_origin: bool, model, moved: list[str], destinati
             prev = ctx.input_result("start")["path_so_far"]
             path_max = max(prev["max_train_loss"], max_train)
             start_loss, start_acc = prev["start_test_loss"], prev["start_test_acc"]
-        result.update(pair=list(p.pair), phase=p.phase, phases=p.phases,
-                      path_so_far={"max_train_loss": path_max, "start_test_loss": start_loss,
-                                   "start_test_acc": start_acc})
+        result.update(
+            pair=list(p.pair),
+            phase=p.phase,
+            phases=p.phases,
+            path_so_far={"max_train_loss": path_max, "start_test_loss": start_loss, "start_test_acc": start_acc},
+        )
         if p.phase == p.phases:  # the path's summary and verdict (LLPF §4's three criteria) on its last phase
             # distances per Move unit (joined weight+bias with grouping) of the final point, to D itself and to D
             # projected on P0's variance sphere (the point a converged path reaches; Eq. 4's "minor deviations")
             state = model.state_dict()
             raw = layer_distances(state, destination, params, group_weight_bias)
-            projected = layer_distances(state, destination_on_start_sphere(destination, start_variances), params,
-                                        group_weight_bias)
+            projected = layer_distances(
+                state, destination_on_start_sphere(destination, start_variances), params, group_weight_bias
+            )
             final_dist = projected if p.distance_to == "destination_on_start_sphere" else raw
-            verdict = path_validity(path_max, p.l_thres, final_dist, p.distance_threshold,
-                                    last["test_loss"], start_loss, p.test_loss_tolerance, p.test_loss_rule,
-                                    destination_test_loss)
-            result.update({k: verdict[k] for k in ("valid", "train_loss_below_threshold", "distance_converged",
-                                                   "test_loss_converged", "farthest_tensor", "test_loss_gap",
-                                                   "test_loss_change", "test_loss_rule",
-                                                   "final_minus_destination_test_loss")})
-            result.update(path_max_train_loss=path_max, start_test_loss=start_loss, start_test_acc=start_acc,
-                          max_final_distance=verdict["max_final_distance"], distance_to=p.distance_to,
-                          max_final_distance_raw=max(raw.values(), default=0.0),
-                          max_final_distance_projected=max(projected.values(), default=0.0),
-                          destination_test_loss=destination_test_loss, verdict_failures=verdict["failures"])
+            verdict = path_validity(
+                path_max,
+                p.l_thres,
+                final_dist,
+                p.distance_threshold,
+                last["test_loss"],
+                start_loss,
+                p.test_loss_tolerance,
+                p.test_loss_rule,
+                destination_test_loss,
+            )
+            result.update(
+                {
+                    k: verdict[k]
+                    for k in (
+                        "valid",
+                        "train_loss_below_threshold",
+                        "distance_converged",
+                        "test_loss_converged",
+                        "farthest_tensor",
+                        "test_loss_gap",
+                        "test_loss_change",
+                        "test_loss_rule",
+                        "final_minus_destination_test_loss",
+                    )
+                }
+            )
+            result.update(
+                path_max_train_loss=path_max,
+                start_test_loss=start_loss,
+                start_test_acc=start_acc,
+                max_final_distance=verdict["max_final_distance"],
+                distance_to=p.distance_to,
+                max_final_distance_raw=max(raw.values(), default=0.0),
+                max_final_distance_projected=max(projected.values(), default=0.0),
+                destination_test_loss=destination_test_loss,
+                verdict_failures=verdict["failures"],
+            )
         else:  # a phase's own end point is not the path's: keep the path metrics of the summary to last phases
             result["phase_final_test_loss"] = result.pop("final_test_loss")
             result["phase_final_test_acc"] = result.pop("final_test_acc")

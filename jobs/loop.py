@@ -6,6 +6,7 @@ stop signal), the unit's resumable state is written; a resumed unit restores it 
 so it writes exactly the bytes an uninterrupted run writes. Everything a segment computes is a function of the
 restored state and the step numbers, never of wall-clock time.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,14 @@ class Resumable(Protocol):
     def restore(self, tensors: dict, meta: dict) -> None: ...
 
 
-def run_segments(ctx: UnitContext, total: int, segment_length: int, state: Resumable,
-                 segment: Callable[[int, int], Segment], unit: str = "steps") -> int:
+def run_segments(
+    ctx: UnitContext,
+    total: int,
+    segment_length: int,
+    state: Resumable,
+    segment: Callable[[int, int], Segment],
+    unit: str = "steps",
+) -> int:
     """Run steps [0, total) in segments, resuming from the unit's checkpoint. Returns the number of the first step this
     attempt ran (0 unless resumed)."""
     resumed = ctx.read_checkpoint()
@@ -54,7 +61,9 @@ def run_segments(ctx: UnitContext, total: int, segment_length: int, state: Resum
         if position < total and ctx.checkpoint_due():
             tensors, meta = state.checkpoint()
             ctx.write_checkpoint(index, tensors, {**meta, "position": position})
-        ctx.progress(position, total, **out.info, **{f"{unit}_per_s": (end - start) / max(time.monotonic() - started, 1e-9)})
+        ctx.progress(
+            position, total, **out.info, **{f"{unit}_per_s": (end - start) / max(time.monotonic() - started, 1e-9)}
+        )
         index += 1
     return first
 
@@ -79,7 +88,7 @@ class TrainingState:
     def restore(self, tensors: dict, meta: dict) -> None:
         from lowloss.workers.training import optimizer_state_from_tensors, restore_rng_state
 
-        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer_state_from_tensors(self.optimizer, tensors, meta["optimizer"])
         restore_rng_state(tensors, self.device)
         self.extra = dict(meta.get("extra") or {})

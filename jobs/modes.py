@@ -1,4 +1,5 @@
 """Helpers for stages that read the modes of an earlier stage."""
+
 from __future__ import annotations
 
 

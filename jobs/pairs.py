@@ -3,6 +3,7 @@
 Static strategies are functions of the mode list; ``to_best`` is a planner: it waits for the results of every
 mode and pairs each one with the best (lowest final training loss).
 """
+
 from __future__ import annotations
 
 import itertools

@@ -1,10 +1,11 @@
 """Stage and unit kind ``train``: one seed of a model trained to a mode, with train/test loss and accuracy per epoch."""
+
 from __future__ import annotations
 
 from pydantic import Field
 
 from .base import Figure, Metric, Resources, SimpleStage, StageParams, UnitDraft, UnitKind
-from .common import DataParams, ModeParams, ModelParams, TrainRecipe, build_for, load_data, mode_data_problem
+from .common import DataParams, ModelParams, ModeParams, TrainRecipe, build_for, load_data, mode_data_problem
 from .loop import Segment, TrainingState, run_segments
 
 
@@ -30,12 +31,40 @@ class TrainUnit(UnitKind):
     )
     tables = ("steps", "evals")
     figures = (
-        Figure("loss", "Training curves: loss", table="evals", x="epoch", ys=("train_loss", "test_loss"),
-               labels=("train loss", "test loss"), xlabel="epoch", ylabel="cross-entropy loss", logy=True),
-        Figure("accuracy", "Training curves: accuracy", table="evals", x="epoch", ys=("train_acc", "test_acc"),
-               labels=("train accuracy", "test accuracy"), xlabel="epoch", ylabel="accuracy", ylim=(None, 1.01)),
-        Figure("batch-loss", "Mini-batch training loss", table="steps", x="step", ys=("loss",), labels=("batch loss",),
-               xlabel="optimizer step", ylabel="cross-entropy loss", logy=True, smooth=20),
+        Figure(
+            "loss",
+            "Training curves: loss",
+            table="evals",
+            x="epoch",
+            ys=("train_loss", "test_loss"),
+            labels=("train loss", "test loss"),
+            xlabel="epoch",
+            ylabel="cross-entropy loss",
+            logy=True,
+        ),
+        Figure(
+            "accuracy",
+            "Training curves: accuracy",
+            table="evals",
+            x="epoch",
+            ys=("train_acc", "test_acc"),
+            labels=("train accuracy", "test accuracy"),
+            xlabel="epoch",
+            ylabel="accuracy",
+            ylim=(None, 1.01),
+        ),
+        Figure(
+            "batch-loss",
+            "Mini-batch training loss",
+            table="steps",
+            x="step",
+            ys=("loss",),
+            labels=("batch loss",),
+            xlabel="optimizer step",
+            ylabel="cross-entropy loss",
+            logy=True,
+            smooth=20,
+        ),
     )
 
     def run(self, ctx, p: TrainParams) -> None:
@@ -48,11 +77,19 @@ class TrainUnit(UnitKind):
         data = load_data(ctx, p.data)
         torch.manual_seed(derive_seed("init", p.seed))
         model = build_for(p.model, data, ctx.device)
-        optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum,
-                                   recipe.weight_decay, tuple(recipe.betas))
-        schedule = Schedule(lr=recipe.lr, max_lr=recipe.max_lr, pct_start=recipe.pct_start,
-                            warmup_epochs=recipe.warmup_epochs, warmup_lr=recipe.warmup_lr, min_lr=recipe.min_lr,
-                            cooldown_epochs=recipe.cooldown_epochs, kind=recipe.schedule)
+        optimizer = make_optimizer(
+            model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay, tuple(recipe.betas)
+        )
+        schedule = Schedule(
+            lr=recipe.lr,
+            max_lr=recipe.max_lr,
+            pct_start=recipe.pct_start,
+            warmup_epochs=recipe.warmup_epochs,
+            warmup_lr=recipe.warmup_lr,
+            min_lr=recipe.min_lr,
+            cooldown_epochs=recipe.cooldown_epochs,
+            kind=recipe.schedule,
+        )
         stream = BatchStream(data, recipe.batch_size, p.seed, augment=recipe.augment)
         spe = stream.steps_per_epoch
         total = recipe.epochs * spe
@@ -76,15 +113,25 @@ class TrainUnit(UnitKind):
                     if epoch % recipe.eval_every == 0 or epoch == recipe.epochs:
                         evals.append(eval_row(epoch, s + 1))
             batch_losses = torch.stack(losses).double().cpu().tolist()
-            rows = [{"step": s, "epoch": s // spe, "lr": lr, "loss": loss}
-                    for s, lr, loss in zip(range(start, end), lrs, batch_losses)]
+            rows = [
+                {"step": s, "epoch": s // spe, "lr": lr, "loss": loss}
+                for s, lr, loss in zip(range(start, end), lrs, batch_losses)
+            ]
             return Segment({"steps": rows, "evals": evals}, info={"epoch": end // spe, "loss": batch_losses[-1]})
 
         run_segments(ctx, total, recipe.segment_steps, TrainingState(model, optimizer, ctx.device), segment)
         last = eval_row(recipe.epochs, total)
-        ctx.commit({"seed": p.seed, "steps": total, "final_train_loss": last["train_loss"],
-                    "final_train_acc": last["train_acc"], "final_test_loss": last["test_loss"],
-                    "final_test_acc": last["test_acc"]}, final=model.state_dict())
+        ctx.commit(
+            {
+                "seed": p.seed,
+                "steps": total,
+                "final_train_loss": last["train_loss"],
+                "final_train_acc": last["train_acc"],
+                "final_test_loss": last["test_loss"],
+                "final_test_acc": last["test_acc"],
+            },
+            final=model.state_dict(),
+        )
 
 
 class TrainStageKind(SimpleStage):
@@ -101,10 +148,15 @@ class TrainStageKind(SimpleStage):
 
     def drafts(self, table: TrainStage, study, view) -> list[UnitDraft]:
         seeds = table.seeds if table.seeds is not None else list(study.seeds)
-        model, data, recipe = (ModelParams.model_validate(study.model), DataParams.model_validate(study.data),
-                               TrainRecipe.model_validate(study.train))
-        return [UnitDraft("train", TrainParams(seed=s, model=model, data=data, recipe=recipe), {}, f"seed={s}")
-                for s in seeds]
+        model, data, recipe = (
+            ModelParams.model_validate(study.model),
+            DataParams.model_validate(study.data),
+            TrainRecipe.model_validate(study.train),
+        )
+        return [
+            UnitDraft("train", TrainParams(seed=s, model=model, data=data, recipe=recipe), {}, f"seed={s}")
+            for s in seeds
+        ]
 
     def check_data(self, study, data_root):
         return mode_data_problem(study.data, data_root)

@@ -20,6 +20,7 @@ that lacks a field its inputs have (an interpolation has no ``model``, its two m
 inputs agree on the value; otherwise the field stays empty for that unit. ``--by`` of ``lowloss report`` resolves
 fields the same way.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -123,17 +124,19 @@ class StudyView:
 
     def stages(self, names: Iterable[str] | None = None) -> list[StageView]:
         """The stages of the latest plan (all, or those named, in plan order)."""
-        views = [StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]),
-                           tuple(u["label"] for u in s["units"]))
-                 for s in self.store.plan().get("stages", [])]
+        views = [
+            StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]), tuple(u["label"] for u in s["units"]))
+            for s in self.store.plan().get("stages", [])
+        ]
         if names is None:
             return views
         wanted = list(names)
         known = {v.name for v in views}
         for name in wanted:
             if name not in known:
-                raise SpecError("--stage", name,
-                                f"no such stage in this study; stages: {', '.join(sorted(known)) or '(none yet)'}")
+                raise SpecError(
+                    "--stage", name, f"no such stage in this study; stages: {', '.join(sorted(known)) or '(none yet)'}"
+                )
         return [v for v in views if v.name in wanted]
 
     def stage(self, name: str) -> StageView:
@@ -188,11 +191,17 @@ class StudyView:
             if field not in allowed:
                 head, _, rest = field.partition(".")
                 renamed = f"{SPEC_NAMES[head]}.{rest}" if head in SPEC_NAMES and rest else ""
-                guess = renamed if renamed in allowed else next(iter(difflib.get_close_matches(field, allowed, 1, 0.6)),
-                                                                "")
-                raise SpecError("--by", field, "no unit param of this study has that name"
-                                + (f"; did you mean {guess!r}?" if guess else "") + " allowed: "
-                                + (", ".join(allowed) if allowed else "(no unit has started yet)"))
+                guess = (
+                    renamed if renamed in allowed else next(iter(difflib.get_close_matches(field, allowed, 1, 0.6)), "")
+                )
+                raise SpecError(
+                    "--by",
+                    field,
+                    "no unit param of this study has that name"
+                    + (f"; did you mean {guess!r}?" if guess else "")
+                    + " allowed: "
+                    + (", ".join(allowed) if allowed else "(no unit has started yet)"),
+                )
 
     def groups(self, view: StageView, by: Sequence[str] = ()) -> dict[tuple, list[str]]:
         """A stage's unit ids per tuple of ``by`` field values. Without ``by``: one group () of every planned unit;
@@ -240,8 +249,16 @@ class StudyView:
         for view in self.stages(None if stage is None else [stage]):
             for uid, label in zip(view.units, view.labels):
                 state = self.state(uid)
-                rows.append({"stage": view.name, "kind": view.kind, "unit": uid, "label": label, "state": state,
-                             **{f"param.{k}": v for k, v in self.params(uid).items()}})
+                rows.append(
+                    {
+                        "stage": view.name,
+                        "kind": view.kind,
+                        "unit": uid,
+                        "label": label,
+                        "state": state,
+                        **{f"param.{k}": v for k, v in self.params(uid).items()},
+                    }
+                )
         return table_from_rows(rows)
 
     # ------------------------------------------------------------------ rows
@@ -304,11 +321,17 @@ class StudyView:
                 continue
             parts.append(t)
             counts.append(t.num_rows)
-            infos.append({"stage": stage, "unit": uid, "label": label,
-                          **{f"param.{k}": v for k, v in self.params(uid).items()}})
+            infos.append(
+                {"stage": stage, "unit": uid, "label": label, **{f"param.{k}": v for k, v in self.params(uid).items()}}
+            )
         if not parts:
-            return pa.table({"stage": pa.array([], pa.string()), "unit": pa.array([], pa.string()),
-                             "label": pa.array([], pa.string())})
+            return pa.table(
+                {
+                    "stage": pa.array([], pa.string()),
+                    "unit": pa.array([], pa.string()),
+                    "label": pa.array([], pa.string()),
+                }
+            )
         data = pa.concat_tables(parts, promote_options="permissive")
         front = table_from_rows(infos).take(pa.array(np.repeat(np.arange(len(parts)), counts)))
         for i, name in enumerate(front.column_names):
@@ -324,8 +347,15 @@ class StudyView:
             result = self.result(uid) if self.committed(uid, view.kind) else None
             if result is None:
                 continue
-            rows.append({"stage": stage, "unit": uid, "label": label,
-                         **{f"param.{k}": v for k, v in self.params(uid).items()}, **result})
+            rows.append(
+                {
+                    "stage": stage,
+                    "unit": uid,
+                    "label": label,
+                    **{f"param.{k}": v for k, v in self.params(uid).items()},
+                    **result,
+                }
+            )
         return table_from_rows(rows)
 
     # ------------------------------------------------------------------ points
@@ -345,8 +375,11 @@ class StudyView:
             if rel in marker["files"]:
                 header = safetensors_header(self._checked(uid, marker, rel))
                 names = [split_point_key(k)[0] for k, info in header.items() if info["dtype"] in _FLOATS]
-                return [n for n in dict.fromkeys(names)
-                        if tensors is None or any(fnmatch.fnmatchcase(n, p) for p in tensors)]
+                return [
+                    n
+                    for n in dict.fromkeys(names)
+                    if tensors is None or any(fnmatch.fnmatchcase(n, p) for p in tensors)
+                ]
         return []
 
     def points(self, uid: str, tensors: Sequence[str] | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -367,13 +400,14 @@ class StudyView:
             if rel not in marker["files"]:
                 continue
             by_step: dict[int, dict[str, np.ndarray]] = {}
-            for key, array in read_safetensors(self._checked(uid, marker, rel), lambda key: tensors is None or any(
-                    fnmatch.fnmatchcase(split_point_key(key)[0], p) for p in tensors)).items():
+            for key, array in read_safetensors(
+                self._checked(uid, marker, rel),
+                lambda key: tensors is None or any(fnmatch.fnmatchcase(split_point_key(key)[0], p) for p in tensors),
+            ).items():
                 name, step = split_point_key(key)
                 by_step.setdefault(marker["index"] if step is None else step, {})[name] = array
             for step in sorted(by_step):
                 yield step, by_step[step]
-
 
     def final_tensors(self, uid: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The floating-point tensors (all, or those named) of a committed unit's final state, as float32 arrays;
@@ -406,8 +440,12 @@ class CombinedView(StudyView):
             for stage in view.stages():
                 seen = kinds.setdefault(stage.name, (stage.kind, str(view.store.root)))
                 if seen[0] != stage.kind:
-                    raise SpecError("STORE", str(view.store.root), f"stage {stage.name!r} is of kind {stage.kind} "
-                                    f"there but {seen[0]} in {seen[1]}; stores reported together need the same kinds")
+                    raise SpecError(
+                        "STORE",
+                        str(view.store.root),
+                        f"stage {stage.name!r} is of kind {stage.kind} "
+                        f"there but {seen[0]} in {seen[1]}; stores reported together need the same kinds",
+                    )
 
     @property
     def name(self) -> str:
@@ -528,5 +566,13 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-__all__ = ["SPEC_NAMES", "CombinedView", "StageView", "StudyView", "flatten", "hashable", "open_study",
-           "table_from_rows"]
+__all__ = [
+    "SPEC_NAMES",
+    "CombinedView",
+    "StageView",
+    "StudyView",
+    "flatten",
+    "hashable",
+    "open_study",
+    "table_from_rows",
+]

@@ -5,6 +5,7 @@ file that was in place before stays intact. Files get the mode ``open`` would gi
 store shared by a lab stays readable by the group. Inside a unit directory nothing follows a symbolic link: writes and
 deletions through a link raise ``SymlinkRefused`` (``check_no_symlinks``, ``remove_files_nofollow``).
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,11 +61,16 @@ def check_no_symlinks(base: Path, path: Path) -> None:
     for part in rel.parts:
         current = current / part
         if current.is_symlink():
-            raise SymlinkRefused(errno.ELOOP, f"{current} is a symbolic link (to {os.readlink(current)}); lowloss never "
-                                 f"writes or deletes through links inside a unit directory ({base}) — remove the link")
+            raise SymlinkRefused(
+                errno.ELOOP,
+                f"{current} is a symbolic link (to {os.readlink(current)}); lowloss never "
+                f"writes or deletes through links inside a unit directory ({base}) — remove the link",
+            )
 
 
-def remove_files_nofollow(base: Path, folder: Path, names: list[str] | None = None, remove_folder: bool = False) -> None:
+def remove_files_nofollow(
+    base: Path, folder: Path, names: list[str] | None = None, remove_folder: bool = False
+) -> None:
     """Delete the plain files ``names`` (default: every entry) of ``folder`` inside unit directory ``base``, and the
     folder itself when asked, never following a link: the folder is opened with O_NOFOLLOW and entries are removed
     relative to it; a link among the entries is removed as a link (its target untouched); a subdirectory is refused."""
@@ -76,17 +82,20 @@ def remove_files_nofollow(base: Path, folder: Path, names: list[str] | None = No
         return
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise SymlinkRefused(errno.ELOOP, f"{folder} is not a plain directory (a link?); not deleting through it") from exc
+            raise SymlinkRefused(
+                errno.ELOOP, f"{folder} is not a plain directory (a link?); not deleting through it"
+            ) from exc
         raise
     try:
-        for name in (os.listdir(fd) if names is None else names):
+        for name in os.listdir(fd) if names is None else names:
             try:
                 os.unlink(name, dir_fd=fd)  # unlink never follows: a link is removed, its target is not
             except FileNotFoundError:
                 pass
             except IsADirectoryError:
-                raise SymlinkRefused(errno.EISDIR, f"{folder / name} is a directory where lowloss writes only files; "
-                                     "not deleting it") from None
+                raise SymlinkRefused(
+                    errno.EISDIR, f"{folder / name} is a directory where lowloss writes only files; not deleting it"
+                ) from None
     finally:
         os.close(fd)
     if remove_folder:
@@ -107,8 +116,11 @@ def open_nofollow(base: Path, path: Path, mode: str = "wb", buffering: int = -1)
         fd = os.open(path, flags, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise SymlinkRefused(errno.ELOOP, f"{path} is a symbolic link; lowloss never writes through links inside "
-                                 f"a unit directory ({base}) — remove the link") from None
+            raise SymlinkRefused(
+                errno.ELOOP,
+                f"{path} is a symbolic link; lowloss never writes through links inside "
+                f"a unit directory ({base}) — remove the link",
+            ) from None
         raise
     return os.fdopen(fd, mode, buffering=buffering)
 
@@ -125,10 +137,16 @@ def check_writable(root: Path) -> None:
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + "write-probe.", dir=target)
     except OSError as exc:
         if exc.errno in _READ_ONLY:
-            what = f"store {root} is read-only" if target == root else \
-                f"store {root} cannot be created: its parent {target} is read-only"
-            raise StoreReadOnlyError(exc.errno, f"{what} ({exc.strerror}); run and resume write the store — use a "
-                                     "writable --store (status, report, verify, show only read)") from None
+            what = (
+                f"store {root} is read-only"
+                if target == root
+                else f"store {root} cannot be created: its parent {target} is read-only"
+            )
+            raise StoreReadOnlyError(
+                exc.errno,
+                f"{what} ({exc.strerror}); run and resume write the store — use a "
+                "writable --store (status, report, verify, show only read)",
+            ) from None
         raise
     os.close(fd)
     _silent_unlink(tmp)
@@ -164,7 +182,9 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview, inside: Path | None
     except OSError as exc:
         _silent_unlink(tmp)
         if exc.errno in FULL_ERRNOS:
-            raise StoreFullError(exc.errno, f"no space left (disk full or quota exceeded) while writing {path}") from exc
+            raise StoreFullError(
+                exc.errno, f"no space left (disk full or quota exceeded) while writing {path}"
+            ) from exc
         raise
     except BaseException:
         _silent_unlink(tmp)
@@ -197,8 +217,15 @@ def atomic_save_tensors(path: Path, tensors: dict, inside: Path | None = None) -
         os.replace(tmp, path)
     except BaseException as exc:
         _silent_unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS or "No space left" in str(exc) or "Disk quota" in str(exc):
-            raise StoreFullError(errno.ENOSPC, f"no space left (disk full or quota exceeded) while writing {path}") from exc
+        if (
+            isinstance(exc, OSError)
+            and exc.errno in FULL_ERRNOS
+            or "No space left" in str(exc)
+            or "Disk quota" in str(exc)
+        ):
+            raise StoreFullError(
+                errno.ENOSPC, f"no space left (disk full or quota exceeded) while writing {path}"
+            ) from exc
         raise
     fsync_dir(path.parent)
     return size

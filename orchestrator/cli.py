@@ -3,6 +3,7 @@
 Bad input (spec, arguments, store, data root) gets one line naming the field, the bad value and what is allowed,
 exit code 2, no traceback, and nothing in the store touched. A study whose units failed exits 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ def _out() -> Console:
 
 # ---------------------------------------------------------------------- spec resolution
 
+
 def recipes() -> dict[str, Path]:
     from lowloss.jobs import recipe_dir
 
@@ -57,8 +59,16 @@ def resolve_spec(spec: str | None) -> Study:
     return load_spec(path)
 
 
-_FLAGS = {"executor": "--executor", "jobs": "--jobs", "retries": "--retries", "checkpoint_seconds": "--checkpoint-seconds",
-          "device": "--device", "profile": "--profile", "units_per_job": "--units-per-job", "ray_address": "--ray-address"}
+_FLAGS = {
+    "executor": "--executor",
+    "jobs": "--jobs",
+    "retries": "--retries",
+    "checkpoint_seconds": "--checkpoint-seconds",
+    "device": "--device",
+    "profile": "--profile",
+    "units_per_job": "--units-per-job",
+    "ray_address": "--ray-address",
+}
 
 
 def _with_overrides(study: Study, args) -> Study:
@@ -85,6 +95,7 @@ def _data_root(study: Study, args) -> str | None:
 
 
 # ---------------------------------------------------------------------- commands
+
 
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (kill, a Slurm job's end, systemd) stops a run like Ctrl-C: units checkpoint, then the run ends."""
@@ -115,21 +126,42 @@ def cmd_run(args, study: Study | None = None) -> int:
 
         load_profile(study.run.profile)  # a bad profile is an edge error, before the store is touched
         if shutil.which("sbatch") is None:
-            raise SpecError("--executor", "slurm", "needs Slurm's sbatch on PATH: run on a login node of the cluster "
-                            "(or as a job: slurm/coordinator.sbatch), or use --executor local|ray")
+            raise SpecError(
+                "--executor",
+                "slurm",
+                "needs Slurm's sbatch on PATH: run on a login node of the cluster "
+                "(or as a job: slurm/coordinator.sbatch), or use --executor local|ray",
+            )
     _sigterm_as_interrupt()
     with store.coordinator_lock():
         store.init_study(study.name, study.text)
-        executor = make_executor(study.run.executor, store.root, study.run.jobs, profile=study.run.profile,
-                                 units_per_job=study.run.units_per_job, ray_address=study.run.ray_address)
+        executor = make_executor(
+            study.run.executor,
+            store.root,
+            study.run.jobs,
+            profile=study.run.profile,
+            units_per_job=study.run.units_per_job,
+            ray_address=study.run.ray_address,
+        )
         reporter = Reporter(store)
-        where = (f"{study.run.jobs} at once" if study.run.executor == "local" else
-                 f"profile {study.run.profile or 'default'}" if study.run.executor == "slurm" else
-                 study.run.ray_address or "a local Ray")
+        where = (
+            f"{study.run.jobs} at once"
+            if study.run.executor == "local"
+            else f"profile {study.run.profile or 'default'}"
+            if study.run.executor == "slurm"
+            else study.run.ray_address or "a local Ray"
+        )
         reporter.message(f"study {study.name!r} → store {store.root} (executor {study.run.executor}, {where})")
-        outcome = Coordinator(study, store, executor, study.run.retries, reporter, data_root,
-                              retry_failed=getattr(args, "retry_failed", False),
-                              repair=getattr(args, "repair", False)).run()
+        outcome = Coordinator(
+            study,
+            store,
+            executor,
+            study.run.retries,
+            reporter,
+            data_root,
+            retry_failed=getattr(args, "retry_failed", False),
+            repair=getattr(args, "repair", False),
+        ).run()
     return _say_outcome(store, study, outcome)
 
 
@@ -149,22 +181,30 @@ def _say_outcome(store: Store, study: Study, outcome) -> int:
         return 1
     out.print(summary_table(StudyView(store)))
     if outcome.failed:
-        out.print(f"[red]{len(outcome.failed)} unit(s) failed[/red] after {study.run.retries} retries; "
-                  f"`lowloss status {store.root}` shows their errors and logs. Fix the cause, then "
-                  f"`lowloss resume {store.root} --retry-failed`.")
+        out.print(
+            f"[red]{len(outcome.failed)} unit(s) failed[/red] after {study.run.retries} retries; "
+            f"`lowloss status {store.root}` shows their errors and logs. Fix the cause, then "
+            f"`lowloss resume {store.root} --retry-failed`."
+        )
     if outcome.damaged:
-        out.print(f"[red]{len(outcome.damaged)} unit(s) are damaged[/red] (their files disagree with their commit "
-                  f"markers) and were not used; `lowloss verify {store.root}` names the files, "
-                  f"`lowloss resume {store.root} --repair` runs them again.")
+        out.print(
+            f"[red]{len(outcome.damaged)} unit(s) are damaged[/red] (their files disagree with their commit "
+            f"markers) and were not used; `lowloss verify {store.root}` names the files, "
+            f"`lowloss resume {store.root} --repair` runs them again."
+        )
     if outcome.repaired:
-        out.print(f"{len(outcome.repaired)} damaged or downstream unit(s) were moved to {store.root / 'damaged'} "
-                  f"and run again.")
+        out.print(
+            f"{len(outcome.repaired)} damaged or downstream unit(s) were moved to {store.root / 'damaged'} "
+            f"and run again."
+        )
     if outcome.blocked:
         out.print(f"{len(outcome.blocked)} unit(s) wait on failed, cancelled or damaged inputs.")
     if outcome.cancelled:
         out.print(f"{len(outcome.cancelled)} unit(s) were cancelled; `lowloss resume {store.root}` continues them.")
     if outcome.pending:
-        out.print(f"{len(outcome.pending)} unit(s) did not finish in this run; `lowloss resume {store.root}` continues them.")
+        out.print(
+            f"{len(outcome.pending)} unit(s) did not finish in this run; `lowloss resume {store.root}` continues them."
+        )
     for line in outcome.stalled:
         out.print(f"[yellow]stage {line}[/yellow]: still open, with nothing left to run")
     resumed = f", {len(outcome.resumed)} of them resumed from committed segments" if outcome.resumed else ""
@@ -187,8 +227,10 @@ def cmd_resume(args) -> int:
 def cmd_validate(args) -> int:
     study = resolve_spec(args.spec)
     check_data(study, _data_root(study, args))
-    _out().print(f"{study.source}: valid — study {study.name!r}, {len(study.seeds)} seeds, "
-                 f"stages: {', '.join(f'{s.name} ({s.kind})' for s in study.stages)}")
+    _out().print(
+        f"{study.source}: valid — study {study.name!r}, {len(study.seeds)} seeds, "
+        f"stages: {', '.join(f'{s.name} ({s.kind})' for s in study.stages)}"
+    )
     return 0
 
 
@@ -205,18 +247,28 @@ def cmd_plan(args) -> int:
         store.check_study(study.name)
     known = store if store is not None and store.exists() else None
     planner = plan_study(study, (lambda uid: _committed_result(known, uid)) if known else (lambda uid: None))
-    table = Table(title=f"plan of study {study.name!r}" + (f" against {store.root}" if store else ""), title_justify="left")
+    table = Table(
+        title=f"plan of study {study.name!r}" + (f" against {store.root}" if store else ""), title_justify="left"
+    )
     for col in ("stage", "kind", "unit kinds (resource class)", "units", "done", "would run", "planning"):
-        table.add_column(col, justify="left" if col in ("stage", "kind", "unit kinds (resource class)", "planning") else "right")
+        table.add_column(
+            col, justify="left" if col in ("stage", "kind", "unit kinds (resource class)", "planning") else "right"
+        )
     total_run = 0
     for stage in study.stages:
         units = planner.stage_units(stage.name)
         done = sum(1 for u in units if known is not None and known.is_committed(u.id, u.kind))
         total_run += len(units) - done
         kinds = sorted({u.kind for u in units} or set(jobs.get_stage_kind(stage.kind).unit_kinds))
-        classes = ", ".join(f"{k} ({jobs.get_kind(k).default_resources.resource_class})" for k in kinds if k in jobs.KINDS)
+        classes = ", ".join(
+            f"{k} ({jobs.get_kind(k).default_resources.resource_class})" for k in kinds if k in jobs.KINDS
+        )
         state = planner.stages[stage.name]
-        status = ("open: " + (state.note or "plans more units as results arrive")) if planner.is_open(stage.name) else "closed"
+        status = (
+            ("open: " + (state.note or "plans more units as results arrive"))
+            if planner.is_open(stage.name)
+            else "closed"
+        )
         table.add_row(stage.name, stage.kind, classes, str(len(units)), str(done), str(len(units) - done), status)
     out = _out()
     out.print(table)
@@ -227,8 +279,10 @@ def cmd_plan(args) -> int:
         for stage in study.stages:
             for u in planner.stage_units(stage.name):
                 out.print(f"  {u.id}  {stage.name:<12} {u.kind:<12} {u.label}")
-    out.print(f"{total_run} unit(s) would run" + (" so far (open stages plan more as results arrive)."
-                                                  if planner.open_stages() else "."))
+    out.print(
+        f"{total_run} unit(s) would run"
+        + (" so far (open stages plan more as results arrive)." if planner.open_stages() else ".")
+    )
     return 0
 
 
@@ -256,9 +310,20 @@ def cmd_status(args) -> int:
     for stage, info, u in _stage_units(store):
         kind = u.get("kind") or info["kind"]
         state = store.state(u["id"], kind)
-        c = counts.setdefault(stage, {"kind": info.get("stage_kind", info["kind"]), "done": 0, "running": 0,
-                                      "pending": 0, "failed": 0, "damaged": 0, "resumable": 0,
-                                      "open": info.get("open", False), "note": info.get("note", "")})
+        c = counts.setdefault(
+            stage,
+            {
+                "kind": info.get("stage_kind", info["kind"]),
+                "done": 0,
+                "running": 0,
+                "pending": 0,
+                "failed": 0,
+                "damaged": 0,
+                "resumable": 0,
+                "open": info.get("open", False),
+                "note": info.get("note", ""),
+            },
+        )
         c[state] += 1
         if state in ("pending", "failed") and store.resumable_from(u["id"], kind):
             c["resumable"] += 1
@@ -277,9 +342,15 @@ def cmd_status(args) -> int:
     for stage, c in counts.items():
         pending = str(c["pending"]) + (f" ({c['resumable']} resumable)" if c["resumable"] else "")
         bad = c["failed"] + c["damaged"]
-        table.add_row(stage, c["kind"], str(c["done"]), str(c["running"]), pending,
-                      f"[red]{bad}[/red]" + (f" ({c['damaged']} damaged)" if c["damaged"] else "") if bad else "0",
-                      ("open: " + (c["note"] or "plans more units as results arrive")) if c["open"] else "closed")
+        table.add_row(
+            stage,
+            c["kind"],
+            str(c["done"]),
+            str(c["running"]),
+            pending,
+            f"[red]{bad}[/red]" + (f" ({c['damaged']} damaged)" if c["damaged"] else "") if bad else "0",
+            ("open: " + (c["note"] or "plans more units as results arrive")) if c["open"] else "closed",
+        )
     out.print(table)
     if args.units:
         sched = _scheduler_view(store, [u["id"] for _, _, u, _ in rows])
@@ -302,13 +373,17 @@ def cmd_status(args) -> int:
         attempts = store.attempts(u["id"], kind)
         last = attempts[-1] if attempts else {}
         err = (last.get("error") or "ended without a result").strip().splitlines()
-        out.print(f"[red]failed[/red] {stage} {u['label']} ({u['id']}): {err[-1] if err else ''}\n"
-                  f"    log: {last.get('log', '?')}  ({len(attempts)} attempt(s); `lowloss show {store.root} {u['id'][:10]}`)")
+        out.print(
+            f"[red]failed[/red] {stage} {u['label']} ({u['id']}): {err[-1] if err else ''}\n"
+            f"    log: {last.get('log', '?')}  ({len(attempts)} attempt(s); `lowloss show {store.root} {u['id'][:10]}`)"
+        )
     for stage, u, error in stopped:
         out.print(f"[yellow]stopped[/yellow] {stage} {u['label']} ({u['id']}): {error}")
     for stage, u in damaged:
-        out.print(f"[red]damaged[/red] {stage} {u['label']} ({u['id']}): `lowloss verify {store.root}` names the "
-                  f"files; `lowloss resume {store.root} --repair` runs it again")
+        out.print(
+            f"[red]damaged[/red] {stage} {u['label']} ({u['id']}): `lowloss verify {store.root}` names the "
+            f"files; `lowloss resume {store.root} --repair` runs it again"
+        )
     return 0
 
 
@@ -335,16 +410,21 @@ def cmd_logs(args) -> int:
     chosen = attempts if args.all else attempts[-1:]
     refused = 0
     for a in chosen:
-        print(f"==> attempt {a['attempt']} ({a['state']}) on {a.get('host')} via {a.get('executor')} "
-              f"job {a.get('job_id') or '-'}: {a['log']}")
+        print(
+            f"==> attempt {a['attempt']} ({a['state']}) on {a.get('host')} via {a.get('executor')} "
+            f"job {a.get('job_id') or '-'}: {a['log']}"
+        )
         log = _inside_store(store, a.get("log"))
         if log is None:  # a moved or copied store, or a forged record: only the store's own attempts/<n>.log is read
             own = store.unit_dir(uid) / "attempts" / f"{int(a['attempt']):03d}.log"
             log = _inside_store(store, own) if own.exists() else None
             where = f"; printing the store's own {own}" if log is not None else "; not printed"
-            print(f"lowloss: {'note' if log is not None else 'error'}: attempt {a['attempt']} of unit {uid} names log "
-                  f"{a.get('log')!r}, which is not a file inside the store {store.root}{where} (a log is only ever "
-                  "read from inside the store)", file=sys.stderr)
+            print(
+                f"lowloss: {'note' if log is not None else 'error'}: attempt {a['attempt']} of unit {uid} names log "
+                f"{a.get('log')!r}, which is not a file inside the store {store.root}{where} (a log is only ever "
+                "read from inside the store)",
+                file=sys.stderr,
+            )
             if log is None:
                 refused += 1
                 continue
@@ -388,8 +468,10 @@ def cmd_cancel(args) -> int:
     if not jobs:
         _out().print("no Slurm jobs recorded for " + ("these units" if uids else "this store"))
     else:
-        _out().print(f"cancelled {len(jobs)} Slurm job(s): {' '.join(jobs)}; the units keep their checkpoints — "
-                     f"`lowloss run` (or `lowloss resume {store.root}`) continues them")
+        _out().print(
+            f"cancelled {len(jobs)} Slurm job(s): {' '.join(jobs)}; the units keep their checkpoints — "
+            f"`lowloss run` (or `lowloss resume {store.root}`) continues them"
+        )
     return 0
 
 
@@ -409,16 +491,22 @@ def cmd_show(args) -> int:
     except DamagedError as exc:
         out.print(f"  [red]damaged[/red]: {exc.problem}; `lowloss resume {store.root} --repair` runs it again")
         segs = []
-    shown = segs[-args.last:] if args.last else segs
-    out.print(f"  segments: {len(segs)} committed" + (f" (the last {len(shown)}; --last 0 shows all)"
-                                                       if len(shown) < len(segs) else ""))
+    shown = segs[-args.last :] if args.last else segs
+    out.print(
+        f"  segments: {len(segs)} committed"
+        + (f" (the last {len(shown)}; --last 0 shows all)" if len(shown) < len(segs) else "")
+    )
     for m in shown:
         rows = ", ".join(f"{t}={n}" for t, n in m.get("rows", {}).items())
         dur = m.get("finished", 0) - m.get("started", 0)
-        out.print(f"    {m['name']}: rows {rows or '-'}; files {len(m['files'])}; {dur:.2f}s (attempt {m.get('attempt')})")
+        out.print(
+            f"    {m['name']}: rows {rows or '-'}; files {len(m['files'])}; {dur:.2f}s (attempt {m.get('attempt')})"
+        )
     for a in store.attempts(uid):
-        out.print(f"  attempt {a['attempt']}: {a['state']} on {a.get('host')} pid {a.get('pid')} "
-                  f"job {a.get('job_id') or '-'}; log {a.get('log')}")
+        out.print(
+            f"  attempt {a['attempt']}: {a['state']} on {a.get('host')} pid {a.get('pid')} "
+            f"job {a.get('job_id') or '-'}; log {a.get('log')}"
+        )
         if a.get("error"):
             out.print("    " + a["error"].strip().splitlines()[-1])
     try:
@@ -458,14 +546,20 @@ def cmd_verify(args) -> int:
             out.print(f"[yellow]note[/yellow] {uid} {p}")
     for path in _stray_pickles(store):
         notes += 1
-        out.print(f"[yellow]note[/yellow] {path.relative_to(store.root).as_posix()}: a pickle where lowloss writes none "
-                  "(never read by lowloss; only submitit's slurm/<job>/*.pkl belong in a store)")
+        out.print(
+            f"[yellow]note[/yellow] {path.relative_to(store.root).as_posix()}: a pickle where lowloss writes none "
+            "(never read by lowloss; only submitit's slurm/<job>/*.pkl belong in a store)"
+        )
     committed = sum(1 for r in report if r["digest"])
-    out.print(f"study {study['study']!r}: {committed} committed unit(s) verified; {corrupt} corrupt file(s); "
-              f"{notes} uncommitted leftover(s) (invisible to readers)")
+    out.print(
+        f"study {study['study']!r}: {committed} committed unit(s) verified; {corrupt} corrupt file(s); "
+        f"{notes} uncommitted leftover(s) (invisible to readers)"
+    )
     if corrupt:
-        out.print(f"`lowloss resume {store.root} --repair` moves the damaged units aside and runs them (and what "
-                  f"depends on them) again")
+        out.print(
+            f"`lowloss resume {store.root} --repair` moves the damaged units aside and runs them (and what "
+            f"depends on them) again"
+        )
     return 1 if corrupt else 0
 
 
@@ -475,7 +569,11 @@ def _stray_pickles(store: Store) -> list[Path]:
     nothing of lowloss opens any pickle there."""
     out = []
     for path in sorted(store.root.rglob("*")):
-        if path.suffix in (".pkl", ".pickle") and path.parts[len(store.root.parts)] != "slurm" and not path.is_symlink():
+        if (
+            path.suffix in (".pkl", ".pickle")
+            and path.parts[len(store.root.parts)] != "slurm"
+            and not path.is_symlink()
+        ):
             out.append(path)
     return out
 
@@ -489,7 +587,7 @@ def cmd_recipes(args) -> int:
         desc = ""
         for line in path.read_text().splitlines():
             if line.startswith("# source:"):
-                desc = line[len("# source:"):].strip()
+                desc = line[len("# source:") :].strip()
                 break
         table.add_row(name + (" (default)" if name == DEFAULT_RECIPE else ""), desc)
     out.print(table)
@@ -556,8 +654,12 @@ def cmd_results(args) -> int:
         raise SpecError("--format", "parquet", "Parquet is binary: give --out FILE (or use --format csv or md)")
     study = _open_views(args.store)
     table = results_table(study, args.stage)
-    text = write_results(table, args.format, Path(args.out) if args.out else None,
-                         f"study {study.name} — stage {args.stage}: one row per unit")
+    text = write_results(
+        table,
+        args.format,
+        Path(args.out) if args.out else None,
+        f"study {study.name} — stage {args.stage}: one row per unit",
+    )
     if text is not None:
         sys.stdout.write(text)
     else:
@@ -576,27 +678,43 @@ def _version() -> str:
 
 # ---------------------------------------------------------------------- parser
 
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lowloss", description="Explore the low-loss space of neural networks at cluster scale.")
     p.add_argument("--version", action="version", version=f"lowloss {_version()}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def run_options(sp):
-        sp.add_argument("--executor", choices=["local", "slurm", "ray"], help="where units run (default: spec's [run].executor, local)")
+        sp.add_argument(
+            "--executor",
+            choices=["local", "slurm", "ray"],
+            help="where units run (default: spec's [run].executor, local)",
+        )
         sp.add_argument("--jobs", type=int, help="units running at once")
         sp.add_argument("--retries", type=int, help="extra attempts of a failing unit")
-        sp.add_argument("--checkpoint-seconds", type=float, help="resume-checkpoint cadence (work lost at most on a kill)")
-        sp.add_argument("--device", choices=["auto", "cpu", "cuda"],
-                        help="where a unit computes (default: auto, a GPU when the unit's node has one)")
+        sp.add_argument(
+            "--checkpoint-seconds", type=float, help="resume-checkpoint cadence (work lost at most on a kill)"
+        )
+        sp.add_argument(
+            "--device",
+            choices=["auto", "cpu", "cuda"],
+            help="where a unit computes (default: auto, a GPU when the unit's node has one)",
+        )
         sp.add_argument("--profile", help="Slurm site profile: a name in slurm/profiles/ or a TOML path")
         sp.add_argument("--units-per-job", type=int, help="units packed into one Slurm array task / Ray task")
         sp.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
         sp.add_argument("--data-root", help="folder holding the dataset (MNIST, CIFAR, ImageNet)")
-        sp.add_argument("--retry-failed", action="store_true",
-                        help="give units that used up their retries (in this or an earlier run) fresh retries")
-        sp.add_argument("--repair", action="store_true",
-                        help="move damaged units (files that disagree with their commit markers) and everything "
-                             "downstream of them aside, and run them again")
+        sp.add_argument(
+            "--retry-failed",
+            action="store_true",
+            help="give units that used up their retries (in this or an earlier run) fresh retries",
+        )
+        sp.add_argument(
+            "--repair",
+            action="store_true",
+            help="move damaged units (files that disagree with their commit markers) and everything "
+            "downstream of them aside, and run them again",
+        )
 
     sp = sub.add_parser("run", help="run a study (the embedded default when no SPEC is given)")
     sp.add_argument("spec", nargs="?", help="spec file or recipe name (default: the embedded digits study)")
@@ -648,17 +766,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("report", help="summary over repetitions per stage (and group), tables and figures")
-    sp.add_argument("store", nargs="+", help="one or more store directories (several: reported together, grouped by "
-                                             "study unless --by says otherwise)")
-    sp.add_argument("--by", action="append", metavar="FIELD",
-                    help="group by a field, named as in the spec (train.lr, model.name, a stage field such as points; "
-                         "study or store with several stores); repeat or comma-separate")
+    sp.add_argument(
+        "store",
+        nargs="+",
+        help="one or more store directories (several: reported together, grouped by study unless --by says otherwise)",
+    )
+    sp.add_argument(
+        "--by",
+        action="append",
+        metavar="FIELD",
+        help="group by a field, named as in the spec (train.lr, model.name, a stage field such as points; "
+        "study or store with several stores); repeat or comma-separate",
+    )
     sp.add_argument("--format", metavar="FMT", help="table format: md, csv, parquet, latex (default: a terminal table)")
     sp.add_argument("--out", metavar="DIR", help="write summary.<ext> and figures/ (PNG and PDF) into DIR")
     sp.add_argument("--stage", action="append", metavar="NAME", help="only this stage (repeatable)")
-    sp.add_argument("--smooth", type=float, metavar="N",
-                    help="trailing moving-average window of band figures' dense series, in x units (default: the "
-                         "kind's; 1: none)")
+    sp.add_argument(
+        "--smooth",
+        type=float,
+        metavar="N",
+        help="trailing moving-average window of band figures' dense series, in x units (default: the kind's; 1: none)",
+    )
     sp.add_argument("--no-figures", action="store_true", help="with --out: write the tables only")
     sp.set_defaults(func=cmd_report)
 
@@ -692,16 +820,21 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES) or exc.filename is None:
             raise
-        print(f"lowloss: error: cannot write {exc.filename}: {exc.strerror} (a read-only store or data directory?)",
-              file=sys.stderr)
+        print(
+            f"lowloss: error: cannot write {exc.filename}: {exc.strerror} (a read-only store or data directory?)",
+            file=sys.stderr,
+        )
         return 2
     except ExecutorError as exc:
         print(f"lowloss: error: {exc}", file=sys.stderr)
         return 1
     except StoreFullError as exc:
         store = getattr(locals().get("args"), "store", None) or "STORE"
-        print(f"lowloss: error: {exc.strerror or exc}; committed work is intact — free space or raise the quota, "
-              f"then `lowloss resume {store}`", file=sys.stderr)
+        print(
+            f"lowloss: error: {exc.strerror or exc}; committed work is intact — free space or raise the quota, "
+            f"then `lowloss resume {store}`",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         store = getattr(locals().get("args"), "store", None) or "STORE"

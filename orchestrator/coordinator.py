@@ -8,6 +8,7 @@ stages reach the units they had planned again by planning over the committed res
 Work per finished unit does not grow with the study: readiness is tracked per input (a unit waits on the inputs it
 still lacks), and only the open stages that can see the finished unit are planned again.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,13 +43,29 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.blocked or self.cancelled or self.damaged or self.pending or self.stalled
-                    or self.nospace)
+        return not (
+            self.failed
+            or self.blocked
+            or self.cancelled
+            or self.damaged
+            or self.pending
+            or self.stalled
+            or self.nospace
+        )
 
 
 class Coordinator:
-    def __init__(self, study: Study, store: Store, executor: Executor, retries: int, reporter: Reporter,
-                 data_root: str | None = None, retry_failed: bool = False, repair: bool = False):
+    def __init__(
+        self,
+        study: Study,
+        store: Store,
+        executor: Executor,
+        retries: int,
+        reporter: Reporter,
+        data_root: str | None = None,
+        retry_failed: bool = False,
+        repair: bool = False,
+    ):
         self.study = study
         self.store = store
         self.executor = executor
@@ -60,7 +77,9 @@ class Coordinator:
         self.outcome = Outcome()
         self.planner = Planner(study, self._result, self._given_up)
         self._results: dict[str, dict] = {}
-        self._state: dict[str, str] = {}  # uid -> waiting | ready | active | external | done | failed | cancelled | damaged | blocked
+        self._state: dict[
+            str, str
+        ] = {}  # uid -> waiting | ready | active | external | done | failed | cancelled | damaged | blocked
         self._unmet: dict[str, set[str]] = {}
         self._waiters: dict[str, list[str]] = {}
         self._ready: deque[str] = deque()
@@ -147,7 +166,9 @@ class Coordinator:
                 if u.id in self.outcome.reused:
                     self.outcome.reused.remove(u.id)
                 self.outcome.repaired.append(u.id)
-                self.reporter.note(u, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again")
+                self.reporter.note(
+                    u, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again"
+                )
             todo.extend(users.get(u.id, []))
 
     def _damaged(self, unit: Unit) -> bool:
@@ -223,21 +244,32 @@ class Coordinator:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Outcome:
-        self.store.write_run_settings({"data_root": self.data_root, "checkpoint_seconds": self.study.run.checkpoint_seconds,
-                                       "device": self.study.run.device, "executor": self.executor.name})
+        self.store.write_run_settings(
+            {
+                "data_root": self.data_root,
+                "checkpoint_seconds": self.study.run.checkpoint_seconds,
+                "device": self.study.run.device,
+                "executor": self.executor.name,
+            }
+        )
         units = self.planner.settle()
         self._track(units)
         self._write_plan(force=True)
         self.reporter.start({u.id: u for u in self.planner.units.values()}, set(self.outcome.reused))
         for uid in self.outcome.damaged:
             unit = self.planner.units[uid]
-            self.reporter.note(unit, "is damaged (its commit marker or files disagree): not used; "
-                                     f"`lowloss resume {self.store.root} --repair` runs it again")
+            self.reporter.note(
+                unit,
+                "is damaged (its commit marker or files disagree): not used; "
+                f"`lowloss resume {self.store.root} --repair` runs it again",
+            )
         attached = self.executor.attach({uid for uid, st in self._state.items() if st in ("ready", "waiting")})
         for uid in attached:
             self._state[uid] = "active"
         if attached:
-            self.reporter.message(f"re-attached to scheduler jobs of {len(attached)} running unit(s); nothing is submitted twice")
+            self.reporter.message(
+                f"re-attached to scheduler jobs of {len(attached)} running unit(s); nothing is submitted twice"
+            )
         try:
             while True:
                 self._submit_ready()
@@ -299,9 +331,11 @@ class Coordinator:
         except Exception as exc:  # sbatch refused, Ray unreachable: say so, keep the store as it is
             for sub in batch:
                 self._make_ready(sub.uid)
-            raise ExecutorError(f"{self.executor.name} could not take {len(batch)} unit(s): "
-                                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; "
-                                f"committed work is kept, `lowloss resume {self.store.root}` continues") from exc
+            raise ExecutorError(
+                f"{self.executor.name} could not take {len(batch)} unit(s): "
+                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; "
+                f"committed work is kept, `lowloss resume {self.store.root}` continues"
+            ) from exc
         for sub in batch:
             self._state[sub.uid] = "active"
             unit = self.planner.units[sub.uid]
@@ -348,8 +382,10 @@ class Coordinator:
             self._make_ready(uid)
             return
         if not attempts or (state == "lost" and "ended without a word" in (last.get("error") or "")):
-            error = (f"the worker ended without a result ({how}: {detail}); "
-                     f"see {last.get('log') or self.store.launcher_log()}")
+            error = (
+                f"the worker ended without a result ({how}: {detail}); "
+                f"see {last.get('log') or self.store.launcher_log()}"
+            )
         else:
             error = last.get("error") or f"the worker ended without a result ({how}: {detail})"
         if not attempts:  # the worker died before it could record an attempt (it could not even start)
@@ -363,9 +399,14 @@ class Coordinator:
 
     def _settle_outcome(self) -> None:
         """Units that never ran this time, and open stages with nothing left to run."""
-        self.outcome.pending = [uid for uid, st in self._state.items() if st in ("waiting", "ready", "active", "external")]
-        self.outcome.stalled = [] if self.outcome.pending else [
-            f"{name}: {self.planner.stages[name].note or 'open'}" for name in self.planner.open_stages()]
+        self.outcome.pending = [
+            uid for uid, st in self._state.items() if st in ("waiting", "ready", "active", "external")
+        ]
+        self.outcome.stalled = (
+            []
+            if self.outcome.pending
+            else [f"{name}: {self.planner.stages[name].note or 'open'}" for name in self.planner.open_stages()]
+        )
 
 
 def _last_line(text: str) -> str:

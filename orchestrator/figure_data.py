@@ -13,6 +13,7 @@ kinds declare (``jobs.base.Figure``); the functions here know styles and declare
   the geometric std on a log axis (never a floor), median with 25–75 % and 5–95 % quantile bands for interpolation
   lines.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -88,6 +89,7 @@ class Series:
 
 # ---------------------------------------------------------------------- numpy helpers
 
+
 def window_average(x: np.ndarray, y: np.ndarray, width: float) -> np.ndarray:
     """Trailing moving average over a window of x: at x_i, the mean of the y_j with x_i − width < x_j ≤ x_i (x sorted
     ascending). ``width`` ≤ the x spacing leaves y as it is (LLPF Fig. 2's post-processing, in x units, not rows)."""
@@ -131,8 +133,14 @@ def band_of(curves: Sequence[Curve], how: str) -> Band:
             mean = np.nanmean(Y, axis=0)
             std = np.where(n > 1, np.nanstd(Y, axis=0, ddof=1), 0.0) if Y.shape[0] > 1 else np.zeros_like(mean)
     if how == "geometric":
-        return Band(grid, np.exp(mean), np.exp(mean - std), np.exp(mean + std), n,
-                    "geometric mean (line) ×/÷ 1 geometric std (shaded) over")
+        return Band(
+            grid,
+            np.exp(mean),
+            np.exp(mean - std),
+            np.exp(mean + std),
+            n,
+            "geometric mean (line) ×/÷ 1 geometric std (shaded) over",
+        )
     return Band(grid, mean, mean - std, mean + std, n, "mean (line) ± 1 std (shaded) over")
 
 
@@ -145,12 +153,14 @@ def downsample(n: int, limit: int = MAX_PLOT_POINTS) -> np.ndarray | slice:
 
 # ---------------------------------------------------------------------- columns, groups, paths
 
+
 def is_pattern(entry: str) -> bool:
     return any(ch in entry for ch in "*?[")
 
 
-def expand_columns(entries: Sequence[str], labels: Sequence[str], names: Sequence[str],
-                   exclude: Sequence[str] = ()) -> list[tuple[str, str, str]]:
+def expand_columns(
+    entries: Sequence[str], labels: Sequence[str], names: Sequence[str], exclude: Sequence[str] = ()
+) -> list[tuple[str, str, str]]:
     """(column, legend label, pattern) for every ys entry: an exact name, or a glob pattern → one per matching column
     not matching an ``exclude`` pattern, labelled by the part the wildcard matched (``dist.*`` → ``conv1.weight``)."""
     out = []
@@ -160,7 +170,7 @@ def expand_columns(entries: Sequence[str], labels: Sequence[str], names: Sequenc
             tail = re.split(r"[*?\]]", entry)[-1]  # and after the last one
             for name in names:
                 if fnmatch.fnmatchcase(name, entry) and not any(fnmatch.fnmatchcase(name, p) for p in exclude):
-                    out.append((name, name[len(head):len(name) - len(tail)] or name, entry))
+                    out.append((name, name[len(head) : len(name) - len(tail)] or name, entry))
         elif entry in names:
             out.append((entry, labels[i] if i < len(labels) and labels[i] else entry.replace("_", " "), ""))
     return out
@@ -230,15 +240,18 @@ def group_name(by: Sequence[str], key: tuple) -> str:
     return ", ".join(f"{f}={group_text(v)}" for f, v in zip(by, key))
 
 
-def read_units(study: StudyView, uids: Sequence[str], table: str,
-               columns: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+def read_units(
+    study: StudyView, uids: Sequence[str], table: str, columns: Sequence[str]
+) -> dict[str, dict[str, np.ndarray]]:
     """uid → column → float64 array (nulls as NaN) of the committed rows; units without rows are left out."""
+
     def one(uid):
         t = study.unit_rows(uid, table, columns)
         if t is None or t.num_rows == 0:
             return uid, None
-        return uid, {c: t.column(c).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-                     for c in t.column_names}
+        return uid, {
+            c: t.column(c).to_numpy(zero_copy_only=False).astype(np.float64, copy=False) for c in t.column_names
+        }
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return {uid: cols for uid, cols in pool.map(one, uids) if cols is not None}
@@ -250,8 +263,9 @@ def band_how(fig: Figure, axis: int) -> str:
     return "geometric" if (fig.logy if axis == 0 else fig.logy2) else "mean"
 
 
-def figure_data(study: StudyView, stage: str, fig: Figure, by: Sequence[str] = (),
-                smooth: float | None = None) -> list[Series]:
+def figure_data(
+    study: StudyView, stage: str, fig: Figure, by: Sequence[str] = (), smooth: float | None = None
+) -> list[Series]:
     """The series a band or line figure draws for one stage: per group and column, the curves and their band.
     ``smooth`` overrides the figure's window (x units); sparse series are never smoothed."""
     view = study.stage(stage)
@@ -290,11 +304,22 @@ def figure_data(study: StudyView, stage: str, fig: Figure, by: Sequence[str] = (
                 continue
             dense = finite >= DENSE_FRACTION * rows
             window = width if dense and width > 1 else 0.0
-            curves = [Curve(name, uid, x, y, window_average(x, y, window) if window else y, starts, params,
-                            _number(params.get(fig.threshold_param)) if fig.threshold_param else None)
-                      for name, uid, x, y, starts, params in raw]
-            out.append(Series(column, label, key, axis, pattern, dense, window, curves,
-                              band_of(curves, band_how(fig, axis))))
+            curves = [
+                Curve(
+                    name,
+                    uid,
+                    x,
+                    y,
+                    window_average(x, y, window) if window else y,
+                    starts,
+                    params,
+                    _number(params.get(fig.threshold_param)) if fig.threshold_param else None,
+                )
+                for name, uid, x, y, starts, params in raw
+            ]
+            out.append(
+                Series(column, label, key, axis, pattern, dense, window, curves, band_of(curves, band_how(fig, axis)))
+            )
     return out
 
 
@@ -306,6 +331,7 @@ def farthest(series: Sequence[Series], k: int = HIGHLIGHT) -> list[str]:
 
 
 # ---------------------------------------------------------------------- results: histograms and pairs
+
 
 def result_values(study: StudyView, view: StageView, uids: Sequence[str], key: str) -> np.ndarray:
     """The finite numeric values of ``key`` in the committed results of these units."""
@@ -336,8 +362,9 @@ def compare_stages(study: StudyView, fig: Figure) -> list[StageView]:
     return [v for v in study.stages() if v.kind == fig.compare_kind] if fig.compare_kind else []
 
 
-def pair_rows(study: StudyView, view: StageView, fig: Figure, uids: Sequence[str],
-              verdicts: Sequence[str] = ()) -> list[PairRow]:
+def pair_rows(
+    study: StudyView, view: StageView, fig: Figure, uids: Sequence[str], verdicts: Sequence[str] = ()
+) -> list[PairRow]:
     """Per committed unit of this stage whose result has the figure's verdict key (an M2M path's last phase): the
     result's ``ys``, the verdict, and the ``compare_ys`` of the unit of a ``compare_kind`` stage between the same input
     units (the straight line between the same two modes; matched on the set of input units outside either stage)."""
@@ -360,11 +387,18 @@ def pair_rows(study: StudyView, view: StageView, fig: Figure, uids: Sequence[str
         compare_stage, compared = by_inputs.get(key, (None, {}))
         params = study.params(uid)
         threshold = params.get(fig.threshold_param) if fig.threshold_param else None
-        rows.append(PairRow(labels.get(uid, view.label(uid)), uid, {k: _number(result.get(k)) for k in fig.ys},
-                            {k: _number(compared.get(k)) for k in fig.compare_ys},
-                            result.get(fig.verdict) if fig.verdict else None,
-                            threshold if isinstance(threshold, (int, float)) else None, compare_stage,
-                            {k: result.get(k) if isinstance(result.get(k), bool) else None for k in verdicts}))
+        rows.append(
+            PairRow(
+                labels.get(uid, view.label(uid)),
+                uid,
+                {k: _number(result.get(k)) for k in fig.ys},
+                {k: _number(compared.get(k)) for k in fig.compare_ys},
+                result.get(fig.verdict) if fig.verdict else None,
+                threshold if isinstance(threshold, (int, float)) else None,
+                compare_stage,
+                {k: result.get(k) if isinstance(result.get(k), bool) else None for k in verdicts},
+            )
+        )
     return rows
 
 
@@ -373,6 +407,7 @@ def _number(v) -> float | None:
 
 
 # ---------------------------------------------------------------------- PCA of stored points
+
 
 def pca_data(study: StudyView, view: StageView, spec: Figure, uids: Sequence[str]) -> dict:
     """tensor → {"units": [(label, steps, 2-D projection)], "destinations" and "origins": [(label, 2-D point)],
@@ -385,8 +420,9 @@ def pca_data(study: StudyView, view: StageView, spec: Figure, uids: Sequence[str
     tensors (matching ``ys``, default all) are read; of a tensor with more than ``PCA_MAX_COORDS`` entries, a seeded
     random subset of coordinates."""
     paths = paths_of(study, view, spec.chain, uids)
-    names = next((n for path in paths for uid in path for n in [study.point_tensors(uid, list(spec.ys) or None)] if n),
-                 [])
+    names = next(
+        (n for path in paths for uid in path for n in [study.point_tensors(uid, list(spec.ys) or None)] if n), []
+    )
     names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in spec.exclude)]
     shown = names[:PCA_MAX_PANELS]
     if not shown:
@@ -407,8 +443,11 @@ def pca_data(study: StudyView, view: StageView, spec: Figure, uids: Sequence[str
                 for name, array in tensors.items():
                     flat = array.reshape(-1)
                     if name not in keep:
-                        keep[name] = (np.sort(rng.choice(flat.size, PCA_MAX_COORDS, replace=False))
-                                      if flat.size > PCA_MAX_COORDS else None)
+                        keep[name] = (
+                            np.sort(rng.choice(flat.size, PCA_MAX_COORDS, replace=False))
+                            if flat.size > PCA_MAX_COORDS
+                            else None
+                        )
                     rows[name].append(flat if keep[name] is None else flat[keep[name]])
                     owners[name].append((path[-1], last))
             end = last
@@ -445,11 +484,13 @@ def pca_data(study: StudyView, view: StageView, spec: Figure, uids: Sequence[str
         for path in paths:
             idx = [i for i, (u, _) in enumerate(owners[name]) if u == path[-1]]
             if idx:
-                units.append((path_label([view.label(u) for u in path]), np.array([owners[name][i][1] for i in idx]),
-                              proj[idx]))
+                units.append(
+                    (path_label([view.label(u) for u in path]), np.array([owners[name][i][1] for i in idx]), proj[idx])
+                )
         # the principal axes in coordinate space: X^T v / sqrt(λ); a point's coordinates are (p − mean) · axis
         with np.errstate(invalid="ignore", divide="ignore"):
             axes = (X.T @ vecs) / np.where(vals > 0, np.sqrt(vals), np.inf)
+
         def project(marks, name=name, mean=mean, axes=axes):
             out = []
             for label, tensors in marks:
@@ -460,11 +501,26 @@ def pca_data(study: StudyView, view: StageView, spec: Figure, uids: Sequence[str
             return out
 
         note = f"PCA on {PCA_MAX_COORDS} random coordinates" if keep.get(name) is not None else ""
-        out[name] = {"units": units, "destinations": project(destinations), "origins": project(origins),
-                     "explained": tuple(float(v) / total for v in vals),
-                     "note": note, "of": len(names)}
+        out[name] = {
+            "units": units,
+            "destinations": project(destinations),
+            "origins": project(origins),
+            "explained": tuple(float(v) / total for v in vals),
+            "note": note,
+            "of": len(names),
+        }
     return out
 
 
-__all__ = ["Band", "Curve", "PairRow", "Series", "band_of", "expand_columns", "figure_data", "pair_rows", "pca_data",
-           "window_average"]
+__all__ = [
+    "Band",
+    "Curve",
+    "PairRow",
+    "Series",
+    "band_of",
+    "expand_columns",
+    "figure_data",
+    "pair_rows",
+    "pca_data",
+    "window_average",
+]

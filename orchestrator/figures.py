@@ -6,6 +6,7 @@ The styles (``band``, ``line``, ``pca``, ``pairs``, ``custom``) are described on
 is exactly the arrays of ``figure_data``: each curve's line carries the gid ``<column>|<unit id>``, a band's central
 line ``<column>|center|<group>``, so a test can read the plotted data back from the artists.
 """
+
 from __future__ import annotations
 
 import csv
@@ -131,8 +132,11 @@ def _marks(ax, spec: Figure, series: list[Series], handles: list) -> None:
         ax.axhline(v, color="black", lw=1.0, ls=(0, (5, 2)), zorder=1.5, gid=f"threshold|{v!r}")
     if values:
         label = spec.threshold_label or spec.threshold_param
-        handles.append(Line2D([], [], color="black", lw=1.0, ls=(0, (5, 2)),
-                              label=f"{label} = {', '.join(f'{v:g}' for v in values)}"))
+        handles.append(
+            Line2D(
+                [], [], color="black", lw=1.0, ls=(0, (5, 2)), label=f"{label} = {', '.join(f'{v:g}' for v in values)}"
+            )
+        )
     starts = sorted({x for s in series for c in s.curves for x in c.starts})
     for x in starts:
         ax.axvline(x, color="0.45", lw=0.8, ls=":", zorder=1.2, gid=f"boundary|{x!r}")
@@ -145,7 +149,7 @@ def _what(series: list[Series], noun: str, xname: str, width: int = 130) -> str:
     n = sorted({len(s.curves) for s in series})
     count = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
     many = [s for s in series if len(s.curves) > FEW_CURVES]
-    text = (f"{many[0].band.how} n = {count} {noun}" if many else f"each of n = {count} {noun}")
+    text = f"{many[0].band.how} n = {count} {noun}" if many else f"each of n = {count} {noun}"
     smoothed = sorted({s.window for s in series if s.window})
     if smoothed:
         text += f"; dense series: trailing mean over {', '.join(f'{w:g}' for w in smoothed)} ({xname})"
@@ -162,8 +166,17 @@ def _curve_lines(ax, s: Series, colours, ls: str, label_of, points: bool = False
     for j, c in enumerate(s.curves):
         idx = downsample(c.x.size)
         marked = points or not s.dense
-        (h,) = ax.plot(c.x[idx], c.shown[idx], color=colours(j), lw=1.1 if marked else 1.4, ls=ls,
-                       marker="o" if marked else None, ms=3.2, label=label_of(c), gid=f"{s.column}|{c.uid}")
+        (h,) = ax.plot(
+            c.x[idx],
+            c.shown[idx],
+            color=colours(j),
+            lw=1.1 if marked else 1.4,
+            ls=ls,
+            marker="o" if marked else None,
+            ms=3.2,
+            label=label_of(c),
+            gid=f"{s.column}|{c.uid}",
+        )
         handles.append(h)
     return handles
 
@@ -174,8 +187,17 @@ def _band_lines(ax, s: Series, colour, ls: str, label: str) -> list:
     if b.outer_lower is not None and b.outer_upper is not None:
         ax.fill_between(b.x[idx], b.outer_lower[idx], b.outer_upper[idx], color=colour, alpha=0.12, linewidth=0)
     ax.fill_between(b.x[idx], b.lower[idx], b.upper[idx], color=colour, alpha=0.25, linewidth=0)
-    (h,) = ax.plot(b.x[idx], b.center[idx], color=colour, lw=1.8, ls=ls, label=label,
-                   marker=None if s.dense else "o", ms=3, gid=f"{s.column}|center|{s.group!r}")
+    (h,) = ax.plot(
+        b.x[idx],
+        b.center[idx],
+        color=colour,
+        lw=1.8,
+        ls=ls,
+        label=label,
+        marker=None if s.dense else "o",
+        ms=3,
+        gid=f"{s.column}|center|{s.group!r}",
+    )
     return [h]
 
 
@@ -197,25 +219,45 @@ def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
         ls = DASHES[ycols.index((s.column, s.axis)) % 4]
         group = f" ({group_name(by, s.group)})" if multi_group else ""
         if few:
+
             def colour(j, s=s):
                 return tab10(curve_keys.index((s.group, s.curves[j].uid)) % 10)
+
             single = len(ycols) == 1
-            handles += _curve_lines(a, s, colour, ls,
-                                    lambda c, s=s, single=single: c.label if single else f"{s.label}: {c.label}",
-                                    points=spec.style == "line")
+            handles += _curve_lines(
+                a,
+                s,
+                colour,
+                ls,
+                lambda c, s=s, single=single: c.label if single else f"{s.label}: {c.label}",
+                points=spec.style == "line",
+            )
         else:
             c = tab10(groups.index(s.group) % 10) if multi_group else tab10(ycols.index((s.column, s.axis)) % 10)
             handles += _band_lines(a, s, c, ls, s.label + group)
     if few and len(ycols) > 1 and len(curve_keys) > 1:  # a colour per unit and a line style per column: two keys
         from matplotlib.lines import Line2D
 
-        labels = {(s.group, c.uid): c.label + (f" ({group_name(by, s.group)})" if multi_group else "")
-                  for s in series for c in s.curves}
+        labels = {
+            (s.group, c.uid): c.label + (f" ({group_name(by, s.group)})" if multi_group else "")
+            for s in series
+            for c in s.curves
+        }
         handles = [Line2D([], [], color=tab10(i % 10), lw=1.4, label=labels[k]) for i, k in enumerate(curve_keys)]
         styles = {(s.column, s.axis): (s.label, s.dense) for s in series}
-        handles += [Line2D([], [], color="0.25", lw=1.2, ls=DASHES[i % 4], label=label,
-                           marker="o" if spec.style == "line" or not dense else None, ms=3)
-                    for i, (label, dense) in enumerate(styles[k] for k in ycols)]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="0.25",
+                lw=1.2,
+                ls=DASHES[i % 4],
+                label=label,
+                marker="o" if spec.style == "line" or not dense else None,
+                ms=3,
+            )
+            for i, (label, dense) in enumerate(styles[k] for k in ycols)
+        ]
     for axis, a in axes.items():
         _style_axis(a, spec, axis, [s for s in series if s.axis == axis])
     _marks(ax, spec, series, handles)
@@ -239,8 +281,10 @@ def _tensor_colours(series: list[Series]):
         return styles, 0
     top = farthest(series, HIGHLIGHT)
     cmap = plt.get_cmap("tab10")
-    styles = {s.column: ((cmap(top.index(s.column)), "-", 1.6, True) if s.column in top else ("0.7", "-", 0.6, False))
-              for s in series}
+    styles = {
+        s.column: ((cmap(top.index(s.column)), "-", 1.6, True) if s.column in top else ("0.7", "-", 0.6, False))
+        for s in series
+    }
     return styles, len(series) - len(top)
 
 
@@ -255,13 +299,29 @@ def _tensor_axes(ax, spec: Figure, series: list[Series], curve: int | None) -> l
         if curve is not None:
             c = s.curves[curve]
             idx = downsample(c.x.size)
-            (h,) = ax.plot(c.x[idx], c.shown[idx], color=colour, ls=ls, lw=lw, label=s.label,
-                           zorder=2 if labelled else 1, gid=f"{s.column}|{c.uid}")
+            (h,) = ax.plot(
+                c.x[idx],
+                c.shown[idx],
+                color=colour,
+                ls=ls,
+                lw=lw,
+                label=s.label,
+                zorder=2 if labelled else 1,
+                gid=f"{s.column}|{c.uid}",
+            )
         else:
             b = s.band
             idx = downsample(b.x.size)
-            (h,) = ax.plot(b.x[idx], b.center[idx], color=colour, ls=ls, lw=lw, label=s.label,
-                           zorder=2 if labelled else 1, gid=f"{s.column}|center|{s.group!r}")
+            (h,) = ax.plot(
+                b.x[idx],
+                b.center[idx],
+                color=colour,
+                ls=ls,
+                lw=lw,
+                label=s.label,
+                zorder=2 if labelled else 1,
+                gid=f"{s.column}|center|{s.group!r}",
+            )
         if labelled:
             handles.append(h)
     order = {s.label: i for i, s in enumerate(series)}
@@ -278,8 +338,12 @@ def _excluded(study: StudyView, view: StageView, spec: Figure) -> int:
     import fnmatch
 
     names = study.column_names(view.name, spec.table)
-    return sum(1 for n in names for e in (*spec.ys, *spec.y2s) if is_pattern(e) and fnmatch.fnmatchcase(n, e)
-               and any(fnmatch.fnmatchcase(n, p) for p in spec.exclude))
+    return sum(
+        1
+        for n in names
+        for e in (*spec.ys, *spec.y2s)
+        if is_pattern(e) and fnmatch.fnmatchcase(n, e) and any(fnmatch.fnmatchcase(n, p) for p in spec.exclude)
+    )
 
 
 def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str] = (), smooth: float | None = None):
@@ -317,11 +381,21 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
                 if panels > 1:
                     ax.set_title(f"path {with_curve[0].curves[i].label}", fontsize=8.5)
             if len(handles) <= MAX_LEGEND + 1:
-                fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False,
-                           title=next((spec.labels[i] for i, e in enumerate(spec.ys) if is_pattern(e)
-                                       and i < len(spec.labels)), None), title_fontsize=8)
-            what = [f"each of n = {n_paths} {noun}" + (", one panel per path" if panels > 1 else "") if per_path
-                    else f"per tensor the {part[0].band.how.split(' (line)')[0]} over n = {n_paths} {noun}"]
+                fig.legend(
+                    handles=handles,
+                    loc="outside right center",
+                    fontsize=7.5,
+                    frameon=False,
+                    title=next(
+                        (spec.labels[i] for i, e in enumerate(spec.ys) if is_pattern(e) and i < len(spec.labels)), None
+                    ),
+                    title_fontsize=8,
+                )
+            what = [
+                f"each of n = {n_paths} {noun}" + (", one panel per path" if panels > 1 else "")
+                if per_path
+                else f"per tensor the {part[0].band.how.split(' (line)')[0]} over n = {n_paths} {noun}"
+            ]
             if any(s.window for s in part):
                 what.append(f"trailing mean over {part[0].window:g} ({spec.xlabel or spec.x})")
             if len(part) > MAX_COLOURED:
@@ -370,28 +444,47 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
     width = int((size[0] - (2.0 if size == LEGEND_SIZE else 0.0)) * 14)  # characters that fit above the axes
     ax.set_title(_what(series, noun, spec.xlabel or spec.x, width) + group, fontsize=8, color="0.3")
     if len(handles) > MAX_LEGEND:
-        ax.text(0.99, 0.01, f"{len(handles)} lines (legend omitted)", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=7, color="0.3")
+        ax.text(
+            0.99,
+            0.01,
+            f"{len(handles)} lines (legend omitted)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.3",
+        )
     elif handles:
         if size == LEGEND_SIZE:
             fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False)
         elif spec.y2s or many_hist:  # two y axes: a legend inside would hide one of them
-            fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=8,
-                       frameon=False)
+            fig.legend(
+                handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=8, frameon=False
+            )
         else:
             ax.legend(handles=handles, fontsize=8, framealpha=0.85)
     out.append((f"{view.name}-{spec.name}", fig, max(len(s.curves) for s in series)))
     return out
 
 
-def draw_xy(study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
-            smooth: float | None = None, formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def draw_xy(
+    study: StudyView,
+    view: StageView,
+    spec: Figure,
+    out: Path,
+    by: Sequence[str] = (),
+    smooth: float | None = None,
+    formats: Sequence[str] = FORMATS,
+) -> list[FigureFile]:
     """A band or line figure of one stage, saved (one file; one file per group for per-tensor figures)."""
     files = []
     for stem, fig, n in xy_figures(study, view, spec, by, smooth):
         size = _size_px(fig)
-        files.append(FigureFile(view.name, spec.name, _save(fig, out / stem, formats), size, n,
-                                "paths" if spec.chain else "units"))
+        files.append(
+            FigureFile(
+                view.name, spec.name, _save(fig, out / stem, formats), size, n, "paths" if spec.chain else "units"
+            )
+        )
     return files
 
 
@@ -428,50 +521,91 @@ def pca_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[st
                     ax.scatter(p[:1, 0], p[:1, 1], facecolors="white", edgecolors="black", s=42, lw=1.0, zorder=3)
                 ax.scatter(p[-1:, 0], p[-1:, 1], marker="X", color=c, edgecolors="black", s=46, lw=0.6, zorder=4)
             for label, q in d["origins"]:
-                ax.scatter([q[0]], [q[1]], facecolors="white", edgecolors="black", s=42, lw=1.0, zorder=6,
-                           gid=f"pca-origin|{name}|{label}")
+                ax.scatter(
+                    [q[0]],
+                    [q[1]],
+                    facecolors="white",
+                    edgecolors="black",
+                    s=42,
+                    lw=1.0,
+                    zorder=6,
+                    gid=f"pca-origin|{name}|{label}",
+                )
                 own = next((p for lab, _, p in d["units"] if lab == label), None)
                 if own is not None:  # the path from its start to its first stored point
                     c = tab10(labels.index(label) % 10)
                     ax.plot([q[0], own[0, 0]], [q[1], own[0, 1]], color=c, lw=0.9, ls=":", zorder=2)
             for label, q in d["destinations"]:
                 c = tab10(labels.index(label) % 10) if label in labels else "gold"
-                ax.scatter([q[0]], [q[1]], marker="*", color=c, edgecolors="black", s=150, lw=0.7, zorder=5,
-                           gid=f"pca-destination|{name}|{label}")
+                ax.scatter(
+                    [q[0]],
+                    [q[1]],
+                    marker="*",
+                    color=c,
+                    edgecolors="black",
+                    s=150,
+                    lw=0.7,
+                    zorder=5,
+                    gid=f"pca-destination|{name}|{label}",
+                )
             r1, r2 = d["explained"]
             ax.set_title(name + (f"\n({d['note']})" if d["note"] else ""), fontsize=9)
             ax.set_xlabel(f"PC1 ({r1:.0%} of variance)", fontsize=8)
             ax.set_ylabel(f"PC2 ({r2:.0%})", fontsize=8)
             ax.tick_params(labelsize=7)
-        for ax in list(axes.flat)[len(shown):]:
+        for ax in list(axes.flat)[len(shown) :]:
             ax.set_visible(False)
-        handles = [Line2D([], [], color=tab10(i % 10), lw=0.9, marker="o", ms=2.2, label=label)
-                   for i, label in enumerate(labels[:MAX_LEGEND])]
-        start = f"start (final state of input {spec.origin!r})" if any(d["origins"] for d in data.values()) \
+        handles = [
+            Line2D([], [], color=tab10(i % 10), lw=0.9, marker="o", ms=2.2, label=label)
+            for i, label in enumerate(labels[:MAX_LEGEND])
+        ]
+        start = (
+            f"start (final state of input {spec.origin!r})"
+            if any(d["origins"] for d in data.values())
             else "first stored point"
-        handles += [Line2D([], [], marker="o", ls="", mfc="white", mec="black", label=start),
-                    Line2D([], [], marker="X", ls="", color="0.5", mec="black", label="end of a path")]
+        )
+        handles += [
+            Line2D([], [], marker="o", ls="", mfc="white", mec="black", label=start),
+            Line2D([], [], marker="X", ls="", color="0.5", mec="black", label="end of a path"),
+        ]
         if any(d["destinations"] for d in data.values()):
-            handles.append(Line2D([], [], marker="*", ls="", color="0.5", mec="black", ms=11,
-                                  label=f"D of the path (final state of input {spec.destination!r})"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="*",
+                    ls="",
+                    color="0.5",
+                    mec="black",
+                    ms=11,
+                    label=f"D of the path (final state of input {spec.destination!r})",
+                )
+            )
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
         extra = f"; first {len(shown)} of {total_tensors} tensors" if total_tensors > len(shown) else ""
         group_text = f"; {group_name(by, key)}" if key else ""
-        fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})\n"
-                     f"PCA per tensor over the stored points of {n_units} {'paths' if spec.chain else 'units'}"
-                     f"{extra}{group_text}", fontsize=10)
+        fig.suptitle(
+            f"{spec.title} — stage {view.name} ({view.kind})\n"
+            f"PCA per tensor over the stored points of {n_units} {'paths' if spec.chain else 'units'}"
+            f"{extra}{group_text}",
+            fontsize=10,
+        )
         stem = f"{view.name}-{spec.name}" + (f"-{_safe(group_name(by, key))}" if key else "")
         out.append((stem, fig, n_units))
     return out
 
 
-def draw_pca(study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
-             formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def draw_pca(
+    study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (), formats: Sequence[str] = FORMATS
+) -> list[FigureFile]:
     files = []
     for stem, fig, n in pca_figures(study, view, spec, by):
         size = _size_px(fig)
-        files.append(FigureFile(view.name, spec.name, _save(fig, out / stem, formats), size, n,
-                                "paths" if spec.chain else "units"))
+        files.append(
+            FigureFile(
+                view.name, spec.name, _save(fig, out / stem, formats), size, n, "paths" if spec.chain else "units"
+            )
+        )
     return files
 
 
@@ -534,27 +668,67 @@ def pairs_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[
                     hidden += int(np.sum(ys <= 0))
                     ys = np.where(ys > 0, ys, np.nan)
                 ax.scatter(xs, ys, c=colours, marker="o", s=60, zorder=3, edgecolors="black", lw=0.6, gid=f"pairs|{k}")
-                handles.append(Line2D([], [], marker="o", ls="", color="0.6", mec="black",
-                                      label=spec.labels[j] if j < len(spec.labels) else k))
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker="o",
+                        ls="",
+                        color="0.6",
+                        mec="black",
+                        label=spec.labels[j] if j < len(spec.labels) else k,
+                    )
+                )
             for j, k in enumerate(spec.compare_ys):
                 ys = np.array([np.nan if r.compare[k] is None else r.compare[k] for r in rows])
                 if spec.logy:
                     hidden += int(np.sum(ys <= 0))
                     ys = np.where(ys > 0, ys, np.nan)
-                ax.scatter(xs + 0.25 + offsets[j], ys, marker=markers[j % 4], facecolors="none", edgecolors="0.2",
-                           s=46, lw=1.0, zorder=2, gid=f"pairs-compare|{k}")
-                handles.append(Line2D([], [], marker=markers[j % 4], ls="", mfc="none", mec="0.2",
-                                      label=spec.compare_labels[j] if j < len(spec.compare_labels) else k))
+                ax.scatter(
+                    xs + 0.25 + offsets[j],
+                    ys,
+                    marker=markers[j % 4],
+                    facecolors="none",
+                    edgecolors="0.2",
+                    s=46,
+                    lw=1.0,
+                    zorder=2,
+                    gid=f"pairs-compare|{k}",
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker=markers[j % 4],
+                        ls="",
+                        mfc="none",
+                        mec="0.2",
+                        label=spec.compare_labels[j] if j < len(spec.compare_labels) else k,
+                    )
+                )
             for x, r in zip(xs, rows):
                 if r.threshold is not None:
                     ax.hlines(r.threshold, x - 0.4, x + 0.4, color="black", lw=1.0, ls=(0, (5, 2)))
                 failed = [v.label for v in verdicts if v.key != spec.verdict and r.checks.get(v.key) is False]
                 value = r.values[spec.ys[0]] if spec.ys else None
                 if failed and value is not None and value > 0 and len(rows) <= 12:
-                    ax.annotate("failed: " + "; ".join(failed), (x, value), xytext=(0, 9), textcoords="offset points",
-                                ha="center", va="bottom", fontsize=7, color=VERDICT_COLOURS[False])
-            ax.set_xticks(xs, [r.label for r in rows], rotation=30 if len(rows) > 6 else 0, ha="right"
-                          if len(rows) > 6 else "center", fontsize=8)
+                    ax.annotate(
+                        "failed: " + "; ".join(failed),
+                        (x, value),
+                        xytext=(0, 9),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                        color=VERDICT_COLOURS[False],
+                    )
+            ax.set_xticks(
+                xs,
+                [r.label for r in rows],
+                rotation=30 if len(rows) > 6 else 0,
+                ha="right" if len(rows) > 6 else "center",
+                fontsize=8,
+            )
             ax.set_xlim(-0.6, len(rows) - 0.4)
         else:  # many pairs: the path's value against the straight line's, one point per pair
             k, c = spec.ys[0], spec.compare_ys[0] if spec.compare_ys else None
@@ -569,22 +743,41 @@ def pairs_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[
             if len(rows) > MAX_PAIR_LABELS:
                 for v in values:
                     ax.axhline(v, color="black", lw=1.0, ls=(0, (5, 2)))
-            handles.append(Line2D([], [], color="black", lw=1.0, ls=(0, (5, 2)),
-                                  label=f"{spec.threshold_label or spec.threshold_param} = "
-                                        f"{', '.join(f'{v:g}' for v in values)}"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="black",
+                    lw=1.0,
+                    ls=(0, (5, 2)),
+                    label=f"{spec.threshold_label or spec.threshold_param} = {', '.join(f'{v:g}' for v in values)}",
+                )
+            )
         if spec.verdict:
             for v, text in ((True, "yes"), (False, "no")):
                 if any(r.verdict is v for r in rows):
-                    handles.append(Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[v], mec="black",
-                                          label=f"{spec.verdict}: {text}"))
+                    handles.append(
+                        Line2D(
+                            [],
+                            [],
+                            marker="o",
+                            ls="",
+                            color=VERDICT_COLOURS[v],
+                            mec="black",
+                            label=f"{spec.verdict}: {text}",
+                        )
+                    )
         if spec.logy:
             ax.set_yscale("log")
         ax.set_ylabel(spec.ylabel)
         ax.grid(True, axis="y", alpha=0.3)
         fig.legend(handles=handles, loc="outside right center", fontsize=7.5, frameon=False)
         compared = sorted({r.compare_stage for r in rows if r.compare_stage})
-        sub = (f"{len(rows)} pairs; compared with stage {', '.join(compared)} ({spec.compare_kind}) on the same modes"
-               if compared else f"{len(rows)} pairs; no {spec.compare_kind} stage on the same modes")
+        sub = (
+            f"{len(rows)} pairs; compared with stage {', '.join(compared)} ({spec.compare_kind}) on the same modes"
+            if compared
+            else f"{len(rows)} pairs; no {spec.compare_kind} stage on the same modes"
+        )
         if hidden:
             sub += f"; {hidden} value(s) ≤ 0 not on the log axis (see the table)"
         if key:
@@ -595,16 +788,22 @@ def pairs_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[
     return out
 
 
-def draw_pairs(study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (),
-               formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def draw_pairs(
+    study: StudyView, view: StageView, spec: Figure, out: Path, by: Sequence[str] = (), formats: Sequence[str] = FORMATS
+) -> list[FigureFile]:
     files = []
     for stem, fig, n, (head, lines) in pairs_figures(study, view, spec, by):
         size = _size_px(fig)
         paths = _save(fig, out / stem, formats)
         md = out / f"{stem}.md"
-        md.write_text(f"## {spec.title} — stage {view.name}\n\n| " + " | ".join(head) + " |\n| "
-                      + " | ".join("---" if i == 0 else "---:" for i in range(len(head))) + " |\n"
-                      + "".join("| " + " | ".join(line) + " |\n" for line in lines))
+        md.write_text(
+            f"## {spec.title} — stage {view.name}\n\n| "
+            + " | ".join(head)
+            + " |\n| "
+            + " | ".join("---" if i == 0 else "---:" for i in range(len(head)))
+            + " |\n"
+            + "".join("| " + " | ".join(line) + " |\n" for line in lines)
+        )
         path_csv = out / f"{stem}.csv"
         with open(path_csv, "w", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
@@ -614,8 +813,9 @@ def draw_pairs(study: StudyView, view: StageView, spec: Figure, out: Path, by: S
     return files
 
 
-def draw_custom(study: StudyView, view: StageView, spec: Figure, out: Path,
-                formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def draw_custom(
+    study: StudyView, view: StageView, spec: Figure, out: Path, formats: Sequence[str] = FORMATS
+) -> list[FigureFile]:
     data = {}
     for uid, label in zip(view.units, view.labels):
         t = study.unit_rows(uid, spec.table)
@@ -636,8 +836,14 @@ def draw_custom(study: StudyView, view: StageView, spec: Figure, out: Path,
     return [FigureFile(view.name, spec.name, _save(fig, out / f"{view.name}-{spec.name}", formats), size, len(data))]
 
 
-def render(study: StudyView, out: Path, by: Sequence[str] = (), stages: Sequence[str] | None = None,
-           smooth: float | None = None, formats: Sequence[str] = FORMATS) -> list[FigureFile]:
+def render(
+    study: StudyView,
+    out: Path,
+    by: Sequence[str] = (),
+    stages: Sequence[str] | None = None,
+    smooth: float | None = None,
+    formats: Sequence[str] = FORMATS,
+) -> list[FigureFile]:
     """Every figure the kinds of the study's stages declare, as ``out/<stage>-<figure>.<png|pdf>``."""
     files: list[FigureFile] = []
     for view in study.stages(stages):

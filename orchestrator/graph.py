@@ -10,6 +10,7 @@ see changed (one of its own units or of its input stages finished, or an input s
 never re-plans a closed stage. A stage is closed when its plan says so and every stage it reads is closed. After a
 coordinator restart the planner reaches the same units again by planning to a fixed point over the committed results.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,8 +62,12 @@ class PlannerError(Exception):
 class Planner:
     """Incremental planning of a study's stages over the results the ``result`` callback knows."""
 
-    def __init__(self, study: Study, result: Callable[[str], dict | None] = lambda uid: None,
-                 failed: Callable[[str], bool] = lambda uid: False):
+    def __init__(
+        self,
+        study: Study,
+        result: Callable[[str], dict | None] = lambda uid: None,
+        failed: Callable[[str], bool] = lambda uid: False,
+    ):
         self.study = study
         self.context = study.context
         self._result, self._failed = result, failed
@@ -129,8 +134,9 @@ class Planner:
                     state.dirty = True  # its new units are already decided (a restart): it can plan its next round
             rounds += 1
             if rounds > MAX_ROUNDS:
-                raise PlannerError(f"stages {', '.join(dirty)} kept adding units for {MAX_ROUNDS} rounds: "
-                                   f"a planner that never settles")
+                raise PlannerError(
+                    f"stages {', '.join(dirty)} kept adding units for {MAX_ROUNDS} rounds: a planner that never settles"
+                )
 
     def finished(self, uid: str) -> list[Unit]:
         """A unit ended (committed or given up): plan again the open stages that can see it."""
@@ -152,8 +158,11 @@ class Planner:
         try:
             plan = kind.plan(info.params, self.context, _View(self, name))
         except ExpansionTooLarge as exc:
-            raise SpecError(f"stage {name}", exc.count, f"{exc}; lower the count, or raise run.max_units "
-                            f"(now {exc.limit}) if the cluster can take it") from None
+            raise SpecError(
+                f"stage {name}",
+                exc.count,
+                f"{exc}; lower the count, or raise run.max_units (now {exc.limit}) if the cluster can take it",
+            ) from None
         state.planned, state.open, state.note = True, plan.open, plan.note
         added = []
         ids: dict[int, str] = {}  # drafts may name drafts of the same plan call as inputs (chained phases)
@@ -175,8 +184,12 @@ class Planner:
             self._seen[name].append(self.planned_unit(unit.id))
             added.append(unit)
         if len(self.units) > self.context.max_units:
-            raise SpecError(f"stage {name}", len(self.units), f"the study would have more than {self.context.max_units} "
-                            f"units (run.max_units); lower the seed or pair counts, or raise run.max_units")
+            raise SpecError(
+                f"stage {name}",
+                len(self.units),
+                f"the study would have more than {self.context.max_units} "
+                f"units (run.max_units); lower the seed or pair counts, or raise run.max_units",
+            )
         return added
 
     def _resolve(self, draft: UnitDraft, stage: str, ids: dict[int, str]) -> Unit:
@@ -215,10 +228,16 @@ class Planner:
         for s in self.study.stages:
             state = self.stages[s.name]
             kind = jobs.get_stage_kind(s.kind)
-            stages.append({"name": s.name, "stage_kind": s.kind,
-                           "kind": kind.unit_kinds[0] if kind.unit_kinds else s.kind,  # the kind that summarises it
-                           "open": self.is_open(s.name), "note": state.note,
-                           "units": [{"id": u.id, "kind": u.kind, "label": u.label} for u in state.units]})
+            stages.append(
+                {
+                    "name": s.name,
+                    "stage_kind": s.kind,
+                    "kind": kind.unit_kinds[0] if kind.unit_kinds else s.kind,  # the kind that summarises it
+                    "open": self.is_open(s.name),
+                    "note": state.note,
+                    "units": [{"id": u.id, "kind": u.kind, "label": u.label} for u in state.units],
+                }
+            )
         return {"study": self.study.name, "stages": stages}
 
 
@@ -248,8 +267,11 @@ class _View:
         return self._planner.decided(stage)
 
 
-def plan_study(study: Study, result: Callable[[str], dict | None] = lambda uid: None,
-               failed: Callable[[str], bool] = lambda uid: False) -> Planner:
+def plan_study(
+    study: Study,
+    result: Callable[[str], dict | None] = lambda uid: None,
+    failed: Callable[[str], bool] = lambda uid: False,
+) -> Planner:
     """Every stage planned as far as the known results allow."""
     planner = Planner(study, result, failed)
     planner.settle()

@@ -5,6 +5,7 @@ Elsewhere (a Slurm job's output, CI): one summary line per stage every ``summary
 per-unit detail (started, done, retry, with ids) goes to the store's ``logs/coordinator.log``; failures and retries
 are also shown on the console, since a person must see them.
 """
+
 from __future__ import annotations
 
 import time
@@ -49,8 +50,13 @@ def _duration(seconds: float | None) -> str:
 
 
 class Reporter:
-    def __init__(self, store: "Store", console: Console | None = None, live: bool | None = None,
-                 summary_every_s: float = SUMMARY_EVERY_S):
+    def __init__(
+        self,
+        store: "Store",
+        console: Console | None = None,
+        live: bool | None = None,
+        summary_every_s: float = SUMMARY_EVERY_S,
+    ):
         self.store = store
         self.console = console or Console(stderr=True)
         self.live = self.console.is_terminal if live is None else live
@@ -72,9 +78,16 @@ class Reporter:
         if reused:
             self.message(f"{len(reused)} of {len(units)} units already committed in the store; reusing them")
         if self.live:
-            self._progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=self.console,
-                                      transient=False, refresh_per_second=4)
+            self._progress = Progress(
+                TextColumn("{task.description:<16}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+                refresh_per_second=4,
+            )
             self._progress.start()
             for stage, c in self._stages.items():
                 self._bars[stage] = self._progress.add_task(stage, total=c.planned, completed=c.done, info="")
@@ -145,8 +158,11 @@ class Reporter:
         text = f"{state} {unit.stage} {unit.label} ({unit.id[:10]})" + (f": {detail}" if detail else "")
         if state in LOUD:
             colour = "red" if state == "failed" else "yellow"
-            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] [{colour}]{state}[/{colour}] {unit.stage} "
-                               f"{unit.label} ({unit.id[:10]})" + (f": {detail}" if detail else ""), highlight=False)
+            self.console.print(
+                f"[dim]{time.strftime('%H:%M:%S')}[/dim] [{colour}]{state}[/{colour}] {unit.stage} "
+                f"{unit.label} ({unit.id[:10]})" + (f": {detail}" if detail else ""),
+                highlight=False,
+            )
         self._write_log(text)
         if self._progress is not None:
             self._refresh()
@@ -175,8 +191,9 @@ class Reporter:
         now = time.monotonic()
         for stage, c in self._stages.items():
             if stage in self._bars:
-                self._progress.update(self._bars[stage], total=c.planned, completed=c.done + c.failed,
-                                      info=self._info(stage, c, now))
+                self._progress.update(
+                    self._bars[stage], total=c.planned, completed=c.done + c.failed, info=self._info(stage, c, now)
+                )
 
     def _summary(self) -> None:
         """One line per stage with work left (and a total), for logs."""
@@ -186,8 +203,11 @@ class Reporter:
         for stage, c in self._stages.items():
             eta = c.eta_s(now)
             info = self._info(stage, c, now).replace("[red]", "").replace("[/red]", "")
-            lines.append(f"{stage} {c.done}/{c.planned}" + (f" ({info})" if info else "")
-                         + (f" ETA {_duration(eta)}" if eta is not None else ""))
+            lines.append(
+                f"{stage} {c.done}/{c.planned}"
+                + (f" ({info})" if info else "")
+                + (f" ETA {_duration(eta)}" if eta is not None else "")
+            )
         done = sum(c.done for c in self._stages.values())
         total = sum(c.planned for c in self._stages.values())
         self.message(f"{done}/{total} units done, elapsed {_duration(now - self.started_at)} — " + "; ".join(lines))

@@ -5,6 +5,7 @@ how many units are still missing.
 The numbers come from ``summary.summary_rows`` (the same code `lowloss run` prints at its end); the figures from
 ``figures.render``. Nothing here knows a unit kind: metrics, verdicts and figures are what the kinds declare.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,11 @@ def check_format(fmt: str | None, out: str | None) -> None:
     if fmt is not None and fmt not in FORMATS:
         raise SpecError("--format", fmt, f"unknown table format; allowed: {', '.join(FORMATS)}")
     if fmt == "parquet" and out is None:
-        raise SpecError("--format", fmt, "Parquet is binary: give --out DIR to write summary.parquet there "
-                                         "(or use --format csv for the terminal)")
+        raise SpecError(
+            "--format",
+            fmt,
+            "Parquet is binary: give --out DIR to write summary.parquet there (or use --format csv for the terminal)",
+        )
 
 
 def progress_lines(study: StudyView, stages: Sequence[str] | None = None) -> list[str]:
@@ -37,13 +41,15 @@ def progress_lines(study: StudyView, stages: Sequence[str] | None = None) -> lis
     for view in study.stages(stages):
         done, total = study.progress(view.name)
         missing = total - done
-        lines.append(f"stage {view.name} ({view.kind}): {done} of {total} unit(s) committed"
-                     + (f"; {missing} still missing (running, pending or failed) — not in the numbers yet"
-                        if missing else ""))
+        lines.append(
+            f"stage {view.name} ({view.kind}): {done} of {total} unit(s) committed"
+            + (f"; {missing} still missing (running, pending or failed) — not in the numbers yet" if missing else "")
+        )
     return lines
 
 
 # ---------------------------------------------------------------------- table formats
+
 
 def _columns(by: Sequence[str]) -> list[str]:
     return ["stage", *by, "metric", "n", "mean ± std", "min", "max"]
@@ -51,8 +57,15 @@ def _columns(by: Sequence[str]) -> list[str]:
 
 def _display(row: dict, by: Sequence[str], pm: str = " ± ") -> list[str]:
     c = cells(row)
-    return [row["stage"], *(group_text(row["group"].get(f)) for f in by), row["label"], c["n"],
-            f"{c['mean']}{pm}{c['std']}" if c["std"] else c["mean"], c["min"], c["max"]]
+    return [
+        row["stage"],
+        *(group_text(row["group"].get(f)) for f in by),
+        row["label"],
+        c["n"],
+        f"{c['mean']}{pm}{c['std']}" if c["std"] else c["mean"],
+        c["min"],
+        c["max"],
+    ]
 
 
 def to_markdown(rows: list[dict], by: Sequence[str], title: str, notes: Sequence[str] = ()) -> str:
@@ -61,8 +74,12 @@ def to_markdown(rows: list[dict], by: Sequence[str], title: str, notes: Sequence
 
     cols = _columns(by)
     right = {"n", "mean ± std", "min", "max"}
-    lines = [f"## {title}", "", "| " + " | ".join(cols) + " |",
-             "| " + " | ".join("---:" if c in right else "---" for c in cols) + " |"]
+    lines = [
+        f"## {title}",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "| " + " | ".join("---:" if c in right else "---" for c in cols) + " |",
+    ]
     lines += ["| " + " | ".join(esc(v) for v in _display(r, by)) + " |" for r in rows]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
@@ -72,8 +89,27 @@ def to_markdown(rows: list[dict], by: Sequence[str], title: str, notes: Sequence
 def to_csv(rows: list[dict], by: Sequence[str]) -> str:
     records = summary_records(rows, by)
     buf = io.StringIO()
-    fields = list(records[0]) if records else ["stage", "kind", *by, "metric", "label", "type", "n", "units", "missing",
-                                               "mean", "std", "min", "max", "successes", "rate"]
+    fields = (
+        list(records[0])
+        if records
+        else [
+            "stage",
+            "kind",
+            *by,
+            "metric",
+            "label",
+            "type",
+            "n",
+            "units",
+            "missing",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "successes",
+            "rate",
+        ]
+    )
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for rec in records:
@@ -81,9 +117,21 @@ def to_csv(rows: list[dict], by: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "---",
-          "α": r"$\alpha$"}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "—": "---",
+    "α": r"$\alpha$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -95,9 +143,12 @@ def to_latex(rows: list[dict], by: Sequence[str], title: str, notes: Sequence[st
     cols = _columns(by)
     spec = "l" * (1 + len(by) + 1) + "rrrr"
     out = [f"% {latex_escape(title)}", "% needs \\usepackage{booktabs}"] + [f"% {latex_escape(n)}" for n in notes]
-    out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
-            " & ".join(latex_escape(c) if c != "mean ± std" else r"mean $\pm$ std" for c in cols) + r" \\",
-            "\\midrule"]
+    out += [
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(latex_escape(c) if c != "mean ± std" else r"mean $\pm$ std" for c in cols) + r" \\",
+        "\\midrule",
+    ]
     previous = None
     for row in rows:
         if previous is not None and row["stage"] != previous:
@@ -126,8 +177,9 @@ def render_table(rows: list[dict], by: Sequence[str], fmt: str, title: str, note
     raise ValueError(fmt)
 
 
-def write_tables(rows: list[dict], by: Sequence[str], out: Path, formats: Sequence[str], title: str,
-                 notes: Sequence[str] = ()) -> list[Path]:
+def write_tables(
+    rows: list[dict], by: Sequence[str], out: Path, formats: Sequence[str], title: str, notes: Sequence[str] = ()
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
@@ -173,8 +225,16 @@ def results_table(study: StudyView, stage: str) -> pa.Table:
     rows = []
     for uid, label in zip(view.units, view.labels):
         result = study.result(uid) if study.committed(uid, view.kind) else None
-        rows.append({"stage": stage, "unit": uid, "label": label, "state": study.state(uid),
-                     **{f"param.{k}": v for k, v in study.params(uid).items()}, **_flat_result(result or {})})
+        rows.append(
+            {
+                "stage": stage,
+                "unit": uid,
+                "label": label,
+                "state": study.state(uid),
+                **{f"param.{k}": v for k, v in study.params(uid).items()},
+                **_flat_result(result or {}),
+            }
+        )
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return table_from_rows(rows, columns)
 
@@ -205,8 +265,14 @@ def write_results(table: pa.Table, fmt: str, out: Path | None, title: str) -> st
         text = buf.getvalue()
     else:
         head = table.column_names
-        text = (f"## {title}\n\n| " + " | ".join(head) + " |\n| " + " | ".join("---" for _ in head) + " |\n"
-                + "".join("| " + " | ".join(_cell(r[c]).replace("|", "\\|") for c in head) + " |\n" for r in rows))
+        text = (
+            f"## {title}\n\n| "
+            + " | ".join(head)
+            + " |\n| "
+            + " | ".join("---" for _ in head)
+            + " |\n"
+            + "".join("| " + " | ".join(_cell(r[c]).replace("|", "\\|") for c in head) + " |\n" for r in rows)
+        )
     if out is None:
         return text
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ A unit's success is its commit marker, never this process's exit code. Each atte
 unit's ``attempts/``; a traceback goes into the record. On SIGTERM/SIGUSR2 (preemption, time limit) the unit writes its
 resume checkpoint at the next segment boundary and the attempt ends as ``preempted``.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -41,11 +42,19 @@ class _Signals:
             if cls.attempt is not None:  # if the scheduler kills us before the checkpoint, the record already says so
                 store, kind, info = cls.attempt
                 try:
-                    store.write_attempt(info["id"], kind, {**{k: v for k, v in info.items() if k != "id"},
-                                                           "state": "preempted", "finished": time.time(),
-                                                           "error": f"signal {signum} received; checkpointing"})
+                    store.write_attempt(
+                        info["id"],
+                        kind,
+                        {
+                            **{k: v for k, v in info.items() if k != "id"},
+                            "state": "preempted",
+                            "finished": time.time(),
+                            "error": f"signal {signum} received; checkpointing",
+                        },
+                    )
                 except OSError:
                     pass
+
         for sig in (signal.SIGTERM, signal.SIGUSR2):
             signal.signal(sig, handler)
 
@@ -127,8 +136,9 @@ class StoreContext:
 
     def write_segment(self, index: int, tables: dict, points: dict | None = None) -> None:
         now = time.time()
-        self.writer.write_segment(index, tables, points, {"started": self._segment_started, "finished": now,
-                                                          "attempt": self.attempt})
+        self.writer.write_segment(
+            index, tables, points, {"started": self._segment_started, "finished": now, "attempt": self.attempt}
+        )
         self._segment_started = now
 
     def checkpoint_due(self) -> bool:
@@ -154,8 +164,9 @@ class StoreContext:
             return
         self._last_progress = now
         try:
-            self.store.write_progress(self.unit_id, self.record.kind,
-                                      {"done": done, "total": total, "time": time.time(), **info})
+            self.store.write_progress(
+                self.unit_id, self.record.kind, {"done": done, "total": total, "time": time.time(), **info}
+            )
         except StoreFullError:
             pass
         _say(f"{done}/{total} " + " ".join(f"{k}={_fmt(v)}" for k, v in info.items()))
@@ -210,8 +221,16 @@ def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None
         attempts = store.attempts(uid, record.kind)
         attempt = (attempts[-1]["attempt"] if attempts else 0) + 1
         rec_path, log_path, reserve = store.attempt_paths(uid, record.kind, attempt)
-        info = {"attempt": attempt, "state": "running", "host": socket.gethostname(), "pid": os.getpid(),
-                "executor": executor, "job_id": job_id, "started": time.time(), "log": str(log_path)}
+        info = {
+            "attempt": attempt,
+            "state": "running",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "executor": executor,
+            "job_id": job_id,
+            "started": time.time(),
+            "log": str(log_path),
+        }
         try:
             store.write_attempt(uid, record.kind, info)
             # Space held back so that the attempt's final record can be written even when the disk fills up mid-run.
@@ -248,9 +267,13 @@ def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None
 
 def _record_nospace(store: Store, record: UnitRecord, info: dict, rec_path: Path) -> None:
     """Best effort: say in the attempt record that the disk is full (that attempt burns no retry)."""
-    info.update(state="nospace", finished=time.time(), log=None,
-                error=f"no space left (disk full or quota exceeded) on the store's file system; every committed "
-                      f"segment is intact — free space or raise the quota, then `lowloss resume {store.root}`")
+    info.update(
+        state="nospace",
+        finished=time.time(),
+        log=None,
+        error=f"no space left (disk full or quota exceeded) on the store's file system; every committed "
+        f"segment is intact — free space or raise the quota, then `lowloss resume {store.root}`",
+    )
     try:
         store.write_attempt(record.id, record.kind, info)
     except OSError:
@@ -260,8 +283,9 @@ def _record_nospace(store: Store, record: UnitRecord, info: dict, rec_path: Path
             pass
 
 
-def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
-                reserve: Path) -> tuple[str, str | None, list[str]]:
+def _run_logged(
+    store: Store, record: UnitRecord, attempt: int, log_path: Path, reserve: Path
+) -> tuple[str, str | None, list[str]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(1), os.dup(2)
     with open_nofollow(store.unit_dir(record.id, record.kind), log_path, "a", buffering=1) as log:
@@ -280,8 +304,11 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
 
                 torch.set_num_threads(threads)
                 device = _device(run_config.get("device", "auto"))
-            print(f"[{time.strftime('%H:%M:%S')}] unit {record.id} kind={record.kind} attempt={attempt} "
-                  f"host={socket.gethostname()} device={device} threads={threads}", flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] unit {record.id} kind={record.kind} attempt={attempt} "
+                f"host={socket.gethostname()} device={device} threads={threads}",
+                flush=True,
+            )
             ctx = StoreContext(store, record, attempt, run_config, device)
             kind.run(ctx, params)
             if not store.is_committed(record.id, record.kind):
@@ -296,8 +323,10 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
                 print(tb, flush=True)
                 return "failed", tb, ctx.notes if ctx else []
             reserve.unlink(missing_ok=True)
-            msg = (f"no space left (disk full or quota exceeded) on the store's file system; every committed "
-                   f"segment is intact — free space or raise the quota, then `lowloss resume {store.root}`")
+            msg = (
+                f"no space left (disk full or quota exceeded) on the store's file system; every committed "
+                f"segment is intact — free space or raise the quota, then `lowloss resume {store.root}`"
+            )
             try:
                 print(msg, flush=True)
             except OSError:
@@ -307,7 +336,11 @@ def _run_logged(store: Store, record: UnitRecord, attempt: int, log_path: Path,
             tb = traceback.format_exc()
             print(tb, flush=True)
             if _Signals.received is not None:  # stopped by a signal on the way (e.g. a second SIGTERM)
-                return "preempted", f"signal {_Signals.received}: stopped before a checkpoint\n{tb}", ctx.notes if ctx else []
+                return (
+                    "preempted",
+                    f"signal {_Signals.received}: stopped before a checkpoint\n{tb}",
+                    ctx.notes if ctx else [],
+                )
             return "failed", tb, ctx.notes if ctx else []
         finally:
             try:

@@ -2,6 +2,7 @@
 
 Every problem becomes a ``SpecError`` that names the field path, the bad value and what is allowed.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -47,8 +48,10 @@ class SeedRange(Section):
 
 
 class StudySection(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
-                      description="letters, digits, '_', '.', '-' (starting with a letter or digit)")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+        description="letters, digits, '_', '.', '-' (starting with a letter or digit)",
+    )
     seeds: Union[list[int], SeedRange] = Field(description="a list of seeds, or { start = S, count = N }")
     description: str = ""
 
@@ -56,8 +59,9 @@ class StudySection(Section):
 class DataSection(Section):
     dataset: Literal["digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
     root: str | None = Field(default=None, description="folder holding the dataset (overridden by --data-root)")
-    image_size: int | None = Field(default=None, ge=8, le=1024,
-                                   description="imagefolder only: crop size (default 224, LLPF Table 4)")
+    image_size: int | None = Field(
+        default=None, ge=8, le=1024, description="imagefolder only: crop size (default 224, LLPF Table 4)"
+    )
 
     def unit_params(self) -> dict:
         """What of the data section is part of a unit's content (the root is not: data may move)."""
@@ -83,7 +87,9 @@ class RunSection(Section):
     checkpoint_seconds: float = Field(default=60.0, ge=0, description="at most this much work lost on a kill")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     profile: str | None = Field(default=None, description="Slurm site profile: a name in slurm/profiles/ or a path")
-    units_per_job: int | None = Field(default=None, ge=1, description="units packed into one Slurm array task / Ray task")
+    units_per_job: int | None = Field(
+        default=None, ge=1, description="units packed into one Slurm array task / Ray task"
+    )
     ray_address: str | None = Field(default=None, description="Ray cluster address (default: a local Ray)")
     max_units: int = Field(default=200_000, ge=1, description="refuse a study that would expand to more units")
 
@@ -127,10 +133,16 @@ def load_spec(path: str | Path) -> Study:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError("SPEC", str(path), f"not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
-                        "is not UTF-8); a spec is TOML text (see `lowloss recipes`)") from None
+        raise SpecError(
+            "SPEC",
+            str(path),
+            f"not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+            "is not UTF-8); a spec is TOML text (see `lowloss recipes`)",
+        ) from None
     except FileNotFoundError:
-        raise SpecError("SPEC", str(path), "file not found; give the path of a .toml spec (see `lowloss recipes`)") from None
+        raise SpecError(
+            "SPEC", str(path), "file not found; give the path of a .toml spec (see `lowloss recipes`)"
+        ) from None
     except IsADirectoryError:
         raise SpecError("SPEC", str(path), "is a directory; give the path of a .toml spec") from None
     return parse_spec(text, str(path))
@@ -150,20 +162,34 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
     except ValidationError as exc:
         raise _first_error(exc, raw, "", source) from None
 
-    seeds = list(range(spec.study.seeds.start, spec.study.seeds.start + spec.study.seeds.count)) \
-        if isinstance(spec.study.seeds, SeedRange) else list(spec.study.seeds)
+    seeds = (
+        list(range(spec.study.seeds.start, spec.study.seeds.start + spec.study.seeds.count))
+        if isinstance(spec.study.seeds, SeedRange)
+        else list(spec.study.seeds)
+    )
     if not seeds:
         raise SpecError("study.seeds", [], "at least one seed", source)
     dup = sorted({s for s in seeds if seeds.count(s) > 1}) if len(set(seeds)) != len(seeds) else []
     if dup:
-        raise SpecError("study.seeds", spec.study.seeds if not isinstance(spec.study.seeds, SeedRange) else seeds,
-                        f"each seed once; {dup} given twice", source)
+        raise SpecError(
+            "study.seeds",
+            spec.study.seeds if not isinstance(spec.study.seeds, SeedRange) else seeds,
+            f"each seed once; {dup} given twice",
+            source,
+        )
     models = jobs.model_names()
     if spec.model.name not in models:
-        raise SpecError("model.name", spec.model.name, f"one of {', '.join(models)}{_suggest(spec.model.name, models)}", source)
+        raise SpecError(
+            "model.name", spec.model.name, f"one of {', '.join(models)}{_suggest(spec.model.name, models)}", source
+        )
 
     if spec.data.image_size is not None and spec.data.dataset != "imagefolder":
-        raise SpecError("data.image_size", spec.data.image_size, "only for dataset = 'imagefolder' (the others have fixed sizes)", source)
+        raise SpecError(
+            "data.image_size",
+            spec.data.image_size,
+            "only for dataset = 'imagefolder' (the others have fixed sizes)",
+            source,
+        )
     problem = jobs.model_input_problem(spec.model.name, spec.data.unit_params())
     if problem:
         raise SpecError("model.name", spec.model.name, problem, source)
@@ -173,14 +199,22 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
         where = f"stages[{i}]"
         name, kind_name = table.get("name"), table.get("kind")
         if not isinstance(name, str) or not STAGE_NAME.match(name):
-            raise SpecError(f"{where}.name", name if name is not None else _MISSING,
-                            "a stage name: a letter, then letters, digits, '_' or '-'", source)
+            raise SpecError(
+                f"{where}.name",
+                name if name is not None else _MISSING,
+                "a stage name: a letter, then letters, digits, '_' or '-'",
+                source,
+            )
         if name in stages:
             raise SpecError(f"{where}.name", name, "stage names must be unique", source)
         kinds = jobs.stage_kind_names()
         if kind_name not in kinds:
-            raise SpecError(f"{where}.kind", kind_name if kind_name is not None else _MISSING,
-                            f"one of {', '.join(kinds)}{_suggest(str(kind_name), kinds)}", source)
+            raise SpecError(
+                f"{where}.kind",
+                kind_name if kind_name is not None else _MISSING,
+                f"one of {', '.join(kinds)}{_suggest(str(kind_name), kinds)}",
+                source,
+            )
         kind = jobs.get_stage_kind(kind_name)
         body = {k: v for k, v in table.items() if k not in ("name", "kind")}
         _check_keys(kind.Table, body, where, source)
@@ -193,25 +227,40 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
             raise SpecError(f"{where}.from", _MISSING, "the name of an earlier stage", source)
         for src in inputs:
             if src not in stages:
-                raise SpecError(f"{where}.from", src, f"the name of an earlier stage ({', '.join(stages) or 'none yet'})",
-                                source)
-            if kind.input_output and kind.input_output not in jobs.stage_produces(jobs.get_stage_kind(stages[src].kind)):
+                raise SpecError(
+                    f"{where}.from", src, f"the name of an earlier stage ({', '.join(stages) or 'none yet'})", source
+                )
+            if kind.input_output and kind.input_output not in jobs.stage_produces(
+                jobs.get_stage_kind(stages[src].kind)
+            ):
                 makers = [n for n, k in jobs.STAGE_KINDS.items() if kind.input_output in jobs.stage_produces(k)]
-                raise SpecError(f"{where}.from", src, f"a stage whose units produce {kind.input_output!r} "
-                                f"(kind {', '.join(repr(m) for m in makers)}); stage {src!r} is of kind "
-                                f"{stages[src].kind!r}", source)
+                raise SpecError(
+                    f"{where}.from",
+                    src,
+                    f"a stage whose units produce {kind.input_output!r} "
+                    f"(kind {', '.join(repr(m) for m in makers)}); stage {src!r} is of kind "
+                    f"{stages[src].kind!r}",
+                    source,
+                )
         info = StageInfo(name, kind_name, params, inputs)
         for field, value, allowed in kind.validate(params, context, stages):
             raise SpecError(f"{where}.{field}", value, allowed, source)
         stages[name] = info
-    return Study(spec.study.name, tuple(seeds), spec.data, spec.model, spec.train, spec.run, tuple(stages.values()),
-                 text, source)
+    return Study(
+        spec.study.name, tuple(seeds), spec.data, spec.model, spec.train, spec.run, tuple(stages.values()), text, source
+    )
 
 
-def _context(seeds: tuple[int, ...], data: "DataSection", model: ModelSection, train: TrainSection,
-             run: RunSection) -> StudyContext:
-    return StudyContext(seeds=seeds, data=data.unit_params(), model=model.model_dump(mode="json"),
-                        train=train.model_dump(mode="json"), max_units=run.max_units)
+def _context(
+    seeds: tuple[int, ...], data: "DataSection", model: ModelSection, train: TrainSection, run: RunSection
+) -> StudyContext:
+    return StudyContext(
+        seeds=seeds,
+        data=data.unit_params(),
+        model=model.model_dump(mode="json"),
+        train=train.model_dump(mode="json"),
+        max_units=run.max_units,
+    )
 
 
 def check_data(study: Study, data_root: str | None) -> None:
@@ -219,11 +268,16 @@ def check_data(study: Study, data_root: str | None) -> None:
     for stage in study.stages:
         problem = jobs.get_stage_kind(stage.kind).check_data(study.context, data_root)
         if problem:
-            raise SpecError("data.root" if data_root == study.data.root else "--data-root", data_root or _MISSING,
-                            problem, study.source)
+            raise SpecError(
+                "data.root" if data_root == study.data.root else "--data-root",
+                data_root or _MISSING,
+                problem,
+                study.source,
+            )
 
 
 # ---------------------------------------------------------------------- helpers
+
 
 def _suggest(value: str, allowed) -> str:
     close = difflib.get_close_matches(value, list(allowed), n=1)
@@ -260,6 +314,7 @@ SEED_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count =
 
 def _check_seeds(seeds: Any, source: str) -> None:
     """``study.seeds`` in one of its two forms; otherwise the field, the bad value and both allowed forms."""
+
     def integer(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
@@ -272,8 +327,9 @@ def _check_seeds(seeds: Any, source: str) -> None:
         raise SpecError("study.seeds", seeds, SEED_FORMS, source)
     for key in seeds:
         if key not in ("start", "count"):
-            raise SpecError(f"study.seeds.{key}", _MISSING, f"unknown key; {SEED_FORMS}"
-                            f"{_suggest(key, ['start', 'count'])}", source)
+            raise SpecError(
+                f"study.seeds.{key}", _MISSING, f"unknown key; {SEED_FORMS}{_suggest(key, ['start', 'count'])}", source
+            )
     if "count" not in seeds:
         raise SpecError("study.seeds.count", _MISSING, f"required; {SEED_FORMS}", source)
     for key in ("start", "count"):
@@ -288,12 +344,18 @@ def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> Sp
     # a union reports every member's error; a silent-conversion refusal (StrictScalars) says most
     err = next((e for e in errors if e["type"] == "value_error" and "is needed" in e["msg"]), errors[0])
     # drop pydantic's union-member tags such as 'list[int]', 'SeedRange' or 'function-after[...]'
-    parts = [p for p in err["loc"] if isinstance(p, int) or not (str(p)[:1].isupper() or "[" in str(p) or "-" in str(p)
-                                                                 or p in ("int", "str", "float", "bool"))]
+    parts = [
+        p
+        for p in err["loc"]
+        if isinstance(p, int)
+        or not (str(p)[:1].isupper() or "[" in str(p) or "-" in str(p) or p in ("int", "str", "float", "bool"))
+    ]
     field = ""
     for p in parts:
         field += f"[{p}]" if isinstance(p, int) else (f".{p}" if field else str(p))
-    field = f"{prefix}.{field}" if prefix and field and not field.startswith("[") else (prefix + field if prefix else field)
+    field = (
+        f"{prefix}.{field}" if prefix and field and not field.startswith("[") else (prefix + field if prefix else field)
+    )
     value = err.get("input", _MISSING)
     if err["type"] == "missing":
         value = _MISSING

@@ -36,6 +36,7 @@ Readers only see segments whose marker exists and units whose COMMIT.json is int
 digest (for what feeds computation) disagrees with its marker is never used: the reader raises ``DamagedError``
 naming the file and the repair. Every write is atomic.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -55,8 +56,18 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import (TEMP_PREFIX, StoreFullError, atomic_save_tensors, atomic_write_bytes, atomic_write_json,
-                     canonical_json, check_no_symlinks, read_json, remove_files_nofollow, sha256_file)
+from .atomic import (
+    TEMP_PREFIX,
+    StoreFullError,
+    atomic_save_tensors,
+    atomic_write_bytes,
+    atomic_write_json,
+    canonical_json,
+    check_no_symlinks,
+    read_json,
+    remove_files_nofollow,
+    sha256_file,
+)
 
 FORMAT = 2
 ID_LENGTH = 20
@@ -77,8 +88,10 @@ class DamagedError(StoreError):
 
     def __init__(self, store: "Store", uid: str, problem: str):
         self.uid, self.problem = uid, problem
-        super().__init__(f"unit {uid}: {problem}; `lowloss verify {store.root}` lists every damaged file, "
-                         f"`lowloss resume {store.root} --repair` moves damaged units aside and runs them again")
+        super().__init__(
+            f"unit {uid}: {problem}; `lowloss verify {store.root}` lists every damaged file, "
+            f"`lowloss resume {store.root} --repair` moves damaged units aside and runs them again"
+        )
 
 
 def segment_name(index: int) -> str:
@@ -119,8 +132,12 @@ def output_file(output: str) -> str:
 
 
 def _valid_commit(obj) -> bool:
-    return (isinstance(obj, dict) and isinstance(obj.get("digest"), str) and len(obj["digest"]) == 64
-            and isinstance(obj.get("files"), dict))
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("digest"), str)
+        and len(obj["digest"]) == 64
+        and isinstance(obj.get("files"), dict)
+    )
 
 
 class Store:
@@ -168,32 +185,47 @@ class Store:
         try:
             return read_json(self.study_file)
         except FileNotFoundError:
-            raise StoreError(f"{self.root} is not a lowloss store (no study.json); run `lowloss run SPEC --store {self.root}` first") from None
+            raise StoreError(
+                f"{self.root} is not a lowloss store (no study.json); run `lowloss run SPEC --store {self.root}` first"
+            ) from None
         except (ValueError, UnicodeDecodeError):
-            raise StoreError(f"{self.study_file} is damaged (not JSON); it names the study and format of the store") from None
+            raise StoreError(
+                f"{self.study_file} is damaged (not JSON); it names the study and format of the store"
+            ) from None
 
     def check_format(self) -> None:
         """Refuse a store written in another format (nothing is written)."""
         found = self.study().get("format")
         if found != FORMAT:
-            raise StoreError(f"store {self.root} has format {found} and this lowloss reads format {FORMAT}; run the study "
-                             f"into a new store (`lowloss run SPEC --store NEW_DIR`), or read this one with the lowloss "
-                             f"release that wrote it")
+            raise StoreError(
+                f"store {self.root} has format {found} and this lowloss reads format {FORMAT}; run the study "
+                f"into a new store (`lowloss run SPEC --store NEW_DIR`), or read this one with the lowloss "
+                f"release that wrote it"
+            )
 
     def check_study(self, name: str) -> None:
         """Refuse a store that belongs to another study or format (nothing is written)."""
         existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
-            raise StoreError(f"store {self.root}: {existing} is a file, not a directory; give a directory path for --store")
+            raise StoreError(
+                f"store {self.root}: {existing} is a file, not a directory; give a directory path for --store"
+            )
         if self.exists():
             other = self.study().get("study")
             if other != name:
-                raise StoreError(f"store {self.root} belongs to study {other!r}, not {name!r}; "
-                                 f"use another --store, or set study.name = {other!r} to continue that study")
+                raise StoreError(
+                    f"store {self.root} belongs to study {other!r}, not {name!r}; "
+                    f"use another --store, or set study.name = {other!r} to continue that study"
+                )
             self.check_format()
-        elif self.root.exists() and any(p for p in self.root.iterdir()
-                                        if not p.name.startswith(".") and p.name not in ("coordinator.lock", "coordinator.json")):
-            raise StoreError(f"store directory {self.root} is not empty and is not a lowloss store; choose a new or empty directory")
+        elif self.root.exists() and any(
+            p
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and p.name not in ("coordinator.lock", "coordinator.json")
+        ):
+            raise StoreError(
+                f"store directory {self.root} is not empty and is not a lowloss store; choose a new or empty directory"
+            )
 
     def init_study(self, name: str, spec_text: str) -> None:
         self.check_study(name)
@@ -233,9 +265,12 @@ class Store:
                 raise StoreError(
                     f"store {self.root} is already driven by a coordinator (pid {holder.get('pid', '?')} on host "
                     f"{holder.get('host', '?')}, since {time.ctime(holder.get('started', 0))}); "
-                    f"watch it with `lowloss status {self.root}` or stop that one first") from None
-            atomic_write_json(self.root / "coordinator.json",
-                              {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+                    f"watch it with `lowloss status {self.root}` or stop that one first"
+                ) from None
+            atomic_write_json(
+                self.root / "coordinator.json",
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()},
+            )
             yield
         finally:
             os.close(fd)
@@ -256,14 +291,21 @@ class Store:
     def find_unit(self, prefix: str) -> str:
         """Resolve a unit id or unique prefix (hex digits only: never a glob pattern)."""
         if not UNIT_PREFIX.fullmatch(prefix):
-            raise StoreError(f"unit {prefix!r}: a unit id or a prefix of one is needed — 1 to 64 hex digits 0-9a-f "
-                             f"(`lowloss status {self.root} --units` lists them)")
-        matches = sorted({p.name[len("unit="):] for p in (self.root / "units").glob(f"kind=*/unit={prefix}*")})
+            raise StoreError(
+                f"unit {prefix!r}: a unit id or a prefix of one is needed — 1 to 64 hex digits 0-9a-f "
+                f"(`lowloss status {self.root} --units` lists them)"
+            )
+        matches = sorted({p.name[len("unit=") :] for p in (self.root / "units").glob(f"kind=*/unit={prefix}*")})
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            raise StoreError(f"no unit matching {prefix!r} in store {self.root}; `lowloss status {self.root} --units` lists them")
-        raise StoreError(f"unit prefix {prefix!r} is ambiguous ({len(matches)} units: {', '.join(matches[:4])}…); give more characters")
+            raise StoreError(
+                f"no unit matching {prefix!r} in store {self.root}; `lowloss status {self.root} --units` lists them"
+            )
+        raise StoreError(
+            f"unit prefix {prefix!r} is ambiguous ({len(matches)} units: {', '.join(matches[:4])}…); "
+            f"give more characters"
+        )
 
     def write_unit(self, record: UnitRecord) -> None:
         path = self.unit_dir(record.id, record.kind) / "unit.json"
@@ -286,11 +328,13 @@ class Store:
         out = []
         for p in (self.root / "units").glob("kind=*/unit=*"):
             if (p / "unit.json").exists():
-                out.append((p.name[len("unit="):], p.parent.name[len("kind="):]))
+                out.append((p.name[len("unit=") :], p.parent.name[len("kind=") :]))
         return sorted(out)
 
     def unit_ids(self) -> list[str]:
-        return sorted(p.name[len("unit="):] for p in (self.root / "units").glob("kind=*/unit=*") if (p / "unit.json").exists())
+        return sorted(
+            p.name[len("unit=") :] for p in (self.root / "units").glob("kind=*/unit=*") if (p / "unit.json").exists()
+        )
 
     def commit_record(self, uid: str, kind: str | None = None) -> dict | None:
         """The unit's commit marker, None when it has none; DamagedError when it is unreadable or incomplete."""
@@ -397,8 +441,9 @@ class Store:
             raise DamagedError(self, uid, f"{rel} differs from the sha256 its segment marker recorded")
         return path
 
-    def rows(self, uid: str, table: str, columns: list[str] | None = None, kind: str | None = None,
-             verify: bool = True) -> pa.Table | None:
+    def rows(
+        self, uid: str, table: str, columns: list[str] | None = None, kind: str | None = None, verify: bool = True
+    ) -> pa.Table | None:
         """The committed rows of one table of a unit (concatenated over committed segments), or None.
 
         Each file's size is checked against its marker, and its sha256 when ``verify`` (the default: rows feed
@@ -488,9 +533,12 @@ class Store:
         closed = []
         for rec in self.attempts(uid, kind):
             if rec.get("state") == "running":
-                rec.update(state=state, finished=rec.get("finished") or time.time(),
-                           error=rec.get("error") or "the worker process ended without a word (killed, node lost, "
-                                                     "or out of memory)")
+                rec.update(
+                    state=state,
+                    finished=rec.get("finished") or time.time(),
+                    error=rec.get("error")
+                    or "the worker process ended without a word (killed, node lost, or out of memory)",
+                )
                 self.write_attempt(uid, kind, rec)
                 closed.append(rec["attempt"])
         for reserve in (self.unit_dir(uid, kind) / "attempts").glob("*.reserve"):
@@ -510,8 +558,10 @@ class Store:
         """``--retry-failed``: earlier failures no longer count against the unit's retries."""
         attempts = self.attempts(uid, kind)
         if attempts:
-            atomic_write_json(self.unit_dir(uid, kind) / "attempts" / "retries.json",
-                              {"after": attempts[-1]["attempt"], "when": time.time()})
+            atomic_write_json(
+                self.unit_dir(uid, kind) / "attempts" / "retries.json",
+                {"after": attempts[-1]["attempt"], "when": time.time()},
+            )
 
     def unit_lock_path(self, uid: str, kind: str) -> Path:
         return self.unit_dir(uid, kind) / "unit.lock"
@@ -569,6 +619,7 @@ class Store:
 
 # ---------------------------------------------------------------------- writing one unit
 
+
 class UnitWriter:
     """The single writer of one unit directory (held under ``unit.lock`` by the runtime)."""
 
@@ -579,8 +630,9 @@ class UnitWriter:
         self._reaper: threading.Thread | None = None
         self.discarded_checkpoint: str | None = None  # why a checkpoint found on resume was not used
 
-    def write_segment(self, index: int, tables: dict[str, list[dict]], points: dict | None = None,
-                      info: dict | None = None) -> None:
+    def write_segment(
+        self, index: int, tables: dict[str, list[dict]], points: dict | None = None, info: dict | None = None
+    ) -> None:
         """Write one segment's rows and points, then its marker. Rewriting a segment gives identical bytes."""
         name = segment_name(index)
         files: dict[str, str] = {}
@@ -611,12 +663,23 @@ class UnitWriter:
         fname = f"ckpt-{segment_name(segment_index)}.safetensors"
         size = atomic_save_tensors(d / fname, _contiguous(tensors), inside=self.dir)
         digest = sha256_file(d / fname)
-        atomic_write_json(d / "latest.json", {"segment": segment_index, "file": fname, "bytes": size, "sha256": digest,
-                                              "meta": meta, "written": time.time()}, inside=self.dir)
+        atomic_write_json(
+            d / "latest.json",
+            {
+                "segment": segment_index,
+                "file": fname,
+                "bytes": size,
+                "sha256": digest,
+                "meta": meta,
+                "written": time.time(),
+            },
+            inside=self.dir,
+        )
         stale = [old for old in d.glob("ckpt-*.safetensors") if old.name != fname]
         if stale:  # freeing a large file's blocks takes time the unit need not wait for; latest.json already moved on
-            self._reaper = threading.Thread(target=remove_files_nofollow, args=(self.dir, d, [p.name for p in stale]),
-                                            daemon=True)
+            self._reaper = threading.Thread(
+                target=remove_files_nofollow, args=(self.dir, d, [p.name for p in stale]), daemon=True
+            )
             self._reaper.start()
 
     def settle(self) -> None:
@@ -642,7 +705,9 @@ class UnitWriter:
         if not path.is_file():
             problem = f"checkpoint/{latest.get('file')} is missing"
         elif path.stat().st_size != latest.get("bytes"):
-            problem = f"checkpoint/{path.name} has {path.stat().st_size} bytes, latest.json recorded {latest.get('bytes')}"
+            problem = (
+                f"checkpoint/{path.name} has {path.stat().st_size} bytes, latest.json recorded {latest.get('bytes')}"
+            )
         elif latest.get("sha256") is None or sha256_file(path) != latest["sha256"]:
             problem = f"checkpoint/{path.name} differs from the sha256 latest.json recorded"
         elif not (self.dir / "segments" / f"{segment_name(latest['segment'])}.json").exists():
@@ -672,10 +737,16 @@ class UnitWriter:
         self.settle()
         digest = unit_digest(self.store, self.record.id, self.record.kind)
         seg_dir = self.dir / "segments"
-        markers = {p.name: sha256_file(p) for p in sorted(seg_dir.glob("*.json")) if not p.name.startswith(TEMP_PREFIX)} \
-            if seg_dir.is_dir() else {}
-        atomic_write_json(self.dir / COMMIT, {"digest": digest, "files": files, "segments": markers,
-                                              "committed": time.time(), **(info or {})}, inside=self.dir)
+        markers = (
+            {p.name: sha256_file(p) for p in sorted(seg_dir.glob("*.json")) if not p.name.startswith(TEMP_PREFIX)}
+            if seg_dir.is_dir()
+            else {}
+        )
+        atomic_write_json(
+            self.dir / COMMIT,
+            {"digest": digest, "files": files, "segments": markers, "committed": time.time(), **(info or {})},
+            inside=self.dir,
+        )
         remove_files_nofollow(self.dir, self.dir / "checkpoint", remove_folder=True)
         return digest
 
@@ -714,6 +785,7 @@ def unit_digest(store: Store, uid: str, kind: str | None = None) -> str:
 
 
 # ---------------------------------------------------------------------- integrity
+
 
 def verify_unit(store: Store, uid: str, kind: str | None = None) -> tuple[str | None, list[str], list[str]]:
     """(digest if committed and intact, damage, notes) for one unit. Damage: files that disagree with their markers,
@@ -777,5 +849,18 @@ def verify_unit(store: Store, uid: str, kind: str | None = None) -> tuple[str | 
     return (digest if not damage else None), damage, notes
 
 
-__all__ = ["DamagedError", "Store", "StoreError", "StoreFullError", "UnitRecord", "UnitWriter", "output_file",
-           "segment_name", "split_ref", "unit_digest", "unit_id", "verify_unit", "parquet_bytes"]
+__all__ = [
+    "DamagedError",
+    "Store",
+    "StoreError",
+    "StoreFullError",
+    "UnitRecord",
+    "UnitWriter",
+    "output_file",
+    "segment_name",
+    "split_ref",
+    "unit_digest",
+    "unit_id",
+    "verify_unit",
+    "parquet_bytes",
+]

@@ -4,6 +4,7 @@ and success rate k/n (verdicts) per stage, optionally per group of a param field
 
 It reads a study through the ``ResultSource`` protocol (``api.StudyView`` is one) and imports nothing of the API: the
 API reads a store, this module computes over what it reads."""
+
 from __future__ import annotations
 
 import json
@@ -61,19 +62,48 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
         groups = study.groups(view, by)  # with by, unwritten units are in no group (the stage's progress counts them)
         for key in sorted(groups, key=group_order):
             uids = groups[key]
-            results: list[dict] = [r for r in (study.result(uid) if study.committed(uid, view.kind) else None
-                                               for uid in uids) if r is not None]
-            base = {"stage": view.name, "kind": view.kind, "group": dict(zip(by, key)), "units": len(uids),
-                    "missing": len(uids) - len(results)}
+            results: list[dict] = [
+                r
+                for r in (study.result(uid) if study.committed(uid, view.kind) else None for uid in uids)
+                if r is not None
+            ]
+            base = {
+                "stage": view.name,
+                "kind": view.kind,
+                "group": dict(zip(by, key)),
+                "units": len(uids),
+                "missing": len(uids) - len(results),
+            }
             for metric in kind.metrics:
-                rows.append({**base, "type": "metric", "metric": metric.key, "label": metric.label, "fmt": metric.fmt,
-                             **stats([r.get(metric.key) for r in results])})
+                rows.append(
+                    {
+                        **base,
+                        "type": "metric",
+                        "metric": metric.key,
+                        "label": metric.label,
+                        "fmt": metric.fmt,
+                        **stats([r.get(metric.key) for r in results]),
+                    }
+                )
             for verdict in getattr(kind, "verdicts", ()):
                 values: list[bool] = [r[verdict.key] for r in results if isinstance(r.get(verdict.key), bool)]
                 k = sum(values)
-                rows.append({**base, "type": "verdict", "metric": verdict.key, "label": verdict.label, "fmt": ".0%",
-                             "n": len(values), "successes": k, "rate": k / len(values) if values else math.nan,
-                             "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan})
+                rows.append(
+                    {
+                        **base,
+                        "type": "verdict",
+                        "metric": verdict.key,
+                        "label": verdict.label,
+                        "fmt": ".0%",
+                        "n": len(values),
+                        "successes": k,
+                        "rate": k / len(values) if values else math.nan,
+                        "mean": math.nan,
+                        "std": math.nan,
+                        "min": math.nan,
+                        "max": math.nan,
+                    }
+                )
     set_decimals(rows)
     return rows
 
@@ -131,8 +161,13 @@ def cells(row: dict) -> dict:
         return {"n": n, "mean": "—", "std": "", "min": "—", "max": "—"}
     d = row.get("decimals")
     f = f".{d}f" if d is not None else f
-    return {"n": n, "mean": f"{row['mean']:{f}}", "std": f"{row['std']:{f}}", "min": f"{row['min']:{f}}",
-            "max": f"{row['max']:{f}}"}
+    return {
+        "n": n,
+        "mean": f"{row['mean']:{f}}",
+        "std": f"{row['std']:{f}}",
+        "min": f"{row['min']:{f}}",
+        "max": f"{row['max']:{f}}",
+    }
 
 
 def summary_records(rows: list[dict], by: Sequence[str] = ()) -> list[dict]:
@@ -143,26 +178,57 @@ def summary_records(rows: list[dict], by: Sequence[str] = ()) -> list[dict]:
         for field in by:
             value = row["group"].get(field)
             rec[field] = json.dumps(list(value)) if isinstance(value, tuple) else value
-        rec.update({"metric": row["metric"], "label": row["label"], "type": row["type"], "n": row["n"],
-                    "units": row["units"], "missing": row["missing"], "mean": row["mean"], "std": row["std"],
-                    "min": row["min"], "max": row["max"], "successes": row.get("successes"), "rate": row.get("rate")})
+        rec.update(
+            {
+                "metric": row["metric"],
+                "label": row["label"],
+                "type": row["type"],
+                "n": row["n"],
+                "units": row["units"],
+                "missing": row["missing"],
+                "mean": row["mean"],
+                "std": row["std"],
+                "min": row["min"],
+                "max": row["max"],
+                "successes": row.get("successes"),
+                "rate": row.get("rate"),
+            }
+        )
         out.append(rec)
     return out
 
 
-def summary_table(study: ResultSource, title: str | None = None, by: Sequence[str] = (),
-                  stages: Iterable[str] | None = None, rows: list[dict] | None = None) -> Table:
+def summary_table(
+    study: ResultSource,
+    title: str | None = None,
+    by: Sequence[str] = (),
+    stages: Iterable[str] | None = None,
+    rows: list[dict] | None = None,
+) -> Table:
     """The summary as a rich table (what `lowloss run` prints at its end and `lowloss report` prints by default)."""
     rows = summary_rows(study, by, stages) if rows is None else rows
     table = Table(title=title or f"study {study.name} — summary over repetitions", title_justify="left")
-    columns: list[tuple[str, Literal["left", "right"]]] = [("stage", "left"), *((f, "left") for f in by),
-                                                           ("metric", "left"), ("n", "right"), ("mean ± std", "right"),
-                                                           ("min", "right"), ("max", "right")]
+    columns: list[tuple[str, Literal["left", "right"]]] = [
+        ("stage", "left"),
+        *((f, "left") for f in by),
+        ("metric", "left"),
+        ("n", "right"),
+        ("mean ± std", "right"),
+        ("min", "right"),
+        ("max", "right"),
+    ]
     for col, justify in columns:
         table.add_column(col, justify=justify)
     for row in rows:
         c = cells(row)
         shown = f"{c['mean']} ± {c['std']}" if c["std"] else c["mean"]
-        table.add_row(row["stage"], *(group_text(row["group"].get(f)) for f in by), row["label"], c["n"], shown,
-                      c["min"], c["max"])
+        table.add_row(
+            row["stage"],
+            *(group_text(row["group"].get(f)) for f in by),
+            row["label"],
+            c["n"],
+            shown,
+            c["min"],
+            c["max"],
+        )
     return table

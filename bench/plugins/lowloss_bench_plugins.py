@@ -1,11 +1,22 @@
 """Trivial kinds for the executor and planning benchmarks (no torch): ``noop`` units write one segment and commit;
 a ``noop_chain`` stage plans, for each finished unit of its input stage, one unit that reads it (a planner that
 adds units as results arrive, like the AutoNEB exploration)."""
+
 from __future__ import annotations
 
 from pydantic import Field
 
-from lowloss.jobs import Plan, Resources, SimpleStage, StageKind, StageParams, UnitDraft, UnitKind, UnitParams, register_kind
+from lowloss.jobs import (
+    Plan,
+    Resources,
+    SimpleStage,
+    StageKind,
+    StageParams,
+    UnitDraft,
+    UnitKind,
+    UnitParams,
+    register_kind,
+)
 
 
 class NoopStage(StageParams):

@@ -1,11 +1,18 @@
 """Executors: where units run. One small interface (submit, poll, cancel) for local, Slurm and Ray."""
+
 from __future__ import annotations
 
 from .base import Executor, Finished, Submission
 
 
-def make_executor(name: str, store_root, jobs: int, profile: str | None = None, units_per_job: int | None = None,
-                  ray_address: str | None = None) -> Executor:
+def make_executor(
+    name: str,
+    store_root,
+    jobs: int,
+    profile: str | None = None,
+    units_per_job: int | None = None,
+    ray_address: str | None = None,
+) -> Executor:
     if name == "local":
         from .local import LocalExecutor
 

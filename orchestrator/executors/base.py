@@ -1,4 +1,5 @@
 """The executor interface shared by local, Slurm and Ray."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

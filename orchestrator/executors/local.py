@@ -1,6 +1,7 @@
 """Local executor: each unit runs in its own worker subprocess (``--jobs N`` at once), so a crashing or killed unit
 never takes the coordinator down. Workers die with the coordinator (PR_SET_PDEATHSIG), so a killed coordinator
 leaves no second writer behind."""
+
 from __future__ import annotations
 
 import ctypes
@@ -42,7 +43,12 @@ class LocalExecutor(Executor):
             with open(self.store.launcher_log(), "a") as fh:
                 self._procs[sub.uid] = subprocess.Popen(
                     [sys.executable, "-m", "lowloss.orchestrator.runtime", str(self.store_root), sub.uid],
-                    stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, env=env, preexec_fn=_die_with_parent)
+                    stdin=subprocess.DEVNULL,
+                    stdout=fh,
+                    stderr=fh,
+                    env=env,
+                    preexec_fn=_die_with_parent,
+                )
 
     def poll(self, timeout: float) -> list[Finished]:
         deadline = time.monotonic() + timeout

@@ -20,6 +20,7 @@ A profile is a TOML file (``slurm/profiles/NAME.toml`` ships a few; a path to yo
     mem_gb = 32
     time_min = 240
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -89,9 +90,15 @@ class SiteProfile:
             return value if value is not None else getattr(d, key)
 
         res = replace(resources, **{k: pick(k) for k in ("gpus", "cpus", "mem_gb", "time_min") if pick(k) is not None})
-        return JobSettings(res, pick("partition"), pick("account"), pick("qos"), pick("constraint"),
-                           tuple(d.extra) + tuple(c.extra),
-                           units_per_job or c.units_per_job or d.units_per_job)
+        return JobSettings(
+            res,
+            pick("partition"),
+            pick("account"),
+            pick("qos"),
+            pick("constraint"),
+            tuple(d.extra) + tuple(c.extra),
+            units_per_job or c.units_per_job or d.units_per_job,
+        )
 
 
 def profile_dir() -> Path:

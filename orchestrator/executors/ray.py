@@ -4,6 +4,7 @@ The task runs the worker runtime in a subprocess that dies with the task's worke
 Ray (``max_retries``) and the unit resumes from its last committed segment in the store. A local Ray is started by
 default; ``--ray-address`` joins a cluster.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,29 +25,44 @@ def ray_entry(store_root: str, uids: list[str], threads: int) -> int:
 
     from .local import _die_with_parent
 
-    env = dict(os.environ, LOWLOSS_EXECUTOR="ray", LOWLOSS_THREADS=str(threads),
-               LOWLOSS_JOB_ID=ray.get_runtime_context().get_task_id() or "")
-    proc = subprocess.run([sys.executable, "-m", "lowloss.orchestrator.runtime", store_root, *uids], env=env,
-                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    env = dict(
+        os.environ,
+        LOWLOSS_EXECUTOR="ray",
+        LOWLOSS_THREADS=str(threads),
+        LOWLOSS_JOB_ID=ray.get_runtime_context().get_task_id() or "",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "lowloss.orchestrator.runtime", store_root, *uids],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
     return proc.returncode
 
 
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, store_root: Path | str, address: str | None = None, max_retries: int = 3,
-                 units_per_job: int = 1):
+    def __init__(
+        self, store_root: Path | str, address: str | None = None, max_retries: int = 3, units_per_job: int = 1
+    ):
         import ray
 
         self.store_root = Path(store_root)
-        self.capacity = 10 ** 9  # Ray schedules by resources
+        self.capacity = 10**9  # Ray schedules by resources
         self.units_per_job = max(1, units_per_job)
         self._started_here = False
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
-            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                     namespace="lowloss", runtime_env={"env_vars": env} if env else None,
-                     configure_logging=False, _temp_dir=os.environ.get("LOWLOSS_RAY_TMPDIR") or None)
+            ray.init(
+                address=address or "local",
+                include_dashboard=False,
+                log_to_driver=False,
+                namespace="lowloss",
+                runtime_env={"env_vars": env} if env else None,
+                configure_logging=False,
+                _temp_dir=os.environ.get("LOWLOSS_RAY_TMPDIR") or None,
+            )
             self._started_here = True
         self._remote = ray.remote(ray_entry)
         self.max_retries = max_retries
@@ -59,10 +75,14 @@ class RayExecutor(Executor):
         for (kind, res), subs in groups.items():
             k = self.units_per_job
             for i in range(0, len(subs), k):
-                uids = [s.uid for s in subs[i:i + k]]
-                ref = self._remote.options(num_cpus=res.cpus, num_gpus=res.gpus, name=f"lowloss-{kind}",
-                                           max_retries=self.max_retries, retry_exceptions=False).remote(
-                    str(self.store_root), uids, res.cpus)
+                uids = [s.uid for s in subs[i : i + k]]
+                ref = self._remote.options(
+                    num_cpus=res.cpus,
+                    num_gpus=res.gpus,
+                    name=f"lowloss-{kind}",
+                    max_retries=self.max_retries,
+                    retry_exceptions=False,
+                ).remote(str(self.store_root), uids, res.cpus)
                 self._refs[ref] = uids
 
     def poll(self, timeout: float) -> list[Finished]:

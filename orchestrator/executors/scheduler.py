@@ -3,6 +3,7 @@
 Never hangs: each query has a timeout; a failing query backs off (doubling up to a minute) instead of blocking the
 coordinator, and a job that left the queue without a trace is reported as ended, never waited on forever.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,19 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
-            "DEADLINE", "REVOKED", "ENDED"}
+TERMINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "REVOKED",
+    "ENDED",
+}
 LOST = {"NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED", "TIMEOUT", "FAILED", "PREEMPTED"}
 
 
@@ -83,7 +95,9 @@ class SchedulerQuery:
 
     def _sacct(self, job_ids: list[str]) -> dict[str, JobState] | None:
         bases = sorted({_base(j) for j in job_ids})
-        proc = self._run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,Elapsed,ExitCode", "-j", ",".join(bases)])
+        proc = self._run(
+            ["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,Elapsed,ExitCode", "-j", ",".join(bases)]
+        )
         if proc.returncode != 0:
             if "accounting storage is disabled" in proc.stderr.lower() or "slurmdbd" in proc.stderr.lower():
                 self.accounting = False

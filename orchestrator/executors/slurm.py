@@ -11,6 +11,7 @@ resume checkpoint at the next segment boundary and the job requeues itself. A re
 (``scontrol requeue``: SIGTERM, no hook called) needs nothing from submitit either: the requeued job runs the same
 units again and each resumes from its last committed segment.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,18 +76,26 @@ class SlurmExecutor(Executor):
     keeps_running = True
 
     def detach_message(self, active: int, store: str) -> str:
-        return (f"{active} unit(s) keep running as Slurm jobs; `lowloss run` again re-attaches to them, "
-                f"`lowloss cancel {store}` stops them")
+        return (
+            f"{active} unit(s) keep running as Slurm jobs; `lowloss run` again re-attaches to them, "
+            f"`lowloss cancel {store}` stops them"
+        )
 
-    def __init__(self, store_root: Path | str, profile: SiteProfile, array_parallelism: int | None = None,
-                 units_per_job: int | None = None, poll_interval: float = 2.0):
+    def __init__(
+        self,
+        store_root: Path | str,
+        profile: SiteProfile,
+        array_parallelism: int | None = None,
+        units_per_job: int | None = None,
+        poll_interval: float = 2.0,
+    ):
         self.store_root = Path(store_root)
         self.store = Store(store_root)
         self.profile = profile
         self.array_parallelism = array_parallelism or profile.model.defaults.array_parallelism
         self.units_per_job = units_per_job
         self.poll_interval = poll_interval
-        self.capacity = 10 ** 9  # the scheduler throttles (%N), not the coordinator
+        self.capacity = 10**9  # the scheduler throttles (%N), not the coordinator
         self.query = SchedulerQuery()
         self._tasks: dict[str, list[str]] = {}  # active array task job id -> units
         self._last_query = 0.0
@@ -100,10 +109,17 @@ class SlurmExecutor(Executor):
         for line in settings.extra:
             key, _, value = line.lstrip("-").partition("=")
             extra[key.replace("-", "_")] = value if value else True
-        params = dict(job_name=f"lowloss-{kind}", time=settings.resources.time_min, cpus_per_task=settings.resources.cpus,
-                      mem=f"{int(settings.resources.mem_gb * 1024)}M", array_parallelism=self.array_parallelism,
-                      signal_delay_s=self.profile.model.defaults.signal_delay_s, stderr_to_stdout=True,
-                      additional_parameters=extra, setup=list(self.profile.model.defaults.setup))
+        params = dict(
+            job_name=f"lowloss-{kind}",
+            time=settings.resources.time_min,
+            cpus_per_task=settings.resources.cpus,
+            mem=f"{int(settings.resources.mem_gb * 1024)}M",
+            array_parallelism=self.array_parallelism,
+            signal_delay_s=self.profile.model.defaults.signal_delay_s,
+            stderr_to_stdout=True,
+            additional_parameters=extra,
+            setup=list(self.profile.model.defaults.setup),
+        )
         if settings.resources.gpus:
             params["gpus_per_node"] = settings.resources.gpus
         for key in ("partition", "account", "qos", "constraint"):
@@ -120,16 +136,19 @@ class SlurmExecutor(Executor):
         for (kind, resources), subs in groups.items():
             settings = self.profile.settings(resources, self.units_per_job)
             k = settings.units_per_job
-            packs = [[s.uid for s in subs[i:i + k]] for i in range(0, len(subs), k)]
+            packs = [[s.uid for s in subs[i : i + k]] for i in range(0, len(subs), k)]
             ex = self._executor(settings, kind)
             for start in range(0, len(packs), max_array):
-                chunk = packs[start:start + max_array]
-                jobs = ex.map_array(slurm_entry, [str(self.store_root)] * len(chunk), chunk,
-                                    [settings.resources.cpus] * len(chunk))
+                chunk = packs[start : start + max_array]
+                jobs = ex.map_array(
+                    slurm_entry, [str(self.store_root)] * len(chunk), chunk, [settings.resources.cpus] * len(chunk)
+                )
                 tasks = {job.job_id: pack for job, pack in zip(jobs, chunk)}
                 array_id = jobs[0].job_id.split("_")[0]
-                self.store.write_job_record(array_id, {"executor": "slurm", "kind": kind, "submitted": time.time(),
-                                                       "tasks": tasks, "units_per_job": k})
+                self.store.write_job_record(
+                    array_id,
+                    {"executor": "slurm", "kind": kind, "submitted": time.time(), "tasks": tasks, "units_per_job": k},
+                )
                 self._tasks.update(tasks)
 
     # ------------------------------------------------------------------ follow
@@ -164,8 +183,13 @@ class SlurmExecutor(Executor):
                     out = []
                     for task, st in states.items():
                         if st.terminal and task in self._tasks:
-                            how = ("cancelled" if st.state == "CANCELLED" else
-                                   "exited" if st.state in ("COMPLETED", "ENDED") else "lost")
+                            how = (
+                                "cancelled"
+                                if st.state == "CANCELLED"
+                                else "exited"
+                                if st.state in ("COMPLETED", "ENDED")
+                                else "lost"
+                            )
                             for uid in self._tasks.pop(task):
                                 out.append(Finished(uid, how, f"Slurm job {task}: {st.state} on {st.node or '?'}"))
                     if out:

@@ -1,6 +1,7 @@
 """The AutoNEB stage and edge kinds: the exploration planner (rounds, budget, similar saddles, failed edges, ids that
 depend only on the pair and the settings), the recipes, and on real digits modes the paper's claims (saddle below the
 linear barrier, minimax bounds, the tree of all edges equals SciPy's) and a coordinator killed mid-exploration."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # ------------------------------------------------------------------------------------------ the planner, in memory
 
+
 class FakeView:
     """A PlanView over a mode stage with known results and the autoneb stage's own planned units (what the
     orchestrator's planner keeps: every draft once planned, with its content-hash id)."""
@@ -26,9 +28,16 @@ class FakeView:
         from lowloss.jobs import PlannedUnit
 
         self.stage = "mst"
-        self.modes = [PlannedUnit(f"mode{s}", "train", {"seed": s, "model": {"name": "small_cnn"},
-                                                        "data": {"dataset": "digits"}}, f"seed={s}", {})
-                      for s in losses]
+        self.modes = [
+            PlannedUnit(
+                f"mode{s}",
+                "train",
+                {"seed": s, "model": {"name": "small_cnn"}, "data": {"dataset": "digits"}},
+                f"seed={s}",
+                {},
+            )
+            for s in losses
+        ]
         self.results = {f"mode{s}": {"final_train_loss": v} for s, v in losses.items()}
         self.own: dict[str, object] = {}
         self.gave_up: set[str] = set()
@@ -187,7 +196,8 @@ def test_schedules_resolve_and_bound_the_pivots():
 
 
 def test_spec_errors_name_the_field(write_spec):
-    bad_first = spec_text(stages="""
+    bad_first = spec_text(
+        stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -200,10 +210,12 @@ def test_spec_errors_name_the_field(write_spec):
         steps = 10
         lr = 0.1
         insert = "highest"
-    """)
+    """
+    )
     out = run_cli("validate", write_spec(bad_first))
     assert out.returncode == 2 and "cycles" in out.stderr and "insert = 'equal'" in out.stderr
-    bad_pair = spec_text(stages="""
+    bad_pair = spec_text(
+        stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -213,7 +225,8 @@ def test_spec_errors_name_the_field(write_spec):
         kind = "autoneb"
         from = "modes"
         explore = [[0, 7]]
-    """)
+    """
+    )
     out = run_cli("validate", write_spec(bad_pair, "b.toml"))
     assert out.returncode == 2 and "explore" in out.stderr and "seed 7" in out.stderr
 
@@ -276,8 +289,14 @@ EXPLORE = """
 
 
 def _spec(similar="0.0") -> str:
-    return spec_text(name="anb", seeds="[0, 1, 2, 3]", model="small_cnn", epochs=5, segment_steps=20,
-                     stages=EXPLORE.replace("{similar}", similar))
+    return spec_text(
+        name="anb",
+        seeds="[0, 1, 2, 3]",
+        model="small_cnn",
+        epochs=5,
+        segment_steps=20,
+        stages=EXPLORE.replace("{similar}", similar),
+    )
 
 
 def _edges(store: Path) -> dict[str, Path]:
@@ -336,8 +355,14 @@ def test_report_draws_the_edge_figures(explored, tmp_path):
     _, store = explored
     out = run_cli("report", store, "--out", tmp_path / "R", check=True)
     figures = {p.name for p in (tmp_path / "R" / "figures").glob("*.png")}
-    for name in ("mst-path.png", "mst-tree.png", "mst-disconnectivity.png", "mst-minimax.png", "mst-cycles.png",
-                 "mst-versus-linear.png"):
+    for name in (
+        "mst-path.png",
+        "mst-tree.png",
+        "mst-disconnectivity.png",
+        "mst-minimax.png",
+        "mst-cycles.png",
+        "mst-versus-linear.png",
+    ):
         assert name in figures, (name, sorted(figures), out.stdout[-2000:])
 
 
@@ -350,8 +375,9 @@ def test_coordinator_killed_mid_exploration_resumes_without_computing_an_edge_tw
     def mid_exploration():
         edges = _edges(store)
         done = [e for e in edges.values() if (e / "COMMIT.json").exists()]
-        running = [e for e in edges.values() if not (e / "COMMIT.json").exists()
-                   and list((e / "segments").glob("0*.json"))]
+        running = [
+            e for e in edges.values() if not (e / "COMMIT.json").exists() and list((e / "segments").glob("0*.json"))
+        ]
         return done and running
 
     try:
@@ -366,8 +392,11 @@ def test_coordinator_killed_mid_exploration_resumes_without_computing_an_edge_tw
             pid = json.loads(rec.read_text()).get("pid")
             if pid:
                 wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), timeout=20)
-    cut = {uid: len(list((e / "segments").glob("0*.json"))) for uid, e in _edges(store).items()
-           if not (e / "COMMIT.json").exists()}
+    cut = {
+        uid: len(list((e / "segments").glob("0*.json")))
+        for uid, e in _edges(store).items()
+        if not (e / "COMMIT.json").exists()
+    }
     assert any(cut.values()), "no edge was cut mid-way; kill later"
     assert run_cli("resume", store).returncode == 0
     assert digests(store) == digests(reference)

@@ -1,5 +1,6 @@
 """LLPF units end to end on the embedded digits data: valid M2M paths next to the LMC barrier, M2O along the path,
 kill-and-resume of a phase mid-path, phases that leave other tensors alone, recipes that validate and plan."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import cli_env, digests, run_cli, spec_text
+from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,9 +23,14 @@ def _results(store: Path, kind: str) -> list[dict]:
     out = []
     for unit in sorted(store.glob(f"units/kind={kind}/unit=*")):
         if (unit / "COMMIT.json").exists():
-            out.append({"dir": unit, "params": json.loads((unit / "unit.json").read_text())["params"],
-                        "inputs": json.loads((unit / "unit.json").read_text())["inputs"],
-                        **json.loads((unit / "result.json").read_text())})
+            out.append(
+                {
+                    "dir": unit,
+                    "params": json.loads((unit / "unit.json").read_text())["params"],
+                    "inputs": json.loads((unit / "unit.json").read_text())["inputs"],
+                    **json.loads((unit / "result.json").read_text()),
+                }
+            )
     return out
 
 
@@ -52,12 +57,22 @@ def test_every_m2m_path_stays_low_and_reaches_its_destination(digits_llpf):
     rows = [json.loads(m.read_text()) for m in (finals[0]["dir"] / "segments").glob("*.json")]
     assert rows and finals[0]["path_max_train_loss"] >= finals[0]["max_train_loss"]
     # the summary prints the M2M paths next to the linear-interpolation barrier of the same pairs
-    assert "lmc" in summary and "train-loss barrier" in summary and "m2m" in summary and "valid path" in summary and "2/2 (100%)" in summary
+    assert (
+        "lmc" in summary
+        and "train-loss barrier" in summary
+        and "m2m" in summary
+        and "valid path" in summary
+        and "2/2 (100%)" in summary
+    )
     barriers = {tuple(r["pair"]): r["barrier_train_loss"] for r in _results(store, "interpolate")}
     assert set(barriers) == {tuple(r["pair"]) for r in finals}
     # observed, not asserted as science: the straight line has a barrier the LLPF path does not
-    print({pair: (barriers[pair], next(r["path_max_train_loss"] for r in finals if tuple(r["pair"]) == pair))
-           for pair in barriers})
+    print(
+        {
+            pair: (barriers[pair], next(r["path_max_train_loss"] for r in finals if tuple(r["pair"]) == pair))
+            for pair in barriers
+        }
+    )
 
 
 @pytest.mark.slow
@@ -111,11 +126,18 @@ def test_m2m_phase_killed_mid_path_resumes_to_identical_digests(tmp_path):
         max_rounds = 20
     """
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="m2mkill", seeds="[0, 1]", epochs=3, stages=stages).replace("retries = 1", "retries = 4"))
+    spec.write_text(
+        spec_text(name="m2mkill", seeds="[0, 1]", epochs=3, stages=stages).replace("retries = 1", "retries = 4")
+    )
     run_cli("run", spec, "--store", tmp_path / "ref", check=True)
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
     kills = 0
     try:
         for target in (3, 10):
@@ -177,9 +199,15 @@ def _write_cifar100(root: Path):
     rng = np.random.default_rng(2)
     for name in ("train", "test"):
         with open(folder / name, "wb") as fh:
-            pickle.dump({"data": rng.integers(0, 256, size=(10, 3072), dtype=np.uint8),
-                         "fine_labels": [int(v) for v in rng.integers(0, 100, size=10)],
-                         "coarse_labels": [0] * 10}, fh, protocol=2)
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, size=(10, 3072), dtype=np.uint8),
+                    "fine_labels": [int(v) for v in rng.integers(0, 100, size=10)],
+                    "coarse_labels": [0] * 10,
+                },
+                fh,
+                protocol=2,
+            )
     with open(folder / "meta", "wb") as fh:
         pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, fh, protocol=2)
 
@@ -188,8 +216,11 @@ def test_every_recipe_validates_and_plans(tmp_path, capsys):
     sys.path.insert(0, str(REPO / "tests" / "workers"))
     from test_data import write_cifar10, write_imagefolder, write_mnist
 
-    roots = {"mnist": write_mnist(tmp_path / "mnist"), "cifar10": write_cifar10(tmp_path / "cifar10"),
-             "imagefolder": write_imagefolder(tmp_path / "imagenet")}
+    roots = {
+        "mnist": write_mnist(tmp_path / "mnist"),
+        "cifar10": write_cifar10(tmp_path / "cifar10"),
+        "imagefolder": write_imagefolder(tmp_path / "imagenet"),
+    }
     _write_cifar100(tmp_path / "cifar100")
     roots["cifar100"] = tmp_path / "cifar100"
     from lowloss.orchestrator.cli import main, recipes

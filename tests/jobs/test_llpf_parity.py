@@ -1,5 +1,6 @@
 """LLPF parity with the authors' code (issue 15) at the unit level: the stage settings reach the units and their
 results, the recipes carry the authors' values, and LLPF Fig. 2's LeNet5 claim holds on real MNIST digits."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli, spec_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,8 +20,15 @@ def _results(store: Path, kind: str) -> list[dict]:
     for unit in sorted(store.glob(f"units/kind={kind}/unit=*")):
         if (unit / "COMMIT.json").exists():
             meta = json.loads((unit / "unit.json").read_text())
-            out.append({"dir": unit, "id": unit.name.split("=", 1)[1], "params": meta["params"],
-                        "inputs": meta["inputs"], **json.loads((unit / "result.json").read_text())})
+            out.append(
+                {
+                    "dir": unit,
+                    "id": unit.name.split("=", 1)[1],
+                    "params": meta["params"],
+                    "inputs": meta["inputs"],
+                    **json.loads((unit / "result.json").read_text()),
+                }
+            )
     return out
 
 
@@ -67,8 +74,12 @@ M2M_STAGES = """
 
 def test_plan_says_which_phases_move_weight_and_bias_as_one_vector(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="grouping", stages=M2M_STAGES.format(extra="", first=5, second=5,
-                                                                        second_extra="group_weight_bias = false")))
+    spec.write_text(
+        spec_text(
+            name="grouping",
+            stages=M2M_STAGES.format(extra="", first=5, second=5, second_extra="group_weight_bias = false"),
+        )
+    )
     proc = run_cli("plan", spec)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if "phase " in ln and " moves " in ln]
@@ -76,14 +87,18 @@ def test_plan_says_which_phases_move_weight_and_bias_as_one_vector(tmp_path):
     assert "weight and bias as one vector" in lines[0] and "weight and bias as one vector" not in lines[1]
 
 
-@pytest.mark.parametrize("field, value, allowed", [
-    ("distance_to", '"D"', "destination_on_start_sphere"),
-    ("test_loss_rule", '"better"', "no_worse"),
-])
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("distance_to", '"D"', "destination_on_start_sphere"),
+        ("test_loss_rule", '"better"', "no_worse"),
+    ],
+)
 def test_verdict_settings_are_edge_checked(tmp_path, field, value, allowed):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="bad", stages=M2M_STAGES.format(extra=f"{field} = {value}", first=5, second=5,
-                                                                   second_extra="")))
+    spec.write_text(
+        spec_text(name="bad", stages=M2M_STAGES.format(extra=f"{field} = {value}", first=5, second=5, second_extra=""))
+    )
     proc = run_cli("validate", spec)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert field in proc.stderr and value.strip('"') in proc.stderr and allowed in proc.stderr
@@ -121,8 +136,11 @@ def test_recipes_carry_the_authors_configuration_values():
     m2o = _stage("llpf-lenet5-mnist", "m2o")
     assert m2o["group_weight_bias"] is True and m2o["min_rounds"] == 5
     # ResNet18 and CCT7: merge_bias_with_weights = False, M2O window 5; CCT7's M2O leaves LayerNorm where it is
-    for recipe, stages in (("llpf-resnet18-cifar10", ("m2m", "m2o")), ("llpf-resnet18-cifar100-m2o", ("m2o",)),
-                           ("llpf-cct7-cifar10", ("m2m", "m2o"))):
+    for recipe, stages in (
+        ("llpf-resnet18-cifar10", ("m2m", "m2o")),
+        ("llpf-resnet18-cifar100-m2o", ("m2o",)),
+        ("llpf-cct7-cifar10", ("m2m", "m2o")),
+    ):
         for name in stages:
             stage = _stage(recipe, name)
             assert stage["group_weight_bias"] is False, (recipe, name)
@@ -133,8 +151,12 @@ def test_recipes_carry_the_authors_configuration_values():
     # plain SGD, step_a = 0), weight and bias joined
     spec = tomllib.loads((RECIPES / "llpf-lenet5-mnist5k.toml").read_text())
     assert spec["data"]["dataset"] == "mnist5k" and spec["model"]["name"] == "lenet5"
-    assert (spec["train"]["lr"], spec["train"]["momentum"], spec["train"]["batch_size"], spec["train"]["epochs"]) == \
-        (0.01, 0.9, 64, 20)
+    assert (spec["train"]["lr"], spec["train"]["momentum"], spec["train"]["batch_size"], spec["train"]["epochs"]) == (
+        0.01,
+        0.9,
+        64,
+        20,
+    )
     m2m = _stage("llpf-lenet5-mnist5k", "m2m")
     phase = m2m["phases"][0]
     assert m2m["group_weight_bias"] is True and m2m["batch_size"] == 64 and m2m.get("momentum", 0.0) == 0.0
@@ -144,17 +166,23 @@ def test_recipes_carry_the_authors_configuration_values():
 @pytest.mark.slow
 def test_m2m_results_report_what_each_verdict_measured(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="verdicts", seeds="[0, 1]", epochs=3, stages=M2M_STAGES.format(
-        extra='test_loss_rule = "no_worse"', first=10, second=40, second_extra="")))
+    spec.write_text(
+        spec_text(
+            name="verdicts",
+            seeds="[0, 1]",
+            epochs=3,
+            stages=M2M_STAGES.format(extra='test_loss_rule = "no_worse"', first=10, second=40, second_extra=""),
+        )
+    )
     store = tmp_path / "store"
     run_cli("run", spec, "--store", store, check=True, timeout=900)
     final = next(r for r in _results(store, "m2m_phase") if r["phase"] == r["phases"])
     modes = {r["id"]: r for r in _results(store, "train")}
     # D's own test loss is evaluated like the path's points: it equals the destination mode's final test loss
-    assert final["destination_test_loss"] == pytest.approx(modes[final["inputs"]["dest"]]["final_test_loss"],
-                                                           rel=1e-5)
+    assert final["destination_test_loss"] == pytest.approx(modes[final["inputs"]["dest"]]["final_test_loss"], rel=1e-5)
     assert final["final_minus_destination_test_loss"] == pytest.approx(
-        final["final_test_loss"] - final["destination_test_loss"], abs=1e-9)
+        final["final_test_loss"] - final["destination_test_loss"], abs=1e-9
+    )
     assert final["test_loss_change"] == pytest.approx(final["final_test_loss"] - final["start_test_loss"], abs=1e-9)
     assert final["test_loss_rule"] == "no_worse"
     assert final["test_loss_converged"] == (final["test_loss_change"] <= 0.05)
@@ -165,15 +193,19 @@ def test_m2m_results_report_what_each_verdict_measured(tmp_path):
     assert final["max_final_distance_raw"] > 0
     assert final["distance_converged"] == (final["max_final_distance"] <= 0.1)
     failures = final["verdict_failures"]
-    assert len(failures) == [final["train_loss_below_threshold"], final["distance_converged"],
-                             final["test_loss_converged"]].count(False)
+    assert len(failures) == [
+        final["train_loss_below_threshold"],
+        final["distance_converged"],
+        final["test_loss_converged"],
+    ].count(False)
     rows = _path_rows(final["dir"])
     layer_cols = sorted(k for k in rows[-1] if k.startswith("dist_layer."))
     assert layer_cols == ["dist_layer.fc1", "dist_layer.fc2", "dist_layer.fc3"]
     last = rows[-1]  # the joined distance is the norm of the weight's and the bias's together
     for m in ("fc1", "fc2", "fc3"):
-        assert last[f"dist_layer.{m}"] == pytest.approx((last[f"dist.{m}.weight"] ** 2 + last[f"dist.{m}.bias"] ** 2)
-                                                        ** 0.5, rel=1e-6)
+        assert last[f"dist_layer.{m}"] == pytest.approx(
+            (last[f"dist.{m}.weight"] ** 2 + last[f"dist.{m}.bias"] ** 2) ** 0.5, rel=1e-6
+        )
     shown = run_cli("show", store, final["id"][:10], check=True).stdout
     assert "verdict_failures" in shown and "test_loss_change" in shown
     report = run_cli("report", store, check=True).stdout
@@ -194,9 +226,11 @@ def test_lenet5_mnist5k_paths_stay_low_where_the_straight_line_does_not(tmp_path
     assert len(paths) >= 2 and {tuple(r["pair"]) for r in paths} == set(lines)
     for r in paths:
         line = lines[tuple(r["pair"])]
-        print(f"pair {r['pair']}: path max train loss {r['path_max_train_loss']:.4f}, straight line "
-              f"{line['max_train_loss']:.4f} (barrier {line['barrier_train_loss']:.4f}); final distance "
-              f"{r['max_final_distance']:.4f} (to D itself {r['max_final_distance_raw']:.4f})")
+        print(
+            f"pair {r['pair']}: path max train loss {r['path_max_train_loss']:.4f}, straight line "
+            f"{line['max_train_loss']:.4f} (barrier {line['barrier_train_loss']:.4f}); final distance "
+            f"{r['max_final_distance']:.4f} (to D itself {r['max_final_distance_raw']:.4f})"
+        )
         assert r["path_max_train_loss"] <= l_thres and r["train_loss_below_threshold"], r
         assert line["max_train_loss"] > l_thres and line["barrier_train_loss"] > l_thres, line
         assert r["distance_converged"], r["verdict_failures"]

@@ -1,4 +1,5 @@
 """The train kind on a streamed ImageFolder dataset (ImageNet's layout), end to end through the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import digests, run_cli, spec_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
@@ -17,9 +17,17 @@ from test_data import write_imagefolder  # noqa: E402
 def test_train_on_imagefolder_runs_and_is_deterministic(tmp_path):
     root = write_imagefolder(tmp_path / "imagenet")
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="inet", seeds="[0]", model="small_cnn", epochs=2, segment_steps=2,
-                              data_extra="image_size = 16",
-                              stages='[[stages]]\nname = "modes"\nkind = "train"\n').replace('dataset = "digits"', 'dataset = "imagefolder"'))
+    spec.write_text(
+        spec_text(
+            name="inet",
+            seeds="[0]",
+            model="small_cnn",
+            epochs=2,
+            segment_steps=2,
+            data_extra="image_size = 16",
+            stages='[[stages]]\nname = "modes"\nkind = "train"\n',
+        ).replace('dataset = "digits"', 'dataset = "imagefolder"')
+    )
     assert run_cli("validate", spec).returncode == 2  # no data root given: an edge error
     for store in ("a", "b"):
         proc = run_cli("run", spec, "--store", tmp_path / store, "--data-root", root)
@@ -50,7 +58,13 @@ def test_pretrained_mode_from_torchvision_cache_then_m2o_on_imagefolder(tmp_path
     weights = torchvision.models.resnet18(num_classes=3).state_dict()
     torch.save(weights, torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="pre", seeds="[0]", model="resnet18", data_extra="image_size = 32", stages="""
+    spec.write_text(
+        spec_text(
+            name="pre",
+            seeds="[0]",
+            model="resnet18",
+            data_extra="image_size = 32",
+            stages="""
         [[stages]]
         name = "modes"
         kind = "pretrained"
@@ -65,7 +79,9 @@ def test_pretrained_mode_from_torchvision_cache_then_m2o_on_imagefolder(tmp_path
         step_a = 0.1
         eval_every = 3
         segment_iterations = 1
-    """).replace('dataset = "digits"', 'dataset = "imagefolder"'))
+    """,
+        ).replace('dataset = "digits"', 'dataset = "imagefolder"')
+    )
     env_home = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(torch_home)
     try:

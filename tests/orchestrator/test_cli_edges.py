@@ -1,5 +1,6 @@
 """Small things a newcomer trips on (issue 14 items 11, 12): both forms of ``study.seeds`` named in every seeds error,
 ``lowloss --version``, a help text for every option. Fast: no subprocess except the one ``--version``."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,15 +13,18 @@ from lowloss.orchestrator.spec import SpecError, parse_spec
 BOTH_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with N ≥ 1"
 
 
-@pytest.mark.parametrize("seeds, field, value", [
-    ("{start = 0, count = 0}", "study.seeds.count", "= 0"),
-    ("{start = 0, count = -1}", "study.seeds.count", "= -1"),
-    ("{start = 0, cont = 3}", "study.seeds.cont", ""),
-    ("{start = 2}", "study.seeds.count", ""),
-    ("{start = 1.5, count = 2}", "study.seeds.start", "= 1.5"),
-    ('"0-3"', "study.seeds", "= '0-3'"),
-    ('[0, "a"]', "study.seeds", "= [0, 'a']"),
-])
+@pytest.mark.parametrize(
+    "seeds, field, value",
+    [
+        ("{start = 0, count = 0}", "study.seeds.count", "= 0"),
+        ("{start = 0, count = -1}", "study.seeds.count", "= -1"),
+        ("{start = 0, cont = 3}", "study.seeds.cont", ""),
+        ("{start = 2}", "study.seeds.count", ""),
+        ("{start = 1.5, count = 2}", "study.seeds.start", "= 1.5"),
+        ('"0-3"', "study.seeds", "= '0-3'"),
+        ('[0, "a"]', "study.seeds", "= [0, 'a']"),
+    ],
+)
 def test_a_bad_seeds_value_names_the_field_and_both_forms(seeds, field, value):
     with pytest.raises(SpecError) as err:
         parse_spec(spec_text(seeds=seeds))

@@ -1,14 +1,15 @@
 """The coordinator against an in-process executor (no subprocess, no scheduler): retries that survive a restart,
 blocked inputs, cancellation, the commit marker as the only truth, a planner over its own results across a restart,
 named outputs, points and rows as inputs. The real store and the real worker runtime do the work."""
+
 from __future__ import annotations
 
 import io
 
 import pytest
+from conftest import spec_text
 from rich.console import Console
 
-from conftest import spec_text
 from lowloss.orchestrator.coordinator import Coordinator
 from lowloss.orchestrator.executors.base import Executor, Finished
 from lowloss.orchestrator.progress import Reporter

@@ -1,4 +1,5 @@
 """The Ray executor on a real local Ray: same digests as local, a killed Ray worker resumes, failures are recorded."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import cli_env, digests, run_cli, spec_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -43,12 +43,35 @@ def _ppid(pid: int) -> int:
 
 def test_killed_ray_worker_is_retried_and_the_unit_resumes(tmp_path, ray_env):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="raykill", seeds="[3]", model="small_cnn", epochs=8, segment_steps=4,
-                              stages='[[stages]]\nname = "modes"\nkind = "train"\n'))
+    spec.write_text(
+        spec_text(
+            name="raykill",
+            seeds="[3]",
+            model="small_cnn",
+            epochs=8,
+            segment_steps=4,
+            stages='[[stages]]\nname = "modes"\nkind = "train"\n',
+        )
+    )
     run_cli("run", spec, "--store", tmp_path / "local", check=True)
     store = tmp_path / "ray"
-    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store),
-                             "--executor", "ray"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lowloss.orchestrator.cli",
+            "run",
+            str(spec),
+            "--store",
+            str(store),
+            "--executor",
+            "ray",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
     try:
         deadline = time.monotonic() + 180
         killed = False
@@ -74,7 +97,12 @@ def test_killed_ray_worker_is_retried_and_the_unit_resumes(tmp_path, ray_env):
 
 def test_raising_unit_on_ray_is_failed_with_traceback_retried_others_fine(tmp_path, ray_env):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="rayfail", seeds="[0]", epochs=1, stages="""
+    spec.write_text(
+        spec_text(
+            name="rayfail",
+            seeds="[0]",
+            epochs=1,
+            stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -84,7 +112,9 @@ def test_raising_unit_on_ray_is_failed_with_traceback_retried_others_fine(tmp_pa
         kind = "crashy"
         seeds = [7]
         fail_attempts = 99
-    """))
+    """,
+        )
+    )
     store = tmp_path / "store"
     proc = run_cli("run", spec, "--store", store, "--executor", "ray")
     assert proc.returncode == 1, proc.stdout + proc.stderr

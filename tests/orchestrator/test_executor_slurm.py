@@ -1,5 +1,6 @@
 """The Slurm executor on the real two-node test cluster (slurm/testcluster.sh): arrays and packing, requeue from
 outside, time limits, scancel, failures, and a coordinator killed and restarted while jobs run."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import digests, run_cli, spec_text, start_cli, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
@@ -52,8 +52,11 @@ def _job_records(store: Path) -> list[dict]:
 
 def _long_spec(tmp_path, name, epochs=25) -> Path:
     spec = tmp_path / f"{name}.toml"
-    spec.write_text(spec_text(name=name, seeds="[11]", model="small_cnn", epochs=epochs, segment_steps=5, stages=ONE_MODE)
-                    .replace("checkpoint_seconds = 0", "checkpoint_seconds = 0").replace("retries = 1", "retries = 2"))
+    spec.write_text(
+        spec_text(name=name, seeds="[11]", model="small_cnn", epochs=epochs, segment_steps=5, stages=ONE_MODE)
+        .replace("checkpoint_seconds = 0", "checkpoint_seconds = 0")
+        .replace("retries = 1", "retries = 2")
+    )
     return spec
 
 
@@ -67,7 +70,12 @@ def long_reference(tmp_path_factory):
 
 def test_study_through_slurm_arrays_and_packing_gives_local_digests(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="arrays", seeds="[0, 1, 2, 3]", epochs=2, stages="""
+    spec.write_text(
+        spec_text(
+            name="arrays",
+            seeds="[0, 1, 2, 3]",
+            epochs=2,
+            stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -78,7 +86,9 @@ def test_study_through_slurm_arrays_and_packing_gives_local_digests(tmp_path):
         from = "modes"
         pairs = "all"
         points = 3
-    """))
+    """,
+        )
+    )
     run_cli("run", spec, "--store", tmp_path / "local", check=True)
     profile = _profile(tmp_path)
     proc = run_cli("run", spec, "--store", tmp_path / "arrays", "--executor", "slurm", "--profile", profile)
@@ -86,8 +96,9 @@ def test_study_through_slurm_arrays_and_packing_gives_local_digests(tmp_path):
     assert digests(tmp_path / "arrays") == digests(tmp_path / "local")
     records = _job_records(tmp_path / "arrays")
     assert any(len(r["tasks"]) == 4 for r in records), "the 4 modes should go out as one array of 4 tasks"
-    proc = run_cli("run", spec, "--store", tmp_path / "packed", "--executor", "slurm", "--profile", profile,
-                   "--units-per-job", "3")
+    proc = run_cli(
+        "run", spec, "--store", tmp_path / "packed", "--executor", "slurm", "--profile", profile, "--units-per-job", "3"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert digests(tmp_path / "packed") == digests(tmp_path / "local")
     packs = [uids for r in _job_records(tmp_path / "packed") for uids in r["tasks"].values()]
@@ -118,12 +129,23 @@ def test_time_limit_signal_checkpoints_and_requeues(tmp_path):
     # ~45 s of training: longer than the moment the time-limit signal arrives (due 5 s after the start with a 1-minute
     # limit and a 55 s signal delay; slurmctld delivers it within its ~30 s timer), so the first attempt is cut short
     spec = tmp_path / "tlimit.toml"
-    spec.write_text(spec_text(name="tlimit", seeds="[12]", model="small_cnn", epochs=200, segment_steps=25,
-                              stages=ONE_MODE).replace("retries = 1", "retries = 2"))
+    spec.write_text(
+        spec_text(
+            name="tlimit", seeds="[12]", model="small_cnn", epochs=200, segment_steps=25, stages=ONE_MODE
+        ).replace("retries = 1", "retries = 2")
+    )
     reference = start_cli("run", spec, "--store", tmp_path / "reference")  # uninterrupted, locally, meanwhile
     store = tmp_path / "store"
-    proc = start_cli("run", spec, "--store", store, "--executor", "slurm",
-                  "--profile", _profile(tmp_path, time_min=1, signal_delay_s=55))
+    proc = start_cli(
+        "run",
+        spec,
+        "--store",
+        store,
+        "--executor",
+        "slurm",
+        "--profile",
+        _profile(tmp_path, time_min=1, signal_delay_s=55),
+    )
     try:
         out, _ = proc.communicate(timeout=500)
         ref_out, _ = reference.communicate(timeout=300)
@@ -168,7 +190,12 @@ def test_scancel_shows_cancelled_and_run_again_resumes(tmp_path, long_reference)
 
 def test_raising_unit_on_slurm_is_failed_with_traceback_retried_others_fine(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="slurmfail", seeds="[0]", epochs=1, stages="""
+    spec.write_text(
+        spec_text(
+            name="slurmfail",
+            seeds="[0]",
+            epochs=1,
+            stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -178,7 +205,9 @@ def test_raising_unit_on_slurm_is_failed_with_traceback_retried_others_fine(tmp_
         kind = "crashy"
         seeds = [7]
         fail_attempts = 99
-    """))
+    """,
+        )
+    )
     store = tmp_path / "store"
     proc = run_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", _profile(tmp_path))
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -1,6 +1,7 @@
 """Fault injection (-m faults): a byte flipped in each kind of store file is caught by `verify` (exit 1, naming the
 file), no reader returns a value from it, and `resume --repair` restores digests equal to a clean run; a resume
 checkpoint with one flipped tensor byte is discarded and the unit still writes the bytes of an uninterrupted run."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from conftest import digests, run_cli, spec_text
+
 from lowloss.orchestrator.store import DamagedError, Store
 
 pytestmark = pytest.mark.faults
@@ -127,8 +128,9 @@ def test_a_checkpoint_with_a_flipped_tensor_byte_is_discarded_and_the_unit_write
     from lowloss.orchestrator.spec import parse_spec
     from lowloss.orchestrator.store import UnitWriter, verify_unit
 
-    text = spec_text(name="ckpt", seeds="[0]", epochs=2, segment_steps=5,
-                     stages='[[stages]]\nname = "modes"\nkind = "train"\n')
+    text = spec_text(
+        name="ckpt", seeds="[0]", epochs=2, segment_steps=5, stages='[[stages]]\nname = "modes"\nkind = "train"\n'
+    )
     study = parse_spec(text)
     (unit,) = plan_study(study).stage_units("modes")
 

@@ -1,6 +1,7 @@
 """A planner that reads its own stage's results (the `grow` test stage: one more unit per round until a value reaches
 a target) runs to completion locally, on the Slurm test cluster and on a real local Ray, survives SIGKILLs of the
 coordinator between and during rounds, and never commits a unit twice."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli, spec_text, start_cli, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def _explore_with_kills(tmp_path: Path, *extra: str) -> Path:
     store = tmp_path / "store"
     for kill_after in (2, 4):  # SIGKILL the coordinator once 2, then 4 rounds are committed
         proc = start_cli("run", spec, "--store", store, *extra)
-        wait_for(lambda: len(_committed(store)) >= kill_after, timeout=600)
+        wait_for(lambda k=kill_after: len(_committed(store)) >= k, timeout=600)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     done = run_cli("resume", store, *extra, timeout=900)
@@ -76,8 +76,10 @@ def test_own_results_planner_on_ray_with_coordinator_kills(tmp_path, monkeypatch
 def test_own_results_planner_on_slurm_with_coordinator_kills(tmp_path, monkeypatch):
     proc = subprocess.run(["bash", str(REPO / "slurm" / "testcluster.sh"), "start"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    monkeypatch.setenv("SLURM_CONF", os.path.join(os.environ.get("LOWLOSS_TESTCLUSTER_DIR", "/tmp/lowloss-testcluster"),
-                                                  "etc", "slurm.conf"))
+    monkeypatch.setenv(
+        "SLURM_CONF",
+        os.path.join(os.environ.get("LOWLOSS_TESTCLUSTER_DIR", "/tmp/lowloss-testcluster"), "etc", "slurm.conf"),
+    )
     profile = tmp_path / "profile.toml"
     profile.write_text('[defaults]\npartition = "debug"\nmem_gb = 1\ntime_min = 30\nsignal_delay_s = 30\n')
     store = _explore_with_kills(tmp_path, "--executor", "slurm", "--profile", str(profile))

@@ -1,10 +1,11 @@
 """Planning, fast and in-process: unit ids, static and dynamic stages, a planner reading its own results, several
 input stages, incremental re-planning, the expansion bound."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import spec_text
+
 from lowloss.orchestrator.graph import Planner, plan_study, unit_id
 from lowloss.orchestrator.spec import SpecError, parse_spec
 

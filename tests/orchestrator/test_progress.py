@@ -1,5 +1,6 @@
 """The live view at scale: per-stage counts with rate and ETA, periodic summaries off a terminal, per-unit detail in
 the store's log, failures on the console."""
+
 from __future__ import annotations
 
 import io
@@ -51,7 +52,7 @@ def test_on_a_terminal_one_bar_per_stage(tmp_path):
     reporter = Reporter(Store(tmp_path), console=console, live=True)
     units = {**_units("modes", 4), **_units("lmc", 6)}
     reporter.start(units, reused=set())
-    for uid, unit in list(units.items())[:5]:
+    for unit in list(units.values())[:5]:
         reporter.started(unit)
         reporter.finished(unit, "done")
     reporter.stop()

@@ -1,5 +1,6 @@
 """Issue 10, store hygiene and security at the edges: read-only stores (item 6), symlinks inside unit directories
 (12), unit-id arguments (13), `lowloss logs` (14), file modes and the umask (15), submitit's pickles (16)."""
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import cli_env, spec_text
+
 from lowloss.orchestrator import atomic
-from lowloss.orchestrator.atomic import (StoreReadOnlyError, SymlinkRefused, atomic_save_tensors, atomic_write_bytes,
-                                         atomic_write_json, check_writable, open_nofollow)
+from lowloss.orchestrator.atomic import (
+    StoreReadOnlyError,
+    SymlinkRefused,
+    atomic_save_tensors,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_writable,
+    open_nofollow,
+)
 from lowloss.orchestrator.cli import main
 from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
 
@@ -26,9 +34,22 @@ CRASHY = '[[stages]]\nname = "c"\nkind = "crashy"\nseeds = [0, 1]\nfail_attempts
 def _committed_study(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("committed")
     (folder / "c.toml").write_text(spec_text(stages=CRASHY))
-    proc = subprocess.run([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(folder / "c.toml"), "--store",
-                           str(folder / "store")], capture_output=True, text=True, env=cli_env(), timeout=300,
-                          check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lowloss.orchestrator.cli",
+            "run",
+            str(folder / "c.toml"),
+            "--store",
+            str(folder / "store"),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return folder
 
@@ -57,11 +78,13 @@ def _precious(folder: Path) -> Path:
 
 
 def _intact(folder: Path) -> bool:
-    return sorted(p.name for p in folder.iterdir()) == ["ckpt-000000.safetensors", "keep.txt", "latest.json"] and \
-        all(p.read_text() == "precious" for p in folder.iterdir())
+    return sorted(p.name for p in folder.iterdir()) == ["ckpt-000000.safetensors", "keep.txt", "latest.json"] and all(
+        p.read_text() == "precious" for p in folder.iterdir()
+    )
 
 
 # ---------------------------------------------------------------------- item 12: symlinks inside a unit directory
+
 
 def test_commit_refuses_to_delete_through_a_symlinked_checkpoint_dir(tmp_path):
     _, w = _writer(tmp_path)
@@ -107,8 +130,11 @@ def test_atomic_writes_inside_a_unit_refuse_links_on_the_way(tmp_path, linked):
     link = unit / linked
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside)
-    for write in (lambda p: atomic_write_bytes(p, b"x", inside=unit), lambda p: atomic_write_json(p, {}, inside=unit),
-                  lambda p: atomic_save_tensors(p, {"w": torch.ones(1)}, inside=unit)):
+    for write in (
+        lambda p: atomic_write_bytes(p, b"x", inside=unit),
+        lambda p: atomic_write_json(p, {}, inside=unit),
+        lambda p: atomic_save_tensors(p, {"w": torch.ones(1)}, inside=unit),
+    ):
         with pytest.raises(SymlinkRefused):
             write(link / "f")
     assert list(outside.iterdir()) == []
@@ -136,6 +162,7 @@ def test_open_nofollow_refuses_a_link_at_the_file_or_on_the_way(tmp_path, mode):
 
 # ---------------------------------------------------------------------- item 13: unit ids are hex prefixes
 
+
 @pytest.mark.parametrize("arg", ["*", "?1b7", "[0-9]*", "**/unit=*", "../x", "", "AB", "0x1", " 1"])
 @pytest.mark.parametrize("command", ["show", "logs", "cancel"])
 def test_unit_arguments_are_hex_prefixes_only(done_store, capsys, command, arg):
@@ -152,6 +179,7 @@ def test_a_hex_prefix_still_resolves(done_store, capsys):
 
 
 # ---------------------------------------------------------------------- item 14: logs only from inside the store
+
 
 def _point_log_at(store: Path, target: str) -> str:
     s = Store(store)
@@ -196,6 +224,7 @@ def test_logs_prints_the_real_log(done_store, capsys):
 
 # ---------------------------------------------------------------------- item 15: the umask is respected
 
+
 @pytest.fixture
 def umask():
     saved = os.umask(0o022)
@@ -203,6 +232,7 @@ def umask():
 
     def set_mask(mask: int) -> None:
         os.umask(mask)
+
     yield set_mask
     os.umask(saved)
 
@@ -233,6 +263,7 @@ def test_a_whole_store_is_readable_by_the_group_under_the_umask(tmp_path, umask,
 
 # ---------------------------------------------------------------------- item 16: submitit's pickles are never read
 
+
 class _Trap:
     """Unpickling this creates a file: proof that something unpickled it."""
 
@@ -255,13 +286,18 @@ def test_verify_and_readers_never_unpickle_store_pickles(done_store, capsys):
     assert main(["verify", str(done_store)]) == 0
     out = capsys.readouterr().out
     assert "stray.pkl" in out and "pickle" in out and "submitted.pkl" not in out
-    for args in (["status", str(done_store), "--units"], ["show", str(done_store), uid[:8]],
-                 ["logs", str(done_store), uid[:8], "--all"], ["report", str(done_store)]):
+    for args in (
+        ["status", str(done_store), "--units"],
+        ["show", str(done_store), uid[:8]],
+        ["logs", str(done_store), uid[:8], "--all"],
+        ["report", str(done_store)],
+    ):
         assert main(args) == 0, args
     assert not marker.exists()
 
 
 # ---------------------------------------------------------------------- item 6: a read-only store
+
 
 def test_write_probe_reports_a_store_that_refuses_writes(tmp_path, monkeypatch):
     """Unit test of the probe: permission bits do not stop root, so the refusal (EACCES, as a non-root user gets under
@@ -275,6 +311,7 @@ def test_write_probe_reports_a_store_that_refuses_writes(tmp_path, monkeypatch):
 
     def refuse(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied")
+
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(StoreReadOnlyError, match="is read-only"):
         check_writable(tmp_path / "store")
@@ -284,8 +321,11 @@ def test_write_probe_reports_a_store_that_refuses_writes(tmp_path, monkeypatch):
 
 def _can_bind_read_only(folder: Path) -> bool:
     script = f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && ! touch {folder}/.probe"
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, timeout=30,
-                           check=False) if shutil.which("unshare") else None
+    probe = (
+        subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, timeout=30, check=False)
+        if shutil.which("unshare")
+        else None
+    )
     return probe is not None and probe.returncode == 0
 
 
@@ -296,11 +336,17 @@ def test_read_only_store_is_one_line_exit_2(done_store, tmp_path, command):
         pytest.skip("needs `unshare -m` and bind mounts (root in a mount namespace) for a real read-only mount")
     before = sorted((p.relative_to(done_store).as_posix(), p.stat().st_mtime_ns) for p in done_store.rglob("*"))
     cli = [sys.executable, "-m", "lowloss.orchestrator.cli"]
-    args = ["run", str(tmp_path / "c.toml"), "--store", str(done_store)] if command == "run" else ["resume", str(done_store)]
-    script = (f"mount --bind {done_store} {done_store} && mount -o remount,bind,ro {done_store} && "
-              + " ".join(f"'{a}'" for a in cli + args))
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=cli_env(),
-                          timeout=300, check=False)
+    args = (
+        ["run", str(tmp_path / "c.toml"), "--store", str(done_store)]
+        if command == "run"
+        else ["resume", str(done_store)]
+    )
+    script = f"mount --bind {done_store} {done_store} && mount -o remount,bind,ro {done_store} && " + " ".join(
+        f"'{a}'" for a in cli + args
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=cli_env(), timeout=300, check=False
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert f"store {done_store} is read-only" in proc.stderr and "Read-only file system" in proc.stderr

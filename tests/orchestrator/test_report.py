@@ -4,6 +4,7 @@ interpolation pairs) and a `toy_path` study (tests/plugins: LLPF-shaped rows wit
 Every number is checked against an independent computation from the raw files the units wrote (segment markers,
 Parquet rows, safetensors points, result.json), never against the report code's own helpers.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,9 +61,13 @@ def barrier(values: list[float], alphas: list[float]) -> float:
 
 
 def sample_stats(values: list[float]) -> dict:
-    return {"n": len(values), "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def report_csv(*args) -> list[dict]:
@@ -94,6 +99,7 @@ CHAINED_STAGE = """
 
 # ---------------------------------------------------------------------- real stores, one per module
 
+
 @pytest.fixture(scope="module")
 def default_store(tmp_path_factory):
     """The embedded default study, run by `lowloss run --store DIR` (no spec)."""
@@ -114,6 +120,7 @@ def toy_store(tmp_path_factory):
 
 # ---------------------------------------------------------------------- summary table
 
+
 @pytest.mark.slow
 def test_summary_equals_independent_computation_from_raw_rows(default_store):
     store, _ = default_store
@@ -121,8 +128,12 @@ def test_summary_equals_independent_computation_from_raw_rows(default_store):
     # modes: the final losses/accuracies are the last evaluation row each unit wrote
     finals = [max(raw_rows(u, "evals"), key=lambda r: r["epoch"]) for u in raw_units(store, "train")]
     assert len(finals) == 4
-    for key, col in (("final_train_loss", "train_loss"), ("final_test_loss", "test_loss"),
-                     ("final_train_acc", "train_acc"), ("final_test_acc", "test_acc")):
+    for key, col in (
+        ("final_train_loss", "train_loss"),
+        ("final_test_loss", "test_loss"),
+        ("final_train_acc", "train_acc"),
+        ("final_test_acc", "test_acc"),
+    ):
         expect = sample_stats([f[col] for f in finals])
         got = rows[("modes", key)]
         assert int(got["n"]) == 4 and got["missing"] == "0"
@@ -131,9 +142,11 @@ def test_summary_equals_independent_computation_from_raw_rows(default_store):
     # lmc: the barrier max_α L(α) − [(1−α)L(0) + αL(1)] recomputed from each unit's line rows
     lines = [sorted(raw_rows(u, "line"), key=lambda r: r["alpha"]) for u in raw_units(store, "interpolate")]
     assert len(lines) == 6 and all(len(line) == 11 for line in lines)
-    for key, values in (("barrier_train_loss", lambda r: r["train_loss"]),
-                        ("barrier_test_loss", lambda r: r["test_loss"]),
-                        ("barrier_test_acc", lambda r: -r["test_acc"])):
+    for key, values in (
+        ("barrier_train_loss", lambda r: r["train_loss"]),
+        ("barrier_test_loss", lambda r: r["test_loss"]),
+        ("barrier_test_acc", lambda r: -r["test_acc"]),
+    ):
         expect = sample_stats([barrier([values(r) for r in line], [r["alpha"] for r in line]) for line in lines])
         got = rows[("lmc", key)]
         assert int(got["n"]) == 6
@@ -145,7 +158,7 @@ def test_summary_equals_independent_computation_from_raw_rows(default_store):
 def test_run_prints_the_same_table_as_report(default_store):
     store, run_out = default_store
     report_out = run_cli("report", store, check=True).stdout
-    table = report_out[:report_out.index("stage modes (train):")].strip()
+    table = report_out[: report_out.index("stage modes (train):")].strip()
     assert table and table in run_out
     assert "stage modes (train): 4 of 4 unit(s) committed" in report_out
     assert "stage lmc (interpolate): 6 of 6 unit(s) committed" in report_out
@@ -159,8 +172,9 @@ def test_uncommitted_segments_and_units_never_enter_a_table(default_store, tmp_p
     before = {(r["stage"], r["metric"]): r for r in report_csv(store)}
     # a stray segment file without its marker (an interrupted write) with absurd values
     mode = raw_units(store, "train")[0]
-    stray = pa.table({"epoch": [99], "step": [9999], "train_loss": [1e6], "train_acc": [0.0], "test_loss": [1e6],
-                      "test_acc": [0.0]})
+    stray = pa.table(
+        {"epoch": [99], "step": [9999], "train_loss": [1e6], "train_acc": [0.0], "test_loss": [1e6], "test_acc": [0.0]}
+    )
     pq.write_table(stray, mode / "evals" / "000999.parquet")
     # an interpolation "still running": no commit marker, and its last segment's marker not written yet
     pair = raw_units(store, "interpolate")[2]
@@ -189,7 +203,7 @@ def test_uncommitted_segments_and_units_never_enter_a_table(default_store, tmp_p
     assert 1e6 not in evals.column("train_loss").to_pylist()
     assert evals.num_rows == sum(len(raw_rows(u, "evals")) for u in raw_units(store, "train")) == 4 * 13
     line = study.rows("lmc", "line")
-    partial = line.filter(pc.equal(line.column("unit"), pair.name[len("unit="):]))
+    partial = line.filter(pc.equal(line.column("unit"), pair.name[len("unit=") :]))
     assert partial.num_rows == 10  # its committed segments only
     assert study.results("lmc").num_rows == 5
     from lowloss.orchestrator.report import summary
@@ -200,18 +214,25 @@ def test_uncommitted_segments_and_units_never_enter_a_table(default_store, tmp_p
 @pytest.mark.slow
 def test_report_on_a_running_study_counts_missing_units_and_draws_committed_segments(tmp_path):
     spec = tmp_path / "spec.toml"
-    stages = TOY_STAGES.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace("lrs = [0.05, 0.2]",
-                                                                                "lrs = [0.05]\n    pause_s = 1.5")
+    stages = TOY_STAGES.replace("seeds = [0, 1, 2]", "seeds = [0, 1]").replace(
+        "lrs = [0.05, 0.2]", "lrs = [0.05]\n    pause_s = 1.5"
+    )
     spec.write_text(spec_text(name="live", seeds="[0]", stages=stages).replace("jobs = 2", "jobs = 1"))
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             units = raw_units(store, "toy_path") if store.exists() else []
-            if any(list((u / "segments").glob("[0-9]*.json")) for u in units) and \
-                    not all((u / "COMMIT.json").exists() for u in units):
+            if any(list((u / "segments").glob("[0-9]*.json")) for u in units) and not all(
+                (u / "COMMIT.json").exists() for u in units
+            ):
                 break
             time.sleep(0.05)
         else:
@@ -228,6 +249,7 @@ def test_report_on_a_running_study_counts_missing_units_and_draws_committed_segm
 
 
 # ---------------------------------------------------------------------- grouping, formats, errors
+
 
 @pytest.mark.slow
 def test_by_groups_metrics_and_verdicts_of_real_path_units(toy_store):
@@ -283,8 +305,9 @@ def test_bad_by_or_format_is_one_line_exit_2(default_store, tmp_path):
 def test_bad_format_or_not_a_store_is_one_line_exit_2(tmp_path):
     proc = run_cli("report", tmp_path, "--format", "xls")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("lowloss: error: --format = 'xls': unknown table format; "
-                                   "allowed: md, csv, parquet, latex")
+    assert proc.stderr.strip() == (
+        "lowloss: error: --format = 'xls': unknown table format; allowed: md, csv, parquet, latex"
+    )
     proc = run_cli("report", tmp_path / "nothing")
     assert proc.returncode == 2 and "not a lowloss store" in proc.stderr and "\n" not in proc.stderr.strip()
 
@@ -308,20 +331,23 @@ def test_every_format_written_to_out(default_store, tmp_path):
 
 # ---------------------------------------------------------------------- Python API
 
+
 @pytest.mark.slow
 def test_api_rows_results_and_params(default_store):
     store, _ = default_store
     from lowloss.orchestrator.api import open_study
 
     study = open_study(store)
-    assert [(s.name, s.kind, len(s.units)) for s in study.stages()] == [("modes", "train", 4),
-                                                                        ("lmc", "interpolate", 6)]
+    assert [(s.name, s.kind, len(s.units)) for s in study.stages()] == [
+        ("modes", "train", 4),
+        ("lmc", "interpolate", 6),
+    ]
     evals = study.rows("modes", "evals")
     for col in ("stage", "unit", "label", "param.seed", "param.model.name", "param.train.lr", "epoch", "test_loss"):
         assert col in evals.column_names
     units = raw_units(store, "train")
     assert evals.num_rows == sum(len(raw_rows(u, "evals")) for u in units)
-    seeds = {json.loads((u / "unit.json").read_text())["params"]["seed"]: u.name[len("unit="):] for u in units}
+    seeds = {json.loads((u / "unit.json").read_text())["params"]["seed"]: u.name[len("unit=") :] for u in units}
     by_unit = {}
     for row in evals.select(["unit", "param.seed"]).to_pylist():
         by_unit[row["unit"]] = row["param.seed"]
@@ -330,7 +356,7 @@ def test_api_rows_results_and_params(default_store):
     assert set(steps.column_names) >= {"unit", "param.seed", "step", "loss"} and "lr" not in steps.column_names
     results = study.results("lmc")
     assert results.num_rows == 6 and set(results.column("param.model.name").to_pylist()) == {"small_cnn"}
-    raw = {u.name[len("unit="):]: raw_result(u)["barrier_train_loss"] for u in raw_units(store, "interpolate")}
+    raw = {u.name[len("unit=") :]: raw_result(u)["barrier_train_loss"] for u in raw_units(store, "interpolate")}
     assert dict(zip(results.column("unit").to_pylist(), results.column("barrier_train_loss").to_pylist())) == raw
     from lowloss.orchestrator.report import summary
 
@@ -384,8 +410,11 @@ def test_a_figure_per_declared_kind_train_and_interpolate(default_store, tmp_pat
 
     out = tmp_path / "figs"
     files = render(open_study(store), out)
-    declared = {(stage, f.name) for stage, kind in (("modes", "train"), ("lmc", "interpolate"))
-                for f in jobs.get_kind(kind).figures}
+    declared = {
+        (stage, f.name)
+        for stage, kind in (("modes", "train"), ("lmc", "interpolate"))
+        for f in jobs.get_kind(kind).figures
+    }
     assert len(declared) >= 5
     assert {(f.stage, f.name) for f in files} == declared
     check_figures(files, out)
@@ -402,15 +431,22 @@ def test_band_pca_and_per_layer_figures_of_path_units(toy_store, tmp_path):
 
     out = tmp_path / "figs"
     files = render(open_study(toy_store), out)
-    assert {(f.stage, f.name) for f in files} == {(stage, name) for stage in ("m2m", "chained")
-                                                  for name in ("loss", "distance", "test", "pca", "variance")}
+    assert {(f.stage, f.name) for f in files} == {
+        (stage, name) for stage in ("m2m", "chained") for name in ("loss", "distance", "test", "pca", "variance")
+    }
     check_figures(files, out)
     assert {f.units for f in files if f.stage == "chained" and f.name != "variance"} == {2}  # 2 paths of 2 units
     by = render(open_study(toy_store), tmp_path / "by", by=["lr"], stages=["m2m"])
     # per-layer lines and PCA panels split per group; single-line bands overlay the groups
     assert sorted(p.name for f in by for p in f.paths if p.suffix == ".png") == [
-        "m2m-distance-lr=0.05.png", "m2m-distance-lr=0.2.png", "m2m-loss.png", "m2m-pca-lr=0.05.png",
-        "m2m-pca-lr=0.2.png", "m2m-test.png", "m2m-variance.png"]
+        "m2m-distance-lr=0.05.png",
+        "m2m-distance-lr=0.2.png",
+        "m2m-loss.png",
+        "m2m-pca-lr=0.05.png",
+        "m2m-pca-lr=0.2.png",
+        "m2m-test.png",
+        "m2m-variance.png",
+    ]
     check_figures(by, tmp_path / "by")
 
 
@@ -479,7 +515,7 @@ def test_band_data_equals_raw_rows_smoothed_over_x_only_where_dense(default_stor
     units = raw_stage_units(toy_store, "chained")
     (chained,) = figure_data(study, "chained", next(f for f in kind.figures if f.name == "loss"), smooth=1)
     for k, (first, second) in enumerate(zip(units[0::2], units[1::2])):
-        assert json.loads((second / "unit.json").read_text())["inputs"] == {"start": first.name[len("unit="):]}
+        assert json.loads((second / "unit.json").read_text())["inputs"] == {"start": first.name[len("unit=") :]}
         path = raw_path([first, second], "path", "iteration")
         curve = chained.curves[k]
         assert curve.x.tolist() == [r["iteration"] for r in path] == list(range(81))
@@ -523,11 +559,12 @@ def test_pca_projection_equals_numpy_svd_of_raw_points(toy_store):
     for k in range(2):  # principal components are defined up to sign
         sign = np.sign(expect[:, k] @ got[:, k])
         np.testing.assert_allclose(got[:, k], sign * expect[:, k], rtol=1e-6, atol=1e-9)
-    explained = float((s[:2] ** 2).sum() / (s ** 2).sum())
+    explained = float((s[:2] ** 2).sum() / (s**2).sum())
     assert math.isclose(sum(data["layer1.weight"]["explained"]), explained, rel_tol=1e-9)
 
 
 # ---------------------------------------------------------------------- aggregation helpers (fast)
+
 
 def test_band_aligns_curves_with_different_x_and_the_window_is_in_x():
     from lowloss.orchestrator.figure_data import Curve, band_of, window_average
@@ -559,20 +596,25 @@ def test_glob_columns_give_one_line_per_layer():
     from lowloss.orchestrator.figure_data import expand_columns
 
     names = ["iteration", "loss", "dist.conv1.weight", "dist.fc.bias", "var.conv1.weight"]
-    assert expand_columns(("dist.*",), ("layer",), names) == [("dist.conv1.weight", "conv1.weight", "dist.*"),
-                                                            ("dist.fc.bias", "fc.bias", "dist.*")]
+    assert expand_columns(("dist.*",), ("layer",), names) == [
+        ("dist.conv1.weight", "conv1.weight", "dist.*"),
+        ("dist.fc.bias", "fc.bias", "dist.*"),
+    ]
     assert expand_columns(("loss", "missing"), ("training loss", "x"), names) == [("loss", "training loss", "")]
-    assert expand_columns(("*.weight",), (), names) == [("dist.conv1.weight", "dist.conv1", "*.weight"),
-                                                      ("var.conv1.weight", "var.conv1", "*.weight")]
+    assert expand_columns(("*.weight",), (), names) == [
+        ("dist.conv1.weight", "dist.conv1", "*.weight"),
+        ("var.conv1.weight", "var.conv1", "*.weight"),
+    ]
 
 
 # ---------------------------------------------------------------------- what is drawn is what the rows say
+
 
 def raw_chains(store: Path, stage: str, role: str | None) -> list[list[Path]]:
     """The stage's paths from raw unit.json files: a unit continuing another of the stage through input ``role``
     follows it; a path ends at a unit nothing continues."""
     units = raw_stage_units(store, stage)
-    by_id = {u.name[len("unit="):]: u for u in units}
+    by_id = {u.name[len("unit=") :]: u for u in units}
     previous = {}
     for u in units:
         inputs = json.loads((u / "unit.json").read_text())["inputs"]
@@ -595,27 +637,37 @@ def expected_curves(store: Path, stage: str, spec, names: list[str]) -> dict[tup
     trailing window of ``spec.smooth`` x units when the column has a value in ≥ 90 % of the path's rows."""
     import fnmatch
 
-    columns = [n for n in names for e in (*spec.ys, *spec.y2s) if fnmatch.fnmatchcase(n, e)
-               and not any(fnmatch.fnmatchcase(n, p) for p in spec.exclude)]
+    columns = [
+        n
+        for n in names
+        for e in (*spec.ys, *spec.y2s)
+        if fnmatch.fnmatchcase(n, e) and not any(fnmatch.fnmatchcase(n, p) for p in spec.exclude)
+    ]
     out = {}
     for chain in raw_chains(store, stage, spec.chain):
         rows = raw_path(chain, spec.table, spec.x) if len(chain) > 1 else raw_rows(chain[0], spec.table)
         for col in dict.fromkeys(columns):
-            pts = sorted(((r[spec.x], r[col]) for r in rows if r.get(col) is not None and math.isfinite(r[col])),
-                         key=lambda p: p[0])
+            pts = sorted(
+                ((r[spec.x], r[col]) for r in rows if r.get(col) is not None and math.isfinite(r[col])),
+                key=lambda p: p[0],
+            )
             if not pts:
                 continue
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
             dense = len(pts) >= 0.9 * len(rows)
             if spec.style == "band" and dense and spec.smooth > 1:
                 ys = trailing_mean(xs, ys, spec.smooth)
-            out[(col, chain[-1].name[len("unit="):])] = (xs, ys)
+            out[(col, chain[-1].name[len("unit=") :])] = (xs, ys)
     return out
 
 
 def drawn_lines(fig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {line.get_gid(): (np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float))
-            for ax in fig.axes for line in ax.get_lines() if line.get_gid()}
+    return {
+        line.get_gid(): (np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float))
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if line.get_gid()
+    }
 
 
 @pytest.mark.slow
@@ -643,8 +695,11 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
                 for _, fig, _ in made:
                     drawn.update(drawn_lines(fig))
                     plt.close(fig)
-                curves = {tuple(g.split("|")): v for g, v in drawn.items() if g.count("|") == 1
-                          and not g.startswith(("threshold", "boundary"))}
+                curves = {
+                    tuple(g.split("|")): v
+                    for g, v in drawn.items()
+                    if g.count("|") == 1 and not g.startswith(("threshold", "boundary"))
+                }
                 centers = {g.split("|")[0]: v for g, v in drawn.items() if "|center|" in g}
                 for (col, uid), (xs, ys) in expect.items():
                     if (col, uid) in curves:
@@ -664,8 +719,10 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
                         checked += 1
                 assert set(curves) <= set(expect)
                 if spec.threshold_param:  # the verdict's threshold is drawn where the units' param says
-                    values = {json.loads((u / "unit.json").read_text())["params"][spec.threshold_param]
-                              for u in raw_stage_units(store, stage)}
+                    values = {
+                        json.loads((u / "unit.json").read_text())["params"][spec.threshold_param]
+                        for u in raw_stage_units(store, stage)
+                    }
                     assert {float(g.split("|")[1]) for g in drawn if g.startswith("threshold|")} == values
                 if spec.chain and stage == "chained":  # the phase boundary where phase 2 begins
                     assert {float(g.split("|")[1]) for g in drawn if g.startswith("boundary|")} == {40.0}
@@ -784,8 +841,10 @@ def test_headline_table_and_pca_destination_equal_the_raw_files(pair_store, tmp_
     text = run_cli("report", pair_store, "--out", out, check=True).stdout
     headline = list(csv.DictReader(io.StringIO((out / "figures" / "m2m-headline.csv").read_text())))
     assert "| pair=0-1 |" in text and (out / "figures" / "m2m-headline.png").exists()
-    lines = {frozenset(json.loads((u / "unit.json").read_text())["inputs"].values()): raw_result(u)
-             for u in raw_units(pair_store, "interpolate")}
+    lines = {
+        frozenset(json.loads((u / "unit.json").read_text())["inputs"].values()): raw_result(u)
+        for u in raw_units(pair_store, "interpolate")
+    }
     last = [u for u in raw_stage_units(pair_store, "m2m") if "valid" in raw_result(u)]
     assert len(last) == len(headline) == 2
     for unit, row in zip(last, headline):
@@ -836,7 +895,7 @@ def test_results_export_and_several_stores_reported_together(pair_store, default
     proc = run_cli("results", pair_store, "--stage", "m2m", check=True)
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     units = raw_stage_units(pair_store, "m2m")
-    assert [r["unit"] for r in rows] == [u.name[len("unit="):] for u in units]
+    assert [r["unit"] for r in rows] == [u.name[len("unit=") :] for u in units]
     for r, u in zip(rows, units):
         params, result = json.loads((u / "unit.json").read_text())["params"], raw_result(u)
         assert r["state"] == "done" and r["param.phase"] == str(params["phase"])
@@ -849,8 +908,9 @@ def test_results_export_and_several_stores_reported_together(pair_store, default
     md = run_cli("results", store, "--stage", "lmc", "--format", "md", check=True).stdout
     assert md.count("\n| lmc |") == 6
     bad = run_cli("results", store, "--stage", "lmc", "--format", "xlsx")
-    assert bad.returncode == 2 and bad.stderr.strip() == ("lowloss: error: --format = 'xlsx': unknown format; "
-                                                          "allowed: csv, parquet, md")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "lowloss: error: --format = 'xlsx': unknown format; allowed: csv, parquet, md"
+    )
 
     # two stores of different studies: one summary grouped by study, stages of the same name merged
     both = list(csv.DictReader(io.StringIO(run_cli("report", store, pair_store, "--format", "csv", check=True).stdout)))
@@ -866,12 +926,25 @@ def test_one_precision_per_metric_across_cells_and_groups():
     from lowloss.orchestrator.summary import cells, set_decimals
 
     def row(group, fmt, mean, std, lo, hi, metric="m"):
-        return {"stage": "s", "metric": metric, "type": "metric", "fmt": fmt, "group": group, "n": 3, "missing": 0,
-                "mean": mean, "std": std, "min": lo, "max": hi}
+        return {
+            "stage": "s",
+            "metric": metric,
+            "type": "metric",
+            "fmt": fmt,
+            "group": group,
+            "n": 3,
+            "missing": 0,
+            "mean": mean,
+            "std": std,
+            "min": lo,
+            "max": hi,
+        }
 
-    rows = [row({"lr": 0.1}, ".4g", 0.04837, 0.0, 0.04837, 0.04837),
-            row({"lr": 0.2}, ".4g", 0.0108, 1e-5, 0.0107, 0.0109),
-            row({}, ".4f", 0.5, 0.25, 0.1, 0.9, metric="f")]
+    rows = [
+        row({"lr": 0.1}, ".4g", 0.04837, 0.0, 0.04837, 0.04837),
+        row({"lr": 0.2}, ".4g", 0.0108, 1e-5, 0.0107, 0.0109),
+        row({}, ".4f", 0.5, 0.25, 0.1, 0.9, metric="f"),
+    ]
     set_decimals(rows)
     shown = [cells(r) for r in rows]
     assert shown[0] == {"n": "3", "mean": "0.04837", "std": "0.00000", "min": "0.04837", "max": "0.04837"}

@@ -1,4 +1,5 @@
 """End-to-end behaviour of `lowloss run` on real training: resume after kills, retries, edits, locking."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import digests, run_cli, spec_text, start_cli, wait_for
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_train_unit_killed_at_random_moments_resumes_to_identical_digests(refere
     try:
         for target_segments in (2, 9, 20):
             unit = wait_for(lambda: (_unit_dirs(store) or [None])[0])
-            wait_for(lambda: _committed_segments(unit) >= target_segments and _running_attempt(unit))
+            wait_for(lambda u=unit, n=target_segments: _committed_segments(u) >= n and _running_attempt(u))
             time.sleep(rng.uniform(0.0, 0.15))  # a random moment inside the next segments
             attempt = _running_attempt(unit)
             if attempt is None or (unit / "COMMIT.json").exists():
@@ -93,7 +93,7 @@ def test_coordinator_killed_mid_study_then_run_again_gives_identical_digests(tmp
     for unit in _unit_dirs(store):
         attempt = _running_attempt(unit)
         if attempt:
-            wait_for(lambda: not Path(f"/proc/{attempt['pid']}").exists(), timeout=10)
+            wait_for(lambda pid=attempt["pid"]: not Path(f"/proc/{pid}").exists(), timeout=10)
     assert run_cli("run", spec, "--store", store).returncode == 0
     assert digests(store) == digests(ref)
     assert len(digests(store)) == 5  # 3 modes + 2 consecutive pairs
@@ -101,7 +101,12 @@ def test_coordinator_killed_mid_study_then_run_again_gives_identical_digests(tmp
 
 def test_crashing_unit_is_recorded_retried_and_others_finish(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="crash", seeds="[0]", epochs=2, stages="""
+    spec.write_text(
+        spec_text(
+            name="crash",
+            seeds="[0]",
+            epochs=2,
+            stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -117,7 +122,9 @@ def test_crashing_unit_is_recorded_retried_and_others_finish(tmp_path):
         kind = "crashy"
         seeds = [2]
         fail_attempts = 99
-    """))
+    """,
+        )
+    )
     store = tmp_path / "store"
     proc = run_cli("run", spec, "--store", store)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -139,8 +146,11 @@ def test_crashing_unit_is_recorded_retried_and_others_finish(tmp_path):
     for unit in _unit_dirs(store, "crashy"):
         seed = json.loads((unit / "unit.json").read_text())["params"]["seed"]
         shown = run_cli("show", store, unit.name[5:15], check=True).stdout
-        assert ("state: failed" in shown and "result:" not in shown) if seed == 2 else \
-            ("state: done" in shown and '"value": 1.0' in shown)
+        assert (
+            ("state: failed" in shown and "result:" not in shown)
+            if seed == 2
+            else ("state: done" in shown and '"value": 1.0' in shown)
+        )
 
 
 def test_edited_spec_reruns_only_changed_units_and_unchanged_reruns_nothing(tmp_path):
@@ -184,7 +194,12 @@ def test_second_coordinator_on_the_same_store_is_refused(tmp_path):
 
 def test_to_best_planner_adds_pairs_once_modes_finish(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="planner", seeds="[0, 1, 2]", epochs=2, stages="""
+    spec.write_text(
+        spec_text(
+            name="planner",
+            seeds="[0, 1, 2]",
+            epochs=2,
+            stages="""
         [[stages]]
         name = "modes"
         kind = "train"
@@ -195,7 +210,9 @@ def test_to_best_planner_adds_pairs_once_modes_finish(tmp_path):
         from = "modes"
         pairs = "to_best"
         points = 3
-    """))
+    """,
+        )
+    )
     plan = run_cli("plan", spec, check=True).stdout
     assert "planned when all modes are done" in plan and "3 unit(s) would run" in plan
     store = tmp_path / "store"
@@ -203,7 +220,9 @@ def test_to_best_planner_adds_pairs_once_modes_finish(tmp_path):
     assert "planner added 2 units" in proc.stderr
     results = [json.loads((u / "result.json").read_text()) for u in _unit_dirs(store)]
     best = min(results, key=lambda r: (r["final_train_loss"], r["seed"]))["seed"]
-    pairs = sorted(json.loads((u / "unit.json").read_text())["params"]["pair"] for u in _unit_dirs(store, "interpolate"))
+    pairs = sorted(
+        json.loads((u / "unit.json").read_text())["params"]["pair"] for u in _unit_dirs(store, "interpolate")
+    )
     assert pairs == sorted([best, s] for s in (0, 1, 2) if s != best)
 
 

@@ -1,4 +1,5 @@
 """Scheduler state from recorded sacct/squeue output (what Slurm 22–23 print), without a cluster."""
+
 from __future__ import annotations
 
 from lowloss.orchestrator.executors.scheduler import expand_job_ids, parse_sacct, parse_squeue
@@ -25,8 +26,13 @@ def test_array_ranges_expand_with_their_throttle():
 def test_sacct_states_per_array_task():
     states = parse_sacct(SACCT, ["1041_0", "1041_1", "1041_2", "1041_4", "1042", "1043_0"])
     assert {j: s.state for j, s in states.items()} == {
-        "1041_0": "COMPLETED", "1041_1": "CANCELLED", "1041_2": "NODE_FAIL", "1041_4": "PENDING",
-        "1042": "RUNNING", "1043_0": "PENDING"}  # not in accounting yet: just submitted
+        "1041_0": "COMPLETED",
+        "1041_1": "CANCELLED",
+        "1041_2": "NODE_FAIL",
+        "1041_4": "PENDING",
+        "1042": "RUNNING",
+        "1043_0": "PENDING",
+    }  # not in accounting yet: just submitted
     assert states["1041_1"].terminal and states["1041_2"].terminal and not states["1042"].terminal
     assert states["1041_2"].node == "node2" and states["1041_0"].elapsed == "00:00:12"
 

@@ -1,10 +1,11 @@
 """Bad input: one clear line naming the field, the bad value and what is allowed; exit code 2; no traceback;
 nothing in the store touched. Table-driven over every class of bad input."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli, spec_text
+
 from lowloss.orchestrator.cli import main
 
 STAGES_WITH = """
@@ -24,39 +25,154 @@ CASES = [
     ("typo-key", spec_text(train_extra="lrr = 0.1"), [], ["train.lrr", "unknown key", "did you mean 'lr'"]),
     ("typo-table", spec_text() + "\n[trian]\nlr = 1\n", [], ["trian", "unknown key", "[train]"]),
     ("wrong-type", spec_text(epochs='"ten"'), [], ["train.epochs", "'ten'", "integer"]),
-    ("out-of-range", spec_text(train_extra="lr = -1.0").replace("lr = 0.05\n", ""), [], ["train.lr", "-1.0", "greater than 0"]),
+    (
+        "out-of-range",
+        spec_text(train_extra="lr = -1.0").replace("lr = 0.05\n", ""),
+        [],
+        ["train.lr", "-1.0", "greater than 0"],
+    ),
     ("seeds-twice", spec_text(seeds="[0, 1, 1]"), [], ["study.seeds", "[0, 1, 1]", "given twice"]),
-    ("bad-choice", spec_text(train_extra='schedule = "onecylce"'), [], ["train.schedule", "onecylce", "did you mean 'onecycle'"]),
+    (
+        "bad-choice",
+        spec_text(train_extra='schedule = "onecylce"'),
+        [],
+        ["train.schedule", "onecylce", "did you mean 'onecycle'"],
+    ),
     ("unknown-model", spec_text(model="resnet"), [], ["model.name", "'resnet'", "small_cnn"]),
-    ("unknown-kind", spec_text(stages='[[stages]]\nname = "m"\nkind = "trian"\n'), [], ["stages[0].kind", "'trian'", "did you mean 'train'"]),
-    ("stage-key-typo", spec_text(stages=STAGES_WITH.format(extra="point = 5")), [], ["stages[1].point", "did you mean 'points'"]),
-    ("bad-from", spec_text(stages=STAGES_WITH.format(extra="").replace('from = "modes"', 'from = "mods"')), [], ["stages[1].from", "'mods'", "earlier stage"]),
-    ("bad-pairs", spec_text(stages=STAGES_WITH.format(extra='pairs = "everything"')), [], ["stages[1].pairs", "everything"]),
-    ("too-many-random-pairs", spec_text(stages=STAGES_WITH.format(extra="pairs = {random = 5, seed = 1}")), [], ["stages[1].pairs", "only 1"]),
-    ("pair-unknown-seed", spec_text(stages=STAGES_WITH.format(extra="pairs = [[0, 7]]")), [], ["stages[1].pairs", "seed 7"]),
+    (
+        "unknown-kind",
+        spec_text(stages='[[stages]]\nname = "m"\nkind = "trian"\n'),
+        [],
+        ["stages[0].kind", "'trian'", "did you mean 'train'"],
+    ),
+    (
+        "stage-key-typo",
+        spec_text(stages=STAGES_WITH.format(extra="point = 5")),
+        [],
+        ["stages[1].point", "did you mean 'points'"],
+    ),
+    (
+        "bad-from",
+        spec_text(stages=STAGES_WITH.format(extra="").replace('from = "modes"', 'from = "mods"')),
+        [],
+        ["stages[1].from", "'mods'", "earlier stage"],
+    ),
+    (
+        "bad-pairs",
+        spec_text(stages=STAGES_WITH.format(extra='pairs = "everything"')),
+        [],
+        ["stages[1].pairs", "everything"],
+    ),
+    (
+        "too-many-random-pairs",
+        spec_text(stages=STAGES_WITH.format(extra="pairs = {random = 5, seed = 1}")),
+        [],
+        ["stages[1].pairs", "only 1"],
+    ),
+    (
+        "pair-unknown-seed",
+        spec_text(stages=STAGES_WITH.format(extra="pairs = [[0, 7]]")),
+        [],
+        ["stages[1].pairs", "seed 7"],
+    ),
     ("missing-name", spec_text().replace('name = "t"\n', ""), [], ["study.name", "required"]),
     ("bad-toml", spec_text() + "\n[train\n", [], ["TOML", "not valid TOML"]),
-    ("missing-data-root", spec_text().replace('dataset = "digits"', 'dataset = "mnist"'), [], ["data.root", "needs a data root", "download=True"]),
-    ("absent-data-root", spec_text().replace('dataset = "digits"', 'dataset = "cifar10"'), ["--data-root", "/nonexistent/cifar"], ["--data-root", "does not exist"]),
+    (
+        "missing-data-root",
+        spec_text().replace('dataset = "digits"', 'dataset = "mnist"'),
+        [],
+        ["data.root", "needs a data root", "download=True"],
+    ),
+    (
+        "absent-data-root",
+        spec_text().replace('dataset = "digits"', 'dataset = "cifar10"'),
+        ["--data-root", "/nonexistent/cifar"],
+        ["--data-root", "does not exist"],
+    ),
     ("bad-jobs", spec_text(), ["--jobs", "0"], ["--jobs", "0", "≥ 1"]),
     ("bad-executor", spec_text(), ["--executor", "pbs"], ["--executor", "invalid choice", "'pbs'"]),
     ("bad-retries-type", spec_text(run_extra="").replace("retries = 1", "retries = 1.5"), [], ["run.retries", "1.5"]),
-    ("bool-for-number", spec_text(train_extra="weight_decay = true"), [], ["weight_decay = true", "a number is needed"]),
+    (
+        "bool-for-number",
+        spec_text(train_extra="weight_decay = true"),
+        [],
+        ["weight_decay = true", "a number is needed"],
+    ),
     ("string-for-flag", spec_text(train_extra='augment = "yes"'), [], ["augment = 'yes'", "true or false"]),
-    ("model-does-not-fit-data", spec_text(model="lenet5"), [], ["model.name", "'lenet5'", "does not fit digits inputs"]),
-    ("negative-flag", spec_text(), ["--checkpoint-seconds", "-5"], ["--checkpoint-seconds", "-5", "greater than or equal to 0"]),
+    (
+        "model-does-not-fit-data",
+        spec_text(model="lenet5"),
+        [],
+        ["model.name", "'lenet5'", "does not fit digits inputs"],
+    ),
+    (
+        "negative-flag",
+        spec_text(),
+        ["--checkpoint-seconds", "-5"],
+        ["--checkpoint-seconds", "-5", "greater than or equal to 0"],
+    ),
     ("zero-pack", spec_text(), ["--units-per-job", "0"], ["--units-per-job", "0"]),
     # issue 10 item 9: no string→number and no bool→number conversion, at any depth of any section or stage table
-    ("string-for-int", spec_text(segment_steps='"100"'), [], ["train.segment_steps = '100'", "an integer is needed, not a string"]),
-    ("string-in-seed-list", spec_text(seeds='[0, "1"]'), [], ["study.seeds = [0, '1']", "seeds are integers ('1' is not)"]),
-    ("bool-in-seed-list", spec_text(seeds="[false]"), [], ["study.seeds = [False]", "seeds are integers (False is not)"]),
-    ("string-in-seed-range", spec_text(seeds='{start = 0, count = "3"}'), [], ["study.seeds.count = '3'", "an integer; a list of seeds such as [0, 1, 2], or a table"]),
-    ("string-in-float-pair", spec_text(train_extra='betas = [0.9, "0.99"]'), [], ["train.betas", "'0.99': a number is needed"]),
-    ("string-for-float", spec_text(run_extra='checkpoint_seconds = "5"').replace("checkpoint_seconds = 0\n", ""), [], ["run.checkpoint_seconds = '5'", "a number is needed, not a string"]),
-    ("string-in-pair-list", spec_text(stages=STAGES_WITH.format(extra='pairs = [[0, "1"]]')), [], ["stages[1].pairs = [[0, '1']]", "'1': an integer is needed"]),
-    ("bool-in-pair-table", spec_text(stages=STAGES_WITH.format(extra="pairs = {random = true}")), [], ["stages[1].pairs.random = true", "an integer is needed, not true/false"]),
-    ("string-for-stage-int", spec_text(stages=STAGES_WITH.format(extra='points = "5"')), [], ["stages[1].points = '5'", "an integer is needed, not a string"]),
-    ("unit-kind-is-no-stage-kind", spec_text(stages='[[stages]]\nname = "m"\nkind = "m2m_phase"\n'), [], ["stages[0].kind", "m2m_phase", "m2m"]),
+    (
+        "string-for-int",
+        spec_text(segment_steps='"100"'),
+        [],
+        ["train.segment_steps = '100'", "an integer is needed, not a string"],
+    ),
+    (
+        "string-in-seed-list",
+        spec_text(seeds='[0, "1"]'),
+        [],
+        ["study.seeds = [0, '1']", "seeds are integers ('1' is not)"],
+    ),
+    (
+        "bool-in-seed-list",
+        spec_text(seeds="[false]"),
+        [],
+        ["study.seeds = [False]", "seeds are integers (False is not)"],
+    ),
+    (
+        "string-in-seed-range",
+        spec_text(seeds='{start = 0, count = "3"}'),
+        [],
+        ["study.seeds.count = '3'", "an integer; a list of seeds such as [0, 1, 2], or a table"],
+    ),
+    (
+        "string-in-float-pair",
+        spec_text(train_extra='betas = [0.9, "0.99"]'),
+        [],
+        ["train.betas", "'0.99': a number is needed"],
+    ),
+    (
+        "string-for-float",
+        spec_text(run_extra='checkpoint_seconds = "5"').replace("checkpoint_seconds = 0\n", ""),
+        [],
+        ["run.checkpoint_seconds = '5'", "a number is needed, not a string"],
+    ),
+    (
+        "string-in-pair-list",
+        spec_text(stages=STAGES_WITH.format(extra='pairs = [[0, "1"]]')),
+        [],
+        ["stages[1].pairs = [[0, '1']]", "'1': an integer is needed"],
+    ),
+    (
+        "bool-in-pair-table",
+        spec_text(stages=STAGES_WITH.format(extra="pairs = {random = true}")),
+        [],
+        ["stages[1].pairs.random = true", "an integer is needed, not true/false"],
+    ),
+    (
+        "string-for-stage-int",
+        spec_text(stages=STAGES_WITH.format(extra='points = "5"')),
+        [],
+        ["stages[1].points = '5'", "an integer is needed, not a string"],
+    ),
+    (
+        "unit-kind-is-no-stage-kind",
+        spec_text(stages='[[stages]]\nname = "m"\nkind = "m2m_phase"\n'),
+        [],
+        ["stages[0].kind", "m2m_phase", "m2m"],
+    ),
 ]
 
 
@@ -78,7 +194,9 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, tmp_path, capsys
 
 def test_store_of_another_study_is_refused_untouched(tmp_path, capsys):
     store = tmp_path / "store"
-    (tmp_path / "a.toml").write_text(spec_text(name="alpha", stages='[[stages]]\nname = "c"\nkind = "crashy"\nfail_attempts = 0\n'))
+    (tmp_path / "a.toml").write_text(
+        spec_text(name="alpha", stages='[[stages]]\nname = "c"\nkind = "crashy"\nfail_attempts = 0\n')
+    )
     assert main(["run", str(tmp_path / "a.toml"), "--store", str(store)]) == 0
     before = sorted((p.relative_to(store).as_posix(), p.stat().st_mtime_ns) for p in store.rglob("*"))
     (tmp_path / "b.toml").write_text(spec_text(name="beta"))
@@ -137,8 +255,11 @@ def test_unknown_unit_in_show(tmp_path, capsys):
     assert "not a lowloss store" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"[study]\nname = \"t\xff\"\n", b"\xff\xfe[\x00s\x00"],
-                         ids=["png", "latin1-byte", "utf16"])
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b'[study]\nname = "t\xff"\n', b"\xff\xfe[\x00s\x00"],
+    ids=["png", "latin1-byte", "utf16"],
+)
 def test_binary_spec_file_is_one_edge_error(tmp_path, content):
     """Issue 10 item 9: a binary / non-UTF-8 spec is exit 2 with one line naming the file, not a UnicodeDecodeError."""
     spec = tmp_path / "spec.toml"

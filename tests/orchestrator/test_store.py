@@ -1,4 +1,5 @@
 """The store's contracts: atomic writes, commit markers, readers that skip anything uncommitted, verify."""
+
 from __future__ import annotations
 
 import errno
@@ -8,8 +9,8 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import run_cli, spec_text
+
 from lowloss.orchestrator import atomic
 from lowloss.orchestrator.atomic import StoreFullError, atomic_write_bytes
 from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter, verify_unit
@@ -38,9 +39,13 @@ def test_rewriting_a_segment_gives_identical_bytes(tmp_path):
     store, w = _writer(tmp_path)
     rows = {"steps": [{"step": i, "loss": 1.0 / (i + 1)} for i in range(50)]}
     w.write_segment(0, rows, {"w": torch.arange(6.0)})
-    first = {p.name: p.read_bytes() for p in w.dir.rglob("*.parquet")} | {"pts": (w.dir / "points/000000.safetensors").read_bytes()}
+    first = {p.name: p.read_bytes() for p in w.dir.rglob("*.parquet")} | {
+        "pts": (w.dir / "points/000000.safetensors").read_bytes()
+    }
     w.write_segment(0, rows, {"w": torch.arange(6.0)})
-    second = {p.name: p.read_bytes() for p in w.dir.rglob("*.parquet")} | {"pts": (w.dir / "points/000000.safetensors").read_bytes()}
+    second = {p.name: p.read_bytes() for p in w.dir.rglob("*.parquet")} | {
+        "pts": (w.dir / "points/000000.safetensors").read_bytes()
+    }
     assert first == second
 
 
@@ -109,7 +114,9 @@ def test_disk_full_mid_write_is_a_clear_error_and_keeps_the_old_file(tmp_path, m
 @pytest.mark.slow
 def test_half_written_files_are_invisible_to_readers_and_status_and_verify_reports_them(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="half", seeds="[0]", epochs=2, stages='[[stages]]\nname = "modes"\nkind = "train"\n'))
+    spec.write_text(
+        spec_text(name="half", seeds="[0]", epochs=2, stages='[[stages]]\nname = "modes"\nkind = "train"\n')
+    )
     store_dir = tmp_path / "store"
     run_cli("run", spec, "--store", store_dir, check=True)
     store = Store(store_dir)
@@ -154,8 +161,16 @@ def test_real_full_disk_mid_run_fails_clearly_keeps_segments_and_resumes(tmp_pat
         pytest.skip("needs permission to mount a tmpfs (root), to fill a real file system")
     try:
         spec = tmp_path / "spec.toml"
-        spec.write_text(spec_text(name="full", seeds="[0]", model="small_cnn", epochs=20, segment_steps=2,
-                                  stages='[[stages]]\nname = "modes"\nkind = "train"\n').replace("retries = 1", "retries = 0"))
+        spec.write_text(
+            spec_text(
+                name="full",
+                seeds="[0]",
+                model="small_cnn",
+                epochs=20,
+                segment_steps=2,
+                stages='[[stages]]\nname = "modes"\nkind = "train"\n',
+            ).replace("retries = 1", "retries = 0")
+        )
         store_dir = mnt / "store"
         proc = run_cli("run", spec, "--store", store_dir)
         assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -180,8 +195,14 @@ def test_a_store_of_another_format_is_refused_by_every_command_with_what_to_do(t
     (store / "study.json").write_text('{"format": 1, "study": "t"}')
     spec = tmp_path / "spec.toml"
     spec.write_text(spec_text(name="t"))
-    for args in (["run", spec, "--store", store], ["resume", store], ["status", store], ["verify", store],
-                 ["report", store], ["show", store, "ab"]):
+    for args in (
+        ["run", spec, "--store", store],
+        ["resume", store],
+        ["status", store],
+        ["verify", store],
+        ["report", store],
+        ["show", store, "ab"],
+    ):
         proc = run_cli(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "has format 1 and this lowloss reads format 2" in proc.stderr and "new store" in proc.stderr, args

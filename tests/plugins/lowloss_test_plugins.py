@@ -1,12 +1,22 @@
 """Unit kinds used only by the tests, loaded through the LOWLOSS_PLUGINS mechanism users have for their own kinds."""
+
 from __future__ import annotations
 
 import time
 
 from pydantic import Field
 
-from lowloss.jobs import (Metric, Plan, SimpleStage, StageKind, StageParams, UnitDraft, UnitKind, UnitParams,
-                          register_kind)
+from lowloss.jobs import (
+    Metric,
+    Plan,
+    SimpleStage,
+    StageKind,
+    StageParams,
+    UnitDraft,
+    UnitKind,
+    UnitParams,
+    register_kind,
+)
 from lowloss.jobs.base import Figure, Verdict, point_key
 
 
@@ -41,8 +51,10 @@ class CrashyStageKind(SimpleStage):
     unit_kinds = ("crashy",)
 
     def drafts(self, table, study, view):
-        return [UnitDraft("crashy", CrashyParams(seed=s, fail_attempts=table.fail_attempts), {}, f"seed={s}")
-                for s in table.seeds]
+        return [
+            UnitDraft("crashy", CrashyParams(seed=s, fail_attempts=table.fail_attempts), {}, f"seed={s}")
+            for s in table.seeds
+        ]
 
 
 register_kind(CrashyUnit())
@@ -50,6 +62,7 @@ register_kind(CrashyStageKind())
 
 
 # ---------------------------------------------------------------------- grow: a planner that reads its own results
+
 
 class GrowStage(StageParams):
     """Adds one unit at a time, each from the previous one's result, until a result reaches ``target``."""
@@ -93,8 +106,14 @@ class GrowStageKind(StageKind):
         own = view.units()
         drafts = [UnitDraft("grow", u.params, dict(u.inputs), u.label) for u in own]
         if not own:
-            drafts.append(UnitDraft("grow", GrowParams(round=0, value=table.start, pause_s=table.pause_s,
-                                                       fail=table.fail_round == 0), {}, "round=0"))
+            drafts.append(
+                UnitDraft(
+                    "grow",
+                    GrowParams(round=0, value=table.start, pause_s=table.pause_s, fail=table.fail_round == 0),
+                    {},
+                    "round=0",
+                )
+            )
             return Plan(drafts, open=True, note="round 0 planned")
         last = own[-1]
         result = view.result(last.id)
@@ -103,8 +122,12 @@ class GrowStageKind(StageKind):
             return Plan(drafts, open=not gave_up, note=f"{len(own)} rounds, waiting for round {len(own) - 1}")
         if result["value"] >= table.target:
             return Plan(drafts, open=False, note=f"reached {result['value']} in {len(own)} rounds")
-        nxt = GrowParams(round=result["round"] + 1, value=result["value"] * table.factor, pause_s=table.pause_s,
-                         fail=table.fail_round == result["round"] + 1)
+        nxt = GrowParams(
+            round=result["round"] + 1,
+            value=result["value"] * table.factor,
+            pause_s=table.pause_s,
+            fail=table.fail_round == result["round"] + 1,
+        )
         drafts.append(UnitDraft("grow", nxt, {"previous": last.id}, f"round={nxt.round}"))
         return Plan(drafts, open=True, note=f"{len(own) + 1} rounds planned")
 
@@ -203,25 +226,71 @@ class ToyPathKind(UnitKind):
     Params = ToyPathParams
     outputs = ("final",)
     tables = ("path",)
-    metrics = (Metric("max_train_loss", "max train loss"), Metric("final_dist", "final layer distance to D"),
-               Metric("test_loss_start", "test loss at start"), Metric("test_loss_end", "test loss at end"),
-               Metric("test_acc_end", "test acc at end", lower_is_better=False))
-    verdicts = (Verdict("below_threshold", "train loss below threshold all along"),
-                Verdict("reached", "reached D (distance < 0.1)"),
-                Verdict("test_recovered", "test loss back to its start (±0.05)"))
+    metrics = (
+        Metric("max_train_loss", "max train loss"),
+        Metric("final_dist", "final layer distance to D"),
+        Metric("test_loss_start", "test loss at start"),
+        Metric("test_loss_end", "test loss at end"),
+        Metric("test_acc_end", "test acc at end", lower_is_better=False),
+    )
+    verdicts = (
+        Verdict("below_threshold", "train loss below threshold all along"),
+        Verdict("reached", "reached D (distance < 0.1)"),
+        Verdict("test_recovered", "test loss back to its start (±0.05)"),
+    )
     figures = (
-        Figure("loss", "Path: training loss", table="path", x="iteration", ys=("loss",), labels=("training loss",),
-               xlabel="iteration", ylabel="cross-entropy loss (train)", logy=True, smooth=10, chain="start",
-               threshold_param="threshold", threshold_label="threshold of the verdict"),
-        Figure("distance", "Path: layer-wise L2 distance to the destination D", table="path", x="iteration",
-               ys=("dist.*",), labels=("layer",), xlabel="iteration", ylabel="‖P − D‖₂ of the layer", logy=True,
-               smooth=10, chain="start"),
-        Figure("test", "Path: test loss and accuracy", table="path", x="iteration", ys=("test_loss",),
-               labels=("test loss",), y2s=("test_acc",), y2labels=("test accuracy",), xlabel="iteration",
-               ylabel="cross-entropy loss (test)", y2label="accuracy (test)", chain="start"),
+        Figure(
+            "loss",
+            "Path: training loss",
+            table="path",
+            x="iteration",
+            ys=("loss",),
+            labels=("training loss",),
+            xlabel="iteration",
+            ylabel="cross-entropy loss (train)",
+            logy=True,
+            smooth=10,
+            chain="start",
+            threshold_param="threshold",
+            threshold_label="threshold of the verdict",
+        ),
+        Figure(
+            "distance",
+            "Path: layer-wise L2 distance to the destination D",
+            table="path",
+            x="iteration",
+            ys=("dist.*",),
+            labels=("layer",),
+            xlabel="iteration",
+            ylabel="‖P − D‖₂ of the layer",
+            logy=True,
+            smooth=10,
+            chain="start",
+        ),
+        Figure(
+            "test",
+            "Path: test loss and accuracy",
+            table="path",
+            x="iteration",
+            ys=("test_loss",),
+            labels=("test loss",),
+            y2s=("test_acc",),
+            y2labels=("test accuracy",),
+            xlabel="iteration",
+            ylabel="cross-entropy loss (test)",
+            y2label="accuracy (test)",
+            chain="start",
+        ),
         Figure("pca", "Path points per layer", style="pca", chain="start"),
-        Figure("variance", "Path: variance of layer1.weight (one line per unit)", table="path", style="custom",
-               xlabel="iteration", ylabel="variance of the layer's weights", draw=_draw_variance),
+        Figure(
+            "variance",
+            "Path: variance of layer1.weight (one line per unit)",
+            table="path",
+            style="custom",
+            xlabel="iteration",
+            ylabel="variance of the layer's weights",
+            draw=_draw_variance,
+        ),
     )
 
     def run(self, ctx, p):
@@ -234,17 +303,27 @@ class ToyPathStageKind(SimpleStage):
     unit_kinds = ("toy_path",)
 
     def drafts(self, params, study, view):
-        keys = ("iterations", "segment_iterations", "point_stride", "eval_every", "step_fraction", "threshold",
-                "pause_s")
+        keys = (
+            "iterations",
+            "segment_iterations",
+            "point_stride",
+            "eval_every",
+            "step_fraction",
+            "threshold",
+            "pause_s",
+        )
         drafts = []
         for lr in params.lrs:
             for s in params.seeds:
                 previous = None
                 for k in range(1, params.phases + 1):  # phase k continues phase k-1 (like LLPF's chained phases)
                     extra = {"phase": k, "phases": params.phases} if params.phases > 1 else {}
-                    previous = UnitDraft("toy_path", {"seed": s, "lr": lr, **{n: getattr(params, n) for n in keys},
-                                                     **extra}, {"start": previous} if previous else {},
-                                         f"seed={s} lr={lr}" + (f" phase={k}" if extra else ""))
+                    previous = UnitDraft(
+                        "toy_path",
+                        {"seed": s, "lr": lr, **{n: getattr(params, n) for n in keys}, **extra},
+                        {"start": previous} if previous else {},
+                        f"seed={s} lr={lr}" + (f" phase={k}" if extra else ""),
+                    )
                     drafts.append(previous)
         return drafts
 
@@ -291,11 +370,21 @@ def _run_toy_path(ctx, p: dict) -> None:
         tests = [r for r in path if r["test_loss"] is not None]
         final_dist = max(path[-1][f"dist.{k}"] for k in TOY_TENSORS)
         max_loss = max(r["loss"] for r in path)
-        ctx.commit({"seed": p["seed"], "lr": p["lr"], "max_train_loss": max_loss, "final_dist": final_dist,
-                    "test_loss_start": tests[0]["test_loss"], "test_loss_end": tests[-1]["test_loss"],
-                    "test_acc_end": tests[-1]["test_acc"], "below_threshold": max_loss < p["threshold"],
-                    "reached": final_dist < 0.1,
-                    "test_recovered": abs(tests[-1]["test_loss"] - tests[0]["test_loss"]) < 0.05}, final=point)
+        ctx.commit(
+            {
+                "seed": p["seed"],
+                "lr": p["lr"],
+                "max_train_loss": max_loss,
+                "final_dist": final_dist,
+                "test_loss_start": tests[0]["test_loss"],
+                "test_loss_end": tests[-1]["test_loss"],
+                "test_acc_end": tests[-1]["test_acc"],
+                "below_threshold": max_loss < p["threshold"],
+                "reached": final_dist < 0.1,
+                "test_recovered": abs(tests[-1]["test_loss"] - tests[0]["test_loss"]) < 0.05,
+            },
+            final=point,
+        )
 
 
 register_kind(ToyPathKind())
@@ -303,6 +392,7 @@ register_kind(ToyPathStageKind())
 
 
 # ---------------------------------------------------------------------- emit / consume: named outputs, points, rows
+
 
 class EmitStage(StageParams):
     seeds: list[int] = [0, 1]
@@ -328,8 +418,9 @@ class EmitUnit(UnitKind):
         if p.fail:
             raise RuntimeError(f"emit seed {p.seed} fails by request")
         base = torch.arange(4, dtype=torch.float32) + p.seed
-        ctx.write_segment(0, {"rows": [{"seed": p.seed, "step": s} for s in (1, 2)]},
-                          {point_key("w", s): base * s for s in (1, 2)})
+        ctx.write_segment(
+            0, {"rows": [{"seed": p.seed, "step": s} for s in (1, 2)]}, {point_key("w", s): base * s for s in (1, 2)}
+        )
         ctx.commit({"seed": p.seed}, final={"w": base}, outputs={"directions": {"d": -base}})
 
 
@@ -354,8 +445,15 @@ class ConsumeUnit(UnitKind):
         final = ctx.input_final_state("dirs")["w"]
         rows = ctx.input_rows("point", "rows").to_pylist()
         steps = [s for s, _ in ctx.input_points("point")]
-        ctx.commit({"d_sum": float(d.sum()), "point_sum": float(point.sum()), "final_sum": float(final.sum()),
-                    "rows": len(rows), "point_steps": steps})
+        ctx.commit(
+            {
+                "d_sum": float(d.sum()),
+                "point_sum": float(point.sum()),
+                "final_sum": float(final.sum()),
+                "rows": len(rows),
+                "point_steps": steps,
+            }
+        )
 
 
 class ConsumeStageKind(StageKind):
@@ -372,14 +470,32 @@ class ConsumeStageKind(StageKind):
         a, b = view.units(first)[0], view.units(second)[-1]
         from lowloss.jobs import Ref
 
-        return Plan([UnitDraft("consume", ConsumeParams(seeds=(a.params["seed"], b.params["seed"])),
-                               {"dirs": Ref(a.id, "directions"), "point": Ref(b.id, "point:2")}, "combo")])
+        return Plan(
+            [
+                UnitDraft(
+                    "consume",
+                    ConsumeParams(seeds=(a.params["seed"], b.params["seed"])),
+                    {"dirs": Ref(a.id, "directions"), "point": Ref(b.id, "point:2")},
+                    "combo",
+                )
+            ]
+        )
 
 
 register_kind(EmitUnit())
 register_kind(ConsumeUnit())
-register_kind(type("EmitStageKind", (SimpleStage,), {
-    "name": "emit", "Table": EmitStage, "unit_kinds": ("emit",),
-    "drafts": lambda self, table, study, view: [
-        UnitDraft("emit", EmitParams(seed=s, fail=s in table.fail_seeds), {}, f"seed={s}") for s in table.seeds]})())
+register_kind(
+    type(
+        "EmitStageKind",
+        (SimpleStage,),
+        {
+            "name": "emit",
+            "Table": EmitStage,
+            "unit_kinds": ("emit",),
+            "drafts": lambda self, table, study, view: [
+                UnitDraft("emit", EmitParams(seed=s, fail=s in table.fail_seeds), {}, f"seed={s}") for s in table.seeds
+            ],
+        },
+    )()
+)
 register_kind(ConsumeStageKind())

@@ -1,4 +1,5 @@
 """CIFAR architectures: output shapes, parameter counts of the sources, and the names the LLPF recipes' phases use."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 
 from lowloss.workers.architectures import ARCHITECTURES, build_architecture
 from lowloss.workers.llpf import select_tensors
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -87,9 +89,19 @@ def test_num_classes_in_channels_and_train_mode():
 def test_resnet18_names_and_cifar_stem(models):
     m = models["resnet18_cifar"]
     names = list(m.state_dict())
-    for n in ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "layer1.0.conv1.weight",
-              "layer1.0.bn2.weight", "layer2.0.downsample.0.weight", "layer2.0.downsample.1.weight",
-              "layer4.1.conv2.weight", "fc.weight", "fc.bias"]:
+    for n in [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "layer1.0.conv1.weight",
+        "layer1.0.bn2.weight",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.weight",
+        "layer4.1.conv2.weight",
+        "fc.weight",
+        "fc.bias",
+    ]:
         assert n in names
     assert m.conv1.kernel_size == (3, 3) and m.conv1.stride == (1, 1) and m.conv1.padding == (1, 1)
     assert isinstance(m.maxpool, torch.nn.Identity)
@@ -101,23 +113,39 @@ def test_resnet18_names_and_cifar_stem(models):
 def test_cct_names_used_by_the_recipes(models):
     m = models["cct7_3x1_32"]
     names = list(m.state_dict())
-    for n in ["tokenizer.conv_layers.0.0.weight", "classifier.positional_emb", "classifier.attention_pool.weight",
-              "classifier.attention_pool.bias", "classifier.blocks.0.pre_norm.weight",
-              "classifier.blocks.0.self_attn.qkv.weight", "classifier.blocks.0.self_attn.proj.weight",
-              "classifier.blocks.0.linear1.weight", "classifier.blocks.0.norm1.weight",
-              "classifier.blocks.0.linear2.bias", "classifier.blocks.6.linear2.weight", "classifier.norm.weight",
-              "classifier.fc.weight", "classifier.fc.bias"]:
+    for n in [
+        "tokenizer.conv_layers.0.0.weight",
+        "classifier.positional_emb",
+        "classifier.attention_pool.weight",
+        "classifier.attention_pool.bias",
+        "classifier.blocks.0.pre_norm.weight",
+        "classifier.blocks.0.self_attn.qkv.weight",
+        "classifier.blocks.0.self_attn.proj.weight",
+        "classifier.blocks.0.linear1.weight",
+        "classifier.blocks.0.norm1.weight",
+        "classifier.blocks.0.linear2.bias",
+        "classifier.blocks.6.linear2.weight",
+        "classifier.norm.weight",
+        "classifier.fc.weight",
+        "classifier.fc.bias",
+    ]:
         assert n in names
     assert "classifier.blocks.7.linear1.weight" not in names
     assert m.state_dict()["classifier.positional_emb"].shape == (1, 256, 256)
     assert m.state_dict()["tokenizer.conv_layers.0.0.weight"].shape == (256, 3, 3, 3)
     assert "classifier.blocks.0.self_attn.qkv.bias" not in names
     # LLPF Table 1, CCT7 phase 1, resolves to the tokenizer and the classifier's non-block tensors
-    phase1 = select_tensors(names, ["tokenizer.conv_layers",
-                                    "classifier.{positional_emb+attention_pool+norm+fc}"])
-    assert phase1 == ["tokenizer.conv_layers.0.0.weight", "classifier.positional_emb",
-                      "classifier.attention_pool.weight", "classifier.attention_pool.bias", "classifier.norm.weight",
-                      "classifier.norm.bias", "classifier.fc.weight", "classifier.fc.bias"]
+    phase1 = select_tensors(names, ["tokenizer.conv_layers", "classifier.{positional_emb+attention_pool+norm+fc}"])
+    assert phase1 == [
+        "tokenizer.conv_layers.0.0.weight",
+        "classifier.positional_emb",
+        "classifier.attention_pool.weight",
+        "classifier.attention_pool.bias",
+        "classifier.norm.weight",
+        "classifier.norm.bias",
+        "classifier.fc.weight",
+        "classifier.fc.bias",
+    ]
     assert len(select_tensors(names, ["classifier.blocks.1.*"])) == 11  # 2 LayerNorms, qkv, proj, linear1, linear2
 
 

@@ -1,4 +1,5 @@
 """Datasets: the embedded digits, and MNIST/CIFAR read through torchvision's classes from files in the real formats."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from lowloss.workers.data import (BatchStream, DataFileError, DataRootError, check_data_root, cifar_md5_official,
-                                  load_dataset)
+from lowloss.workers.data import (
+    BatchStream,
+    DataFileError,
+    DataRootError,
+    check_data_root,
+    cifar_md5_official,
+    load_dataset,
+)
 
 
 def write_mnist(root, n_train=32, n_test=16):
@@ -34,8 +41,11 @@ def write_cifar10(root, per_batch=8):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
-                 "labels": [int(v) for v in rng.integers(0, 10, size=per_batch)], "batch_label": name}
+        batch = {
+            "data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+            "labels": [int(v) for v in rng.integers(0, 10, size=per_batch)],
+            "batch_label": name,
+        }
         with open(folder / name, "wb") as fh:
             pickle.dump(batch, fh, protocol=2)
     with open(folder / "batches.meta", "wb") as fh:
@@ -123,17 +133,18 @@ def test_imagefolder_is_streamed_through_torchvision_with_seeded_augmentation(tm
 
 # ---------------------------------------------------------------- issue 10 items 10, 11: damaged and hostile data files
 
+
 def _rewrite_idx(path, magic=None, dims=None, payload=None, cut=0):
     raw = path.read_bytes()
     ndim = raw[3]
-    header, body = raw[:4 + 4 * ndim], raw[4 + 4 * ndim:]
+    header, body = raw[: 4 + 4 * ndim], raw[4 + 4 * ndim :]
     if magic is not None:
         header = struct.pack(">I", magic) + header[4:]
     if dims is not None:
         header = header[:4] + struct.pack(f">{len(dims)}I", *dims)
     body = payload if payload is not None else body
     data = header + body
-    path.write_bytes(data[:len(data) - cut] if cut else data)
+    path.write_bytes(data[: len(data) - cut] if cut else data)
 
 
 def _raw(root, name):
@@ -142,24 +153,48 @@ def _raw(root, name):
 
 MNIST_DAMAGE = [
     # (id, damage(root), substrings of the one-line error)
-    ("train-images-truncated", lambda r: _rewrite_idx(_raw(r, "train-images-idx3-ubyte"), cut=100),
-     ["train-images-idx3-ubyte", "truncated", "32 items"]),
-    ("train-labels-bad-magic", lambda r: _rewrite_idx(_raw(r, "train-labels-idx1-ubyte"), magic=0x803),
-     ["train-labels-idx1-ubyte", "not an IDX file of uint8 labels", "0x00000803"]),
-    ("train-images-wrong-size", lambda r: _rewrite_idx(_raw(r, "train-images-idx3-ubyte"), dims=(32, 28, 27)),
-     ["train-images-idx3-ubyte", "28×27", "MNIST's are 28×28"]),
-    ("train-label-out-of-range", lambda r: _rewrite_idx(_raw(r, "train-labels-idx1-ubyte"),
-                                                        payload=bytes([0, 1, 200] + [0] * 29)),
-     ["train-labels-idx1-ubyte", "label 200 at index 2", "outside 0..9"]),
-    ("train-count-mismatch", lambda r: _rewrite_idx(_raw(r, "train-labels-idx1-ubyte"), dims=(31,),
-                                                    payload=bytes(31)),
-     ["train-labels-idx1-ubyte", "31 labels for the 32 images"]),
-    ("train-images-trailing", lambda r: _raw(r, "train-images-idx3-ubyte").write_bytes(
-        _raw(r, "train-images-idx3-ubyte").read_bytes() + b"\0" * 7), ["train-images-idx3-ubyte", "trailing bytes"]),
-    ("test-images-truncated", lambda r: _rewrite_idx(_raw(r, "t10k-images-idx3-ubyte"), cut=1),
-     ["t10k-images-idx3-ubyte", "truncated"]),
-    ("train-images-missing", lambda r: _raw(r, "train-images-idx3-ubyte").unlink(),
-     ["does not hold mnist", "missing MNIST/raw/train-images-idx3-ubyte", "download=True"]),
+    (
+        "train-images-truncated",
+        lambda r: _rewrite_idx(_raw(r, "train-images-idx3-ubyte"), cut=100),
+        ["train-images-idx3-ubyte", "truncated", "32 items"],
+    ),
+    (
+        "train-labels-bad-magic",
+        lambda r: _rewrite_idx(_raw(r, "train-labels-idx1-ubyte"), magic=0x803),
+        ["train-labels-idx1-ubyte", "not an IDX file of uint8 labels", "0x00000803"],
+    ),
+    (
+        "train-images-wrong-size",
+        lambda r: _rewrite_idx(_raw(r, "train-images-idx3-ubyte"), dims=(32, 28, 27)),
+        ["train-images-idx3-ubyte", "28×27", "MNIST's are 28×28"],
+    ),
+    (
+        "train-label-out-of-range",
+        lambda r: _rewrite_idx(_raw(r, "train-labels-idx1-ubyte"), payload=bytes([0, 1, 200] + [0] * 29)),
+        ["train-labels-idx1-ubyte", "label 200 at index 2", "outside 0..9"],
+    ),
+    (
+        "train-count-mismatch",
+        lambda r: _rewrite_idx(_raw(r, "train-labels-idx1-ubyte"), dims=(31,), payload=bytes(31)),
+        ["train-labels-idx1-ubyte", "31 labels for the 32 images"],
+    ),
+    (
+        "train-images-trailing",
+        lambda r: _raw(r, "train-images-idx3-ubyte").write_bytes(
+            _raw(r, "train-images-idx3-ubyte").read_bytes() + b"\0" * 7
+        ),
+        ["train-images-idx3-ubyte", "trailing bytes"],
+    ),
+    (
+        "test-images-truncated",
+        lambda r: _rewrite_idx(_raw(r, "t10k-images-idx3-ubyte"), cut=1),
+        ["t10k-images-idx3-ubyte", "truncated"],
+    ),
+    (
+        "train-images-missing",
+        lambda r: _raw(r, "train-images-idx3-ubyte").unlink(),
+        ["does not hold mnist", "missing MNIST/raw/train-images-idx3-ubyte", "download=True"],
+    ),
 ]
 
 
@@ -204,39 +239,75 @@ def _dump(path, obj, protocol=2):
 
 def _batch(n=8, data=None, labels=None):
     rng = np.random.default_rng(5)
-    return {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8) if data is None else data,
-            "labels": [int(v) for v in rng.integers(0, 10, size=n)] if labels is None else labels}
+    return {
+        "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8) if data is None else data,
+        "labels": [int(v) for v in rng.integers(0, 10, size=n)] if labels is None else labels,
+    }
 
 
 CIFAR_DAMAGE = [
-    ("train-batch-truncated", lambda r, m: _cifar_path(r, "data_batch_3").write_bytes(
-        _cifar_path(r, "data_batch_3").read_bytes()[:5000]), ["data_batch_3", "truncated or damaged"]),
-    ("train-label-out-of-range", lambda r, m: _dump(_cifar_path(r, "data_batch_2"), _batch(labels=[0] * 7 + [10])),
-     ["data_batch_2", "label 10 at index 7", "outside 0..9"]),
-    ("train-data-wrong-shape", lambda r, m: _dump(_cifar_path(r, "data_batch_4"),
-                                                  _batch(data=np.zeros((8, 3000), np.uint8))),
-     ["data_batch_4", "N×3072 uint8", "(8, 3000)"]),
-    ("train-data-wrong-dtype", lambda r, m: _dump(_cifar_path(r, "data_batch_4"),
-                                                  _batch(data=np.zeros((8, 3072), np.float32))),
-     ["data_batch_4", "N×3072 uint8", "float32"]),
-    ("train-count-mismatch", lambda r, m: _dump(_cifar_path(r, "data_batch_5"), _batch(labels=[1] * 7)),
-     ["data_batch_5", "7 labels for 8 images"]),
+    (
+        "train-batch-truncated",
+        lambda r, m: _cifar_path(r, "data_batch_3").write_bytes(_cifar_path(r, "data_batch_3").read_bytes()[:5000]),
+        ["data_batch_3", "truncated or damaged"],
+    ),
+    (
+        "train-label-out-of-range",
+        lambda r, m: _dump(_cifar_path(r, "data_batch_2"), _batch(labels=[0] * 7 + [10])),
+        ["data_batch_2", "label 10 at index 7", "outside 0..9"],
+    ),
+    (
+        "train-data-wrong-shape",
+        lambda r, m: _dump(_cifar_path(r, "data_batch_4"), _batch(data=np.zeros((8, 3000), np.uint8))),
+        ["data_batch_4", "N×3072 uint8", "(8, 3000)"],
+    ),
+    (
+        "train-data-wrong-dtype",
+        lambda r, m: _dump(_cifar_path(r, "data_batch_4"), _batch(data=np.zeros((8, 3072), np.float32))),
+        ["data_batch_4", "N×3072 uint8", "float32"],
+    ),
+    (
+        "train-count-mismatch",
+        lambda r, m: _dump(_cifar_path(r, "data_batch_5"), _batch(labels=[1] * 7)),
+        ["data_batch_5", "7 labels for 8 images"],
+    ),
     ("train-not-a-dict", lambda r, m: _dump(_cifar_path(r), [1, 2, 3]), ["data_batch_1", "holds a list"]),
-    ("meta-without-names", lambda r, m: _dump(_cifar_path(r, "batches.meta"), {"names": []}),
-     ["batches.meta", "'label_names' must be a list of 10 class names"]),
-    ("test-batch-truncated", lambda r, m: _cifar_path(r, "test_batch").write_bytes(b"\x80\x02}q"),
-     ["test_batch", "truncated or damaged"]),
-    ("train-batch-missing", lambda r, m: _cifar_path(r, "data_batch_5").unlink(),
-     ["does not hold cifar10", "missing cifar-10-batches-py/data_batch_5"]),
+    (
+        "meta-without-names",
+        lambda r, m: _dump(_cifar_path(r, "batches.meta"), {"names": []}),
+        ["batches.meta", "'label_names' must be a list of 10 class names"],
+    ),
+    (
+        "test-batch-truncated",
+        lambda r, m: _cifar_path(r, "test_batch").write_bytes(b"\x80\x02}q"),
+        ["test_batch", "truncated or damaged"],
+    ),
+    (
+        "train-batch-missing",
+        lambda r, m: _cifar_path(r, "data_batch_5").unlink(),
+        ["does not hold cifar10", "missing cifar-10-batches-py/data_batch_5"],
+    ),
     # item 11: a crafted batch that would run code is refused, with one line, and runs nothing
-    ("exec-in-train-batch", lambda r, m: _dump(_cifar_path(r), {"data": _Trap(m), "labels": []}),
-     ["data_batch_1", "refused to load the global __builtin__.exec", "would run or import other code"]),
-    ("system-in-test-batch", lambda r, m: _dump(_cifar_path(r, "test_batch"), _Trap(m, "system"), protocol=4),
-     ["test_batch", "refused to load the global posix.system"]),
-    ("exec-in-meta", lambda r, m: _dump(_cifar_path(r, "batches.meta"), {"label_names": _Trap(m)}, protocol=5),
-     ["batches.meta", "refused to load the global builtins.exec"]),
-    ("object-array", lambda r, m: _dump(_cifar_path(r), _batch(data=np.array([[1, 2]], dtype=object))),
-     ["data_batch_1", "object arrays are not part of the CIFAR format"]),
+    (
+        "exec-in-train-batch",
+        lambda r, m: _dump(_cifar_path(r), {"data": _Trap(m), "labels": []}),
+        ["data_batch_1", "refused to load the global __builtin__.exec", "would run or import other code"],
+    ),
+    (
+        "system-in-test-batch",
+        lambda r, m: _dump(_cifar_path(r, "test_batch"), _Trap(m, "system"), protocol=4),
+        ["test_batch", "refused to load the global posix.system"],
+    ),
+    (
+        "exec-in-meta",
+        lambda r, m: _dump(_cifar_path(r, "batches.meta"), {"label_names": _Trap(m)}, protocol=5),
+        ["batches.meta", "refused to load the global builtins.exec"],
+    ),
+    (
+        "object-array",
+        lambda r, m: _dump(_cifar_path(r), _batch(data=np.array([[1, 2]], dtype=object))),
+        ["data_batch_1", "object arrays are not part of the CIFAR format"],
+    ),
 ]
 
 
@@ -284,16 +355,31 @@ def _truncate(path, keep=200):
 
 
 IMAGEFOLDER_DAMAGE = [
-    ("class-missing-in-val", lambda r: __import__("shutil").rmtree(r / "val" / "n00001"),
-     ["val", "1 class(es) of train/ missing in val/: n00001", "same classes"]),
-    ("extra-class-in-val", lambda r: __import__("shutil").copytree(r / "val" / "n00000", r / "val" / "n00009"),
-     ["val", "of val/ not in train/: n00009"]),
-    ("not-an-image", lambda r: (r / "train" / "n00002" / "img_0.JPEG").write_bytes(b"GIF? no, garbage" * 10),
-     ["train/n00002/img_0.JPEG", "not a readable image"]),
-    ("val-image-not-an-image", lambda r: (r / "val" / "n00000" / "img_0.JPEG").write_bytes(b"\xff\xd8\xff" + bytes(5)),
-     ["val/n00000/img_0.JPEG", "not a readable image"]),
-    ("empty-class", lambda r: [p.unlink() for p in (r / "val" / "n00001").iterdir()],
-     ["val/n00001", "without image files"]),
+    (
+        "class-missing-in-val",
+        lambda r: __import__("shutil").rmtree(r / "val" / "n00001"),
+        ["val", "1 class(es) of train/ missing in val/: n00001", "same classes"],
+    ),
+    (
+        "extra-class-in-val",
+        lambda r: __import__("shutil").copytree(r / "val" / "n00000", r / "val" / "n00009"),
+        ["val", "of val/ not in train/: n00009"],
+    ),
+    (
+        "not-an-image",
+        lambda r: (r / "train" / "n00002" / "img_0.JPEG").write_bytes(b"GIF? no, garbage" * 10),
+        ["train/n00002/img_0.JPEG", "not a readable image"],
+    ),
+    (
+        "val-image-not-an-image",
+        lambda r: (r / "val" / "n00000" / "img_0.JPEG").write_bytes(b"\xff\xd8\xff" + bytes(5)),
+        ["val/n00000/img_0.JPEG", "not a readable image"],
+    ),
+    (
+        "empty-class",
+        lambda r: [p.unlink() for p in (r / "val" / "n00001").iterdir()],
+        ["val/n00001", "without image files"],
+    ),
     ("no-val", lambda r: __import__("shutil").rmtree(r / "val"), ["does not hold imagefolder", "no val/ folder"]),
 ]
 
@@ -328,8 +414,10 @@ def test_validate_opens_the_training_split(tmp_path, capsys):
     root = write_cifar10(tmp_path / "data")
     _dump(_cifar_path(root, "data_batch_2"), _batch(labels=[200] * 8))
     spec = tmp_path / "s.toml"
-    spec.write_text('[study]\nname = "c"\nseeds = [0]\n[data]\ndataset = "cifar10"\n[model]\nname = "resnet18_cifar"\n'
-                    '[[stages]]\nname = "modes"\nkind = "train"\n')
+    spec.write_text(
+        '[study]\nname = "c"\nseeds = [0]\n[data]\ndataset = "cifar10"\n[model]\nname = "resnet18_cifar"\n'
+        '[[stages]]\nname = "modes"\nkind = "train"\n'
+    )
     assert main(["validate", str(spec), "--data-root", str(root)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "data_batch_2" in err and "label 200 at index 0" in err
@@ -346,8 +434,10 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     from lowloss.orchestrator.store import Store
 
     root = write_mnist(tmp_path / "mnist")
-    study = parse_spec('[study]\nname = "m"\nseeds = [0]\n[data]\ndataset = "mnist"\n[model]\nname = "lenet5"\n'
-                       '[train]\nepochs = 1\nbatch_size = 16\n[[stages]]\nname = "modes"\nkind = "train"\n')
+    study = parse_spec(
+        '[study]\nname = "m"\nseeds = [0]\n[data]\ndataset = "mnist"\n[model]\nname = "lenet5"\n'
+        '[train]\nepochs = 1\nbatch_size = 16\n[[stages]]\nname = "modes"\nkind = "train"\n'
+    )
     check_data(study, str(root))  # the edge check passes
     store = Store(tmp_path / "store")
     store.init_study(study.name, study.text)
@@ -356,14 +446,22 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     store.write_unit(unit.record)
     labels = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:8] + bytes([3, 200]) + labels.read_bytes()[10:])
-    proc = subprocess.run([sys.executable, "-m", "lowloss.orchestrator.runtime", str(store.root), unit.id],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lowloss.orchestrator.runtime", str(store.root), unit.id],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (attempt,) = store.attempts(unit.id)
     last = attempt["state"], attempt["error"].strip().splitlines()[-1]
     assert last[0] == "failed" and str(labels) in last[1] and "label 200 at index 1 is outside 0..9" in last[1], last
     assert not store.is_committed(unit.id)
+
+
 # ------------------------------------------------------------------------------------------------------ mnist5k
+
 
 def test_mnist5k_is_real_mnist_without_a_data_root():
     from lowloss.workers.data import DATASET_SHAPES, DATASETS, EMBEDDED_DATASETS, MNIST5K_TEST_PER_CLASS
@@ -387,7 +485,9 @@ def test_mnist5k_split_is_fixed_and_disjoint():
     from lowloss.workers.data import load_mnist5k, mnist5k_path, read_mnist5k_csv, stratified_split
 
     images, labels = read_mnist5k_csv(mnist5k_path())
-    assert images.dtype == torch.uint8 and images.shape == (5000, 1, 28, 28) and labels.bincount().tolist() == [500] * 10
+    assert (
+        images.dtype == torch.uint8 and images.shape == (5000, 1, 28, 28) and labels.bincount().tolist() == [500] * 10
+    )
     train, test = stratified_split(labels, 100, "mnist5k-split")
     assert len(set(train.tolist()) | set(test.tolist())) == 5000 and not set(train.tolist()) & set(test.tolist())
     again = stratified_split(labels, 100, "mnist5k-split")

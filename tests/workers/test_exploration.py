@@ -1,5 +1,6 @@
 """Alg. 3 planner and the graph math of §3.2: the tree against SciPy, the minimax bound, the planner's invariants
 over simulated explorations, single linkage, and a small exploration run through the real NEB functions."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,10 +9,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from lowloss.workers import exploration as ex
 from scipy.cluster.hierarchy import linkage
 from scipy.sparse.csgraph import minimum_spanning_tree as scipy_mst
 from scipy.spatial.distance import squareform
+
+from lowloss.workers import exploration as ex
 
 
 def _random_instance(n: int, seed: int):
@@ -45,8 +47,9 @@ def test_tree_of_all_pairs_is_scipys_minimum_spanning_tree(seed):
 
 def test_minimax_bound_is_the_ultrametric_bound_of_every_pair():
     minima, _, saddles = _random_instance(8, 11)
-    known = dict(itertools.islice(saddles.items(), 0, None, 2)) | {(minima[0], m): saddles[(minima[0], m)]
-                                                                   for m in minima[1:]}
+    known = dict(itertools.islice(saddles.items(), 0, None, 2)) | {
+        (minima[0], m): saddles[(minima[0], m)] for m in minima[1:]
+    }
     bounds = ex.minimax_bounds(minima, known)
     tree = {frozenset((a, b)): w for a, b, w in ex.minimum_spanning_tree(minima, known)}
     assert len(bounds) == 8 * 7 // 2
@@ -60,7 +63,7 @@ def test_minimax_bound_is_the_ultrametric_bound_of_every_pair():
     for (a, b), w in known.items():
         d[index[a], index[b]] = d[index[b], index[a]] = w
     for k in range(8):
-        d = np.minimum(d, np.maximum(d[:, k:k + 1], d[k:k + 1, :]))
+        d = np.minimum(d, np.maximum(d[:, k : k + 1], d[k : k + 1, :]))
     for (a, b), bound in bounds.items():
         assert bound == pytest.approx(d[index[a], index[b]])
     # unconnected pairs have no bound
@@ -193,8 +196,9 @@ def test_planner_time_on_100_minima_is_small():
 def test_exploration_of_three_mueller_brown_minima_through_the_real_neb():
     """Alg. 3 driving Alg. 2 on the Müller–Brown energy: all three pairs computed, the tree is the true one and the
     minimax bound of the long pair A–B is the saddle of the tree path (A–C–B)."""
-    from lowloss.workers import neb
     from test_neb import Point, mueller_brown
+
+    from lowloss.workers import neb
 
     points = {"A": (-0.558224, 1.441726), "B": (0.623499, 0.028038), "C": (-0.050011, 0.466694)}
     vectors = {k: torch.tensor(v, dtype=torch.float64) for k, v in points.items()}
@@ -210,8 +214,17 @@ def test_exploration_of_three_mueller_brown_minima_through_the_real_neb():
             break
         (pair,) = plan.pairs
         a, b = pair
-        _, dense = neb.auto_neb(model, layout, vectors[a], vectors[b], cycles, lambda m, s, i: mueller_brown(m.xy),
-                                lambda v: {"train_loss": float(mueller_brown(v))}, (losses[a], losses[b]), l2=0.0)
+        _, dense = neb.auto_neb(
+            model,
+            layout,
+            vectors[a],
+            vectors[b],
+            cycles,
+            lambda m, s, i: mueller_brown(m.xy),
+            lambda v: {"train_loss": float(mueller_brown(v))},
+            (losses[a], losses[b]),
+            l2=0.0,
+        )
         known[pair] = min(float(d["train_loss"].max()) for d in dense)  # the edge weight: best saddle over cycles
     assert plan.reason == "all pairs known" and len(known) == 3
     # B–C crosses only the low saddle (−72.25); both paths leaving A cross S1 (−40.665): the tree holds B–C and the

@@ -3,6 +3,7 @@
 The model is a 472-parameter MLP with BatchNorm on the digits data, trained for a few hundred SGD steps in float64,
 small enough for ``torch.autograd.functional.hessian`` over its flattened parameters.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,15 @@ from torch.func import functional_call
 
 from lowloss.workers.data import BatchStream, load_dataset
 from lowloss.workers.directions import flatten, parameter_names
-from lowloss.workers.hessian import (HessianOperator, eigenvector_directions, hessian_batches, hessian_eigenpairs,
-                                     hutchinson_trace, second_order_terms, slq_density)
+from lowloss.workers.hessian import (
+    HessianOperator,
+    eigenvector_directions,
+    hessian_batches,
+    hessian_eigenpairs,
+    hutchinson_trace,
+    second_order_terms,
+    slq_density,
+)
 
 
 class TinyBNNet(nn.Module):
@@ -42,8 +50,9 @@ def one_thread():
 def setup(one_thread):
     torch.manual_seed(0)
     data = load_dataset("digits")
-    data = type(data)(data.name, data.train_x.double(), data.train_y, data.test_x.double(), data.test_y,
-                      data.num_classes)
+    data = type(data)(
+        data.name, data.train_x.double(), data.train_y, data.test_x.double(), data.test_y, data.num_classes
+    )
     model = TinyBNNet().double()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     stream = BatchStream(data, 64, seed=0, augment=False)
@@ -63,10 +72,12 @@ def setup(one_thread):
     def loss_of(flat):
         tensors, offset = {}, 0
         for n in names:
-            tensors[n] = flat[offset:offset + params[n].numel()].view_as(params[n])
+            tensors[n] = flat[offset : offset + params[n].numel()].view_as(params[n])
             offset += params[n].numel()
-        total = sum(F.cross_entropy(functional_call(model, {**tensors, **buffers}, (xb,)), yb, reduction="sum")
-                    for xb, yb in batches)
+        total = sum(
+            F.cross_entropy(functional_call(model, {**tensors, **buffers}, (xb,)), yb, reduction="sum")
+            for xb, yb in batches
+        )
         return total / sum(int(yb.shape[0]) for _, yb in batches)
 
     dense = torch.autograd.functional.hessian(loss_of, flat0, vectorize=True)
@@ -197,10 +208,10 @@ def test_second_order_terms_are_the_gradient_and_curvature_along_a_direction(set
     with torch.no_grad():
         for n in names:
             k = params[n].numel()
-            params[n].add_(lam * eps[offset:offset + k].view_as(params[n]))
+            params[n].add_(lam * eps[offset : offset + k].view_as(params[n]))
             offset += k
     delta = op.loss() - loss0
     with torch.no_grad():
         for n in names:
             params[n].copy_(theta[n])
-    assert delta == pytest.approx(b * lam + 0.5 * a * lam ** 2, rel=1e-3)
+    assert delta == pytest.approx(b * lam + 0.5 * a * lam**2, rel=1e-3)

@@ -1,6 +1,7 @@
 """Loss-landscape compute (Xu et al.): directions and their normalisations, the point evaluator, curves, grid shards,
 curve shapes, and the paper's qualitative claims on digits (v-basins along Gaussian directions, ~90° between
 Gaussian directions, a w-basin towards another mode whose barrier is the interpolation's, v-sides along −∇L)."""
+
 from __future__ import annotations
 
 import math
@@ -11,16 +12,44 @@ import torch
 import torch.nn.functional as F
 
 from lowloss.workers.data import BatchStream, load_dataset
-from lowloss.workers.directions import (angle_degrees, cosine, direction_between, direction_norm, flatten,
-                                        gaussian_direction, negative_gradient_direction, normalise_direction,
-                                        parameter_names, unflatten)
+from lowloss.workers.directions import (
+    angle_degrees,
+    cosine,
+    direction_between,
+    direction_norm,
+    flatten,
+    gaussian_direction,
+    negative_gradient_direction,
+    normalise_direction,
+    parameter_names,
+    unflatten,
+)
 from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
-from lowloss.workers.landscape import (Grid, PointEvaluator, Shard, assemble_surface, classify_curve,
-                                       count_stationary_points, curve_lambdas, grid_shards, line_lambdas,
-                                       perturbed_state, scan_curve, scan_shard, shard_points, split_batches,
-                                       stationary_points)
-from lowloss.workers.mining import (fresh_initialisation, mine_vvv_basin, mine_w_peak, vvv_basin_direction,
-                                    vvv_basin_lambda, w_peak_lambda)
+from lowloss.workers.landscape import (
+    Grid,
+    PointEvaluator,
+    Shard,
+    assemble_surface,
+    classify_curve,
+    count_stationary_points,
+    curve_lambdas,
+    grid_shards,
+    line_lambdas,
+    perturbed_state,
+    scan_curve,
+    scan_shard,
+    shard_points,
+    split_batches,
+    stationary_points,
+)
+from lowloss.workers.mining import (
+    fresh_initialisation,
+    mine_vvv_basin,
+    mine_w_peak,
+    vvv_basin_direction,
+    vvv_basin_lambda,
+    w_peak_lambda,
+)
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate_batches, make_optimizer, train_step
 
@@ -78,7 +107,8 @@ def test_norm_scales_the_whole_direction_to_the_model_norm(cnn):
     multi = [n for n in names if theta[n].dim() > 1]
     assert all(float(zeroed[n].abs().max()) == 0 for n in names if theta[n].dim() == 1)
     assert direction_norm({n: zeroed[n] for n in multi}) == pytest.approx(
-        direction_norm({n: theta[n] for n in multi}), rel=1e-6)
+        direction_norm({n: theta[n] for n in multi}), rel=1e-6
+    )
 
 
 def test_laynorm_and_filnorm_match_the_centre_per_layer_and_per_filter(cnn):
@@ -177,8 +207,9 @@ def test_evaluator_is_the_bare_procedure_and_never_perturbs_bn_statistics(digits
     for n in theta:
         if n not in names:
             assert torch.equal(point[n], theta[n])  # running statistics and counters are θ's
-    assert torch.allclose(point["conv1.weight"], theta["conv1.weight"] + 0.1 * d1["conv1.weight"]
-                          - 0.05 * d2["conv1.weight"])
+    assert torch.allclose(
+        point["conv1.weight"], theta["conv1.weight"] + 0.1 * d1["conv1.weight"] - 0.05 * d2["conv1.weight"]
+    )
     model = build_model("small_cnn", 10, 1, 8)
     for policy in ("UpBN", "NoUpBN"):
         ev = PointEvaluator(cnn, theta, [d1, d2], digits, bn_policy=policy)
@@ -224,18 +255,21 @@ def test_eval_examples_is_a_fixed_seeded_subset(digits, mlp_early):
 # ---------------------------------------------------------------- curve shapes
 
 
-@pytest.mark.parametrize("fn,lo,hi,expect,count", [
-    (lambda x: x ** 2, -1, 1, "v-basin", 1),
-    (lambda x: (x - 0.5) ** 2, -1, 1, "v-side", 1),
-    (lambda x: x, -1, 1, "v-side", 0),
-    (lambda x: (x ** 2 - 0.5) ** 2, -1, 1, "w-peak", 3),
-    (lambda x: (x * (x - 1)) ** 2, -1, 2, "w-basin", 3),
-    (lambda x: -x ** 2, -1, 1, "other", 1),
-    (lambda x: math.cos(5 * math.pi * x / 2), -1, 1, "other", 5),  # a vvv-basin: min, max, min, max, min
-    (lambda x: x ** 4 - x ** 2, -1.2, 1.2, "w-peak", 3),
-    (lambda x: ((x - 0.05) ** 2 - 0.5) ** 2, -1, 1, "w-peak", 3),  # the peak one grid step beside θ
-    (lambda x: ((x + 0.2) * (x - 1.2)) ** 2, -1, 2, "w-basin", 3),  # θ near, not at, the first basin's bottom
-])
+@pytest.mark.parametrize(
+    "fn,lo,hi,expect,count",
+    [
+        (lambda x: x**2, -1, 1, "v-basin", 1),
+        (lambda x: (x - 0.5) ** 2, -1, 1, "v-side", 1),
+        (lambda x: x, -1, 1, "v-side", 0),
+        (lambda x: (x**2 - 0.5) ** 2, -1, 1, "w-peak", 3),
+        (lambda x: (x * (x - 1)) ** 2, -1, 2, "w-basin", 3),
+        (lambda x: -(x**2), -1, 1, "other", 1),
+        (lambda x: math.cos(5 * math.pi * x / 2), -1, 1, "other", 5),  # a vvv-basin: min, max, min, max, min
+        (lambda x: x**4 - x**2, -1.2, 1.2, "w-peak", 3),
+        (lambda x: ((x - 0.05) ** 2 - 0.5) ** 2, -1, 1, "w-peak", 3),  # the peak one grid step beside θ
+        (lambda x: ((x + 0.2) * (x - 1.2)) ** 2, -1, 2, "w-basin", 3),  # θ near, not at, the first basin's bottom
+    ],
+)
 def test_curve_classes_on_analytic_curves(fn, lo, hi, expect, count):
     lambdas = line_lambdas(lo, hi, 41) if (lo, hi) != (-1, 1) else curve_lambdas(1.0, 41)
     ys = [fn(x) for x in lambdas]
@@ -321,8 +355,12 @@ def test_shards_tile_the_grid_and_give_the_whole_surface(digits, cnn):
     shards = grid_shards(grid, 2, 3)
     points = [p for s in shards for p in shard_points(grid, s)]
     assert len(points) == grid.size == len({(i, j) for i, j, _, _ in points})
-    assert shard_points(grid, Shard(1, 3, 0, 2)) == [(1, 0, -0.5, -0.5), (1, 1, -0.5, -0.5 + 1 / 3),
-                                                     (2, 0, 0.0, -0.5), (2, 1, 0.0, -0.5 + 1 / 3)]
+    assert shard_points(grid, Shard(1, 3, 0, 2)) == [
+        (1, 0, -0.5, -0.5),
+        (1, 1, -0.5, -0.5 + 1 / 3),
+        (2, 0, 0.0, -0.5),
+        (2, 1, 0.0, -0.5 + 1 / 3),
+    ]
     theta = cnn.centre_state
     names = parameter_names(cnn)
     dirs = [gaussian_direction(theta, names, s, "filnorm", "zero") for s in (0, 1)]

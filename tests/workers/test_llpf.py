@@ -1,4 +1,5 @@
 """LLPF primitives: the defining property of each step of Algorithms 1 and 2, on tensors and on a tiny real model."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,12 +10,33 @@ import pytest
 import torch
 from torch import nn
 
-from lowloss.workers.llpf import (LLPFConfig, TrainUntil, angle_conformal, apply_variance_correction,
-                                  compensating_move, correctable, destination_on_start_sphere, group_label,
-                                  layer_distances, layernorm_tensor_names, llpf_m2m_iteration, llpf_m2o_iteration,
-                                  move, move_state, normalization_tensor_names, path_validity, phase_optimizer,
-                                  phase_step_c_lengths, select_tensors, state_variances, tensor_distances,
-                                  tensor_variance, train_r, variance_correction, weight_bias_groups)
+from lowloss.workers.llpf import (
+    LLPFConfig,
+    TrainUntil,
+    angle_conformal,
+    apply_variance_correction,
+    compensating_move,
+    correctable,
+    destination_on_start_sphere,
+    group_label,
+    layer_distances,
+    layernorm_tensor_names,
+    llpf_m2m_iteration,
+    llpf_m2o_iteration,
+    move,
+    move_state,
+    normalization_tensor_names,
+    path_validity,
+    phase_optimizer,
+    phase_step_c_lengths,
+    select_tensors,
+    state_variances,
+    tensor_distances,
+    tensor_variance,
+    train_r,
+    variance_correction,
+    weight_bias_groups,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -27,6 +49,7 @@ def _one_thread():
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
+
 
 class TinyBN(nn.Module):
     def __init__(self):
@@ -48,7 +71,7 @@ def batches(seed: int = 0, n: int = 64, bs: int = 16):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 6, generator=g)
     y = torch.randint(0, 3, (n,), generator=g)
-    return itertools.cycle([(x[i:i + bs], y[i:i + bs]) for i in range(0, n, bs)])
+    return itertools.cycle([(x[i : i + bs], y[i : i + bs]) for i in range(0, n, bs)])
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -64,24 +87,49 @@ LOSS = nn.functional.cross_entropy
 
 # ------------------------------------------------------------------------------------------- phase selection
 
-NAMES = ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
-         "layer1.0.conv1.weight", "layer1.0.bn1.weight", "blocks.1.attn.weight", "blocks.10.attn.weight",
-         "fc.weight", "fc.bias"]
+NAMES = [
+    "conv1.weight",
+    "bn1.weight",
+    "bn1.bias",
+    "bn1.running_mean",
+    "bn1.running_var",
+    "bn1.num_batches_tracked",
+    "layer1.0.conv1.weight",
+    "layer1.0.bn1.weight",
+    "blocks.1.attn.weight",
+    "blocks.10.attn.weight",
+    "fc.weight",
+    "fc.bias",
+]
 
 
 def test_select_matches_whole_components_anchored_at_the_start():
     assert select_tensors(NAMES, ["blocks.1.*"]) == ["blocks.1.attn.weight"]
     assert select_tensors(NAMES, ["conv1.weight"]) == ["conv1.weight"]
     assert select_tensors(NAMES, ["conv1"]) == ["conv1.weight"]  # a module prefix, never layer1.0.conv1
-    assert select_tensors(NAMES, ["bn1.*"]) == ["bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-                                                "bn1.num_batches_tracked"]
+    assert select_tensors(NAMES, ["bn1.*"]) == [
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+    ]
     assert select_tensors(NAMES, ["layer1.*"]) == ["layer1.0.conv1.weight", "layer1.0.bn1.weight"]
-    assert select_tensors(NAMES, ["fc.{weight,bias}", "bn1.{weight+bias}"]) == ["bn1.weight", "bn1.bias",
-                                                                                "fc.weight", "fc.bias"]
+    assert select_tensors(NAMES, ["fc.{weight,bias}", "bn1.{weight+bias}"]) == [
+        "bn1.weight",
+        "bn1.bias",
+        "fc.weight",
+        "fc.bias",
+    ]
     assert select_tensors(NAMES, "all") == NAMES and select_tensors(NAMES, ["*"]) == NAMES
     assert select_tensors(NAMES, ["**.bias"]) == ["bn1.bias", "fc.bias"]
-    assert select_tensors(NAMES, ["all", "!bn1", "!layer1"]) == ["conv1.weight", "blocks.1.attn.weight",
-                                                                 "blocks.10.attn.weight", "fc.weight", "fc.bias"]
+    assert select_tensors(NAMES, ["all", "!bn1", "!layer1"]) == [
+        "conv1.weight",
+        "blocks.1.attn.weight",
+        "blocks.10.attn.weight",
+        "fc.weight",
+        "fc.bias",
+    ]
 
 
 @pytest.mark.parametrize("bad", ["blocks.2.*", "conv", "fc.{weight,gamma}x", "!nothing", "layer1.0.conv1.weight.x"])
@@ -99,12 +147,19 @@ def test_normalization_names_found_by_module_type():
             self.pre_norm = nn.LayerNorm(4)
 
     names = normalization_tensor_names(M())
-    assert set(names) == {"downsample.1.weight", "downsample.1.bias", "downsample.1.running_mean",
-                          "downsample.1.running_var", "downsample.1.num_batches_tracked", "pre_norm.weight",
-                          "pre_norm.bias"}
+    assert set(names) == {
+        "downsample.1.weight",
+        "downsample.1.bias",
+        "downsample.1.running_mean",
+        "downsample.1.running_var",
+        "downsample.1.num_batches_tracked",
+        "pre_norm.weight",
+        "pre_norm.bias",
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ Move
+
 
 def test_move_with_step_f_at_least_the_distance_lands_exactly_on_d():
     g = torch.Generator().manual_seed(0)
@@ -172,8 +227,10 @@ def test_step_c_lengths_are_step_c_times_the_initial_distance():
 
 # --------------------------------------------------------------------------------------- VarianceCorrection
 
-@pytest.mark.parametrize("shape,scale,target", [((64, 3, 3, 3), 0.05, 1e-3), ((10,), 2.0, 0.3), ((512, 256), 1e-3,
-                                                                                                  4e-5)])
+
+@pytest.mark.parametrize(
+    "shape,scale,target", [((64, 3, 3, 3), 0.05, 1e-3), ((10,), 2.0, 0.3), ((512, 256), 1e-3, 4e-5)]
+)
 def test_variance_correction_hits_the_target_exactly_and_keeps_the_mean(shape, scale, target):
     g = torch.Generator().manual_seed(3)
     w = torch.randn(shape, generator=g) * scale + 0.01
@@ -221,11 +278,13 @@ def test_apply_variance_correction_only_touches_named_correctable_tensors():
 
 # -------------------------------------------------------------------------------------------------- Train^r
 
+
 def scripted_loss(values):
     it = iter(values)
 
     def loss_fn(out, y):
         return out.sum() * 0.0 + next(it)
+
     return loss_fn
 
 
@@ -233,8 +292,9 @@ def test_train_r_stops_on_the_rolling_threshold_after_min_rounds():
     model = nn.Linear(6, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     # 12 losses of 1.0 then zeros: the rolling mean of the last 10 first drops to ≤ 0.25 at step 20 (2 ones left)
-    res = train_r(model, opt, batches(), scripted_loss([1.0] * 12 + [0.0] * 100), threshold=0.25, min_rounds=10,
-                  max_rounds=200)
+    res = train_r(
+        model, opt, batches(), scripted_loss([1.0] * 12 + [0.0] * 100), threshold=0.25, min_rounds=10, max_rounds=200
+    )
     assert (res.stopped_by, res.steps) == ("threshold", 20)
     assert res.rolling_loss == pytest.approx(0.2)
     assert res.losses == [1.0] * 12 + [0.0] * 8
@@ -309,8 +369,13 @@ def test_m2m_batchnorm_statistics_follow_the_documented_rules():
     before = snapshot(model)
     llpf_m2m_iteration(model, dest, targets, names, opt, batches(), LOSS, cfg)
     after = snapshot(model)
-    assert changed(before, after, after.keys()) == {"fc2.weight", "fc2.bias", "bn1.running_mean", "bn1.running_var",
-                                                    "bn1.num_batches_tracked"}
+    assert changed(before, after, after.keys()) == {
+        "fc2.weight",
+        "fc2.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+    }
     assert int(after["bn1.num_batches_tracked"]) == int(before["bn1.num_batches_tracked"]) + 3
     # freeze_stats_outside_phase: every tensor outside the phase, buffers included, is bit-for-bit unchanged
     model, dest, targets, names, opt, cfg = m2m_setup(["fc2.*"], freeze_stats_outside_phase=True)
@@ -337,12 +402,24 @@ def test_m2m_refuses_an_optimizer_reaching_outside_the_phase_and_reference_quirk
         llpf_m2m_iteration(model, dest, targets, names, full, batches(), LOSS, cfg)
     quirky = cfg.with_reference_quirks()
     assert (quirky.clamp, quirky.variance_eps, quirky.correct_all_tensors, quirky.train_outside_phase) == (
-        False, 1e-4, True, True)
+        False,
+        1e-4,
+        True,
+        True,
+    )
     metrics = llpf_m2m_iteration(model, dest, targets, names, full, batches(), LOSS, quirky)
     assert "fc2.weight" in metrics["corrected"]  # every tensor corrected, not only the phase's
     with pytest.raises(ValueError, match="step_c_lengths"):
-        llpf_m2m_iteration(model, dest, targets, names, phase_optimizer(model, names, 1e-2), batches(), LOSS,
-                           LLPFConfig(step_c=2e-3, train_rounds=1))
+        llpf_m2m_iteration(
+            model,
+            dest,
+            targets,
+            names,
+            phase_optimizer(model, names, 1e-2),
+            batches(),
+            LOSS,
+            LLPFConfig(step_c=2e-3, train_rounds=1),
+        )
 
 
 def test_m2m_path_reaches_d_when_p0_and_d_share_the_variance_sphere():
@@ -367,6 +444,7 @@ def test_config_validation():
 
 
 # ---------------------------------------------------------------------------------------------- Algorithm 2
+
 
 def test_angle_conformal_is_the_variance_ratio():
     assert angle_conformal(1e-3, 0.5, 2.0) == pytest.approx(2.5e-4)
@@ -398,7 +476,7 @@ def test_m2o_moves_toward_the_origin_excluding_norm_layers():
     # AngleConformal: weights at base·Var(N)/Var(P0), biases (reference) at the base rate
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert set(metrics["lrs"]) == {"fc1.weight", "fc2.weight"}
-    assert lrs["fc1.weight"] == pytest.approx(1e-2 * 0.9 ** 2, rel=1e-4)  # a 10% step toward O scales Var by 0.81
+    assert lrs["fc1.weight"] == pytest.approx(1e-2 * 0.9**2, rel=1e-4)  # a 10% step toward O scales Var by 0.81
     assert lrs["fc1.bias"] == 1e-2
 
 
@@ -421,6 +499,7 @@ def test_m2o_rates_stay_relative_to_the_base_across_iterations():
 
 # -------------------------------------------------------------------------------------------- path validity
 
+
 def test_path_validity_three_criteria():
     ok = path_validity(0.08, 0.1, {"a": 0.05, "b": 0.01}, 0.1, 0.52, 0.50, 0.05)
     assert ok["valid"] and ok["farthest_tensor"] == "a" and ok["max_final_distance"] == 0.05
@@ -436,12 +515,32 @@ def test_path_validity_three_criteria():
 
 # ------------------------------------------------------------------------ weight and bias moved as one vector
 
+
 def test_weight_bias_groups_pair_a_modules_weight_with_its_bias():
-    names = ["conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean", "fc.weight", "head.bias",
-             "bias", "weight", "rnn.weight_ih", "rnn.bias_ih"]
+    names = [
+        "conv1.weight",
+        "conv1.bias",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "fc.weight",
+        "head.bias",
+        "bias",
+        "weight",
+        "rnn.weight_ih",
+        "rnn.bias_ih",
+    ]
     units = weight_bias_groups(names)
-    assert units == [("conv1.weight", "conv1.bias"), ("bn1.weight", "bn1.bias"), ("bn1.running_mean",),
-                     ("fc.weight",), ("head.bias",), ("weight", "bias"), ("rnn.weight_ih",), ("rnn.bias_ih",)]
+    assert units == [
+        ("conv1.weight", "conv1.bias"),
+        ("bn1.weight", "bn1.bias"),
+        ("bn1.running_mean",),
+        ("fc.weight",),
+        ("head.bias",),
+        ("weight", "bias"),
+        ("rnn.weight_ih",),
+        ("rnn.bias_ih",),
+    ]
     assert [group_label(u) for u in units[:4]] == ["conv1", "bn1", "bn1.running_mean", "fc.weight"]
     assert weight_bias_groups(["fc.bias"]) == [("fc.bias",)]  # a bias whose weight is not moved moves alone
 
@@ -479,19 +578,30 @@ def test_grouped_move_matches_a_hand_computation_on_two_small_tensors():
 def test_grouped_step_c_length_is_step_c_times_the_joined_distance():
     p, d = _two_tensors()
     assert phase_step_c_lengths(p, d, ["fc.weight", "fc.bias"], 0.1, group_weight_bias=True) == {
-        "fc.weight": pytest.approx(0.5), "fc.bias": pytest.approx(0.5)}
+        "fc.weight": pytest.approx(0.5),
+        "fc.bias": pytest.approx(0.5),
+    }
     assert phase_step_c_lengths(p, d, ["fc.weight", "fc.bias"], 0.1) == {
-        "fc.weight": pytest.approx(0.3), "fc.bias": pytest.approx(0.4)}
+        "fc.weight": pytest.approx(0.3),
+        "fc.bias": pytest.approx(0.4),
+    }
 
 
 def test_m2m_iteration_with_grouping_moves_layers_and_reports_their_distances():
     model, dest, targets, names, _, cfg = m2m_setup(["fc1.*", "fc2.*"], group_weight_bias=True)
     before = snapshot(model)
-    metrics = llpf_m2m_iteration(model, dest, targets, names, phase_optimizer(model, names, lr=0.0), batches(),
-                                 LOSS, cfg)
+    metrics = llpf_m2m_iteration(
+        model, dest, targets, names, phase_optimizer(model, names, lr=0.0), batches(), LOSS, cfg
+    )
     assert set(metrics["layer_distances"]) == {"fc1", "fc2"}
-    joined = {k: float(torch.cat([(snapshot(model)[f"{k}.{t}"] - dest[f"{k}.{t}"]).flatten()
-                                  for t in ("weight", "bias")]).double().norm()) for k in ("fc1", "fc2")}
+    joined = {
+        k: float(
+            torch.cat([(snapshot(model)[f"{k}.{t}"] - dest[f"{k}.{t}"]).flatten() for t in ("weight", "bias")])
+            .double()
+            .norm()
+        )
+        for k in ("fc1", "fc2")
+    }
     assert metrics["layer_distances"] == {k: pytest.approx(v) for k, v in joined.items()}
     assert metrics["step_lengths"]["fc1.weight"] == metrics["step_lengths"]["fc1.bias"]
     assert changed(before, snapshot(model), ["bn1.weight", "bn1.bias"]) == set()
@@ -500,6 +610,7 @@ def test_m2m_iteration_with_grouping_moves_layers_and_reports_their_distances():
 
 
 # ------------------------------------------------------------- the distance verdict: D on P0's variance sphere
+
 
 def test_a_converged_path_reaches_d_projected_on_p0s_sphere_not_d():
     model, dest, targets, names, opt, cfg = m2m_setup("all", step_a=0.0, step_f=1.0, train_rounds=1)
@@ -520,6 +631,7 @@ def test_a_converged_path_reaches_d_projected_on_p0s_sphere_not_d():
 
 
 # --------------------------------------------------------------------------- LayerNorm in M2O (authors' code)
+
 
 class TinyLN(nn.Module):
     def __init__(self):
@@ -573,6 +685,7 @@ def test_m2o_keeps_norm_layers_by_default_and_compensates_layernorm_on_request()
 
 
 # ------------------------------------------------------------------------------- test-loss criterion, reported
+
 
 def test_test_loss_rules_and_the_failures_they_name():
     improved = path_validity(0.05, 0.1, {"a": 0.05}, 0.1, 0.40, 0.50, 0.05, destination_test_loss=0.42)

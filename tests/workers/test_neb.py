@@ -1,14 +1,16 @@
 """NEB / AutoNEB compute layer: pivots over states, the improved tangent, the string method, insertion, the step's
 optimiser, the saddle of an analytic energy, resume, and the paper's claim on real digits modes."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
 from lowloss.workers import neb
 from lowloss.workers.models import build_model
-from safetensors.torch import load_file, save_file
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -55,9 +57,17 @@ def test_neb_finds_the_mueller_brown_saddle_through_the_unit_functions():
     model = Point()
     layout = neb.state_layout(model)
     cycles = [neb.Cycle(100, 3e-4, "equal", 3)] + [neb.Cycle(100, 3e-4)] * 2 + [neb.Cycle(100, 7.5e-5)] * 2
-    state, dense = neb.auto_neb(model, layout, a, b, cycles, lambda m, step, i: mueller_brown(m.xy),
-                                lambda v: {"train_loss": float(mueller_brown(v))},
-                                (float(mueller_brown(a)), float(mueller_brown(b))), l2=0.0)
+    state, dense = neb.auto_neb(
+        model,
+        layout,
+        a,
+        b,
+        cycles,
+        lambda m, step, i: mueller_brown(m.xy),
+        lambda v: {"train_loss": float(mueller_brown(v))},
+        (float(mueller_brown(a)), float(mueller_brown(b))),
+        l2=0.0,
+    )
     assert len(dense) == len(cycles) and state.cycle == len(cycles)
     straight = float(mueller_brown(torch.lerp(a, b, torch.linspace(0, 1, 101, dtype=torch.float64)[:, None])).max())
     found = float(dense[-1]["train_loss"].max())
@@ -77,18 +87,30 @@ def test_fast_schedule_shape_on_mueller_brown():
     a, b = torch.tensor(MINIMUM_A, dtype=torch.float64), torch.tensor(MINIMUM_B, dtype=torch.float64)
     model = Point()
     layout = neb.state_layout(model)
-    cycles = [neb.Cycle(60, 3e-4, "equal", 7, 1), neb.Cycle(60, 3e-4, "none", 0, 1),
-              neb.Cycle(60, 7.5e-5, "highest", 2, 1)]
-    state, dense = neb.auto_neb(model, layout, a, b, cycles, lambda m, step, i: mueller_brown(m.xy),
-                                lambda v: {"train_loss": float(mueller_brown(v))},
-                                (float(mueller_brown(a)), float(mueller_brown(b))), l2=0.0,
-                                threshold=neb.INSERT_THRESHOLD_CODE)
+    cycles = [
+        neb.Cycle(60, 3e-4, "equal", 7, 1),
+        neb.Cycle(60, 3e-4, "none", 0, 1),
+        neb.Cycle(60, 7.5e-5, "highest", 2, 1),
+    ]
+    state, dense = neb.auto_neb(
+        model,
+        layout,
+        a,
+        b,
+        cycles,
+        lambda m, step, i: mueller_brown(m.xy),
+        lambda v: {"train_loss": float(mueller_brown(v))},
+        (float(mueller_brown(a)), float(mueller_brown(b))),
+        l2=0.0,
+        threshold=neb.INSERT_THRESHOLD_CODE,
+    )
     assert [d["train_loss"].numel() for d in dense[:2]] == [neb.dense_count(9, 1)] * 2
     assert state.pivots.shape[0] in (9, 10, 11)
     assert SADDLE_E - 1e-3 <= float(dense[-1]["train_loss"].max()) <= SADDLE_E + 1.0
 
 
 # ---------------------------------------------------------------------------------------- pivots over a state
+
 
 def test_flatten_unflatten_round_trip_with_buffers_and_num_batches_tracked():
     torch.manual_seed(0)
@@ -100,7 +122,7 @@ def test_flatten_unflatten_round_trip_with_buffers_and_num_batches_tracked():
     n_float_buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
     assert layout.num_parameters == n_params and layout.size == n_params + n_float_buffers
     assert layout.integer_buffers == ("bn1.num_batches_tracked", "bn2.num_batches_tracked")
-    assert layout.names[:layout.num_parameter_tensors] == tuple(n for n, _ in model.named_parameters())
+    assert layout.names[: layout.num_parameter_tensors] == tuple(n for n, _ in model.named_parameters())
     vector = neb.flatten_state(state, layout, torch.float64)
     assert vector.dtype == torch.float64 and vector.shape == (layout.size,)
     template = {k: v.clone() for k, v in state.items()}
@@ -146,6 +168,7 @@ def test_model_evaluator_batchnorm_policies_and_eval_mode():
 
 
 # ------------------------------------------------------------------------------------------------ geometry
+
 
 def test_improved_tangent_points_uphill_and_mixes_at_extrema():
     pivots = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0], [3.0, 2.0]], dtype=torch.float64)
@@ -204,8 +227,10 @@ def test_redistribute_equal_and_target_arc_length_on_the_polyline():
     assert torch.allclose(neb.redistribute(even), even)
     # target shares 1:2:1
     spaced = neb.redistribute(line, torch.tensor([1.0, 2.0, 1.0]))
-    assert torch.allclose(neb.segment_lengths(spaced) / neb.segment_lengths(spaced).sum(),
-                          torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64))
+    assert torch.allclose(
+        neb.segment_lengths(spaced) / neb.segment_lengths(spaced).sum(),
+        torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64),
+    )
     # geometry over the leading coordinates only: a trailing "buffer" is interpolated with the same weights
     with_buffer = torch.cat([line, torch.tensor([[0.0], [50.0], [60.0], [100.0]], dtype=torch.float64)], 1)
     moved = neb.redistribute(with_buffer, geometry=3)
@@ -256,11 +281,16 @@ def test_insertion_rule_residuum_relative_to_the_pivots_energy_range():
 
 
 def test_edge_saddle_and_path_length_ratio():
-    dense = [{"train_loss": torch.tensor([0.1, 0.9, 0.2]), "test_error": torch.tensor([0.1, 0.3, 0.1])},
-             {"train_loss": torch.tensor([0.1, 0.5, 0.2]), "test_error": torch.tensor([0.1, 0.4, 0.1])},
-             {"train_loss": torch.tensor([0.1, 0.6, 0.2]), "test_error": torch.tensor([0.1, 0.2, 0.1])}]
-    assert neb.edge_saddle(dense) == {"saddle_train_loss": pytest.approx(0.5), "saddle_test_error": pytest.approx(0.4),
-                                      "cycle": 1}
+    dense = [
+        {"train_loss": torch.tensor([0.1, 0.9, 0.2]), "test_error": torch.tensor([0.1, 0.3, 0.1])},
+        {"train_loss": torch.tensor([0.1, 0.5, 0.2]), "test_error": torch.tensor([0.1, 0.4, 0.1])},
+        {"train_loss": torch.tensor([0.1, 0.6, 0.2]), "test_error": torch.tensor([0.1, 0.2, 0.1])},
+    ]
+    assert neb.edge_saddle(dense) == {
+        "saddle_train_loss": pytest.approx(0.5),
+        "saddle_test_error": pytest.approx(0.4),
+        "cycle": 1,
+    }
     bent = torch.tensor([[0.0, 0.0, 9.0], [1.0, 1.0, -9.0], [2.0, 0.0, 9.0]])  # third coordinate: a "buffer"
     assert neb.path_length_ratio(bent, geometry=2) == pytest.approx(math.sqrt(2))
     with pytest.raises(ValueError, match="at least one cycle"):
@@ -276,6 +306,7 @@ def test_dense_points_and_positions():
 
 # ------------------------------------------------------------------------------------------------ the step
 
+
 def test_neb_step_is_sgd_momentum_on_the_projected_regularised_gradient():
     """Two steps of ``neb_step`` against torch.optim.SGD(momentum=0.9) fed the same projected gradients."""
     model = Point()
@@ -289,8 +320,9 @@ def test_neb_step_is_sgd_momentum_on_the_projected_regularised_gradient():
     movable = torch.nn.Parameter(ref[1:-1].clone())
     opt = torch.optim.SGD([movable], lr=1e-4, momentum=0.9)
     for step in range(2):
-        losses, _ = neb.neb_step(model, layout, ours, weights, momentum, 1e-4, lambda m, s, i: mueller_brown(m.xy),
-                                 step, ends, l2=1e-2)
+        losses, _ = neb.neb_step(
+            model, layout, ours, weights, momentum, 1e-4, lambda m, s, i: mueller_brown(m.xy), step, ends, l2=1e-2
+        )
         ref[1:-1] = movable.detach()
         ref = neb.redistribute(ref, weights)
         p = ref[1:-1].clone().requires_grad_()
@@ -306,8 +338,17 @@ def test_neb_step_is_sgd_momentum_on_the_projected_regularised_gradient():
         assert torch.allclose(ours[1:-1], movable.detach(), atol=1e-12)
     assert torch.equal(ours[0], pivots[0]) and torch.equal(ours[-1], pivots[-1])
     with pytest.raises(ValueError, match="new_momentum"):
-        neb.neb_step(model, layout, ours, weights, torch.zeros(2, 2, dtype=torch.float64), 1e-4,
-                     lambda m, s, i: mueller_brown(m.xy), 0, ends)
+        neb.neb_step(
+            model,
+            layout,
+            ours,
+            weights,
+            torch.zeros(2, 2, dtype=torch.float64),
+            1e-4,
+            lambda m, s, i: mueller_brown(m.xy),
+            0,
+            ends,
+        )
 
 
 def test_schedules_as_published():
@@ -338,6 +379,7 @@ def test_schedules_as_published():
 
 # ----------------------------------------------------------------------------------------------- resume
 
+
 def test_checkpoint_round_trip_and_resume_mid_cycle_gives_identical_pivots(tmp_path):
     model = Point()
     layout = neb.state_layout(model)
@@ -365,6 +407,7 @@ def test_checkpoint_round_trip_and_resume_mid_cycle_gives_identical_pivots(tmp_p
 
 
 # ------------------------------------------------------------------------------------------ real digits modes
+
 
 @pytest.mark.slow
 def test_autoneb_saddle_on_digits_is_below_the_linear_barrier():

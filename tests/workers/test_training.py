@@ -1,4 +1,5 @@
 """Training primitives: schedules match PyTorch's, optimizer state survives the no-pickle round trip, models fit."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,13 @@ import torch
 from lowloss.workers.data import load_dataset
 from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
 from lowloss.workers.models import build_model, has_batchnorm
-from lowloss.workers.training import (Schedule, make_optimizer, optimizer_state_from_tensors,
-                                      optimizer_state_to_tensors, train_step)
+from lowloss.workers.training import (
+    Schedule,
+    make_optimizer,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    train_step,
+)
 
 
 def test_onecycle_matches_pytorch_onecycle_lr():
