@@ -320,8 +320,9 @@ def test_every_format_written_to_out(default_store, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["summary.csv", "summary.md", "summary.parquet", "summary.tex"]
     table = pq.read_table(out / "summary.parquet")
     csv_rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
-    assert table.num_rows == len(csv_rows) == 7
-    assert [close(a, b["mean"]) for a, b in zip(table.column("mean").to_pylist(), csv_rows)] == [True] * 7
+    # train: 4 metrics; interpolate: 4 (3 barriers and the max train loss on the line)
+    assert table.num_rows == len(csv_rows) == 8
+    assert [close(a, b["mean"]) for a, b in zip(table.column("mean").to_pylist(), csv_rows)] == [True] * 8
     tex = (out / "summary.tex").read_text()
     assert "\\begin{tabular}{llrrrr}" in tex and "\\end{tabular}" in tex and "\\toprule" in tex
     mean = float(csv_rows[4]["mean"])
@@ -361,7 +362,7 @@ def test_api_rows_results_and_params(default_store):
     from lowloss.orchestrator.report import summary
 
     summary = summary(study, by=["model.name"])
-    assert summary.num_rows == 7 and set(summary.column("model.name").to_pylist()) == {"small_cnn"}
+    assert summary.num_rows == 8 and set(summary.column("model.name").to_pylist()) == {"small_cnn"}
 
 
 # ---------------------------------------------------------------------- figures
