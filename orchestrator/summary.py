@@ -43,8 +43,8 @@ def summary_rows(source: Store | Study, by: Sequence[str] = (), stages: Iterable
         groups = study.groups(view, by)  # with by, unwritten units are in no group (the stage's progress counts them)
         for key in sorted(groups, key=group_order):
             uids = groups[key]
-            results = [r for r in (study.result(uid) if study.committed(uid, view.kind) else None for uid in uids)
-                       if r is not None]
+            results = [r for r in (study.result(uid) if study.committed(uid, view.kind_of(uid)) else None
+                                   for uid in uids) if r is not None]
             base = {"stage": view.name, "kind": view.kind, "group": dict(zip(by, key)), "units": len(uids),
                     "missing": len(uids) - len(results)}
             for metric in kind.metrics:
