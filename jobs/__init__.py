@@ -30,12 +30,14 @@ def register_kind(kind: UnitKind | StageKind):
 
 def _register_builtin() -> None:
     from .interpolate import InterpolateStageKind, InterpolateUnit
+    from .landscape import DirectionUnit, HessianUnit, LandscapeStageKind, ScanUnit
     from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
     from .pretrained import PretrainedStageKind, PretrainedUnit
     from .train import TrainStageKind, TrainUnit
 
-    for cls in (TrainUnit, PretrainedUnit, InterpolateUnit, M2MPhaseUnit, M2OUnit,
-                TrainStageKind, PretrainedStageKind, InterpolateStageKind, M2MStageKind, M2OStageKind):
+    for cls in (TrainUnit, PretrainedUnit, InterpolateUnit, M2MPhaseUnit, M2OUnit, DirectionUnit, ScanUnit, HessianUnit,
+                TrainStageKind, PretrainedStageKind, InterpolateStageKind, M2MStageKind, M2OStageKind,
+                LandscapeStageKind):
         register_kind(cls())
 
 
