@@ -201,6 +201,14 @@ def _draw_spectrum(ax, data) -> None:
     ax.legend(fontsize=6)
 
 
+def _draw_density(ax, data) -> None:
+    """Xu et al. Fig. 13 (PyHessian's SLQ): the Hessian eigenvalue density, log scale, one line per centre."""
+    for label, table in data.items():
+        ax.semilogy(table.column("eigenvalue").to_numpy(), table.column("density").to_numpy() + 1e-12, lw=1,
+                    label=label)
+    ax.legend(fontsize=6)
+
+
 class ScanUnit(UnitKind):
     name = "scan"
     version = 1
@@ -220,6 +228,8 @@ class ScanUnit(UnitKind):
                xlabel="λ₁", ylabel="λ₂"),
         Figure("spectrum", "Hessian eigenvalue spectrum", table="spectrum", style="custom", draw=_draw_spectrum,
                xlabel="rank (0 = largest |λ|)", ylabel="eigenvalue"),
+        Figure("density", "Hessian eigenvalue density (SLQ)", table="density", style="custom", draw=_draw_density,
+               xlabel="eigenvalue", ylabel="density (log)"),
     )
 
     def resources(self, params: ScanParams) -> Resources:
@@ -370,7 +380,7 @@ class LandscapeStage(StageParams):
     from_: str = Field(alias="from", description="the stage whose modes are the centres")
     seeds: list[int] | None = Field(default=None, description="seeds of the modes to centre on (default: all)")
     directions: list[DirectionSpec] = Field(default_factory=lambda: [DirectionSpec()], min_length=1)
-    scales: list[float] = Field(default=[0.1, 1.0, 4.0, 10.0], description="curve view scales s: λ on [−s, s] (none: no curves)")
+    scales: list[float] = Field(default=[0.1, 1.0, 4.0, 10.0], description="curve scales s: λ on [−s, s] ([]: none)")
     points: int = Field(default=41, ge=3, le=10001, description="points per curve, both ends included")
     surface: SurfaceSpec | None = None
     hessian: HessianSettings | None = None
