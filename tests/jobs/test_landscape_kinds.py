@@ -230,7 +230,7 @@ def _empty():
 @pytest.mark.slow
 def test_gaussian_curves_at_s1_around_a_trained_mode_are_v_basins(tmp_path, write_spec):
     """Xu et al. §2.2 (GMI) through the kinds: ≥ 90 % of 10 Gaussian curves at s = 1 (41 points) are v-basins; the
-    gradient direction under ``norm`` has the model's norm and is ~90° from every Gaussian one."""
+    gradient direction under ``norm`` has the model's norm, is ~90° from every Gaussian one, and gives a v-side."""
     dirs = ", ".join(f'{{kind = "gaussian", seed = {s}, normalisation = "{n}"}}'
                      for n in ("norm", "filnorm") for s in range(5))
     dirs += ', {kind = "gradient", normalisation = "norm"}'
@@ -255,6 +255,9 @@ def test_gaussian_curves_at_s1_around_a_trained_mode_are_v_basins(tmp_path, writ
     centre = _tensors(store, mode, "final")
     theta_norm = math.sqrt(sum(float(centre[n].double().pow(2).sum()) for n in _tensors(store, grad, "directions")))
     assert abs(grad["result"]["norm"] - theta_norm) < 1e-4 * theta_norm
+    (grad_curve,) = [u["result"] for u in _units(store, "scan")
+                     if u["unit"]["inputs"]["direction"].split(":")[0] == grad["unit"]["id"]]
+    assert grad_curve["class"] == "v-side"  # Xu et al. §2.3: the negative gradient leaves θ on the valley side
     angles = grad["result"]["angles_deg"]
     assert len(angles) == 10 and all(85 < a < 95 for a in angles.values())  # a fixed vector against Gaussian ones
 
