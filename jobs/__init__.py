@@ -4,14 +4,34 @@
 Extra kinds can be registered by modules named in the ``LOWLOSS_PLUGINS`` environment variable (comma-separated
 import paths); each such module calls ``register_kind``. Workers inherit the environment, so they see them too.
 """
+
 from __future__ import annotations
 
 import importlib
 import os
 
-from .base import (ExpansionTooLarge, Figure, Metric, Plan, PlannedUnit, PlanView, Ref, Resources, SimpleStage,
-                   StageInfo, StageKind, StageParams, StudyContext, UnitContext, UnitDraft, UnitKind, UnitParams,
-                   Upstream, UpstreamUnit, Verdict)
+from .base import (
+    ExpansionTooLarge,
+    Figure,
+    Metric,
+    Plan,
+    PlannedUnit,
+    PlanView,
+    Ref,
+    Resources,
+    SimpleStage,
+    StageInfo,
+    StageKind,
+    StageParams,
+    StudyContext,
+    UnitContext,
+    UnitDraft,
+    UnitKind,
+    UnitParams,
+    Upstream,
+    UpstreamUnit,
+    Verdict,
+)
 
 KINDS: dict[str, UnitKind] = {}  # unit kinds by name
 STAGE_KINDS: dict[str, StageKind] = {}  # stage kinds by name (what a [[stages]] table's `kind` names)
@@ -31,13 +51,29 @@ def register_kind(kind: UnitKind | StageKind):
 def _register_builtin() -> None:
     from .autoneb import AutoNEBEdgeUnit, AutoNEBStageKind
     from .interpolate import InterpolateStageKind, InterpolateUnit
+    from .landscape import DirectionUnit, HessianUnit, LandscapeStageKind, ScanUnit
     from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
     from .pretrained import PretrainedStageKind, PretrainedUnit
     from .train import TrainStageKind, TrainUnit
 
-    for cls in (TrainUnit, PretrainedUnit, InterpolateUnit, M2MPhaseUnit, M2OUnit,
-                AutoNEBEdgeUnit, TrainStageKind, PretrainedStageKind, InterpolateStageKind, M2MStageKind, M2OStageKind,
-                AutoNEBStageKind):
+    for cls in (
+        TrainUnit,
+        PretrainedUnit,
+        InterpolateUnit,
+        M2MPhaseUnit,
+        M2OUnit,
+        AutoNEBEdgeUnit,
+        DirectionUnit,
+        ScanUnit,
+        HessianUnit,
+        TrainStageKind,
+        PretrainedStageKind,
+        InterpolateStageKind,
+        M2MStageKind,
+        M2OStageKind,
+        AutoNEBStageKind,
+        LandscapeStageKind,
+    ):
         register_kind(cls())
 
 
@@ -70,10 +106,35 @@ def stage_produces(stage_kind: StageKind) -> set[str]:
     return set.intersection(*outs) if outs else set()
 
 
-__all__ = ["KINDS", "STAGE_KINDS", "ExpansionTooLarge", "Figure", "Metric", "Plan", "PlannedUnit", "PlanView", "Ref",
-           "Resources", "SimpleStage", "StageInfo", "StageKind", "StageParams", "StudyContext", "UnitContext",
-           "UnitDraft", "UnitKind", "UnitParams", "Upstream", "UpstreamUnit", "Verdict", "get_kind",
-           "get_stage_kind", "register_kind", "stage_kind_names", "stage_produces"]
+__all__ = [
+    "KINDS",
+    "STAGE_KINDS",
+    "ExpansionTooLarge",
+    "Figure",
+    "Metric",
+    "Plan",
+    "PlannedUnit",
+    "PlanView",
+    "Ref",
+    "Resources",
+    "SimpleStage",
+    "StageInfo",
+    "StageKind",
+    "StageParams",
+    "StudyContext",
+    "UnitContext",
+    "UnitDraft",
+    "UnitKind",
+    "UnitParams",
+    "Upstream",
+    "UpstreamUnit",
+    "Verdict",
+    "get_kind",
+    "get_stage_kind",
+    "register_kind",
+    "stage_kind_names",
+    "stage_produces",
+]
 
 
 def model_input_problem(model_name: str, data: dict) -> str | None:
@@ -93,8 +154,10 @@ def model_input_problem(model_name: str, data: dict) -> str | None:
             model = build_model(model_name, classes, channels, size).eval()
             model(torch.zeros(1, channels, size, size))
     except Exception as exc:
-        return (f"does not fit {data['dataset']} inputs ({channels}×{size}×{size}): {str(exc).splitlines()[0]}; "
-                f"pick a model for that size (small_cnn/mlp: any; lenet5: 28×28; *_cifar: 32×32; resnet18: ImageNet)")
+        return (
+            f"does not fit {data['dataset']} inputs ({channels}×{size}×{size}): {str(exc).splitlines()[0]}; "
+            f"pick a model for that size (small_cnn/mlp: any; lenet5: 28×28; *_cifar: 32×32; resnet18: ImageNet)"
+        )
     return None
 
 

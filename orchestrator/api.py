@@ -41,15 +41,21 @@ from .store import DamagedError, Store, StoreError, UnitRecord
 
 @dataclass(frozen=True)
 class StageView:
-    """A stage of the latest plan: its name, unit kind, and unit ids (plan order) with their labels."""
+    """A stage of the latest plan: its name, unit kind (the one that summarises it), and unit ids (plan order) with
+    their labels and their own unit kinds (a stage may emit several: landscape's direction, scan, hessian)."""
 
     name: str
     kind: str
     units: tuple[str, ...]
     labels: tuple[str, ...]
+    unit_kinds: tuple[str, ...] = ()
 
     def label(self, uid: str) -> str:
         return self.labels[self.units.index(uid)]
+
+    def kind_of(self, uid: str) -> str:
+        """The unit kind of one unit of the stage (where its directory lies)."""
+        return self.unit_kinds[self.units.index(uid)] if self.unit_kinds else self.kind
 
 
 def open_study(path: str | Path) -> "StudyView":
@@ -125,7 +131,13 @@ class StudyView:
     def stages(self, names: Iterable[str] | None = None) -> list[StageView]:
         """The stages of the latest plan (all, or those named, in plan order)."""
         views = [
-            StageView(s["name"], s["kind"], tuple(u["id"] for u in s["units"]), tuple(u["label"] for u in s["units"]))
+            StageView(
+                s["name"],
+                s["kind"],
+                tuple(u["id"] for u in s["units"]),
+                tuple(u["label"] for u in s["units"]),
+                tuple(u.get("kind", s["kind"]) for u in s["units"]),
+            )
             for s in self.store.plan().get("stages", [])
         ]
         if names is None:
@@ -241,7 +253,7 @@ class StudyView:
     def progress(self, stage: str) -> tuple[int, int]:
         """(committed units, planned units) of a stage."""
         view = self.stage(stage)
-        return sum(self.committed(uid, view.kind) for uid in view.units), len(view.units)
+        return sum(self.committed(uid, view.kind_of(uid)) for uid in view.units), len(view.units)
 
     def units(self, stage: str | None = None) -> pa.Table:
         """One row per planned unit: stage, kind, unit, label, state, then its params as ``param.<field>`` columns."""
@@ -252,7 +264,7 @@ class StudyView:
                 rows.append(
                     {
                         "stage": view.name,
-                        "kind": view.kind,
+                        "kind": view.kind_of(uid),
                         "unit": uid,
                         "label": label,
                         "state": state,
@@ -314,7 +326,7 @@ class StudyView:
         view = self.stage(stage)
         parts, infos, counts = [], [], []
         for uid, label in zip(view.units, view.labels):
-            if done_only and not self.committed(uid, view.kind):
+            if done_only and not self.committed(uid, view.kind_of(uid)):
                 continue
             t = self.unit_rows(uid, table, columns)
             if t is None or t.num_rows == 0:
@@ -344,7 +356,7 @@ class StudyView:
         view = self.stage(stage)
         rows = []
         for uid, label in zip(view.units, view.labels):
-            result = self.result(uid) if self.committed(uid, view.kind) else None
+            result = self.result(uid) if self.committed(uid, view.kind_of(uid)) else None
             if result is None:
                 continue
             rows.append(

@@ -64,7 +64,7 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
             uids = groups[key]
             results: list[dict] = [
                 r
-                for r in (study.result(uid) if study.committed(uid, view.kind) else None for uid in uids)
+                for r in (study.result(uid) if study.committed(uid, view.kind_of(uid)) else None for uid in uids)
                 if r is not None
             ]
             base = {

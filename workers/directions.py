@@ -22,6 +22,7 @@ Policy for 1-D tensors (biases, BatchNorm/LayerNorm affine), ``one_d``:
 - ``zero``: the direction is 0 on 1-D tensors, and they are left out of the norms (Li et al.'s ``ignore='biasbn'``).
 - ``keep``: 1-D tensors keep their raw N(0, 1) draw, unscaled, and are left out of the norms.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,22 +50,32 @@ def _check(value: str, field: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
 
 
-def gaussian_direction(centre: Mapping[str, torch.Tensor], names: Iterable[str], seed: int,
-                       normalisation: str = "norm", one_d: str = "normalise") -> Direction:
+def gaussian_direction(
+    centre: Mapping[str, torch.Tensor],
+    names: Iterable[str],
+    seed: int,
+    normalisation: str = "norm",
+    one_d: str = "normalise",
+) -> Direction:
     """Xu et al. §2.2 / App. A.3: a Gaussian direction ε ~ N(0, I) over ``names``, normalised against the centre θ."""
     _check(normalisation, "normalisation", NORMALISATIONS)
     _check(one_d, "one_d", ONE_D_POLICIES)
     raw = {}
     for name in names:
         ref = centre[name]
-        draw = torch.randn(tuple(ref.shape), generator=generator("gaussian-direction", int(seed), name),
-                           dtype=torch.float32)
+        draw = torch.randn(
+            tuple(ref.shape), generator=generator("gaussian-direction", int(seed), name), dtype=torch.float32
+        )
         raw[name] = draw.to(device=ref.device, dtype=ref.dtype)
     return normalise_direction(raw, centre, normalisation, one_d)
 
 
-def normalise_direction(direction: Mapping[str, torch.Tensor], centre: Mapping[str, torch.Tensor],
-                        normalisation: str = "norm", one_d: str = "normalise") -> Direction:
+def normalise_direction(
+    direction: Mapping[str, torch.Tensor],
+    centre: Mapping[str, torch.Tensor],
+    normalisation: str = "norm",
+    one_d: str = "normalise",
+) -> Direction:
     """Xu et al. App. A.3 (Norm / LayNorm / FilNorm of Li et al.): scale ``direction`` against the centre θ."""
     _check(normalisation, "normalisation", NORMALISATIONS)
     _check(one_d, "one_d", ONE_D_POLICIES)
@@ -98,15 +109,18 @@ def normalise_direction(direction: Mapping[str, torch.Tensor], centre: Mapping[s
     return out
 
 
-def direction_between(origin: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
-                      names: Iterable[str]) -> Direction:
+def direction_between(
+    origin: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], names: Iterable[str]
+) -> Direction:
     """Xu et al. §2.3–2.4: ε = θ_target − θ_origin (the next checkpoint: v-side; another mode: w-basin, λ ∈ [−1, 2])."""
     return {n: (target[n].to(origin[n]) - origin[n]) for n in names}
 
 
-def negative_gradient_direction(model: nn.Module, centre: Mapping[str, torch.Tensor], batches,
-                                names: Iterable[str] | None = None) -> Direction:
-    """Xu et al. §2.3: ε = −∇_θ L(θ), the mean cross-entropy over ``batches`` (eval mode, the centre's BN statistics)."""
+def negative_gradient_direction(
+    model: nn.Module, centre: Mapping[str, torch.Tensor], batches, names: Iterable[str] | None = None
+) -> Direction:
+    """Xu et al. §2.3: ε = −∇_θ L(θ), the mean cross-entropy over ``batches`` (eval mode, the centre's BN
+    statistics)."""
     import torch.nn.functional as F
 
     model.load_state_dict(dict(centre))
@@ -147,7 +161,7 @@ def unflatten(vector: torch.Tensor, like: Mapping[str, torch.Tensor], names: Ite
     for n in names:
         ref = like[n]
         size = ref.numel()
-        out[n] = vector[offset:offset + size].reshape(ref.shape).to(device=ref.device, dtype=ref.dtype)
+        out[n] = vector[offset : offset + size].reshape(ref.shape).to(device=ref.device, dtype=ref.dtype)
         offset += size
     return out
 

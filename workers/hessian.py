@@ -7,6 +7,7 @@ App. B: g = ∇L, then ∇(gᵀv) = Hv), batch by batch, in the model's dtype; e
 float64. Every random vector (eigsh's v0, Hutchinson's probes, SLQ's start vectors) comes from a generator seeded
 with the ``seed`` argument, so a re-run reproduces the result.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,7 +57,7 @@ class HessianOperator:
     def _split(self, v: torch.Tensor) -> list[torch.Tensor]:
         out, offset = [], 0
         for p in self.params:
-            out.append(v[offset:offset + p.numel()].view_as(p))
+            out.append(v[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
         return out
 
@@ -114,8 +115,15 @@ def _rademacher(dim: int, *parts: object) -> torch.Tensor:
     return torch.randint(0, 2, (dim,), generator=generator(*parts), dtype=torch.int64).to(torch.float64) * 2 - 1
 
 
-def hessian_eigenpairs(operator: HessianOperator, k: int = 5, which: str = "LA", seed: int = 0, tol: float = 0.0,
-                       maxiter: int | None = None, ncv: int | None = None) -> tuple[np.ndarray, torch.Tensor]:
+def hessian_eigenpairs(
+    operator: HessianOperator,
+    k: int = 5,
+    which: str = "LA",
+    seed: int = 0,
+    tol: float = 0.0,
+    maxiter: int | None = None,
+    ncv: int | None = None,
+) -> tuple[np.ndarray, torch.Tensor]:
     """Xu et al. App. B.1: the k largest ("LA") or smallest ("SA") algebraic eigenpairs by scipy's eigsh.
 
     Returns (eigenvalues, eigenvectors): float64 eigenvalues ordered by decreasing |λ| within their side (P.E.1 the
@@ -135,8 +143,9 @@ def hessian_eigenpairs(operator: HessianOperator, k: int = 5, which: str = "LA",
     return values, vectors * signs
 
 
-def eigenvector_directions(vectors: torch.Tensor, like: Mapping[str, torch.Tensor],
-                           names: Iterable[str]) -> list[dict[str, torch.Tensor]]:
+def eigenvector_directions(
+    vectors: torch.Tensor, like: Mapping[str, torch.Tensor], names: Iterable[str]
+) -> list[dict[str, torch.Tensor]]:
     """Eigenvectors (rows of a k × dim tensor) as directions shaped like ``like`` (Xu et al. §2.4: P.E.x / N.E.x)."""
     names = list(names)
     return [unflatten(v, like, names) for v in vectors]
@@ -203,8 +212,15 @@ def lanczos(operator: HessianOperator, start: torch.Tensor, steps: int) -> tuple
     return np.array(alphas), np.array(betas)
 
 
-def slq_density(operator: HessianOperator, runs: int = 1, steps: int = 100, seed: int = 0, grid_points: int = 10000,
-                sigma_squared: float = 1e-5, overhead: float = 0.01) -> SpectralDensity:
+def slq_density(
+    operator: HessianOperator,
+    runs: int = 1,
+    steps: int = 100,
+    seed: int = 0,
+    grid_points: int = 10000,
+    sigma_squared: float = 1e-5,
+    overhead: float = 0.01,
+) -> SpectralDensity:
     """Xu et al. §3 / Fig. 13 (PyHessian's ``density`` and ``density_generate``): SLQ over ``runs`` Rademacher start
     vectors (seeded with (seed, run)), ``steps`` Lanczos steps each; the broadened density is
     ρ(x) = (1/runs) Σ_runs Σⱼ wⱼ·N(x; θⱼ, σ²) with σ² = sigma_squared·max(1, θ_max − θ_min) (PyHessian's scaling),
@@ -226,6 +242,6 @@ def slq_density(operator: HessianOperator, runs: int = 1, steps: int = 100, seed
     grid = np.linspace(lo - pad, hi + pad, grid_points)
     density = np.zeros(grid_points)
     for theta, w in zip(nodes, weights):
-        density += (w[:, None] * np.exp(-(grid[None, :] - theta[:, None]) ** 2 / (2 * variance))).sum(0)
+        density += (w[:, None] * np.exp(-((grid[None, :] - theta[:, None]) ** 2) / (2 * variance))).sum(0)
     density /= runs * math.sqrt(2 * math.pi * variance)
     return SpectralDensity(nodes, weights, grid, density, variance)

@@ -13,6 +13,7 @@ point of a scan sees the same examples.
 A 2-D surface is a ``Grid`` of x_points × y_points coefficients; a ``Shard`` is a rectangular block of grid indices,
 so the points of a shard are a pure function of (grid, shard) and shards tile the grid with no point twice.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ SPLITS = ("train", "test")
 
 
 # ---------------------------------------------------------------- data subsets (shared with hessian.py)
+
 
 def subset_indices(n: int, examples: int | None, seed: int, split: str) -> torch.Tensor | None:
     """Sorted indices of a seeded subset of ``examples`` of ``n`` examples, or None for the whole split."""
@@ -80,20 +82,21 @@ class SplitBatches:
         if self.indices is None:
             return iter(self.data.eval_batches(self.split, self.batch_size))
         dataset = self.data.train_set if self.split == "train" else self.data.test_set
-        chunks = [self.indices[i:i + self.batch_size].tolist() for i in range(0, len(self.indices), self.batch_size)]
+        chunks = [self.indices[i : i + self.batch_size].tolist() for i in range(0, len(self.indices), self.batch_size)]
         return (self.data._load(dataset, chunk, self.data.eval_tf) for chunk in chunks)
 
 
-def split_batches(data, split: str, batch_size: int = 1024, examples: int | None = None,
-                  seed: int = 0) -> SplitBatches:
+def split_batches(data, split: str, batch_size: int = 1024, examples: int | None = None, seed: int = 0) -> SplitBatches:
     """The split's examples (all, or the seeded subset of ``examples``) as re-iterable un-augmented batches."""
     return SplitBatches(data, split, batch_size, subset_indices(_split_size(data, split), examples, seed, split))
 
 
 # ---------------------------------------------------------------- the point evaluator
 
-def perturbed_state(centre: Mapping[str, torch.Tensor], directions: Sequence[Mapping[str, torch.Tensor]],
-                    coefficients: Sequence[float]) -> dict[str, torch.Tensor]:
+
+def perturbed_state(
+    centre: Mapping[str, torch.Tensor], directions: Sequence[Mapping[str, torch.Tensor]], coefficients: Sequence[float]
+) -> dict[str, torch.Tensor]:
     """Xu et al. §2.1: θ + Σ λᵢ·εᵢ on the directions' tensors; every other entry (BN statistics, counters) is θ's."""
     if len(directions) != len(coefficients):
         raise ValueError(f"coefficients: {len(coefficients)} given for {len(directions)} directions")
@@ -113,10 +116,18 @@ class PointEvaluator:
     ``evaluate(coefficients)`` returns ``{"train_loss", "train_acc", "test_loss", "test_acc"}`` (floats). The model's
     parameters and buffers are overwritten at every point; nothing else is kept between points."""
 
-    def __init__(self, model: nn.Module, centre: Mapping[str, torch.Tensor],
-                 directions: Sequence[Mapping[str, torch.Tensor]], data, bn_policy: str = "UpBN",
-                 eval_examples: int | None = None, eval_seed: int = 0, batch_size: int = 1024,
-                 bn_batch_size: int = 256):
+    def __init__(
+        self,
+        model: nn.Module,
+        centre: Mapping[str, torch.Tensor],
+        directions: Sequence[Mapping[str, torch.Tensor]],
+        data,
+        bn_policy: str = "UpBN",
+        eval_examples: int | None = None,
+        eval_seed: int = 0,
+        batch_size: int = 1024,
+        bn_batch_size: int = 256,
+    ):
         if bn_policy not in BN_POLICIES:
             raise ValueError(f"bn_policy: {bn_policy!r} is not one of {', '.join(BN_POLICIES)}")
         self.model = model
@@ -128,8 +139,10 @@ class PointEvaluator:
         for d in self.directions:
             unknown = [n for n in d if n not in self._params]
             if unknown:
-                raise ValueError(f"direction: tensors {unknown[:3]} are not parameters of the model "
-                                 f"(directions cover parameters only, never buffers)")
+                raise ValueError(
+                    f"direction: tensors {unknown[:3]} are not parameters of the model "
+                    f"(directions cover parameters only, never buffers)"
+                )
         missing = [n for n in list(self._params) + list(self._buffers) if n not in self.centre]
         if missing:
             raise ValueError(f"centre: state lacks {missing[:3]}")
@@ -165,6 +178,7 @@ class PointEvaluator:
 
 # ---------------------------------------------------------------- 1-D curves
 
+
 def curve_lambdas(scale: float = 1.0, points: int = 41) -> list[float]:
     """Xu et al. §2.2: ``points`` equally spaced λ on [−s, s] (41 on [−1, 1] by default); λ = 0 exactly at the middle
     of an odd count."""
@@ -182,8 +196,9 @@ def line_lambdas(start: float, stop: float, points: int) -> list[float]:
     return [start + (stop - start) * i / (points - 1) for i in range(points)]
 
 
-def scan_curve(evaluator: PointEvaluator, lambdas: Sequence[float],
-               on_point: Callable[[int, dict], None] | None = None) -> list[dict]:
+def scan_curve(
+    evaluator: PointEvaluator, lambdas: Sequence[float], on_point: Callable[[int, dict], None] | None = None
+) -> list[dict]:
     """Xu et al. §2.2: the curve θ + λε at each λ (an evaluator over one direction); rows with index and lambda."""
     if len(evaluator.directions) != 1:
         raise ValueError(f"directions: a curve needs 1 direction, the evaluator has {len(evaluator.directions)}")
@@ -198,9 +213,11 @@ def scan_curve(evaluator: PointEvaluator, lambdas: Sequence[float],
 
 # ---------------------------------------------------------------- 2-D grids and shards
 
+
 @dataclass(frozen=True)
 class Grid:
-    """λ₁ (x) and λ₂ (y) coefficients of a surface: x_points × y_points, ends included (Li et al.: 51 × 51 on [−1, 1]²)."""
+    """λ₁ (x) and λ₂ (y) coefficients of a surface: x_points × y_points, ends included (Li et al.: 51 × 51 on
+    [−1, 1]²)."""
 
     x_min: float = -1.0
     x_max: float = 1.0
@@ -245,20 +262,27 @@ def grid_shards(grid: Grid, shard_x: int, shard_y: int) -> list[Shard]:
     """Tile the grid with blocks of at most shard_x × shard_y indices, row-major; the last blocks may be smaller."""
     if shard_x < 1 or shard_y < 1:
         raise ValueError(f"shard shape: {shard_x} × {shard_y} is not at least 1 × 1")
-    return [Shard(i, min(i + shard_x, grid.x_points), j, min(j + shard_y, grid.y_points))
-            for i in range(0, grid.x_points, shard_x) for j in range(0, grid.y_points, shard_y)]
+    return [
+        Shard(i, min(i + shard_x, grid.x_points), j, min(j + shard_y, grid.y_points))
+        for i in range(0, grid.x_points, shard_x)
+        for j in range(0, grid.y_points, shard_y)
+    ]
 
 
 def shard_points(grid: Grid, shard: Shard) -> list[tuple[int, int, float, float]]:
     """(i, j, λ₁, λ₂) of every point of a shard, row-major: a pure function of (grid, shard)."""
     if not (0 <= shard.x_start < shard.x_stop <= grid.x_points and 0 <= shard.y_start < shard.y_stop <= grid.y_points):
         raise ValueError(f"shard: {shard} does not lie inside the {grid.x_points} × {grid.y_points} grid")
-    return [(i, j, grid.x(i), grid.y(j)) for i in range(shard.x_start, shard.x_stop)
-            for j in range(shard.y_start, shard.y_stop)]
+    return [
+        (i, j, grid.x(i), grid.y(j))
+        for i in range(shard.x_start, shard.x_stop)
+        for j in range(shard.y_start, shard.y_stop)
+    ]
 
 
-def scan_shard(evaluator: PointEvaluator, grid: Grid, shard: Shard,
-               on_point: Callable[[int, dict], None] | None = None) -> list[dict]:
+def scan_shard(
+    evaluator: PointEvaluator, grid: Grid, shard: Shard, on_point: Callable[[int, dict], None] | None = None
+) -> list[dict]:
     """Xu et al. §2.6: the surface θ + λ₁ε₁ + λ₂ε₂ on one shard (an evaluator over two directions)."""
     if len(evaluator.directions) != 2:
         raise ValueError(f"directions: a surface needs 2 directions, the evaluator has {len(evaluator.directions)}")
@@ -288,6 +312,7 @@ def assemble_surface(rows: Iterable[Mapping], grid: Grid, column: str) -> np.nda
 
 
 # ---------------------------------------------------------------- curve shapes (App. A.2)
+
 
 def stationary_points(ys: Sequence[float]) -> list[tuple[int, str]]:
     """Xu et al. App. A.3: inner points t with (y_t − y_{t+1})·(y_t − y_{t−1}) > 0, as (t, "min" | "max"); the two

@@ -12,6 +12,7 @@ batch size (the stream's; the paper trains with 128), and, for Algo. 2, φ's ini
 default a fresh seeded initialisation of the architecture, ``fresh_initialisation``; ``perturbed_initialisation``
 gives θ plus a filter-normalised Gaussian instead).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +33,14 @@ def _uniform(low: float, high: float, *parts: object) -> float:
     return low + (high - low) * u
 
 
-def _grad_at(model: nn.Module, params: dict[str, torch.nn.Parameter], names: Sequence[str],
-             point: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
+def _grad_at(
+    model: nn.Module,
+    params: dict[str, torch.nn.Parameter],
+    names: Sequence[str],
+    point: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> tuple[float, list[torch.Tensor]]:
     """(L(point), ∇L(point)) on one batch, train mode."""
     with torch.no_grad():
         for n in names:
@@ -53,10 +60,19 @@ def w_peak_lambda(step: int, steps_per_epoch: int, epochs: int, seed: int) -> fl
     return _uniform(-alpha, alpha, "w-peak-lambda", int(seed), int(step))
 
 
-def mine_w_peak(model: nn.Module, centre: Mapping[str, torch.Tensor], stream, names: Sequence[str],
-                epochs: int = DEFAULT_EPOCHS, lr: float = DEFAULT_LR, seed: int = 0,
-                epsilon: Mapping[str, torch.Tensor] | None = None, start_step: int = 0, stop_step: int | None = None,
-                on_step: Callable[[int, float, float], None] | None = None) -> dict[str, torch.Tensor]:
+def mine_w_peak(
+    model: nn.Module,
+    centre: Mapping[str, torch.Tensor],
+    stream,
+    names: Sequence[str],
+    epochs: int = DEFAULT_EPOCHS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    epsilon: Mapping[str, torch.Tensor] | None = None,
+    start_step: int = 0,
+    stop_step: int | None = None,
+    on_step: Callable[[int, float, float], None] | None = None,
+) -> dict[str, torch.Tensor]:
     """Xu et al. Algo. 1 l.1–8: ε from 0; per batch λ ~ U[−α, α], θ̂ = θ + λε, ε ← ε − η·λ·∇L(θ̂); returns ε.
 
     ``stream`` is a ``data.BatchStream``; steps ``start_step`` ≤ t < ``stop_step`` (default: to the end,
@@ -68,8 +84,10 @@ def mine_w_peak(model: nn.Module, centre: Mapping[str, torch.Tensor], stream, na
     stop = total if stop_step is None else min(stop_step, total)
     params = dict(model.named_parameters())
     theta = {n: centre[n].detach().to(params[n]) for n in names}
-    eps = {n: (epsilon[n].detach().clone().to(params[n]) if epsilon is not None else torch.zeros_like(theta[n]))
-           for n in names}
+    eps = {
+        n: (epsilon[n].detach().clone().to(params[n]) if epsilon is not None else torch.zeros_like(theta[n]))
+        for n in names
+    }
     for step in range(start_step, stop):
         lam = w_peak_lambda(step, stream.steps_per_epoch, epochs, seed)
         x, y = stream.batch(step)
@@ -89,10 +107,20 @@ def vvv_basin_lambda(step: int, alpha: float, seed: int) -> float:
     return _uniform(0.5 - alpha, 0.5 + alpha, "vvv-basin-lambda", int(seed), int(step))
 
 
-def mine_vvv_basin(model: nn.Module, centre: Mapping[str, torch.Tensor], phi_init: Mapping[str, torch.Tensor],
-                   stream, names: Sequence[str], gamma: float = 0.5, alpha: float = 0.0,
-                   epochs: int = DEFAULT_EPOCHS, lr: float = DEFAULT_LR, seed: int = 0,
-                   start_step: int = 0, stop_step: int | None = None) -> dict[str, torch.Tensor]:
+def mine_vvv_basin(
+    model: nn.Module,
+    centre: Mapping[str, torch.Tensor],
+    phi_init: Mapping[str, torch.Tensor],
+    stream,
+    names: Sequence[str],
+    gamma: float = 0.5,
+    alpha: float = 0.0,
+    epochs: int = DEFAULT_EPOCHS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    start_step: int = 0,
+    stop_step: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Xu et al. Algo. 2 l.1–7: per batch λ ~ U[0.5−α, 0.5+α], φ̂ = (1−λ)θ + λφ, φ ← φ − η(∇L(φ) + γλ∇L(φ̂)).
 
     Returns φ after the steps ``start_step`` ≤ t < ``stop_step`` (default: to the end), starting from ``phi_init``
@@ -132,8 +160,9 @@ def fresh_initialisation(build: Callable[[], nn.Module], seed: int) -> dict[str,
         return {n: t.detach().clone() for n, t in build().state_dict().items()}
 
 
-def perturbed_initialisation(centre: Mapping[str, torch.Tensor], names: Sequence[str], seed: int,
-                             scale: float = 0.1) -> dict[str, torch.Tensor]:
+def perturbed_initialisation(
+    centre: Mapping[str, torch.Tensor], names: Sequence[str], seed: int, scale: float = 0.1
+) -> dict[str, torch.Tensor]:
     """φ₀ for Algo. 2 (alternative): θ + scale·ε with ε a filter-normalised Gaussian direction seeded from (seed)."""
     eps = gaussian_direction(centre, names, derive_seed("vvv-basin-phi", int(seed)), "filnorm", "zero")
     return {n: centre[n] + scale * eps[n] for n in names}
