@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -232,8 +231,7 @@ def test_spec_errors_name_the_field(write_spec):
 
 
 def test_autoneb_recipes_validate_and_plan(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tests" / "workers"))
-    from test_data import write_cifar10
+    from datafiles import write_cifar10
 
     from lowloss.orchestrator.cli import main, recipes
 

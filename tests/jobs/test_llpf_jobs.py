@@ -219,8 +219,7 @@ def _write_cifar100(root: Path):
 
 
 def test_every_recipe_validates_and_plans(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tests" / "workers"))
-    from test_data import write_cifar10, write_imagefolder, write_mnist
+    from datafiles import write_cifar10, write_imagefolder, write_mnist
 
     roots = {
         "mnist": write_mnist(tmp_path / "mnist"),

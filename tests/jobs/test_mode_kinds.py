@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from conftest import digests, run_cli, spec_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
-from test_data import write_imagefolder  # noqa: E402
+from datafiles import write_imagefolder
 
 
 @pytest.mark.slow
