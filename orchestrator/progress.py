@@ -29,15 +29,14 @@ class StageCounts:
     done: int = 0
     running: int = 0
     failed: int = 0
-    started_at: float = 0.0  # monotonic time of the first unit finished in this run
     finished_now: int = 0  # units finished in this run (for the rate)
 
-    def rate(self, now: float) -> float:
-        elapsed = now - self.started_at if self.started_at else 0.0
+    def rate(self, elapsed: float) -> float:
+        """Units finished per second over the ``elapsed`` seconds of this run."""
         return self.finished_now / elapsed if elapsed > 0 else 0.0
 
-    def eta_s(self, now: float) -> float | None:
-        rate = self.rate(now)
+    def eta_s(self, elapsed: float) -> float | None:
+        rate = self.rate(elapsed)
         left = self.planned - self.done - self.failed
         return left / rate if rate > 0 and left > 0 else None
 
@@ -147,8 +146,6 @@ class Reporter:
         c = self._stages.setdefault(unit.stage, StageCounts())
         c.running = max(0, c.running - 1)
         now = time.monotonic()
-        if not c.started_at:
-            c.started_at = self.started_at
         if state == "done":
             c.done += 1
             c.finished_now += 1
@@ -172,7 +169,7 @@ class Reporter:
     def tick(self, active: set[str]) -> None:
         """Refresh the bars (terminal) or print the periodic summary (elsewhere)."""
         if self._progress is not None:
-            self._refresh(active)
+            self._refresh()
         elif time.monotonic() - self._last_summary >= self.summary_every_s:
             self._summary()
 
@@ -180,12 +177,12 @@ class Reporter:
         parts = [f"{c.running} running"] if c.running else []
         if c.failed:
             parts.append(f"[red]{c.failed} failed[/red]")
-        rate = c.rate(now)
+        rate = c.rate(now - self.started_at)
         if rate > 0:
             parts.append(f"{rate:.2f} units/s" if rate >= 0.1 else f"{60 * rate:.2f} units/min")
         return ", ".join(parts)
 
-    def _refresh(self, active: set[str] | None = None) -> None:
+    def _refresh(self) -> None:
         if self._progress is None:
             return
         now = time.monotonic()
@@ -201,7 +198,7 @@ class Reporter:
         self._last_summary = now
         lines = []
         for stage, c in self._stages.items():
-            eta = c.eta_s(now)
+            eta = c.eta_s(now - self.started_at)
             info = self._info(stage, c, now).replace("[red]", "").replace("[/red]", "")
             lines.append(
                 f"{stage} {c.done}/{c.planned}"
