@@ -186,6 +186,17 @@ class StudyView:
         self._params[uid] = out
         return out
 
+    def sweep_by(self) -> list[str]:
+        """The fields of the stored spec's ``[sweep]``, named as ``--by`` takes them (a stage field by its own name):
+        the report's default grouping of a swept study. Empty without a sweep."""
+        from .spec import parse_spec
+
+        try:
+            study = parse_spec(self.store.spec_text(), str(self.store.root / "spec.toml"))
+        except (SpecError, OSError):
+            return []
+        return list(study.sweep_by)
+
     def fields(self, stages: Iterable[str] | None = None) -> list[str]:
         """Every param field (dotted) of the written units of these stages."""
         seen: set[str] = set()
@@ -462,6 +473,9 @@ class CombinedView(StudyView):
     @property
     def name(self) -> str:
         return " + ".join(dict.fromkeys(v.name for v in self.views))
+
+    def sweep_by(self) -> list[str]:
+        return []  # several stores group by study or store
 
     def _split(self, uid: str) -> tuple[int, StudyView, str]:
         k, _, raw = uid.partition(":")

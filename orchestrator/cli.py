@@ -130,7 +130,7 @@ def cmd_run(args, study: Study | None = None) -> int:
                 "--executor",
                 "slurm",
                 "needs Slurm's sbatch on PATH: run on a login node of the cluster "
-                "(or as a job: slurm/coordinator.sbatch), or use --executor local|ray",
+                "(or as a job: `lowloss submit`), or use --executor local|ray",
             )
     _sigterm_as_interrupt()
     with store.coordinator_lock():
@@ -179,7 +179,9 @@ def _say_outcome(store: Store, study: Study, outcome) -> int:
     if outcome.nospace:
         print(f"lowloss: error: {outcome.nospace}", file=sys.stderr)
         return 1
-    out.print(summary_table(StudyView(store)))
+    view = StudyView(store)
+    by = list(study.sweep_by)
+    out.print(summary_table(view, f"study {study.name} — summary by {', '.join(by)}" if by else None, by))
     if outcome.failed:
         out.print(
             f"[red]{len(outcome.failed)} unit(s) failed[/red] after {study.run.retries} retries; "
@@ -282,6 +284,65 @@ def cmd_plan(args) -> int:
     out.print(
         f"{total_run} unit(s) would run"
         + (" so far (open stages plan more as results arrive)." if planner.open_stages() else ".")
+    )
+    return 0
+
+
+def cmd_submit(args) -> int:
+    """The coordinator as a Slurm job, its sbatch options and environment activation from the site profile."""
+    import base64
+    import shlex
+    import shutil
+    import subprocess
+    from importlib.resources import files
+
+    from .executors.profiles import coordinator_sbatch_options, coordinator_setup, load_profile
+
+    study = _with_overrides(resolve_spec(args.spec), args)
+    check_data(study, _data_root(study, args))
+    store = Store(args.store)
+    store.check_study(study.name)
+    _plan_or_edge_error(study)
+    profile = load_profile(study.run.profile)
+    script = Path(str(files("lowloss.slurm"))) / "coordinator.sbatch"
+    spec_arg = args.spec if args.spec is None or not Path(args.spec).exists() else os.path.abspath(args.spec)
+    forwarded: list[str] = []
+    for key, flag in _FLAGS.items():
+        value = getattr(args, key, None)
+        if value is not None and key != "executor":
+            forwarded += [flag, str(value)]
+    if args.data_root:
+        forwarded += ["--data-root", os.path.abspath(args.data_root)]
+    forwarded += ["--retry-failed"] if args.retry_failed else []
+    forwarded += ["--repair"] if args.repair else []
+    setup = coordinator_setup(profile)
+    export = "ALL" + (f",LOWLOSS_SETUP_B64={base64.b64encode(chr(10).join(setup).encode()).decode()}" if setup else "")
+    command = [
+        "sbatch",
+        "--parsable",
+        *coordinator_sbatch_options(profile),
+        f"--output={os.path.abspath(args.output)}" if args.output else "--output=lowloss-coordinator-%j.out",
+        f"--export={export}",
+        str(script),
+        spec_arg or "digits-default",
+        os.path.abspath(args.store),
+        *forwarded,
+    ]
+    out = _out()
+    if args.dry_run:
+        print(shlex.join(command))
+        for line in setup:
+            print(f"# setup: {line}")
+        return 0
+    if shutil.which("sbatch") is None:
+        raise SpecError("submit", "sbatch", "needs Slurm's sbatch on PATH: run it on a login node of the cluster")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise SpecError("submit", "sbatch", f"sbatch refused the coordinator's job: {proc.stderr.strip()}")
+    job = proc.stdout.strip().split(";")[0]
+    out.print(
+        f"submitted the coordinator of study {study.name!r} as Slurm job {job} (profile {profile.name}: "
+        f"{' '.join(coordinator_sbatch_options(profile))}); follow it with `lowloss status {args.store}`"
     )
     return 0
 
@@ -613,6 +674,8 @@ def cmd_report(args) -> int:
     study = _open_views(args.store)
     if len(args.store) > 1 and not by:
         by = ["study"] if len({v.name for v in study.views}) > 1 else ["store"]
+    if not by:
+        by = study.sweep_by()  # a swept study: one group per combination
     stages = args.stage or None
     rows = summary_rows(study, by, stages)
     notes = progress_lines(study, stages)
@@ -635,7 +698,9 @@ def cmd_report(args) -> int:
 
             files = render(study, folder / "figures", by, stages, args.smooth)
             for f in files:
-                out.print(f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} {f.what})")
+                out.print(
+                    f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} {f.what[:-1] if f.units == 1 else f.what})"
+                )
                 for table in f.tables:
                     out.print(f"wrote {table}")
                     if table.suffix == ".md":
@@ -721,6 +786,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--store", required=True, help="the study's store directory")
     run_options(sp)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser(
+        "submit",
+        help="run the coordinator itself as a Slurm job (time limit, partition, account and environment "
+        "activation from the site profile's [coordinator] table)",
+    )
+    sp.add_argument("spec", nargs="?", help="spec file or recipe name (default: the embedded digits study)")
+    sp.add_argument("--store", required=True, help="the study's store directory (on a shared file system)")
+    sp.add_argument("--output", help="the coordinator job's output file (default: lowloss-coordinator-<job>.out here)")
+    sp.add_argument("--dry-run", action="store_true", help="print the sbatch command instead of running it")
+    run_options(sp)
+    sp.set_defaults(func=cmd_submit)
 
     sp = sub.add_parser("resume", help="finish a study from its store (after a crash, kill or failure)")
     sp.add_argument("store", help="the study's store directory (its spec.toml is the spec)")

@@ -237,7 +237,15 @@ def join_path(parts: list[dict[str, np.ndarray]], x: str) -> tuple[dict[str, np.
 
 
 def group_name(by: Sequence[str], key: tuple) -> str:
-    return ", ".join(f"{f}={group_text(v)}" for f, v in zip(by, key))
+    """ "train.lr=0.1, points=11"; a field this stage's units do not have (None) is left out."""
+    return ", ".join(f"{f}={group_text(v)}" for f, v in zip(by, key) if v is not None)
+
+
+def with_group(label: str, by: Sequence[str], key: tuple) -> str:
+    """A curve's label with its group, unless the label already says it (a swept unit's label names its values)."""
+    name = group_name(by, key)
+    parts = [p for p in name.split(", ") if p]
+    return label if not parts or all(p in label for p in parts) else f"{label} ({name})"
 
 
 def read_units(

@@ -32,6 +32,7 @@ from .figure_data import (
     farthest,
     figure_data,
     group_name,
+    with_group,
     is_pattern,
     layer_of,
     pair_rows,
@@ -239,7 +240,7 @@ def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
         from matplotlib.lines import Line2D
 
         labels = {
-            (s.group, c.uid): c.label + (f" ({group_name(by, s.group)})" if multi_group else "")
+            (s.group, c.uid): with_group(c.label, by, s.group) if multi_group else c.label
             for s in series
             for c in s.curves
         }

@@ -13,7 +13,8 @@ coordinator restart the planner reaches the same units again by planning to a fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from lowloss import jobs
@@ -70,6 +71,7 @@ class Planner:
     ):
         self.study = study
         self.context = study.context
+        self.variants = study.all_variants()  # a [sweep]'s combinations: each stage is planned once per combination
         self._result, self._failed = result, failed
         self.stages: dict[str, StageState] = {s.name: StageState(s.name) for s in study.stages}
         self.infos = {s.name: s for s in study.stages}
@@ -82,7 +84,11 @@ class Planner:
                 self.dependents[src].append(s.name)
         self.plan_calls = 0
         self._undecided: dict[str, set[str]] = {s.name: set() for s in study.stages}
-        self._seen: dict[str, list[PlannedUnit]] = {s.name: [] for s in study.stages}  # what a plan's view lists
+        # what a plan's view lists, per (stage, sweep combination): each combination sees only its own units
+        self._seen: dict[tuple[str, int], list[PlannedUnit]] = {
+            (s.name, v): [] for s in study.stages for v in range(len(self.variants))
+        }
+        self._seen_ids: dict[tuple[str, int], set[str]] = {key: set() for key in self._seen}
 
     # ------------------------------------------------------------------ state
     def is_open(self, stage: str) -> bool:
@@ -154,35 +160,46 @@ class Planner:
         info = self.infos[name]
         kind = jobs.get_stage_kind(info.kind)
         state = self.stages[name]
-        self.plan_calls += 1
-        try:
-            plan = kind.plan(info.params, self.context, _View(self, name))
-        except ExpansionTooLarge as exc:
-            raise SpecError(
-                f"stage {name}",
-                exc.count,
-                f"{exc}; lower the count, or raise run.max_units (now {exc.limit}) if the cluster can take it",
-            ) from None
-        state.planned, state.open, state.note = True, plan.open, plan.note
+        drafted: dict[str, tuple[Unit, list[int]]] = {}  # id -> (unit, the combinations that planned it), in order
+        opens, notes = [], []
+        for v, variant in enumerate(self.variants):
+            self.plan_calls += 1
+            try:
+                plan = kind.plan(variant.stage(name).params, variant.context, _View(self, name, v))
+            except ExpansionTooLarge as exc:
+                raise SpecError(
+                    f"stage {name}",
+                    exc.count,
+                    f"{exc}; lower the count, or raise run.max_units (now {exc.limit}) if the cluster can take it",
+                ) from None
+            opens.append(plan.open)
+            if plan.note:
+                notes.append(f"{variant.text}: {plan.note}" if len(self.variants) > 1 else plan.note)
+            ids: dict[int, str] = {}  # drafts may name drafts of the same plan call as inputs (chained phases)
+            for draft in plan.drafts:
+                unit = self._resolve(draft, name, ids)
+                ids[id(draft)] = unit.id
+                drafted.setdefault(unit.id, (unit, []))[1].append(v)
+        state.planned, state.open = True, any(opens)
+        state.note = "; ".join(dict.fromkeys(notes)) if len(set(notes)) > 1 else (notes[0] if notes else "")
         added = []
-        ids: dict[int, str] = {}  # drafts may name drafts of the same plan call as inputs (chained phases)
-        for draft in plan.drafts:
-            unit = self._resolve(draft, name, ids)
-            ids[id(draft)] = unit.id
-            if unit.id in state.ids:
-                continue
-            if unit.id in self.units:  # the same work planned by another stage: one unit, kept in its first stage
-                state.units.append(self.units[unit.id])
-                state.ids.add(unit.id)
-                self._seen[name].append(self.planned_unit(unit.id))
-                continue
-            state.units.append(unit)
-            state.ids.add(unit.id)
-            self._undecided[name].add(unit.id)
-            self.units[unit.id] = unit
-            self.stage_of[unit.id] = name
-            self._seen[name].append(self.planned_unit(unit.id))
-            added.append(unit)
+        for uid, (unit, seen_by) in drafted.items():
+            if uid not in state.ids:
+                if uid in self.units:  # the same work planned by another stage: one unit, kept in its first stage
+                    state.units.append(self.units[uid])
+                    state.ids.add(uid)
+                else:
+                    unit = replace(unit, label=unit.label + self._sweep_suffix(seen_by))
+                    state.units.append(unit)
+                    state.ids.add(uid)
+                    self._undecided[name].add(uid)
+                    self.units[uid] = unit
+                    self.stage_of[uid] = name
+                    added.append(unit)
+            for v in seen_by:
+                if uid not in self._seen_ids[(name, v)]:
+                    self._seen_ids[(name, v)].add(uid)
+                    self._seen[(name, v)].append(self.planned_unit(uid))
         if len(self.units) > self.context.max_units:
             raise SpecError(
                 f"stage {name}",
@@ -191,6 +208,19 @@ class Planner:
                 f"units (run.max_units); lower the seed or pair counts, or raise run.max_units",
             )
         return added
+
+    def _sweep_suffix(self, seen_by: list[int]) -> str:
+        """A label's note of the sweep values a unit belongs to (none for a unit every combination shares)."""
+        if len(self.variants) == 1 or len(seen_by) == len(self.variants):
+            return ""
+        chosen = [self.variants[v] for v in seen_by]
+        common = [
+            (f, value)
+            for i, (f, value) in enumerate(chosen[0].assign)
+            if all(_same(c.assign[i][1], value) for c in chosen)
+            and not all(_same(w.assign[i][1], value) for w in self.variants)
+        ]
+        return f" ({', '.join(f'{f}={_text(value)}' for f, value in common)})" if common else ""
 
     def _resolve(self, draft: UnitDraft, stage: str, ids: dict[int, str]) -> Unit:
         kind = jobs.KINDS.get(draft.kind)
@@ -241,18 +271,26 @@ class Planner:
         return {"study": self.study.name, "stages": stages}
 
 
-class _View:
-    """The ``PlanView`` a stage's plan sees."""
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
-    def __init__(self, planner: Planner, stage: str):
-        self._planner, self.stage = planner, stage
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class _View:
+    """The ``PlanView`` a stage's plan sees (for one combination of a sweep: only that combination's units)."""
+
+    def __init__(self, planner: Planner, stage: str, variant: int = 0):
+        self._planner, self.stage, self._variant = planner, stage, variant
 
     def units(self, stage: str | None = None) -> list[PlannedUnit]:
         """The stage's units in the order they were planned (the planner's own list: read it, do not change it)."""
         name = stage or self.stage
         if name not in self._planner.stages:
             raise PlannerError(f"stage {self.stage} asked for the units of unknown stage {name!r}")
-        return self._planner._seen[name]
+        return self._planner._seen[(name, self._variant)]
 
     def result(self, unit_id: str) -> dict | None:
         return self._planner._result(unit_id)

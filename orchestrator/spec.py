@@ -5,7 +5,10 @@ Every problem becomes a ``SpecError`` that names the field path, the bad value a
 
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -100,7 +103,29 @@ class SpecModel(Section):
     model: ModelSection = ModelSection()
     train: TrainSection = TrainSection()
     run: RunSection = RunSection()
+    sweep: dict = {}
     stages: list[dict] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination of a ``[sweep]``: the fields it sets, and the study's sections and stages with them set.
+    A study without a sweep has one variant that sets nothing."""
+
+    assign: tuple[tuple[str, Any], ...]
+    context: StudyContext
+    stages: tuple[StageInfo, ...]
+
+    @property
+    def text(self) -> str:
+        return ", ".join(f"{field}={_value_text(value)}" for field, value in self.assign)
+
+    def stage(self, name: str) -> StageInfo:
+        return next(s for s in self.stages if s.name == name)
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -116,10 +141,24 @@ class Study:
     stages: tuple[StageInfo, ...]
     text: str
     source: str
+    variants: tuple[Variant, ...] = ()  # the sweep's combinations (one that sets nothing when there is no sweep)
 
     @property
     def context(self) -> StudyContext:
         return _context(self.seeds, self.data, self.model, self.train, self.run)
+
+    @property
+    def sweep_fields(self) -> tuple[str, ...]:
+        """The spec fields the ``[sweep]`` varies (empty without a sweep)."""
+        return tuple(field for field, _ in self.variants[0].assign) if self.variants else ()
+
+    @property
+    def sweep_by(self) -> tuple[str, ...]:
+        """The swept fields named as unit params are (``lowloss report --by``): a stage field by its own name."""
+        return tuple(f.split(".", 2)[2] if f.startswith("stages.") else f for f in self.sweep_fields)
+
+    def all_variants(self) -> tuple[Variant, ...]:
+        return self.variants or (Variant((), self.context, self.stages),)
 
     def stage(self, name: str) -> StageInfo:
         return next(s for s in self.stages if s.name == name)
@@ -148,12 +187,164 @@ def load_spec(path: str | Path) -> Study:
     return parse_spec(text, str(path))
 
 
+MAX_SWEEP = 10_000  # combinations of one sweep
+
+
 def parse_spec(text: str, source: str = "<spec>") -> Study:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError("TOML", _MISSING, f"not valid TOML: {exc}", source) from None
     _check_keys(SpecModel, raw, "", source)
+    sweep = raw.pop("sweep", None)
+    base = _parse_one(raw, text, source)
+    if sweep is None:
+        return base
+    assignments = _sweep_assignments(sweep, raw, base, source)
+    variants, parsed = [], []
+    for assign in assignments:
+        try:
+            one = _parse_one(_with(raw, assign), text, source)
+        except SpecError as exc:
+            swept = dict(assign)
+            field = f"sweep.{exc.field}" if exc.field in swept else f"{exc.field} (with sweep {_assign_text(assign)})"
+            raise SpecError(field, exc.value, exc.allowed, source) from None
+        variants.append(Variant(assign, one.context, one.stages))
+        parsed.append(one)
+    first = parsed[0]
+    return Study(
+        first.name,
+        first.seeds,
+        first.data,
+        first.model,
+        first.train,
+        first.run,
+        first.stages,
+        text,
+        source,
+        tuple(variants),
+    )
+
+
+def _with(raw: dict, assign) -> dict:
+    varied = copy.deepcopy(raw)
+    for field, value in assign:
+        _set_field(varied, field, value)
+    return varied
+
+
+def _assign_text(assign) -> str:
+    return ", ".join(f"{f}={_value_text(v)}" for f, v in assign)
+
+
+SWEEP_FORMS = (
+    "[sweep] maps spec fields to lists of values, e.g. train.lr = [0.05, 0.1], model.name = [...], "
+    'stages.NAME.FIELD = [...]; mode = "grid" (every combination, the default) or "zip" (the lists side by side)'
+)
+SWEEP_SECTIONS = {"data": DataSection, "model": ModelSection, "train": TrainSection}
+
+
+def _sweep_fields(table: dict, prefix: str = "") -> dict[str, Any]:
+    """{'train': {'lr': [..]}} and {'train.lr': [..]} alike → {'train.lr': [..]} (a list ends a field)."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_sweep_fields(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _sweep_assignments(sweep: Any, raw: dict, base: Study, source: str) -> list[tuple[tuple[str, Any], ...]]:
+    """The combinations a ``[sweep]`` table asks for, each a tuple of (field, value) in the table's order."""
+    if not isinstance(sweep, dict):
+        raise SpecError("sweep", sweep, SWEEP_FORMS, source)
+    sweep = dict(sweep)
+    mode = sweep.pop("mode", "grid")
+    if mode not in ("grid", "zip"):
+        raise SpecError("sweep.mode", mode, f"one of 'grid', 'zip'{_suggest(str(mode), ['grid', 'zip'])}", source)
+    fields = _sweep_fields(sweep)
+    if not fields:
+        raise SpecError("sweep", _MISSING, f"at least one field to vary; {SWEEP_FORMS}", source)
+    stage_names = [s.name for s in base.stages]
+    for field, values in fields.items():
+        parts = field.split(".")
+        where = f"sweep.{field}"
+        if parts[0] in SWEEP_SECTIONS and len(parts) == 2:
+            allowed = [k for k in _fields(SWEEP_SECTIONS[parts[0]]) if not (parts[0] == "data" and k == "root")]
+            if parts[1] not in allowed:
+                raise SpecError(
+                    where,
+                    _MISSING,
+                    f"unknown field of [{parts[0]}]; one of {', '.join(allowed)}{_suggest(parts[1], allowed)}",
+                    source,
+                )
+        elif parts[0] == "stages" and len(parts) == 3:
+            if parts[1] not in stage_names:
+                raise SpecError(
+                    where,
+                    _MISSING,
+                    f"no stage named {parts[1]!r}; stages: {', '.join(stage_names)}{_suggest(parts[1], stage_names)}",
+                    source,
+                )
+            kind = jobs.get_stage_kind(base.stage(parts[1]).kind)
+            allowed = [k for k in _fields(kind.Table) if k not in ("name", "kind", "from")]
+            if parts[2] not in allowed:
+                raise SpecError(
+                    where,
+                    _MISSING,
+                    f"not a field a sweep can vary in stage {parts[1]!r} (kind {kind.name!r}); one of "
+                    f"{', '.join(allowed)}{_suggest(parts[2], allowed)}",
+                    source,
+                )
+        else:
+            raise SpecError(
+                where,
+                _MISSING,
+                "a sweep varies data.FIELD, model.FIELD, train.FIELD or stages.NAME.FIELD (seeds and [run] are not "
+                f"swept: seeds are the repetitions, [run] never changes a result); {SWEEP_FORMS}",
+                source,
+            )
+        if not isinstance(values, list) or not values:
+            raise SpecError(where, values, f"a non-empty list of values; {SWEEP_FORMS}", source)
+        shown = [json.dumps(v, sort_keys=True) for v in values]
+        if len(set(shown)) != len(shown):
+            raise SpecError(where, values, "each value once", source)
+    lists = list(fields.values())
+    if mode == "zip":
+        lengths = {len(v) for v in lists}
+        if len(lengths) > 1:
+            raise SpecError(
+                "sweep",
+                {f: len(v) for f, v in fields.items()},
+                'mode = "zip" needs lists of one length (or use mode = "grid" for every combination)',
+                source,
+            )
+        combos = list(zip(*lists))
+    else:
+        count = 1
+        for values in lists:
+            count *= len(values)
+        if count > MAX_SWEEP:
+            raise SpecError("sweep", count, f"at most {MAX_SWEEP:,} combinations; shorten the lists", source)
+        combos = list(itertools.product(*lists))
+    names = list(fields)
+    return [tuple(zip(names, combo)) for combo in combos]
+
+
+def _set_field(raw: dict, field: str, value: Any) -> None:
+    parts = field.split(".")
+    if parts[0] == "stages":
+        for table in raw.get("stages", []):
+            if isinstance(table, dict) and table.get("name") == parts[1]:
+                table[parts[2]] = value
+        return
+    section = raw.setdefault(parts[0], {})
+    section[parts[1]] = value
+
+
+def _parse_one(raw: dict, text: str, source: str) -> Study:
     study = raw.get("study")
     if isinstance(study, dict) and "seeds" in study:
         _check_seeds(study["seeds"], source)
@@ -265,13 +456,20 @@ def _context(
 
 def check_data(study: Study, data_root: str | None) -> None:
     """The edge check of the data root, before the store is touched."""
-    for stage in study.stages:
-        problem = jobs.get_stage_kind(stage.kind).check_data(study.context, data_root)
-        if problem:
+    checked: set[str] = set()
+    for variant in study.all_variants():
+        for stage in variant.stages:
+            key = json.dumps([stage.kind, variant.context.data, variant.context.model], sort_keys=True)
+            if key in checked:
+                continue
+            checked.add(key)
+            problem = jobs.get_stage_kind(stage.kind).check_data(variant.context, data_root)
+            if not problem:
+                continue
             raise SpecError(
                 "data.root" if data_root == study.data.root else "--data-root",
                 data_root or _MISSING,
-                problem,
+                problem + (f" (with sweep {variant.text})" if variant.assign else ""),
                 study.source,
             )
 

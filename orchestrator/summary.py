@@ -164,7 +164,7 @@ def cells(row: dict) -> dict:
     return {
         "n": n,
         "mean": f"{row['mean']:{f}}",
-        "std": f"{row['std']:{f}}",
+        "std": f"{row['std']:{f}}" if row["n"] > 1 else "",  # one repetition has no spread to show
         "min": f"{row['min']:{f}}",
         "max": f"{row['max']:{f}}",
     }

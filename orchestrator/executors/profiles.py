@@ -13,6 +13,12 @@ A profile is a TOML file (``slurm/profiles/NAME.toml`` ships a few; a path to yo
     units_per_job = 1          # units packed into one array task, run in sequence
     setup = ["module load cuda/12.4", "source ~/venvs/lowloss/bin/activate"]
 
+    [coordinator]              # the coordinator's own job (`lowloss submit`); unset fields come from [defaults]
+    partition = "cpu"
+    time_min = 10080
+    mem_gb = 2
+    setup = ["source ~/venvs/lowloss/bin/activate"]
+
     [classes.train]            # per resource class (each unit kind declares one; `lowloss plan` shows them)
     gpus = 1
     constraint = "h100"        # sbatch --constraint
@@ -57,9 +63,23 @@ class Defaults(ClassSettings):
     setup: list[str] = []
 
 
+class CoordinatorSettings(_Section):
+    """The coordinator's own job (``lowloss submit``): a small CPU job that submits and follows the units' jobs."""
+
+    partition: str | None = None  # default: [defaults].partition
+    account: str | None = None
+    qos: str | None = None
+    cpus: int = Field(default=1, ge=1)
+    mem_gb: float = Field(default=2, gt=0)
+    time_min: int = Field(default=7 * 24 * 60, ge=1)
+    extra: list[str] = []
+    setup: list[str] | None = None  # default: [defaults].setup (environment activation)
+
+
 class ProfileModel(_Section):
     description: str = ""
     defaults: Defaults = Defaults()
+    coordinator: CoordinatorSettings = CoordinatorSettings()
     classes: dict[str, ClassSettings] = {}
 
 
@@ -99,6 +119,27 @@ class SiteProfile:
             tuple(d.extra) + tuple(c.extra),
             units_per_job or c.units_per_job or d.units_per_job,
         )
+
+
+def coordinator_sbatch_options(profile: SiteProfile) -> list[str]:
+    """The sbatch options of the coordinator's job from the profile's ``[coordinator]`` table (over ``[defaults]``);
+    on the command line they override the ``#SBATCH`` lines of slurm/coordinator.sbatch."""
+    d, c = profile.model.defaults, profile.model.coordinator
+    options = [f"--time={c.time_min}", f"--cpus-per-task={c.cpus}", f"--mem={int(c.mem_gb * 1024)}M"]
+    for flag, value in (
+        ("partition", c.partition or d.partition),
+        ("account", c.account or d.account),
+        ("qos", c.qos or d.qos),
+    ):
+        if value:
+            options.append(f"--{flag}={value}")
+    return options + list(c.extra)
+
+
+def coordinator_setup(profile: SiteProfile) -> list[str]:
+    """The shell lines the coordinator's job runs before ``lowloss`` (environment activation)."""
+    c = profile.model.coordinator
+    return list(c.setup if c.setup is not None else profile.model.defaults.setup)
 
 
 def profile_dir() -> Path:

@@ -83,3 +83,37 @@ def test_report_seams_api_and_summary_import_neither_each_other_nor_the_drawing(
     assert not {".api", "lowloss.orchestrator.api"} & imports("summary")
     for module in ("api", "summary", "figure_data"):
         assert not any(name.startswith(("matplotlib", ".figures")) for name in imports(module)), module
+
+
+def test_submit_dry_run_takes_the_coordinator_job_from_the_profile(tmp_path, capsys):
+    """Issue 14 item 13: time limit, partition (the coordinator's own over the defaults), memory and the setup lines."""
+    import base64
+
+    from lowloss.orchestrator.cli import main
+
+    profile = tmp_path / "site.toml"
+    profile.write_text(
+        '[defaults]\npartition = "gpu"\naccount = "lab"\nsetup = ["module load cuda"]\n'
+        '[coordinator]\npartition = "cpu"\ntime_min = 90\nsetup = ["source /opt/venv/bin/activate", "echo hi"]\n'
+    )
+    rc = main(["submit", "digits-default", "--store", str(tmp_path / "s"), "--profile", str(profile), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    command = out.splitlines()[0].split()
+    assert command[0] == "sbatch" and "--time=90" in command and "--partition=cpu" in command
+    assert "--account=lab" in command and "--mem=2048M" in command
+    export = next(c for c in command if c.startswith("--export="))
+    setup = base64.b64decode(export.split("LOWLOSS_SETUP_B64=")[1]).decode()
+    assert setup.splitlines() == ["source /opt/venv/bin/activate", "echo hi"]
+    assert command[-4:] == ["digits-default", str(tmp_path / "s"), "--profile", str(profile)]
+    assert not (tmp_path / "s").exists()  # a dry run touches nothing
+
+
+def test_submit_with_a_bad_profile_is_an_edge_error(tmp_path, capsys):
+    from lowloss.orchestrator.cli import main
+
+    profile = tmp_path / "site.toml"
+    profile.write_text("[coordinator]\ntime_mins = 90\n")
+    rc = main(["submit", "digits-default", "--store", str(tmp_path / "s"), "--profile", str(profile), "--dry-run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "coordinator.time_mins" in err and "Traceback" not in err

@@ -277,3 +277,36 @@ def test_a_killed_slurmd_leaves_the_unit_to_finish_or_be_retried(tmp_path, long_
         subprocess.run(["bash", str(REPO / "slurm" / "testcluster.sh"), "start"], capture_output=True, text=True)
     assert proc.returncode == 0, out
     assert digests(store) == expected
+
+
+def test_submit_runs_the_coordinator_as_a_job_with_the_profiles_time_limit_and_setup(tmp_path):
+    """Issue 14 item 13: `lowloss submit` takes the coordinator job's time limit and environment activation from the
+    site profile; the job runs the study to the end through Slurm."""
+    marker = tmp_path / "setup-ran"
+    profile = _profile(tmp_path)
+    profile.write_text(
+        profile.read_text()
+        + f'\n[coordinator]\ntime_min = 45\nmem_gb = 0.5\nsetup = ["echo activated > {marker}", "export X=1"]\n'
+    )
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        spec_text(
+            name="submitted",
+            seeds="[0]",
+            stages='[[stages]]\nname = "m2m"\nkind = "toy_path"\nseeds = [0]\niterations = 20\nsegment_iterations = 10\n',
+        )
+    )
+    store = tmp_path / "store"
+    output = tmp_path / "coordinator.out"
+    proc = run_cli("submit", spec, "--store", store, "--profile", profile, "--output", output, check=True)
+    job = proc.stdout.split("Slurm job ")[1].split()[0]
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    assert "TimeLimit=00:45:00" in shown, shown
+    wait_for(
+        lambda: subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip() == "",
+        timeout=300,
+        interval=1,
+    )
+    assert marker.read_text().strip() == "activated"
+    assert "1 unit(s) run now" in output.read_text(), output.read_text()
+    assert len(list(store.glob("units/kind=toy_path/unit=*/COMMIT.json"))) == 1

@@ -171,3 +171,48 @@ def test_a_study_that_would_expand_past_the_bound_is_an_edge_error_before_anythi
     small = parse_spec(spec_text(stages=stages, seeds="{ start = 0, count = 30 }", run_extra="max_units = 400"))
     with pytest.raises(SpecError, match="435"):
         plan_study(small)
+
+
+# ---------------------------------------------------------------------- [sweep] (issue 14 item 6)
+
+
+def _ids(planner, stage):
+    return {u.label: u.id for u in planner.stage_units(stage)}
+
+
+def test_sweep_grid_plans_every_combination_and_ids_change_only_where_it_does():
+    swept = plan_study(parse_spec(spec_text() + "[sweep]\ntrain.lr = [0.01, 0.05]\nstages.lmc.points = [5, 7]\n"))
+    modes, lmc = _ids(swept, "modes"), _ids(swept, "lmc")
+    # the modes depend on train.lr only: 2 seeds x 2 rates, each shared by both point counts
+    assert sorted(modes) == sorted(f"seed={s} (train.lr={lr})" for lr in ("0.01", "0.05") for s in (0, 1))
+    assert len(lmc) == 4 and all("train.lr=" in label and "stages.lmc.points=" in label for label in lmc)
+    # a combination's units are exactly the units of the plain spec with those values
+    for lr in ("0.01", "0.05"):
+        for points in (5, 7):
+            text = spec_text().replace("lr = 0.05", f"lr = {lr}").replace("points = 5", f"points = {points}")
+            plain = plan_study(parse_spec(text))
+            plain_modes, plain_lmc = _ids(plain, "modes"), _ids(plain, "lmc")
+            assert {modes[f"{k} (train.lr={lr})"] for k in plain_modes} == set(plain_modes.values())
+            assert lmc[f"pair=0-1 (train.lr={lr}, stages.lmc.points={points})"] == plain_lmc["pair=0-1"]
+    # each combination's interpolation reads that combination's modes
+    for unit in swept.stage_units("lmc"):
+        lr = unit.label.split("train.lr=")[1].split(",")[0]
+        assert {swept.units[i].label.split(" ")[1] for i in unit.input_ids} == {f"(train.lr={lr})"}
+
+
+def test_sweep_zip_pairs_the_lists_and_a_stage_field_sweep_shares_the_modes():
+    text = spec_text() + '[sweep]\nmode = "zip"\nstages.lmc.points = [5, 9]\nstages.lmc.reestimate_bn = [true, false]\n'
+    study = parse_spec(text)
+    assert [v.text for v in study.variants] == [
+        "stages.lmc.points=5, stages.lmc.reestimate_bn=true",
+        "stages.lmc.points=9, stages.lmc.reestimate_bn=false",
+    ]
+    assert study.sweep_by == ("points", "reestimate_bn")
+    planner = plan_study(study)
+    assert _ids(planner, "modes") == _ids(plan_study(parse_spec(spec_text())), "modes")  # unlabelled, unchanged
+    assert len(planner.stage_units("lmc")) == 2
+
+
+def test_without_sweep_there_is_one_variant_and_nothing_changes():
+    study = parse_spec(spec_text())
+    assert study.variants == () and study.sweep_fields == () and len(study.all_variants()) == 1

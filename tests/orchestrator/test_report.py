@@ -965,3 +965,32 @@ def test_a_damaged_segment_stops_the_report_with_the_repair_not_a_silent_gap(toy
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("lowloss: error: ") and f"path/{part.name}" in line and "--repair" in line
     assert not (tmp_path / "out" / "figures" / "m2m-loss.png").exists()
+
+
+@pytest.mark.slow
+def test_a_swept_study_runs_every_combination_and_reports_by_the_sweep(tmp_path):
+    """Issue 14 item 6: `[sweep]` over a stage field; run and report group by the swept field without --by."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        spec_text(name="swept", seeds="[0]", stages=TOY_STAGES.replace("seeds = [0, 1, 2]", "seeds = [0, 1]"))
+        + "    iterations = 40\n    segment_iterations = 20\n"
+        + "[sweep]\nstages.m2m.threshold = [0.05, 0.3]\n"
+    )
+    store = tmp_path / "store"
+    out = run_cli("run", spec, "--store", store, check=True).stdout
+    assert "summary by threshold" in out
+    units = raw_stage_units(store, "m2m")
+    assert len(units) == 2 * 2 * 2  # seeds x lrs x thresholds
+    rows = report_csv(store, "--stage", "m2m")  # no --by: grouped by the sweep
+    params = [json.loads((u / "unit.json").read_text())["params"] for u in units]
+    results = [raw_result(u) for u in units]
+    for threshold in (0.05, 0.3):
+        mine = {r["metric"]: r for r in rows if float(r["threshold"]) == threshold}
+        group = [r for r, p in zip(results, params) if p["threshold"] == threshold]
+        assert mine["max_train_loss"]["n"] == "4"
+        assert close(mine["max_train_loss"]["mean"], sample_stats([r["max_train_loss"] for r in group])["mean"])
+    labels = {r["label"] for r in csv.DictReader(io.StringIO(run_cli("results", store, "--stage", "m2m").stdout))}
+    assert {label.rsplit(" ", 1)[-1] for label in labels} == {
+        "(stages.m2m.threshold=0.05)",
+        "(stages.m2m.threshold=0.3)",
+    }

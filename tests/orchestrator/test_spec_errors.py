@@ -167,6 +167,52 @@ CASES = [
         [],
         ["stages[1].points = '5'", "an integer is needed, not a string"],
     ),
+    # issue 14 item 6: the [sweep] table
+    (
+        "sweep-unknown-train-field",
+        spec_text() + "[sweep]\ntrain.lrr = [0.1, 0.2]\n",
+        [],
+        ["sweep.train.lrr", "did you mean 'lr'"],
+    ),
+    ("sweep-not-a-list", spec_text() + "[sweep]\ntrain.lr = 0.1\n", [], ["sweep.train.lr = 0.1", "a non-empty list"]),
+    ("sweep-empty-list", spec_text() + "[sweep]\ntrain.lr = []\n", [], ["sweep.train.lr = []", "a non-empty list"]),
+    ("sweep-seeds", spec_text() + "[sweep]\nstudy.seeds = [[0], [1]]\n", [], ["sweep.study.seeds", "seeds are the"]),
+    (
+        "sweep-unknown-stage",
+        spec_text() + "[sweep]\nstages.lcm.points = [5, 7]\n",
+        [],
+        ["sweep.stages.lcm.points", "no stage named 'lcm'", "did you mean 'lmc'"],
+    ),
+    (
+        "sweep-stage-kind",
+        spec_text() + '[sweep]\nstages.lmc.kind = ["interpolate"]\n',
+        [],
+        ["sweep.stages.lmc.kind", "not a field a sweep can vary"],
+    ),
+    (
+        "sweep-bad-value",
+        spec_text() + "[sweep]\ntrain.lr = [0.1, -1.0]\n",
+        [],
+        ["sweep.train.lr = -1.0", "out of range"],
+    ),
+    (
+        "sweep-bad-mode",
+        spec_text() + '[sweep]\nmode = "grdi"\ntrain.lr = [0.1]\n',
+        [],
+        ["sweep.mode = 'grdi'", "did you mean 'grid'"],
+    ),
+    (
+        "sweep-zip-lengths",
+        spec_text() + '[sweep]\nmode = "zip"\ntrain.lr = [0.1, 0.2]\nstages.lmc.points = [5]\n',
+        [],
+        ["sweep", "one length"],
+    ),
+    (
+        "sweep-repeated-value",
+        spec_text() + "[sweep]\ntrain.lr = [0.1, 0.1]\n",
+        [],
+        ["sweep.train.lr", "each value once"],
+    ),
     (
         "unit-kind-is-no-stage-kind",
         spec_text(stages='[[stages]]\nname = "m"\nkind = "m2m_phase"\n'),
