@@ -32,13 +32,13 @@ from .figure_data import (
     farthest,
     figure_data,
     group_name,
-    with_group,
     is_pattern,
     layer_of,
     pair_rows,
     paths_of,
     pca_data,
     result_values,
+    with_group,
 )
 from .summary import group_order
 

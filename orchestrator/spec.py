@@ -241,7 +241,7 @@ SWEEP_FORMS = (
     "[sweep] maps spec fields to lists of values, e.g. train.lr = [0.05, 0.1], model.name = [...], "
     'stages.NAME.FIELD = [...]; mode = "grid" (every combination, the default) or "zip" (the lists side by side)'
 )
-SWEEP_SECTIONS = {"data": DataSection, "model": ModelSection, "train": TrainSection}
+SWEEP_SECTIONS: dict[str, type[BaseModel]] = {"data": DataSection, "model": ModelSection, "train": TrainSection}
 
 
 def _sweep_fields(table: dict, prefix: str = "") -> dict[str, Any]:

@@ -293,7 +293,8 @@ def test_submit_runs_the_coordinator_as_a_job_with_the_profiles_time_limit_and_s
         spec_text(
             name="submitted",
             seeds="[0]",
-            stages='[[stages]]\nname = "m2m"\nkind = "toy_path"\nseeds = [0]\niterations = 20\nsegment_iterations = 10\n',
+            stages='[[stages]]\nname = "m2m"\nkind = "toy_path"\nseeds = [0]\n'
+            "iterations = 20\nsegment_iterations = 10\n",
         )
     )
     store = tmp_path / "store"
