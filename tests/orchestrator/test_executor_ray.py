@@ -11,6 +11,7 @@ import time
 
 import pytest
 from conftest import cli_env, digests, run_cli, spec_text
+from planner_runs import explore_with_kills
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -123,3 +124,15 @@ def test_raising_unit_on_ray_is_failed_with_traceback_retried_others_fine(tmp_pa
     assert logs.count("RuntimeError: boom on attempt") == 2  # the first attempt and its retry
     assert "via ray" in logs
     assert len(list(store.glob("units/kind=train/*/COMMIT.json"))) == 1
+
+
+def test_own_results_planner_on_ray_with_coordinator_kills(tmp_path, monkeypatch):
+    """A planner that reads its own results (the `grow` stage) through Ray, the coordinator SIGKILLed twice."""
+    tmp = f"/tmp/ray-grow-{os.getpid()}"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("LOWLOSS_RAY_TMPDIR", tmp)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        explore_with_kills(tmp_path, "--executor", "ray")
+    finally:
+        subprocess.run(["rm", "-rf", tmp], check=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import digests, run_cli, spec_text, start_cli, wait_for
+from planner_runs import explore_with_kills
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 REPO = Path(__file__).resolve().parents[2]
@@ -311,3 +312,11 @@ def test_submit_runs_the_coordinator_as_a_job_with_the_profiles_time_limit_and_s
     assert marker.read_text().strip() == "activated"
     assert "1 unit(s) run now" in output.read_text(), output.read_text()
     assert len(list(store.glob("units/kind=toy_path/unit=*/COMMIT.json"))) == 1
+
+
+def test_own_results_planner_on_slurm_with_coordinator_kills(tmp_path):
+    """A planner that reads its own results (the `grow` stage) through Slurm jobs, the coordinator SIGKILLed twice."""
+    profile = tmp_path / "profile.toml"
+    profile.write_text('[defaults]\npartition = "debug"\nmem_gb = 1\ntime_min = 30\nsignal_delay_s = 30\n')
+    store = explore_with_kills(tmp_path, "--executor", "slurm", "--profile", str(profile))
+    assert list((store / "jobs").glob("*.json"))  # the rounds went out as Slurm jobs
