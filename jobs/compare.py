@@ -87,7 +87,9 @@ def _draw_paths(ax, data) -> None:
             x = arc / arc[-1] if arc[-1] > 0 else arc
             y = np.array([r["train_loss"] for r in rows])
             vertex = np.array([r["vertex"] for r in rows], dtype=bool)
-            panel.plot(x, y, lw=1.2, color=colours[method], label=method)
+            only_vertices = bool(vertex.all())  # nothing evaluated between the points: dashed, not a measured line
+            label = f"{method} (stored points)" if only_vertices else method
+            panel.plot(x, y, lw=1.2, color=colours[method], ls="--" if only_vertices else "-", label=label)
             panel.plot(x[vertex], y[vertex], "o", ms=2.5, color=colours[method])
         panel.set_yscale("log")
         panel.set_title(f"pair {pair}", fontsize=8)
@@ -141,7 +143,7 @@ class PathEvalUnit(UnitKind):
         ),
         Figure(
             "paths",
-            "Train loss along the path of each method (vertices marked)",
+            "Train loss along each method's path",
             table="path",
             style="custom",
             draw=_draw_paths,

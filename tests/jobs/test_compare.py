@@ -22,7 +22,9 @@ def _rows(store: Path, unit: Path, table: str) -> list[dict]:
     return Store(store).rows(unit.name[5:], table).to_pylist()
 
 
-def test_spec_errors_name_the_from_field(write_spec):
+def test_spec_errors_name_the_from_field(write_spec, capsys):
+    from lowloss.orchestrator.cli import main
+
     base = """
         [[stages]]
         name = "modes"
@@ -42,12 +44,15 @@ def test_spec_errors_name_the_from_field(write_spec):
         name = "compare"
         kind = "compare"
     """
-    out = run_cli("validate", write_spec(spec_text(stages=base + 'from = ["lmc", "modes"]\n')))
-    assert out.returncode == 2 and "from" in out.stderr and "'modes' is of kind 'train'" in out.stderr
-    out = run_cli("validate", write_spec(spec_text(stages=base + 'from = ["lmc", "lmc2"]\n'), "b.toml"))
-    assert out.returncode == 2 and "one stage per method" in out.stderr
-    out = run_cli("validate", write_spec(spec_text(stages=base + 'from = "lmc"\nbn = "upbn"\n'), "c.toml"))
-    assert out.returncode == 2 and "bn" in out.stderr and "UpBN" in out.stderr
+    cases = [
+        ('from = ["lmc", "modes"]\n', "'modes' is of kind 'train'"),
+        ('from = ["lmc", "lmc2"]\n', "one stage per method"),
+        ('from = "lmc"\nbn = "upbn"\n', "UpBN"),
+    ]
+    for k, (extra, message) in enumerate(cases):
+        assert main(["validate", str(write_spec(spec_text(stages=base + extra), f"{k}.toml"))]) == 2
+        err = capsys.readouterr().err
+        assert ("from" in err or "bn" in err) and message in err, err
 
 
 @pytest.mark.slow
@@ -99,7 +104,7 @@ def test_compare_digits_puts_the_three_methods_side_by_side_with_one_evaluator(t
     # LLPF: the mode, every stored point and each phase's end are the vertices
     for (_, method), (_, result) in evals.items():
         if method == "llpf":
-            assert result["vertices"] == 1 + (1 + 1) + (5 + 1)  # P0; phase 1: point 10, end 20; phase 2: 10..50, end
+            assert result["vertices"] == 1 + (1 + 1) + (5 + 1)  # P0; phase 1: point 5, end 10; phase 2: 5..25, end
 
     report = run_cli("report", store, "--out", tmp_path / "R", check=True)
     table = tmp_path / "R" / "figures" / "compare-methods.csv"
