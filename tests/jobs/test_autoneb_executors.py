@@ -75,8 +75,8 @@ def _kill_mid_cycle_then_between_edges(store: Path, spec: Path, reference: Path,
 
         def running_edge():
             for edge in _edges(store).values():
-                if (edge / "COMMIT.json").exists() or not list((edge / "segments").glob("*.json")):
-                    continue
+                if (edge / "COMMIT.json").exists() or not (edge / "checkpoint" / "latest.json").exists():
+                    continue  # mid-cycle: a segment and its checkpoint are committed, the edge is not
                 for rec in sorted((edge / "attempts").glob("[0-9]*.json")):
                     data = json.loads(rec.read_text())
                     if data["state"] == "running" and data.get("pid"):
