@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from lowloss.workers import exploration, neb
 from lowloss.workers.data import TensorDataset, generator, load_dataset
+from lowloss.workers.evaluation import Evaluator
 from lowloss.workers.models import build_model
 
 
@@ -160,11 +161,7 @@ def main() -> None:
     )
 
     # ----------------------------------------------------------------------------- 2. share of dense evaluation
-    evaluator = neb.model_evaluator(
-        model,
-        layout,
-        {"train": lambda: data.eval_batches("train", 1024), "test": lambda: data.eval_batches("test", 1024)},
-    )
+    evaluator = neb.pivot_evaluator(Evaluator(model, data, "NoUpBN", 1024), layout)
     points = 5
     _sync(device)
     start = time.perf_counter()

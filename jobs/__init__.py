@@ -50,6 +50,7 @@ def register_kind(kind: UnitKind | StageKind):
 
 def _register_builtin() -> None:
     from .autoneb import AutoNEBEdgeUnit, AutoNEBStageKind
+    from .compare import CompareStageKind, PathEvalUnit
     from .interpolate import InterpolateStageKind, InterpolateUnit
     from .landscape import DirectionUnit, HessianUnit, LandscapeStageKind, ScanUnit
     from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
@@ -63,6 +64,7 @@ def _register_builtin() -> None:
         M2MPhaseUnit,
         M2OUnit,
         AutoNEBEdgeUnit,
+        PathEvalUnit,
         DirectionUnit,
         ScanUnit,
         HessianUnit,
@@ -72,6 +74,7 @@ def _register_builtin() -> None:
         M2MStageKind,
         M2OStageKind,
         AutoNEBStageKind,
+        CompareStageKind,
         LandscapeStageKind,
     ):
         register_kind(cls())

@@ -55,10 +55,10 @@ class EdgeSettings(StageParams):
     l2: float = Field(default=1e-4, ge=0, le=1, description="λ added to the gradient by hand (§4.1)")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum, re-created per cycle (§4.1)")
     augment: bool = Field(default=True, description="training augmentation on the pivots' batches (authors' code)")
-    bn_policy: Literal["interpolate", "reestimate"] = Field(
-        default="interpolate",
-        description="BatchNorm statistics at dense points: interpolated between the pivots "
-        "(authors' code) or re-estimated on the training set at each point",
+    bn: Literal["UpBN", "NoUpBN"] = Field(
+        default="NoUpBN",
+        description="BatchNorm statistics at dense points (workers.evaluation): NoUpBN keeps the point's own, "
+        "interpolated between the pivots (authors' code); UpBN re-estimates them on the training set at each point",
     )
     eval_batch_size: int = Field(default=1024, ge=1, le=1 << 20)
     segment_steps: int = Field(
@@ -472,7 +472,7 @@ class AutoNEBEdgeUnit(UnitKind):
 
         from lowloss.workers import neb
         from lowloss.workers.data import derive_seed
-        from lowloss.workers.models import has_batchnorm
+        from lowloss.workers.evaluation import Evaluator
 
         ma, mb = ctx.input_params("a"), ctx.input_params("b")
         for mode in (ma, mb):
@@ -489,14 +489,7 @@ class AutoNEBEdgeUnit(UnitKind):
         end = neb.flatten_state(ctx.input_final_state("b"), layout, device=ctx.device)
         template = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}
         cycles = [neb.Cycle(**c.model_dump()) for c in p.cycles]
-        splits = {
-            "train": lambda: data.eval_batches("train", p.eval_batch_size),
-            "test": lambda: data.eval_batches("test", p.eval_batch_size),
-        }
-        reestimate = (
-            (lambda: data.eval_batches("train", 256)) if p.bn_policy == "reestimate" and has_batchnorm(model) else None
-        )
-        evaluator = neb.model_evaluator(model, layout, splits, reestimate)
+        evaluator = neb.pivot_evaluator(Evaluator(model, data, p.bn, p.eval_batch_size), layout)
         ends = [evaluator(start), evaluator(end)]
         end_losses = (ends[0]["train_loss"], ends[1]["train_loss"])
         pivot_loss = neb.cross_entropy_pivot_loss(
@@ -629,7 +622,7 @@ class AutoNEBEdgeUnit(UnitKind):
                 "length_ratio": neb.path_length_ratio(st.pivots, geometry),
                 "pivots": int(st.pivots.shape[0]),
                 "steps": sum(c.steps for c in cycles),
-                "bn_policy": p.bn_policy,
+                "bn": p.bn,
             },
             outputs={
                 "pivots": {
@@ -677,7 +670,7 @@ class AutoNEBStageKind(StageKind):
             f"{table.similar}",
             f"{how}: {len(cycles)} cycles, {sum(c.steps for c in cycles)} NEB steps, up to "
             f"{max_pivots(cycles)} pivots; insert threshold {table.insert_threshold}, BatchNorm at dense points: "
-            f"{table.bn_policy}",
+            f"{table.bn}",
         ]
 
     def _edge(self, table: AutoNEBStage, study, pair, by_seed) -> UnitDraft:

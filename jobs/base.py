@@ -269,6 +269,10 @@ class Figure:
       keys ``compare_ys`` of the unit of a ``compare_kind`` stage between the same input units (e.g. a path's peak
       loss next to the straight line's barrier between the same two modes), coloured by the verdict; also written as
       a table (``<stage>-<name>.md`` and ``.csv``);
+    - ``methods``: one row per committed unit, grouped by ``row_param`` (e.g. the pair) and ordered by
+      ``column_param`` (e.g. the path method): its result keys ``ys`` and the CPU-, GPU- and wall-seconds its input
+      units spent (every attempt recorded in the store; roles in ``cost_exclude`` are not counted); a grouped bar
+      chart of the first key; also written as a table (``<stage>-<name>.md`` and ``.csv``);
     - ``custom``: ``draw(ax, data)`` is called with ``data`` = {unit label: pyarrow.Table of ``table``}.
 
     ``threshold_param`` names a unit param drawn as a horizontal line on the left axis (the verdict's threshold, e.g.
@@ -310,6 +314,9 @@ class Figure:
     compare_kind: str = ""  # pairs: the kind of the stage compared with, unit by unit on the same inputs
     compare_ys: tuple[str, ...] = ()  # pairs: that stage's result keys
     compare_labels: tuple[str, ...] = ()
+    row_param: str = ""  # methods: the unit param naming a row (e.g. "pair"; a pair is shown low-high)
+    column_param: str = ""  # methods: the unit param naming a method within a row (e.g. "method")
+    cost_exclude: tuple[str, ...] = ()  # methods: input roles whose units' attempts are not counted (the modes)
 
 
 # ---------------------------------------------------------------------------------------------- points

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_serializer
+from pydantic import Field, model_serializer, model_validator
 
 from .base import UnitParams
 
@@ -41,7 +41,7 @@ class TrainRecipe(UnitParams):
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = Field(default=64, ge=1, le=1 << 20)
     epochs: int = Field(default=10, ge=1, le=100000)
-    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+    schedule: Literal["constant", "onecycle", "cosine", "step"] = "constant"
     max_lr: float = Field(default=0.1, gt=0, le=10)
     pct_start: float = Field(default=0.3, gt=0, lt=1)
     warmup_epochs: float = Field(default=0.0, ge=0)
@@ -51,6 +51,30 @@ class TrainRecipe(UnitParams):
     augment: bool = True
     eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
     segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
+    # Added later; left out of the canonical JSON at their defaults, so the ids of earlier units do not change.
+    decay_steps: list[int] = Field(
+        default_factory=list, description="step schedule: lr × decay_factor at each of these optimizer steps"
+    )
+    decay_factor: float = Field(default=0.1, gt=0, le=1, description="step schedule: the factor of each decay")
+    nesterov: bool = Field(default=False, description="sgd: Nesterov momentum")
+
+    @model_validator(mode="after")
+    def _decays(self):
+        if self.decay_steps != sorted(set(self.decay_steps)) or any(s < 1 for s in self.decay_steps):
+            raise ValueError(f"decay_steps = {self.decay_steps}: increasing step counts ≥ 1 are needed")
+        if self.schedule == "step" and not self.decay_steps:
+            raise ValueError("schedule = 'step' needs decay_steps (the optimizer steps at which lr is decayed)")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov = true needs optimizer = 'sgd' with momentum > 0")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults_of_later_fields(self, handler) -> dict[str, Any]:
+        out = handler(self)
+        for key, default in (("decay_steps", []), ("decay_factor", 0.1), ("nesterov", False)):
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
 
 
 class ModeParams(UnitParams):

@@ -1,8 +1,9 @@
 """Stage and unit kind ``interpolate``: loss and accuracy at K points on the straight line between two modes.
 
-The loss barrier of linear mode connectivity is max over α of L(α) − [(1−α)L(0) + αL(1)]. When the model has
-BatchNorm, its running statistics are re-estimated on the training set at every point (the interpolated running
-statistics of two networks do not describe the interpolated network).
+The loss barrier of linear mode connectivity is max over α of L(α) − [(1−α)L(0) + αL(1)]. Every point goes through
+the one evaluation protocol (``workers.evaluation.Evaluator``): ``reestimate_bn = true`` is its ``UpBN`` (BatchNorm
+running statistics re-estimated on the training set at every point: the interpolated running statistics of two
+networks do not describe the interpolated network), ``false`` its ``NoUpBN`` (the interpolated statistics).
 """
 
 from __future__ import annotations
@@ -69,9 +70,8 @@ class InterpolateUnit(UnitKind):
     )
 
     def run(self, ctx, p: InterpolateParams) -> None:
-        from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
-        from lowloss.workers.models import has_batchnorm
-        from lowloss.workers.training import evaluate_batches
+        from lowloss.workers.evaluation import Evaluator
+        from lowloss.workers.interpolation import barrier, interpolate_state
 
         ma, mb = ctx.input_params("a"), ctx.input_params("b")
         if (ma.model, ma.data) != (mb.model, mb.data):
@@ -84,13 +84,10 @@ class InterpolateUnit(UnitKind):
         sb = {k: v.to(ctx.device) for k, v in ctx.input_final_state("b").items()}
         k = p.points
         alphas = [i / (k - 1) for i in range(k)]
-        rebn = p.reestimate_bn and has_batchnorm(model)
+        evaluator = Evaluator(model, data, "UpBN" if p.reestimate_bn else "NoUpBN")
         for i in range(ctx.committed_segments(), k):  # one segment per point: a resume continues at the next point
-            model.load_state_dict(interpolate_state(sa, sb, alphas[i]))
-            if rebn:
-                reestimate_batchnorm(model, data.eval_batches("train", 256))
-            tl, ta = evaluate_batches(model, data.eval_batches("train"))
-            vl, va = evaluate_batches(model, data.eval_batches("test"))
+            values = evaluator.evaluate(interpolate_state(sa, sb, alphas[i]))
+            tl, ta, vl, va = (values[key] for key in ("train_loss", "train_acc", "test_loss", "test_acc"))
             ctx.write_segment(
                 i,
                 {

@@ -458,6 +458,7 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
     import torch.nn.functional as F
 
     from lowloss.workers.data import BatchStream, derive_seed
+    from lowloss.workers.evaluation import Evaluator
     from lowloss.workers.llpf import (
         LLPFConfig,
         layer_distances,
@@ -469,7 +470,6 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         select_tensors,
         state_variances,
     )
-    from lowloss.workers.training import evaluate_batches
 
     mode = ctx.input_params("p0")
     data = load_data(ctx, mode.data)
@@ -529,9 +529,12 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
     state = TrainingState(model, optimizer, ctx.device, {"cursor": 0, "step_c_lengths": step_c_lengths})
     total = p.iterations
 
+    evaluator = Evaluator(model, data, "NoUpBN")  # the one protocol; the path's own (moved) BatchNorm statistics
+
     def evaluate_row(row: dict) -> None:
-        row["train_loss_full"], row["train_acc_full"] = evaluate_batches(model, data.eval_batches("train"))
-        row["test_loss"], row["test_acc"] = evaluate_batches(model, data.eval_batches("test"))
+        measured = evaluator.measure()
+        row["train_loss_full"], row["train_acc_full"] = measured["train"]
+        row["test_loss"], row["test_acc"] = measured["test"]
 
     def next_batch():
         batch = stream.batch(state.extra["cursor"])
@@ -591,7 +594,7 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
     if destination is not None and p.phase == p.phases:  # D's own test loss: where the path converges to
         dest_model = build_for(mode.model, data, ctx.device)
         dest_model.load_state_dict(destination)
-        destination_test_loss = evaluate_batches(dest_model, data.eval_batches("test"))[0]
+        destination_test_loss = Evaluator(dest_model, data, "NoUpBN", splits=("test",)).measure()["test"][0]
     _commit_path(
         ctx,
         p,

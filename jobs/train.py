@@ -78,7 +78,13 @@ class TrainUnit(UnitKind):
         torch.manual_seed(derive_seed("init", p.seed))
         model = build_for(p.model, data, ctx.device)
         optimizer = make_optimizer(
-            model.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay, tuple(recipe.betas)
+            model.parameters(),
+            recipe.optimizer,
+            recipe.lr,
+            recipe.momentum,
+            recipe.weight_decay,
+            tuple(recipe.betas),
+            nesterov=recipe.nesterov,
         )
         schedule = Schedule(
             lr=recipe.lr,
@@ -88,6 +94,8 @@ class TrainUnit(UnitKind):
             warmup_lr=recipe.warmup_lr,
             min_lr=recipe.min_lr,
             cooldown_epochs=recipe.cooldown_epochs,
+            decay_steps=tuple(recipe.decay_steps),
+            decay_factor=recipe.decay_factor,
             kind=recipe.schedule,
         )
         stream = BatchStream(data, recipe.batch_size, p.seed, augment=recipe.augment)

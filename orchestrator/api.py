@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .spec import SpecError
-from .store import DamagedError, Store, StoreError, UnitRecord
+from .store import DamagedError, Store, StoreError, UnitRecord, split_ref
 
 
 @dataclass(frozen=True)
@@ -260,6 +260,16 @@ class StudyView:
             raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return None
+
+    def attempts(self, uid: str) -> list[dict]:
+        """The unit's attempt records (``attempts/<n>.json``: state, started, finished, cpu_s, device, …), oldest
+        first; empty for a unit not written yet."""
+        rec = self.record(uid)
+        return self.store.attempts(uid, rec.kind) if rec is not None else []
+
+    def input_unit(self, ref: str) -> str:
+        """The unit id of an input reference (``<id>`` or ``<id>:<output>``)."""
+        return split_ref(ref)[0]
 
     def progress(self, stage: str) -> tuple[int, int]:
         """(committed units, planned units) of a stage."""
@@ -522,6 +532,14 @@ class CombinedView(StudyView):
     def result(self, uid: str) -> dict | None:
         _, view, raw = self._split(uid)
         return view.result(raw)
+
+    def attempts(self, uid: str) -> list[dict]:
+        _, view, raw = self._split(uid)
+        return view.attempts(raw)
+
+    def input_unit(self, ref: str) -> str:
+        k, _, raw = ref.partition(":")
+        return f"{k}:{split_ref(raw)[0]}"
 
     def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         _, view, raw = self._split(uid)

@@ -532,3 +532,82 @@ __all__ = [
     "pca_data",
     "window_average",
 ]
+
+
+# ---------------------------------------------------------------------- methods: the same rows by several methods
+
+
+@dataclass
+class MethodRow:
+    """One unit of a ``methods`` figure: its row (e.g. the pair) and method, its result keys, and what its input
+    units spent (summed over every attempt they recorded)."""
+
+    row: str
+    method: str
+    unit: str
+    values: dict
+    cpu_s: float | None
+    gpu_s: float
+    wall_s: float
+    attempts: int
+
+
+def _row_text(value) -> str:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{min(value)}-{max(value)}"
+    return group_text(value)
+
+
+def unit_cost(study: StudyView, uids: Sequence[str]) -> tuple[float | None, float, float, int]:
+    """(CPU-seconds, GPU-seconds, wall-seconds, attempts) the units spent, from every attempt recorded in the store.
+
+    CPU-seconds are the worker process's CPU time while a unit ran (None when an attempt predates that record);
+    GPU-seconds are the wall time of attempts that ran on a CUDA device (one GPU per unit)."""
+    cpu: float | None = 0.0
+    gpu = wall = 0.0
+    count = 0
+    for uid in uids:
+        for a in study.attempts(uid):
+            count += 1
+            span = max(0.0, float(a["finished"]) - float(a["started"])) if a.get("finished") and a.get("started") else 0
+            wall += span
+            if str(a.get("device", "")).startswith("cuda"):
+                gpu += span
+            if cpu is not None:
+                cpu = cpu + float(a["cpu_s"]) if isinstance(a.get("cpu_s"), (int, float)) else None
+    return cpu, gpu, wall, count
+
+
+def method_rows(study: StudyView, view: StageView, fig: Figure, uids: Sequence[str]) -> list[MethodRow]:
+    """Per committed unit: ``fig.row_param`` (shown low-high for a pair), ``fig.column_param``, the result keys
+    ``fig.ys`` and the cost of its input units outside the roles ``fig.cost_exclude``; sorted by row, then by the
+    order in which the methods first appear among the stage's units."""
+    order: dict[str, int] = {}
+    rows = []
+    for uid in uids:
+        rec = study.record(uid)
+        result = study.result(uid) if rec is not None and study.committed(uid, view.kind) else None
+        if rec is None or result is None:
+            continue
+        params = rec.params
+        method = str(params.get(fig.column_param, ""))
+        order.setdefault(method, len(order))
+        producers = [study.input_unit(ref) for role, ref in rec.inputs.items() if role not in fig.cost_exclude]
+        cpu, gpu, wall, count = unit_cost(study, producers)
+        rows.append(
+            MethodRow(
+                _row_text(params.get(fig.row_param)),
+                method,
+                uid,
+                {k: result.get(k) for k in fig.ys},
+                cpu,
+                gpu,
+                wall,
+                count,
+            )
+        )
+
+    def natural(text: str) -> tuple:
+        return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"[-\s]", text))
+
+    return sorted(rows, key=lambda r: (natural(r.row), order[r.method]))

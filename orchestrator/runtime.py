@@ -245,12 +245,17 @@ def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None
             _record_nospace(store, record, info, rec_path)
             return "nospace"
         _Signals.attempt = (store, record.kind, {**info, "id": uid})
+        cpu_start = time.process_time()
+        used: dict[str, str] = {}
         try:
-            state, error, notes = _run_logged(store, record, attempt, log_path, reserve)
+            state, error, notes = _run_logged(store, record, attempt, log_path, reserve, used)
         finally:
             _Signals.attempt = None
         reserve.unlink(missing_ok=True)
-        info.update(state=state, finished=time.time(), error=error)
+        # CPU seconds of this process while the unit ran (all its threads) and the device it used: the cost figures
+        # of reports (e.g. the compare stage's table); never part of a unit's content or digest
+        info.update(state=state, finished=time.time(), error=error, cpu_s=round(time.process_time() - cpu_start, 3))
+        info.update(used)
         if notes:
             info["notes"] = notes
         try:
@@ -284,7 +289,7 @@ def _record_nospace(store: Store, record: UnitRecord, info: dict, rec_path: Path
 
 
 def _run_logged(
-    store: Store, record: UnitRecord, attempt: int, log_path: Path, reserve: Path
+    store: Store, record: UnitRecord, attempt: int, log_path: Path, reserve: Path, used: dict | None = None
 ) -> tuple[str, str | None, list[str]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(1), os.dup(2)
@@ -304,6 +309,8 @@ def _run_logged(
 
                 torch.set_num_threads(threads)
                 device = _device(run_config.get("device", "auto"))
+            if used is not None:
+                used["device"] = str(device) if device is not None else "none"
             print(
                 f"[{time.strftime('%H:%M:%S')}] unit {record.id} kind={record.kind} attempt={attempt} "
                 f"host={socket.gethostname()} device={device} threads={threads}",

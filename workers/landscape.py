@@ -4,7 +4,8 @@ The point evaluator (``PointEvaluator``) is the one place a perturbed point is e
 BatchNorm running statistics either re-estimated by one forward pass over the training examples (``UpBN``, the
 paper's default, App. A.1) or kept from θ (``NoUpBN``); ``num_batches_tracked`` is always θ's. Loss and accuracy are
 the mean cross-entropy and accuracy over the training set without augmentation and over the test set, in eval mode
-(``training.evaluate_batches``; BN re-estimation is ``interpolation.reestimate_batchnorm``, the interpolation kind's).
+(``evaluation.Evaluator``, the one evaluation protocol that interpolation, LLPF, AutoNEB and the ``compare`` stage
+share).
 
 ``eval_examples`` limits each split to a fixed subset of that many examples, drawn without replacement from a
 generator seeded with (``eval_seed``, split) and kept in dataset order; the same subset serves BN re-estimation. Every
@@ -24,72 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import eval_batches, generator
-from .interpolation import reestimate_batchnorm
-from .training import evaluate_batches
+# the data subsets (shared with hessian.py) live in ``evaluation``, the one evaluation protocol; re-exported here
+from .evaluation import BN_POLICIES as BN_POLICIES
+from .evaluation import SPLITS as SPLITS
+from .evaluation import Evaluator
+from .evaluation import SplitBatches as SplitBatches
+from .evaluation import split_batches as split_batches
+from .evaluation import subset_indices as subset_indices
 
-BN_POLICIES = ("UpBN", "NoUpBN")
 CURVE_CLASSES = ("v-basin", "v-side", "w-basin", "w-peak", "other")
-SPLITS = ("train", "test")
-
-
-# ---------------------------------------------------------------- data subsets (shared with hessian.py)
-
-
-def subset_indices(n: int, examples: int | None, seed: int, split: str) -> torch.Tensor | None:
-    """Sorted indices of a seeded subset of ``examples`` of ``n`` examples, or None for the whole split."""
-    if examples is None or examples >= n:
-        return None
-    if examples < 1:
-        raise ValueError(f"eval_examples: {examples} is not a positive number of examples (or none for all)")
-    order = torch.randperm(n, generator=generator("eval-subset", int(seed), split))
-    return order[:examples].sort().values
-
-
-def _split_size(data, split: str) -> int:
-    if hasattr(data, "train_x"):
-        return int((data.train_x if split == "train" else data.test_x).shape[0])
-    return len(data.train_set if split == "train" else data.test_set)
-
-
-class SplitBatches:
-    """The un-augmented examples of one split (optionally a fixed subset) as re-iterable (x, y) batches.
-
-    In-memory datasets (``data.TensorDataset``) are sliced once; streamed folders (``data.ImageFolderData``) are
-    decoded per pass with their evaluation transform."""
-
-    def __init__(self, data, split: str, batch_size: int, indices: torch.Tensor | None = None):
-        if split not in SPLITS:
-            raise ValueError(f"split: {split!r} is not one of {', '.join(SPLITS)}")
-        self.data, self.split, self.batch_size = data, split, int(batch_size)
-        self.indices = indices
-        self.tensors = None
-        if hasattr(data, "train_x"):
-            x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
-            if indices is not None:
-                idx = indices.to(x.device)
-                x, y = x[idx], y[idx]
-            self.tensors = (x, y)
-
-    def __len__(self) -> int:
-        if self.tensors is not None:
-            return int(self.tensors[1].shape[0])
-        return len(self.indices) if self.indices is not None else _split_size(self.data, self.split)
-
-    def __iter__(self):
-        if self.tensors is not None:
-            return eval_batches(self.tensors[0], self.tensors[1], self.batch_size)
-        if self.indices is None:
-            return iter(self.data.eval_batches(self.split, self.batch_size))
-        dataset = self.data.train_set if self.split == "train" else self.data.test_set
-        chunks = [self.indices[i : i + self.batch_size].tolist() for i in range(0, len(self.indices), self.batch_size)]
-        return (self.data._load(dataset, chunk, self.data.eval_tf) for chunk in chunks)
-
-
-def split_batches(data, split: str, batch_size: int = 1024, examples: int | None = None, seed: int = 0) -> SplitBatches:
-    """The split's examples (all, or the seeded subset of ``examples``) as re-iterable un-augmented batches."""
-    return SplitBatches(data, split, batch_size, subset_indices(_split_size(data, split), examples, seed, split))
-
 
 # ---------------------------------------------------------------- the point evaluator
 
@@ -146,10 +90,10 @@ class PointEvaluator:
         missing = [n for n in list(self._params) + list(self._buffers) if n not in self.centre]
         if missing:
             raise ValueError(f"centre: state lacks {missing[:3]}")
-        self._has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        self.train_batches = split_batches(data, "train", batch_size, eval_examples, eval_seed)
-        self.test_batches = split_batches(data, "test", batch_size, eval_examples, eval_seed)
-        self.bn_batches = SplitBatches(data, "train", bn_batch_size, self.train_batches.indices)
+        self.evaluator = Evaluator(model, data, bn_policy, batch_size, bn_batch_size, eval_examples, eval_seed)
+        self.train_batches = self.evaluator.batches["train"]
+        self.test_batches = self.evaluator.batches["test"]
+        self.bn_batches = self.evaluator.bn_batches
 
     @torch.no_grad()
     def load_point(self, coefficients: Sequence[float]) -> None:
@@ -163,17 +107,12 @@ class PointEvaluator:
                     p.add_(d[name], alpha=float(lam))
         for name, b in self._buffers.items():
             b.copy_(self.centre[name])
-        if self.bn_policy == "UpBN" and self._has_bn:
-            reestimate_batchnorm(self.model, self.bn_batches)
-            for name, b in self._buffers.items():
-                if not b.is_floating_point():  # num_batches_tracked: θ's, whatever the re-estimation counted
-                    b.copy_(self.centre[name])
+        self.evaluator.refresh_batchnorm()
 
     def evaluate(self, coefficients: Sequence[float]) -> dict[str, float]:
         self.load_point(coefficients)
-        train_loss, train_acc = evaluate_batches(self.model, self.train_batches)
-        test_loss, test_acc = evaluate_batches(self.model, self.test_batches)
-        return {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+        values = self.evaluator.evaluate()
+        return {k: values[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
 
 
 # ---------------------------------------------------------------- 1-D curves

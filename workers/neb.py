@@ -26,7 +26,7 @@ Conventions:
 - Nothing here draws random numbers; the batches come from the caller's ``pivot_loss`` (seed them from the pair,
   the cycle, the step and the pivot), so a step is a pure function of its inputs.
 
-Only torch and the standard library are imported (``workers.training`` for evaluation).
+Only torch and the standard library are imported (and ``workers.evaluation``'s evaluator is used for evaluation).
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ __all__ = [
     "insertion_points",
     "linear_path",
     "load_pivot_",
-    "model_evaluator",
     "neb_step",
     "new_momentum",
     "path_length_ratio",
     "pivot_batches",
+    "pivot_evaluator",
     "project_perpendicular",
     "read_pivot",
     "redistribute",
@@ -459,7 +459,7 @@ def dense_points(pivots: torch.Tensor, points_between: int = 9):
 def evaluate_path(
     pivots: torch.Tensor, evaluator: Callable[[torch.Tensor], Mapping[str, float]], points_between: int = 9
 ) -> dict[str, torch.Tensor]:
-    """AutoNEB Alg. 2 l.4: evaluate ``evaluator(vector)`` (eval mode, full sets: see ``model_evaluator``) at every
+    """AutoNEB Alg. 2 l.4: evaluate ``evaluator(vector)`` (eval mode, full sets: see ``pivot_evaluator``) at every
     dense point. Returns ``{metric: (dense_count,) float64 tensor}`` in path order."""
     values: dict[str, list[float]] = {}
     for _, _, vector in dense_points(pivots, points_between):
@@ -477,32 +477,19 @@ def dense_positions(pivots: torch.Tensor, points_between: int = 9, geometry: int
     return torch.tensor(out, dtype=torch.float64) / total
 
 
-def model_evaluator(
-    model: nn.Module,
-    layout: StateLayout,
-    splits: Mapping[str, Callable[[], Iterable]],
-    reestimate: Callable[[], Iterable] | None = None,
-) -> Callable[[torch.Tensor], dict[str, float]]:
-    """The path evaluator of ``evaluate_path``: load the point, eval mode, mean cross-entropy ``<split>_loss`` and
-    misclassification rate ``<split>_error`` over each split's batches (``splits[name]()`` yields (x, y) batches, e.g.
-    ``data.eval_batches("train")`` without augmentation).
+def pivot_evaluator(evaluator, layout: StateLayout) -> Callable[[torch.Tensor], dict[str, float]]:
+    """The path evaluator of ``evaluate_path``: load the pivot vector (parameters and float buffers) into
+    ``evaluator.model`` and evaluate it with the one evaluation protocol (``evaluation.Evaluator``: full training set
+    without augmentation and test set, eval mode): ``<split>_loss`` and ``<split>_error`` per split.
 
-    BatchNorm policy: by default the point's buffers are the linear interpolation of its pivots' (authors' code);
-    with ``reestimate`` (a callable yielding (x, y) batches) they are recomputed over those batches at each point."""
-    from .interpolation import reestimate_batchnorm
-    from .training import evaluate_batches
-
-    tensors = _model_tensors(model, layout)
+    BatchNorm: ``NoUpBN`` keeps the point's buffers, the linear interpolation of its pivots' (authors' code);
+    ``UpBN`` re-estimates them over the training set at each point."""
+    tensors = _model_tensors(evaluator.model, layout)
 
     def evaluate(vector: torch.Tensor) -> dict[str, float]:
-        load_pivot_(model, vector, layout, tensors)
-        if reestimate is not None:
-            reestimate_batchnorm(model, reestimate())
-        out = {}
-        for split, batches in splits.items():
-            loss, accuracy = evaluate_batches(model, batches())
-            out[f"{split}_loss"], out[f"{split}_error"] = loss, 1.0 - accuracy
-        return out
+        load_pivot_(evaluator.model, vector, layout, tensors)
+        values = evaluator.evaluate()
+        return {k: v for k, v in values.items() if k.endswith(("_loss", "_error"))}
 
     return evaluate
 

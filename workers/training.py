@@ -24,6 +24,8 @@ class Schedule:
       ``pct_start`` of the steps, then down to max_lr/(div_factor·final_div_factor). Momentum is not cycled.
     - ``cosine``: timm-style cosine annealing: linear warm-up from ``warmup_lr`` to ``lr`` over ``warmup_epochs``,
       cosine decay to ``min_lr`` until ``epochs - cooldown_epochs``, then ``min_lr`` for the cooldown epochs.
+    - ``step``: ``lr`` multiplied by ``decay_factor`` at each step of ``decay_steps`` (AutoNEB §4.2: 0.1 ÷10 at
+      32 000 and 48 000 of 64 000 steps; PyTorch's MultiStepLR counted in optimizer steps).
     """
 
     kind: str = "constant"
@@ -36,6 +38,8 @@ class Schedule:
     warmup_lr: float = 1e-5
     min_lr: float = 1e-5
     cooldown_epochs: float = 0.0
+    decay_steps: tuple[int, ...] = ()
+    decay_factor: float = 0.1
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         if self.kind == "constant":
@@ -58,6 +62,8 @@ class Schedule:
             decay_epochs = max(total_epochs - self.cooldown_epochs - self.warmup_epochs, 1e-12)
             t = min((epoch - self.warmup_epochs) / decay_epochs, 1.0)
             return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * t))
+        if self.kind == "step":
+            return self.lr * self.decay_factor ** sum(1 for m in self.decay_steps if step >= m)
         raise ValueError(f"unknown schedule {self.kind!r}")
 
 
@@ -72,9 +78,10 @@ def make_optimizer(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     betas: tuple[float, float] = (0.9, 0.999),
+    nesterov: bool = False,
 ) -> torch.optim.Optimizer:
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
     if name == "adam":

@@ -267,7 +267,7 @@ EXPLORE = """
     parallel_edges = 2
     similar = {similar}
     batch_size = 64
-    bn_policy = "reestimate"
+    bn = "UpBN"
     segment_steps = 6       # segments end mid-cycle too: a checkpoint then holds the running cycle's momentum
 
     [[stages.cycles]]

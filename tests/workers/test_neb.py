@@ -141,8 +141,9 @@ def test_flatten_unflatten_round_trip_with_buffers_and_num_batches_tracked():
         neb.unflatten_state(vector[:-1], layout, state)
 
 
-def test_model_evaluator_batchnorm_policies_and_eval_mode():
+def test_pivot_evaluator_batchnorm_policies_and_eval_mode():
     from lowloss.workers.data import load_dataset
+    from lowloss.workers.evaluation import Evaluator
     from lowloss.workers.interpolation import reestimate_batchnorm
     from lowloss.workers.training import evaluate
 
@@ -155,15 +156,14 @@ def test_model_evaluator_batchnorm_policies_and_eval_mode():
     reference = build_model("small_cnn", 10, 1, 8)
     reference.load_state_dict(model.state_dict())
     loss, acc = evaluate(reference, data.test_x, data.test_y)
-    splits = {"test": lambda: data.eval_batches("test", 512)}
     scratch = build_model("small_cnn", 10, 1, 8)
-    interpolated = neb.model_evaluator(scratch, layout, splits)(vector)
-    assert interpolated == {"test_loss": pytest.approx(loss, rel=1e-6), "test_error": pytest.approx(1 - acc)}
+    kept = neb.pivot_evaluator(Evaluator(scratch, data, "NoUpBN", 512, splits=("test",)), layout)(vector)
+    assert kept == {"test_loss": pytest.approx(loss, rel=1e-6), "test_error": pytest.approx(1 - acc)}
     assert not scratch.training
-    reestimate_batchnorm(reference, data.train_x, 512)
+    reestimate_batchnorm(reference, data.train_x, 256)
     loss_r, acc_r = evaluate(reference, data.test_x, data.test_y)
-    reestimated = neb.model_evaluator(scratch, layout, splits, reestimate=lambda: data.eval_batches("train", 512))
-    assert reestimated(vector) == {"test_loss": pytest.approx(loss_r, rel=1e-6), "test_error": pytest.approx(1 - acc_r)}
+    reestimated = neb.pivot_evaluator(Evaluator(scratch, data, "UpBN", 512, splits=("test",)), layout)(vector)
+    assert reestimated == {"test_loss": pytest.approx(loss_r, rel=1e-6), "test_error": pytest.approx(1 - acc_r)}
     assert loss_r != pytest.approx(loss, rel=1e-3)  # the two policies differ on these statistics
 
 
@@ -428,8 +428,9 @@ def test_autoneb_saddle_on_digits_is_below_the_linear_barrier():
     model = build_model("small_cnn", data.num_classes, data.in_channels, data.image_size)
     layout = neb.state_layout(model)
     a, b = (neb.flatten_state(s, layout) for s in modes)
-    splits = {"train": lambda: data.eval_batches("train", 1024)}
-    evaluator = neb.model_evaluator(model, layout, splits)
+    from lowloss.workers.evaluation import Evaluator
+
+    evaluator = neb.pivot_evaluator(Evaluator(model, data, "NoUpBN", splits=("train",)), layout)
     ends = (evaluator(a)["train_loss"], evaluator(b)["train_loss"])
 
     batch = neb.pivot_batches(data, 128, seed=derive_seed("pair", 0, 1))
