@@ -1,7 +1,7 @@
 """A warm local worker: one long-lived process that imports lowloss and torch once and runs unit after unit.
 
-``python -m lowloss.orchestrator.worker STORE`` reads one JSON line per unit from stdin (``{"uid": ..., "cpus": N}``)
-and answers on the file descriptor named by ``LOWLOSS_WORKER_FD`` with one JSON line per unit it ran
+``python -m lowloss.orchestrator.worker`` reads one JSON line per unit from stdin (``{"store": DIR, "uid": ...,
+"cpus": N}``) and answers on the file descriptor named by ``LOWLOSS_WORKER_FD`` with one JSON line per unit it ran
 (``{"uid": ..., "state": ..., "retire": bool}``). It runs one unit at a time, through the same ``run_unit`` as a fresh
 process, with a fresh process's global state put back before each unit (``runtime.ProcessState``), and keeps only its
 dataset cache between units. It retires (exits 0 after answering) when it has run ``--max-units`` units, when its
@@ -21,7 +21,6 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lowloss.orchestrator.worker")
-    p.add_argument("store")
     p.add_argument("--max-units", type=int, default=0, help="retire after this many units (0: never)")
     p.add_argument("--max-rss-mb", type=float, default=0.0, help="retire once resident memory exceeds this (0: never)")
     args = p.parse_args(argv)
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime._Signals.install()
     state = runtime.ProcessState()  # after the imports: what each unit gets back
     gc.freeze()  # what the imports made is never garbage: the collection after each unit skips it
-    store = Store(args.store)
+    stores: dict[str, Store] = {}
     done = 0
     for line in sys.stdin:
         if runtime.stop_signal() is not None:
@@ -50,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         state.restore()
         os.environ["LOWLOSS_CPUS"] = str(msg.get("cpus", 1))
         try:
+            store = stores.get(msg["store"]) or stores.setdefault(msg["store"], Store(msg["store"]))
             result = runtime.run_unit(store, msg["uid"], "local", None)
         finally:
             runtime.release_unit_memory()

@@ -366,6 +366,7 @@ class DatasetCache:
         self._entries: dict[tuple, tuple[object, int]] = {}  # insertion order = recency
         self.hits = 0
         self.loads = 0
+        self.last_hit = False  # whether the latest ``get`` was served from memory
 
     def get(self, name: str, root: str | None, image_size: int | None, device) -> "TensorDataset | ImageFolderData":
         device = torch.device(device) if device is not None else torch.device("cpu")
@@ -374,7 +375,9 @@ class DatasetCache:
         if found is not None:
             self._entries[key] = found  # most recent
             self.hits += 1
+            self.last_hit = True
             return found[0]  # type: ignore[return-value]
+        self.last_hit = False
         data = load_dataset(name, root, image_size).to(device)
         self.loads += 1
         size = _nbytes(data)
@@ -427,13 +430,14 @@ def cached_dataset(
 ) -> "TensorDataset | ImageFolderData":
     """``load_dataset(...).to(device)``, through this process's ``DatasetCache`` (``LOWLOSS_DATA_CACHE_MB``, default
     2048; 0 keeps nothing)."""
+    return process_cache().get(name, root, image_size, device)
+
+
+def process_cache() -> DatasetCache:
+    """This process's dataset cache (made at the first use)."""
     global _PROCESS_CACHE
     if _PROCESS_CACHE is None:
         _PROCESS_CACHE = DatasetCache()
-    return _PROCESS_CACHE.get(name, root, image_size, device)
-
-
-def process_cache() -> DatasetCache | None:
     return _PROCESS_CACHE
 
 

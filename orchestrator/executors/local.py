@@ -141,7 +141,7 @@ class WarmLocalExecutor(LocalExecutor):
     def _spawn(self) -> _Worker:
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, LOWLOSS_EXECUTOR="local", LOWLOSS_WORKER_FD=str(write_fd))
-        cmd = [sys.executable, "-m", "lowloss.orchestrator.worker", str(self.store_root)]
+        cmd = [sys.executable, "-m", "lowloss.orchestrator.worker"]
         cmd += ["--max-units", str(self.worker_max_units), "--max-rss-mb", str(self.worker_max_rss_mb)]
         try:
             with open(self.store.launcher_log(), "a") as fh:
@@ -177,7 +177,8 @@ class WarmLocalExecutor(LocalExecutor):
             worker.uid = sub.uid
             assert worker.proc.stdin is not None
             try:
-                worker.proc.stdin.write(json.dumps({"uid": sub.uid, "cpus": sub.resources.cpus}).encode() + b"\n")
+                msg = {"store": str(self.store_root), "uid": sub.uid, "cpus": sub.resources.cpus}
+                worker.proc.stdin.write(json.dumps(msg).encode() + b"\n")
                 worker.proc.stdin.flush()
             except BrokenPipeError:
                 pass  # it died meanwhile: poll reports the unit as ended with the worker
