@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,11 +105,9 @@ def _shortened(recipe: str) -> str:
     from lowloss.jobs import recipe_dir
 
     text = (Path(str(recipe_dir())) / f"{recipe}.toml").read_text()
-    for old, new in (("epochs = 12", "epochs = 1"), ("iterations = 120", "iterations = 30")):
-        text = text.replace(old, new)
-    for n in (40, 60):
-        text = text.replace(f"iterations = {n}\n", "iterations = 20\n")
-    return text
+    text = re.sub(r"^seeds = \[.*\]$", "seeds = [0, 1]", text, count=1, flags=re.M)
+    text = re.sub(r"^epochs = \d+", "epochs = 1", text, flags=re.M)
+    return re.sub(r"^iterations = \d+", "iterations = 6", text, flags=re.M)
 
 
 @pytest.mark.slow
@@ -121,7 +120,7 @@ def test_recipe_digests_are_the_same_with_warm_workers_and_fresh_processes(recip
     run_cli("run", spec, "--store", tmp_path / "fresh", "--fresh-processes", check=True)
     run_cli("run", spec, "--store", tmp_path / "warm", check=True)
     expected = digests(tmp_path / "fresh")
-    assert digests(tmp_path / "warm") == expected and len(expected) >= 5
+    assert digests(tmp_path / "warm") == expected and len(expected) >= 3
     warm = _attempts(tmp_path / "warm", "*")
     assert len({r["pid"] for r in warm}) <= 2 < len(warm)  # --jobs 2: two workers ran every unit
     logs = "".join(p.read_text() for p in (tmp_path / "warm").glob("units/*/*/attempts/*.log"))
@@ -194,7 +193,7 @@ def test_sigkilled_warm_worker_takes_only_its_unit_which_resumes_in_a_new_worker
     spec = tmp_path / "spec.toml"
     spec.write_text(
         spec_text(
-            name="warmkill", seeds="[0, 1]", model="small_cnn", epochs=6, segment_steps=4, stages=ONE_MODE
+            name="warmkill", seeds="[0, 1]", model="small_cnn", epochs=3, segment_steps=2, stages=ONE_MODE
         ).replace("jobs = 2", "jobs = 1")
     )
     run_cli("run", spec, "--store", tmp_path / "fresh", "--fresh-processes", check=True)
@@ -234,10 +233,10 @@ def test_warm_worker_is_replaced_after_its_units(tmp_path):
             [[stages]]
             name = "emit"
             kind = "emit"
-            seeds = [0, 1, 2, 3, 4]
+            seeds = [0, 1, 2]
             """,
         ).replace("jobs = 2", "jobs = 1")
     )
     run_cli("run", spec, "--store", tmp_path / "store", "--worker-max-units", "2", check=True)
     pids = [r["pid"] for r in _attempts(tmp_path / "store", "emit")]
-    assert len(pids) == 5 and pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    assert len(pids) == 3 and pids[0] == pids[1] != pids[2]
