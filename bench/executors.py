@@ -153,7 +153,7 @@ def _own_time(store: Path, kind: str) -> float:
     return total
 
 
-def bench_interpolations(tmp: Path, n: int, seeds: int = 21) -> None:
+def bench_interpolations(tmp: Path, n: int, n_fresh: int, seeds: int = 21) -> None:
     modes = f"""
 [study]
 name = "bench-interp"
@@ -173,28 +173,31 @@ kind = "train"
 """
     spec_modes = tmp / "interp-modes.toml"
     spec_modes.write_text(modes)
-    spec = tmp / "interp.toml"
-    spec.write_text(
-        modes + f'[[stages]]\nname = "lmc"\nkind = "interpolate"\nfrom = "modes"\n'
-        f"pairs = {{ random = {n}, seed = 0 }}\npoints = 11\n"
-    )
     base = tmp / "interp-base"
     _run(spec_modes, base)  # the modes, not timed
-    print(f"  {n} interpolation units (small_cnn, 11 points, BatchNorm re-estimated, --jobs 2):", flush=True)
-    results = {}
-    for mode, extra in (("fresh", ["--fresh-processes"]), ("warm", [])):
+    print("  interpolation units (small_cnn digits modes, 11 points, BatchNorm re-estimated, --jobs 2):", flush=True)
+    per_unit = {}
+    for mode, count, extra in (("fresh", n_fresh, ["--fresh-processes"]), ("warm", n, [])):
+        spec = tmp / f"interp-{mode}.toml"
+        spec.write_text(
+            modes + f'[[stages]]\nname = "lmc"\nkind = "interpolate"\nfrom = "modes"\n'
+            f"pairs = {{ random = {count}, seed = 0 }}\npoints = 11\n"
+        )
         store = tmp / f"interp-{mode}"
         shutil.copytree(base, store)
         wall = _run(spec, store, *extra)
         own = _own_time(store, "interpolate")
-        results[mode] = (wall, own)
+        per_unit[mode] = wall / count
         print(
-            f"    {mode:<5}: wall {wall:7.1f} s, Σ units' own time {own:7.1f} s "
+            f"    {mode:<5}: {count} units, wall {wall:7.1f} s, Σ units' own time {own:7.1f} s "
             f"→ overhead {wall * 2 / own - 1:6.1%}{_steady(store, 'interpolate')}",
             flush=True,
         )
-    (wf, _), (ww, _) = results["fresh"], results["warm"]
-    print(f"    warm/fresh wall time: {ww / wf:.2f} ({wf / ww:.2f}× faster)", flush=True)
+    print(
+        f"    wall time per unit: fresh {per_unit['fresh']:.2f} s, warm {per_unit['warm']:.2f} s "
+        f"({per_unit['fresh'] / per_unit['warm']:.1f}× faster)",
+        flush=True,
+    )
 
 
 def bench_requeue(tmp: Path) -> None:
@@ -267,7 +270,11 @@ kind = "train"
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--units", type=int, default=1000)
+    p.add_argument("--fresh-units", type=int, default=0, help="trivial units of the -fresh runs (default: --units)")
     p.add_argument("--interpolations", type=int, default=200, help="interpolation units of the overhead benchmark")
+    p.add_argument(
+        "--fresh-interpolations", type=int, default=0, help="interpolation units of the fresh run (default: the same)"
+    )
     p.add_argument(
         "--only",
         default="local-fresh,local,ray-fresh,ray,slurm-arrays,slurm-packed,default,interpolations,requeue",
@@ -290,7 +297,11 @@ def main() -> None:
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; Slurm: the two-node test cluster)",
             flush=True,
         )
-        rates = {label: bench_executor(label, a, args.units, tmp) for label, a in runs.items() if label in only}
+        rates = {
+            label: bench_executor(label, a, (args.fresh_units or args.units) if "fresh" in label else args.units, tmp)
+            for label, a in runs.items()
+            if label in only
+        }
         for ex in ("local", "ray"):
             if ex in rates and f"{ex}-fresh" in rates:
                 ratio = rates[ex] / rates[ex + "-fresh"]
@@ -298,7 +309,7 @@ def main() -> None:
         if "default" in only:
             bench_default(tmp)
         if "interpolations" in only:
-            bench_interpolations(tmp, args.interpolations)
+            bench_interpolations(tmp, args.interpolations, args.fresh_interpolations or args.interpolations)
         if "requeue" in only:
             bench_requeue(tmp)
 

@@ -86,6 +86,8 @@ class ProcessState:
     def __init__(self) -> None:
         self.environ = dict(os.environ)
         self.cwd = os.getcwd()
+        torch = sys.modules.get("torch")
+        self.threads = torch.get_num_threads() if torch is not None else None  # a kind without torch finds these
 
     def restore(self) -> None:
         import random
@@ -99,7 +101,10 @@ class ProcessState:
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()
         if "torch" in sys.modules:
-            _fresh_torch(sys.modules["torch"])
+            torch = sys.modules["torch"]
+            _fresh_torch(torch)
+            if self.threads is not None and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
 
 
 def _fresh_torch(torch) -> None:

@@ -52,13 +52,15 @@ def test_process_state_puts_back_what_a_fresh_process_gives(tmp_path, monkeypatc
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.set_float32_matmul_precision("medium")
         torch.use_deterministic_algorithms(True)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(threads + 1)
         torch.manual_seed(0)
         first = torch.rand(4)
         state.restore()
         assert "LOWLOSS_LEFT_BY_A_UNIT" not in os.environ and os.getcwd() == str(tmp_path)
         assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
         assert not torch.backends.cuda.matmul.allow_tf32 and torch.get_float32_matmul_precision() == "highest"
-        assert not torch.are_deterministic_algorithms_enabled()
+        assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads
         # the global generator is reseeded from the OS, as torch does at start-up: no seed a unit set survives
         assert torch.initial_seed() != 0 and not torch.equal(torch.rand(4), first)
     finally:
