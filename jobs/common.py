@@ -86,10 +86,16 @@ class ModeParams(UnitParams):
 
 
 def load_data(ctx, data: DataParams):
-    """The unit's dataset, on its device."""
-    from lowloss.workers.data import load_dataset
+    """The unit's dataset, on its device: kept by the process for the next unit on the same data (a warm worker
+    loads each dataset once; ``workers.data.DatasetCache``). Image decoding uses the unit's allocated CPUs."""
+    from lowloss.workers.data import cached_dataset, process_cache
 
-    return load_dataset(data.dataset, ctx.data_root, data.image_size).to(ctx.device)
+    dataset = cached_dataset(data.dataset, ctx.data_root, data.image_size, ctx.device)
+    if process_cache().last_hit:
+        ctx.log(f"dataset {data.dataset}: kept in memory from an earlier unit of this process")
+    if hasattr(dataset, "decode_threads"):
+        dataset.decode_threads = max(1, int(getattr(ctx, "cpus", 1)))
+    return dataset
 
 
 def build_for(model: ModelParams, dataset, device):

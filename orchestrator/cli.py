@@ -68,6 +68,9 @@ _FLAGS = {
     "profile": "--profile",
     "units_per_job": "--units-per-job",
     "ray_address": "--ray-address",
+    "fresh_processes": "--fresh-processes",
+    "worker_max_units": "--worker-max-units",
+    "worker_max_rss_mb": "--worker-max-rss-mb",
 }
 
 
@@ -142,10 +145,14 @@ def cmd_run(args, study: Study | None = None) -> int:
             profile=study.run.profile,
             units_per_job=study.run.units_per_job,
             ray_address=study.run.ray_address,
+            fresh_processes=study.run.fresh_processes,
+            worker_max_units=study.run.worker_max_units,
+            worker_max_rss_mb=study.run.worker_max_rss_mb,
         )
         reporter = Reporter(store)
         where = (
-            f"{study.run.jobs} at once"
+            f"{study.run.jobs} at once, "
+            + ("a fresh process per unit" if study.run.fresh_processes else "warm workers")
             if study.run.executor == "local"
             else f"profile {study.run.profile or 'default'}"
             if study.run.executor == "slurm"
@@ -768,6 +775,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--profile", help="Slurm site profile: a name in slurm/profiles/ or a TOML path")
         sp.add_argument("--units-per-job", type=int, help="units packed into one Slurm array task / Ray task")
         sp.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+        sp.add_argument(
+            "--fresh-processes",
+            action="store_true",
+            default=None,
+            help="a new Python process per unit (local) or per Ray task, instead of warm workers",
+        )
+        sp.add_argument(
+            "--worker-max-units", type=int, help="replace a warm worker after this many units (0: never; default 200)"
+        )
+        sp.add_argument(
+            "--worker-max-rss-mb",
+            type=float,
+            help="replace a warm local worker once its resident memory passes this many MiB (0: never; default 8192)",
+        )
         sp.add_argument("--data-root", help="folder holding the dataset (MNIST, CIFAR, ImageNet)")
         sp.add_argument(
             "--retry-failed",

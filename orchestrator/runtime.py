@@ -4,11 +4,18 @@ and in a Ray task: ``python -m lowloss.orchestrator.runtime STORE UNIT [UNIT...]
 A unit's success is its commit marker, never this process's exit code. Each attempt gets a record and a log under the
 unit's ``attempts/``; a traceback goes into the record. On SIGTERM/SIGUSR2 (preemption, time limit) the unit writes its
 resume checkpoint at the next segment boundary and the attempt ends as ``preempted``.
+
+A process may run many units one after the other (a packed Slurm task, a warm local worker, a Ray worker): before each
+unit ``fresh_process_state`` puts back what a fresh process would give it (torch's default RNG states, its numerics
+flags, Python's and numpy's RNGs, the environment, the working directory), so a unit writes the same bytes whatever ran
+before it in the process. Compute threads are the unit kind's (``Resources.cpus``: 1 for every built-in kind), never
+the allocation's: the allocation (``LOWLOSS_CPUS``) only sizes work whose result does not depend on it (image decoding).
 """
 
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -36,7 +43,9 @@ class _Signals:
     attempt: tuple[Store, str, dict] | None = None  # the attempt running now: its record says "preempted" at once
 
     @classmethod
-    def install(cls) -> None:
+    def install(cls, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR2)) -> dict:
+        """Stop signals ask the running unit to checkpoint; returns the handlers they replaced (``restore``)."""
+
         def handler(signum, frame):
             cls.received = signum
             if cls.attempt is not None:  # if the scheduler kills us before the checkpoint, the record already says so
@@ -55,8 +64,83 @@ class _Signals:
                 except OSError:
                     pass
 
-        for sig in (signal.SIGTERM, signal.SIGUSR2):
-            signal.signal(sig, handler)
+        return {sig: signal.signal(sig, handler) for sig in signals}
+
+    @classmethod
+    def restore(cls, previous: dict) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class ProcessState:
+    """What a fresh Python process gives a unit, put back before each unit of a process that runs many.
+
+    Made once, before the first unit: the environment and working directory. Torch's state is put back to torch's
+    own start-up values, not to a snapshot, so it is right even when the first unit imported torch: the numerics flags
+    get their defaults (default dtype, grad mode, deterministic algorithms, TF32, cuDNN benchmark, matmul precision,
+    anomaly detection). The global RNGs (torch's CPU and CUDA generators, Python's ``random``, numpy's) are seeded
+    from the OS, as torch seeds its default generator at a fresh start: no unit may depend on them unseeded (every
+    kind seeds what it draws from its params), and a warm process gives such a bug no more reproducibility than a
+    fresh one would."""
+
+    def __init__(self) -> None:
+        self.environ = dict(os.environ)
+        self.cwd = os.getcwd()
+        torch = sys.modules.get("torch")
+        self.threads = torch.get_num_threads() if torch is not None else None  # a kind without torch finds these
+
+    def restore(self) -> None:
+        import random
+
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        if os.getcwd() != self.cwd:
+            os.chdir(self.cwd)
+        random.seed()
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            _fresh_torch(torch)
+            if self.threads is not None and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
+
+
+def _fresh_torch(torch) -> None:
+    torch.seed()  # every device's default generator, from OS entropy: what a fresh process starts with
+    if torch.get_default_dtype() != torch.float32:
+        torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
+    if torch.are_deterministic_algorithms_enabled() or torch.is_deterministic_algorithms_warn_only_enabled():
+        torch.use_deterministic_algorithms(False)
+    if torch.is_anomaly_enabled():
+        torch.autograd.set_detect_anomaly(False)
+    if torch.get_float32_matmul_precision() != "highest":
+        torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = False
+
+
+def release_unit_memory() -> None:
+    """After a unit: drop what it left behind (cycles, CUDA's cached blocks); the dataset cache stays. What survives
+    the collection (modules a unit imported, cached datasets) is frozen, so later collections do not scan it again."""
+    gc.collect()
+    gc.freeze()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB (Linux /proc; 0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 class StoreContext:
@@ -70,6 +154,7 @@ class StoreContext:
         self.attempt = attempt
         self.device = device
         self.data_root = run_config.get("data_root")
+        self.cpus = allocated_cpus()  # for work whose bytes do not depend on it (image decoding)
         self.checkpoint_seconds = float(run_config.get("checkpoint_seconds", 60.0))
         self._last_checkpoint = time.monotonic()
         self._last_progress = 0.0
@@ -302,7 +387,7 @@ def _run_logged(
             run_config = store.run_settings()
             kind = jobs.get_kind(record.kind)
             params = kind.Params.model_validate(record.params)
-            threads = int(os.environ.get("LOWLOSS_THREADS", kind.resources(params).cpus))
+            threads = kind.resources(params).cpus  # the kind's, never the allocation's: results depend on it
             device = None
             if kind.needs_torch:
                 import torch
@@ -313,7 +398,8 @@ def _run_logged(
                 used["device"] = str(device) if device is not None else "none"
             print(
                 f"[{time.strftime('%H:%M:%S')}] unit {record.id} kind={record.kind} attempt={attempt} "
-                f"host={socket.gethostname()} device={device} threads={threads}",
+                f"host={socket.gethostname()} pid={os.getpid()} device={device} threads={threads} "
+                f"cpus={allocated_cpus()}",
                 flush=True,
             )
             ctx = StoreContext(store, record, attempt, run_config, device)
@@ -360,16 +446,63 @@ def _run_logged(
             os.close(saved[1])
 
 
-def run_units(store_root: str | Path, uids: list[str], executor: str, job_id: str | None) -> list[str]:
-    """Run units in sequence (a packed job); stops early when a stop signal arrived. Returns their states."""
+def allocated_cpus() -> int:
+    """CPUs the executor allocated to this process (``LOWLOSS_CPUS``; 1 when unset)."""
+    try:
+        return max(1, int(os.environ.get("LOWLOSS_CPUS", "1")))
+    except ValueError:
+        return 1
+
+
+def run_units(
+    store_root: str | Path,
+    uids: list[str],
+    executor: str,
+    job_id: str | None,
+    state: ProcessState | None = None,
+    cpus: int | None = None,
+) -> list[str]:
+    """Run units in sequence (a packed job); stops early when a stop signal arrived. Returns their states.
+    Every unit starts from a fresh process's global state (``state``: made now when not given); ``cpus`` is the
+    allocation (``LOWLOSS_CPUS``)."""
     _Signals.install()
     store = Store(store_root)
+    state = state or ProcessState()
     states = []
-    for uid in uids:
+    for i, uid in enumerate(uids):
         if _Signals.received is not None:
             break
+        if i:
+            release_unit_memory()
+        state.restore()
+        if cpus is not None:
+            os.environ["LOWLOSS_CPUS"] = str(cpus)
         states.append(run_unit(store, uid, executor, job_id))
     return states
+
+
+_WARM: ProcessState | None = None
+
+
+def run_units_warm(store_root: str | Path, uids: list[str], executor: str, job_id: str | None, cpus: int) -> list[str]:
+    """``run_units`` inside a long-lived process that is not ours (a Ray worker): lowloss and torch are imported at
+    the first call only; each call starts with no stop signal received and puts the process's own signal handlers back
+    when it returns. SIGINT asks the unit to checkpoint too (Ray's ``cancel`` interrupts the task with it)."""
+    global _WARM
+    if _WARM is None:
+        try:
+            import torch  # noqa: F401  once per process
+        except ImportError:
+            pass
+        _WARM = ProcessState()
+        gc.freeze()  # what the imports made is never garbage: the collection after each unit skips it
+    _Signals.received = None
+    previous = _Signals.install((signal.SIGTERM, signal.SIGUSR2, signal.SIGINT))
+    try:
+        return run_units(store_root, uids, executor, job_id, state=_WARM, cpus=cpus)
+    finally:
+        _Signals.restore(previous)
+        release_unit_memory()
 
 
 def stop_signal() -> int | None:

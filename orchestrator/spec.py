@@ -95,6 +95,15 @@ class RunSection(Section):
     )
     ray_address: str | None = Field(default=None, description="Ray cluster address (default: a local Ray)")
     max_units: int = Field(default=200_000, ge=1, description="refuse a study that would expand to more units")
+    fresh_processes: bool = Field(
+        default=False, description="a new Python process per unit (local) / per Ray task instead of warm workers"
+    )
+    worker_max_units: int = Field(
+        default=200, ge=0, le=10**9, description="a warm worker is replaced after this many units (0: never)"
+    )
+    worker_max_rss_mb: float = Field(
+        default=8192.0, ge=0, description="a warm local worker is replaced once its resident MiB pass this (0: never)"
+    )
 
 
 class SpecModel(Section):

@@ -12,11 +12,18 @@ def make_executor(
     profile: str | None = None,
     units_per_job: int | None = None,
     ray_address: str | None = None,
+    fresh_processes: bool = False,
+    worker_max_units: int = 0,
+    worker_max_rss_mb: float = 0.0,
 ) -> Executor:
+    """``fresh_processes``: a new process per unit (local) or per Ray task, instead of warm workers; the worker limits
+    say when a warm worker is replaced (local: units and resident memory; Ray: units)."""
     if name == "local":
-        from .local import LocalExecutor
+        from .local import LocalExecutor, WarmLocalExecutor
 
-        return LocalExecutor(store_root, jobs)
+        if fresh_processes:
+            return LocalExecutor(store_root, jobs)
+        return WarmLocalExecutor(store_root, jobs, worker_max_units, worker_max_rss_mb)
     if name == "slurm":
         from .profiles import load_profile
         from .slurm import SlurmExecutor
@@ -25,7 +32,13 @@ def make_executor(
     if name == "ray":
         from .ray import RayExecutor
 
-        return RayExecutor(store_root, address=ray_address, units_per_job=units_per_job or 1)
+        return RayExecutor(
+            store_root,
+            address=ray_address,
+            units_per_job=units_per_job or 1,
+            fresh_processes=fresh_processes,
+            worker_max_units=worker_max_units,
+        )
     raise ValueError(f"unknown executor {name!r}")
 
 

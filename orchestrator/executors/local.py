@@ -1,15 +1,25 @@
-"""Local executor: each unit runs in its own worker subprocess (``--jobs N`` at once), so a crashing or killed unit
-never takes the coordinator down. Workers die with the coordinator (PR_SET_PDEATHSIG), so a killed coordinator
-leaves no second writer behind."""
+"""Local executor: units run in worker subprocesses (``--jobs N`` at once), so a crashing or killed unit never takes
+the coordinator down. Workers die with the coordinator (PR_SET_PDEATHSIG), so a killed coordinator leaves no second
+writer behind.
+
+Warm workers (the default): N long-lived processes (``orchestrator/worker.py``) that import lowloss and torch once and
+run unit after unit, one at a time, each from a fresh process's global state. A unit that crashes its worker or is
+killed takes only that worker down; the next unit gets a new one. A worker is replaced after ``worker_max_units``
+units or once its memory passed ``worker_max_rss_mb``. With ``fresh_processes`` every unit gets its own
+``python -m lowloss.orchestrator.runtime`` process, as before.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import Executor, Finished, Submission
@@ -25,7 +35,14 @@ def _die_with_parent() -> None:
     os.setsid()  # own process group: a Ctrl-C in the terminal reaches the coordinator, which stops workers cleanly
 
 
+def _how(rc: int) -> tuple[str, str]:
+    how = "exited" if rc >= 0 else ("cancelled" if -rc in (signal.SIGTERM, signal.SIGINT) else "lost")
+    return how, (f"exit code {rc}" if rc >= 0 else f"killed by signal {-rc}")
+
+
 class LocalExecutor(Executor):
+    """``fresh_processes``: one ``python -m lowloss.orchestrator.runtime`` process per unit."""
+
     name = "local"
 
     def __init__(self, store_root: Path | str, jobs: int):
@@ -39,7 +56,7 @@ class LocalExecutor(Executor):
     def submit(self, batch: list[Submission]) -> None:
         env = dict(os.environ, LOWLOSS_EXECUTOR="local")
         for sub in batch:
-            env["LOWLOSS_THREADS"] = str(sub.resources.cpus)
+            env["LOWLOSS_CPUS"] = str(sub.resources.cpus)
             with open(self.store.launcher_log(), "a") as fh:
                 self._procs[sub.uid] = subprocess.Popen(
                     [sys.executable, "-m", "lowloss.orchestrator.runtime", str(self.store_root), sub.uid],
@@ -57,9 +74,7 @@ class LocalExecutor(Executor):
             if done or time.monotonic() >= deadline or not self._procs:
                 out = []
                 for uid in done:
-                    rc = self._procs.pop(uid).returncode
-                    how = "exited" if rc >= 0 else ("cancelled" if -rc in (signal.SIGTERM, signal.SIGINT) else "lost")
-                    out.append(Finished(uid, how, f"exit code {rc}" if rc >= 0 else f"killed by signal {-rc}"))
+                    out.append(Finished(uid, *_how(self._procs.pop(uid).returncode)))
                 return out
             time.sleep(0.05)
 
@@ -82,3 +97,169 @@ class LocalExecutor(Executor):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: subprocess.Popen
+    answers: int  # read end of the answer pipe (non-blocking)
+    buffer: bytes = b""
+    uid: str | None = None  # the unit it runs now (one at a time)
+    retiring: bool = False
+    lines: list[dict] = field(default_factory=list)
+
+    def read(self) -> None:
+        """Collect the complete answer lines that arrived."""
+        while True:
+            try:
+                chunk = os.read(self.answers, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buffer += chunk
+        *complete, self.buffer = self.buffer.split(b"\n")
+        self.lines.extend(json.loads(line) for line in complete if line.strip())
+
+
+class WarmLocalExecutor(LocalExecutor):
+    """``--jobs N`` long-lived workers running unit after unit (see the module docstring)."""
+
+    def __init__(
+        self,
+        store_root: Path | str,
+        jobs: int,
+        worker_max_units: int = 0,
+        worker_max_rss_mb: float = 0.0,
+    ):
+        super().__init__(store_root, jobs)
+        self.worker_max_units = worker_max_units
+        self.worker_max_rss_mb = worker_max_rss_mb
+        self._workers: list[_Worker] = []
+        self.started = 0  # worker processes started (for the benchmark and the tests)
+
+    def _spawn(self) -> _Worker:
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ, LOWLOSS_EXECUTOR="local", LOWLOSS_WORKER_FD=str(write_fd))
+        cmd = [sys.executable, "-m", "lowloss.orchestrator.worker"]
+        cmd += ["--max-units", str(self.worker_max_units), "--max-rss-mb", str(self.worker_max_rss_mb)]
+        try:
+            with open(self.store.launcher_log(), "a") as fh:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.PIPE,
+                    stdout=fh,
+                    stderr=fh,
+                    env=env,
+                    pass_fds=(write_fd,),
+                    preexec_fn=_die_with_parent,
+                )
+        finally:
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        worker = _Worker(proc, read_fd)
+        self._workers.append(worker)
+        self.started += 1
+        return worker
+
+    def _drop(self, worker: _Worker) -> None:
+        self._workers.remove(worker)
+        os.close(worker.answers)
+        if worker.proc.stdin:
+            try:
+                worker.proc.stdin.close()
+            except OSError:
+                pass
+
+    def submit(self, batch: list[Submission]) -> None:
+        for sub in batch:
+            worker = next((w for w in self._workers if w.uid is None and not w.retiring), None) or self._spawn()
+            worker.uid = sub.uid
+            assert worker.proc.stdin is not None
+            try:
+                msg = {"store": str(self.store_root), "uid": sub.uid, "cpus": sub.resources.cpus}
+                worker.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+                worker.proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died meanwhile: poll reports the unit as ended with the worker
+
+    def _collect(self) -> list[Finished]:
+        out: list[Finished] = []
+        for worker in list(self._workers):
+            rc = worker.proc.poll()  # before reading: an answer written just before it ended is read below
+            out.extend(self._answers(worker))
+            if rc is not None:
+                if worker.uid is not None:  # it died running a unit: that unit ended with it
+                    out.append(Finished(worker.uid, *_how(rc)))
+                self._drop(worker)
+            elif worker.retiring and worker.uid is None:
+                self._retire(worker)
+        return out
+
+    def _answers(self, worker: _Worker) -> list[Finished]:
+        out = []
+        worker.read()
+        for answer in worker.lines:
+            if worker.uid is not None and answer["uid"] == worker.uid:
+                out.append(Finished(worker.uid, "exited", f"worker {worker.proc.pid}: {answer['state']}"))
+                worker.uid = None
+            worker.retiring = worker.retiring or bool(answer.get("retire"))
+        worker.lines.clear()
+        return out
+
+    def _retire(self, worker: _Worker) -> None:
+        """An idle worker that said it retires: let it go (it exits on its own; reaped here)."""
+        try:
+            worker.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            worker.proc.wait()
+        self._drop(worker)
+
+    def poll(self, timeout: float) -> list[Finished]:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self._collect()
+            busy = [w for w in self._workers if w.uid is not None]
+            left = deadline - time.monotonic()
+            if out or not busy or left <= 0:
+                return out
+            select.select([w.answers for w in busy], [], [], min(left, 0.05))
+
+    def active(self) -> set[str]:
+        return {w.uid for w in self._workers if w.uid is not None}
+
+    def cancel(self, uids: list[str] | None = None) -> None:
+        """Ask the workers running these units to stop (SIGTERM: checkpoint, answer, exit); kill what is left after a
+        grace period. Idle workers are left alone (``close`` ends them)."""
+        targets = [w for w in self._workers if w.uid is not None and (uids is None or w.uid in uids)]
+        for worker in targets:
+            try:
+                worker.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        for worker in targets:
+            try:
+                worker.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            self._drop(worker)
+
+    def close(self) -> None:
+        self.cancel()
+        for worker in list(self._workers):  # idle: end of stdin ends them
+            if worker.proc.stdin:
+                try:
+                    worker.proc.stdin.close()
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 10
+        for worker in list(self._workers):
+            try:
+                worker.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            self._drop(worker)

@@ -1,8 +1,12 @@
 """Ray executor: each unit (or pack) is a Ray task asking for the unit kind's resources (num_cpus, num_gpus).
 
-The task runs the worker runtime in a subprocess that dies with the task's worker; a killed Ray worker is retried by
-Ray (``max_retries``) and the unit resumes from its last committed segment in the store. A local Ray is started by
-default; ``--ray-address`` joins a cluster.
+The task runs the units inside the Ray worker process (``runtime.run_units_warm``): Ray reuses its worker processes,
+so lowloss and torch are imported once per worker, not once per unit; each unit starts from a fresh process's global
+state, and a worker is replaced after ``worker_max_units`` tasks (Ray's ``max_calls``). ``ray.cancel`` interrupts the
+task with SIGINT, which asks the unit to checkpoint (its attempt ends as ``preempted``). With ``fresh_processes`` the
+task runs the worker runtime in a subprocess that dies with the task's worker, as before. Either way a killed Ray
+worker is retried by Ray (``max_retries``) and the unit resumes from its last committed segment in the store. A local
+Ray is started by default; ``--ray-address`` joins a cluster.
 """
 
 from __future__ import annotations
@@ -17,8 +21,18 @@ from .base import Executor, Finished, Submission
 _FORWARDED_ENV = ("LOWLOSS_PLUGINS", "PYTHONPATH")
 
 
-def ray_entry(store_root: str, uids: list[str], threads: int) -> int:
-    """What one Ray task runs on its worker."""
+def ray_entry_warm(store_root: str, uids: list[str], cpus: int) -> int:
+    """What one Ray task runs on its worker: the units, in the worker process itself."""
+    import ray
+
+    from ..runtime import run_units_warm
+
+    states = run_units_warm(store_root, uids, "ray", ray.get_runtime_context().get_task_id() or "", cpus)
+    return 0 if len(states) == len(uids) and all(s == "done" for s in states) else 1
+
+
+def ray_entry(store_root: str, uids: list[str], cpus: int) -> int:
+    """What one Ray task runs on its worker with ``fresh_processes``: the units in a subprocess."""
     import subprocess
 
     import ray
@@ -28,7 +42,7 @@ def ray_entry(store_root: str, uids: list[str], threads: int) -> int:
     env = dict(
         os.environ,
         LOWLOSS_EXECUTOR="ray",
-        LOWLOSS_THREADS=str(threads),
+        LOWLOSS_CPUS=str(cpus),
         LOWLOSS_JOB_ID=ray.get_runtime_context().get_task_id() or "",
     )
     proc = subprocess.run(
@@ -44,7 +58,13 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(
-        self, store_root: Path | str, address: str | None = None, max_retries: int = 3, units_per_job: int = 1
+        self,
+        store_root: Path | str,
+        address: str | None = None,
+        max_retries: int = 3,
+        units_per_job: int = 1,
+        fresh_processes: bool = False,
+        worker_max_units: int = 0,
     ):
         import ray
 
@@ -64,7 +84,10 @@ class RayExecutor(Executor):
                 _temp_dir=os.environ.get("LOWLOSS_RAY_TMPDIR") or None,
             )
             self._started_here = True
-        self._remote = ray.remote(ray_entry)
+        if fresh_processes:
+            self._remote = ray.remote(ray_entry)
+        else:  # max_calls: Ray replaces the worker process after that many tasks (0: never)
+            self._remote = ray.remote(max_calls=max(0, worker_max_units))(ray_entry_warm)
         self.max_retries = max_retries
         self._refs: dict = {}  # ObjectRef -> uids
 

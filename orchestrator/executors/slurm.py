@@ -32,7 +32,7 @@ def slurm_entry(store_root: str, uids: list[str], threads: int) -> list[str]:
 
     array_id, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     job_id = f"{array_id}_{task}" if array_id and task else os.environ.get("SLURM_JOB_ID", "")
-    os.environ["LOWLOSS_THREADS"] = str(threads)
+    os.environ["LOWLOSS_CPUS"] = str(threads)  # the allocation; compute threads are the kind's
     states = run_units(store_root, uids, "slurm", job_id)
     if stop_signal() == signal.SIGUSR2 and job_id:
         # time limit ahead: the checkpoint is written; go back to the queue and resume from it
