@@ -51,7 +51,15 @@ def register_kind(kind: UnitKind | StageKind):
 def _register_builtin() -> None:
     from .autoneb import AutoNEBEdgeUnit, AutoNEBStageKind
     from .interpolate import InterpolateStageKind, InterpolateUnit
-    from .landscape import DirectionUnit, HessianUnit, LandscapeStageKind, ScanUnit
+    from .landscape import (
+        AnglesUnit,
+        CentreUnit,
+        DirectionUnit,
+        HessianUnit,
+        LandscapeStageKind,
+        MiningUnit,
+        ScanUnit,
+    )
     from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
     from .pretrained import PretrainedStageKind, PretrainedUnit
     from .train import TrainStageKind, TrainUnit
@@ -66,6 +74,9 @@ def _register_builtin() -> None:
         DirectionUnit,
         ScanUnit,
         HessianUnit,
+        MiningUnit,
+        CentreUnit,
+        AnglesUnit,
         TrainStageKind,
         PretrainedStageKind,
         InterpolateStageKind,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_serializer
+from pydantic import Field, model_serializer, model_validator
 
 from .base import UnitParams
 
@@ -51,6 +51,28 @@ class TrainRecipe(UnitParams):
     augment: bool = True
     eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
     segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
+    checkpoint_epochs: list[int] = Field(
+        default_factory=list,
+        description="store the model after these epochs as points (point:<epoch × steps per epoch>): centres of "
+        "landscape scans at a training checkpoint (Xu et al. §3.2); [] (the default) stores none and leaves unit "
+        "ids as they were",
+    )
+
+    @model_validator(mode="after")
+    def _checkpoints_within_training(self):
+        bad = [e for e in self.checkpoint_epochs if not 1 <= e <= self.epochs]
+        if bad or len(set(self.checkpoint_epochs)) != len(self.checkpoint_epochs):
+            raise ValueError(
+                f"checkpoint_epochs = {self.checkpoint_epochs}: distinct epochs in 1..{self.epochs} (epochs) are needed"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_no_checkpoints(self, handler) -> dict[str, Any]:
+        out = handler(self)
+        if not out.get("checkpoint_epochs"):
+            out.pop("checkpoint_epochs", None)
+        return out
 
 
 class ModeParams(UnitParams):
