@@ -1128,9 +1128,11 @@ class LandscapeStageKind(StageKind):
             for n in chosen:
                 spec = table.directions[n]
                 if spec.kind == "eigenvector":
+                    if hess is None:  # validate refuses it; a planner bug must not pass silently
+                        raise ValueError(f"directions[{n}]: an eigenvector at centre {name}, which has no hessian")
                     sources[n] = (Ref(hess, "directions"), f"{spec.which}{spec.rank}")
                     continue
-                if spec.kind in MINING_ALGORITHMS:
+                if spec.kind == "w_peak" or spec.kind == "vvv_basin":
                     vvv = spec.kind == "vvv_basin"
                     params = MiningParams(
                         algorithm=spec.kind,
