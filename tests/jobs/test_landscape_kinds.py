@@ -124,14 +124,29 @@ def test_validate_names_the_field(write_spec, extra, field):
     assert field in proc.stdout + proc.stderr
 
 
-def test_recipe_validates_and_plans():
+def test_recipe_validates_and_plans(tmp_path, capsys):
+    from datafiles import write_cifar10
+
+    from lowloss.orchestrator.cli import main, recipes
+
     proc = run_cli("validate", "landscape-digits")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = run_cli("plan", "landscape-digits")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # 3 modes; per centre 3 directions, 2 curves at s = 1 + 1 w-basin curve, 4 shards, 1 hessian: 3 + 3 · 11
-    assert "36 unit(s) would run" in proc.stdout
+    # 3 modes; landscape: per centre 3 directions, 3 curves at s = 1 (one along P.E.1) + 1 w-basin curve, 4 shards,
+    # 1 hessian, and the angles unit (3 + 3 · 12 + 1); m2m: 1 phase; mined: the epoch-1 checkpoint, its hessian, a
+    # mining unit and its curve; midpoints: 2 centres × (1 centre + 2 directions + 2 curves)
+    assert "55 unit(s) would run" in proc.stdout
     assert "surface 11 × 11" in proc.stdout and "in 4 shards" in proc.stdout
+    names = [n for n in recipes() if n.startswith("landscape-")]
+    assert {"landscape-digits", "landscape-resnet32-cifar100", "landscape-mlp-cifar10"} <= set(names)
+    root = write_cifar10(tmp_path / "cifar10")
+    for name in names:
+        if "cifar100" not in name:  # validate checks the data root (CIFAR-100 files: not written here)
+            extra = ["--data-root", str(root)] if "cifar10" in name else []
+            assert main(["validate", name, *extra]) == 0, f"{name}: {capsys.readouterr().err}"
+        assert main(["plan", name]) == 0, f"{name}: {capsys.readouterr().err}"
+        assert "would run" in capsys.readouterr().out
 
 
 def _tensors(store: Path, unit: dict, output: str) -> dict:
@@ -303,9 +318,21 @@ def test_gaussian_curves_at_s1_around_a_trained_mode_are_v_basins(tmp_path, writ
 
 
 @pytest.mark.slow
-def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec):
-    """A scan unit killed (SIGKILL) after some of its points resumes at the next point; the store's digests equal
-    those of an uninterrupted run."""
+@pytest.mark.parametrize(
+    "scan, total",
+    [
+        ('directions = [{kind = "gaussian", seed = 3}]\n    scales = [1.0]\n    points = 41\n', 41),
+        (
+            'directions = [{kind = "gaussian", seed = 3}, {kind = "gaussian", seed = 4}]\n    scales = []\n'
+            "    surface = {x_points = 6, y_points = 6, shard = [6, 6]}\n",
+            36,
+        ),
+    ],
+    ids=["curve", "surface-shard"],
+)
+def test_scan_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec, scan, total):
+    """A scan unit (a curve, a surface shard) killed (SIGKILL) after some of its points resumes at the next point; the
+    store's digests equal those of an uninterrupted run."""
     import os
     import signal
     import subprocess
@@ -314,7 +341,7 @@ def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec
 
     from conftest import cli_env, digests
 
-    stages = LANDSCAPE + '    directions = [{kind = "gaussian", seed = 3}]\n    scales = [1.0]\n    points = 41\n'
+    stages = LANDSCAPE + "    " + scan
     spec = write_spec(
         spec_text(seeds="[0]", model="small_cnn", epochs=1, segment_steps=50, stages=stages).replace(
             "retries = 1", "retries = 3"
@@ -335,7 +362,7 @@ def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec
         while killed_at is None and time.monotonic() < deadline:
             units = list(store.glob("units/kind=scan/unit=*"))
             done = len(list((units[0] / "segments").glob("*.json"))) if units else 0
-            if 3 <= done < 41:
+            if 3 <= done < total:
                 running = [json.loads(p.read_text()) for p in (units[0] / "attempts").glob("*.json")]
                 running = [a for a in running if a["state"] == "running"]
                 if running:
