@@ -813,7 +813,9 @@ class CentreSpec(_Settings):
     pivot: int | None = Field(default=None, ge=0, description="pivot: the pivot's index on the path (0: mode a)")
     seed: int | None = Field(default=None, description="checkpoint: the mode's seed")
     epoch: int | None = Field(default=None, ge=1, description="checkpoint: an epoch of [train] checkpoint_epochs")
-    directions: list[int] | None = Field(default=None, description="indices into `directions` (default: all)")
+    directions: list[int] | None = Field(
+        default=None, description="indices into `directions` (default: all; []: none, only the centre itself)"
+    )
     surface: bool = Field(default=True, description="the stage's surface at this centre too")
     hessian: bool = Field(default=True, description="the stage's Hessian at this centre too")
 
@@ -938,7 +940,7 @@ class LandscapeStageKind(StageKind):
                 problems.append((f"{where}.pivot", None, "the index of a pivot of the path"))
             if c.directions is not None:
                 bad = [i for i in c.directions if not 0 <= i < len(table.directions)]
-                if bad or not c.directions:
+                if bad:
                     problems.append((f"{where}.directions", c.directions, f"indices in 0..{len(table.directions) - 1}"))
         return problems
 
