@@ -214,6 +214,31 @@ def _draw_contour(ax, data) -> None:
     ax.set_title(f"centre {first}", fontsize=8)
 
 
+def _draw_surface3d(ax, data) -> None:
+    """Xu et al. Fig. 2 / Li et al.: the train-loss surface of the first centre as a 3-D plot (the shards assembled),
+    with the random-prediction loss log(C) as a plane."""
+    import numpy as np
+
+    first = sorted({label.split(" ")[0] for label in data})[0]
+    rows = [r for label, t in data.items() if label.split(" ")[0] == first for r in t.to_pylist()]
+    xs = sorted({r["lambda1"] for r in rows})
+    ys = sorted({r["lambda2"] for r in rows})
+    z = np.full((len(xs), len(ys)), np.nan)
+    for r in rows:
+        z[xs.index(r["lambda1"]), ys.index(r["lambda2"])] = r["train_loss"]
+    fig = ax.figure
+    ax.set_axis_off()
+    ax3 = fig.add_subplot(1, 1, 1, projection="3d")
+    gx, gy = np.meshgrid(np.array(xs), np.array(ys), indexing="ij")
+    ax3.plot_surface(gx, gy, z, cmap="viridis", linewidth=0, antialiased=True)
+    log_c = float(rows[0]["random_loss"])
+    ax3.plot_surface(gx, gy, np.full_like(z, log_c), color="grey", alpha=0.25)
+    ax3.set_xlabel("λ₁")
+    ax3.set_ylabel("λ₂")
+    ax3.set_zlabel("train loss")
+    ax3.set_title(f"centre {first}; grey plane: log(C)", fontsize=8)
+
+
 def _draw_spectrum(ax, data) -> None:
     """Xu et al. App. B.1: the extreme Hessian eigenvalues by rank (LA positive, SA negative), one marker set per
     centre."""
@@ -300,6 +325,13 @@ class ScanUnit(UnitKind):
             draw=_draw_contour,
             xlabel="λ₁",
             ylabel="λ₂",
+        ),
+        Figure(
+            "surface",
+            "2-D loss surface θ + λ₁ε₁ + λ₂ε₂ (3-D view)",
+            table="surface",
+            style="custom",
+            draw=_draw_surface3d,
         ),
         Figure(
             "spectrum",

@@ -265,7 +265,7 @@ def test_small_landscape_end_to_end_whole_and_sharded_surfaces_agree(tmp_path, w
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "land (scan): 11 of 11 unit(s) committed" in proc.stdout
     assert "curve class v-basin" in proc.stdout
-    for name in ("land-curves", "land-contour", "land-spectrum", "land-density", "whole-contour"):
+    for name in ("land-curves", "land-contour", "land-surface", "land-spectrum", "land-density", "whole-contour"):
         assert (tmp_path / "report" / "figures" / f"{name}.png").exists(), name
 
 
