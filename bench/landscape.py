@@ -10,6 +10,12 @@ dict, loads it, re-estimates BN with ``interpolation.reestimate_batchnorm`` and 
 1024 training examples (4 batches of 256) against a bare ``torch.autograd`` double-backward loop over the same
 batches. The two ways alternate, repeats times each; medians are printed, with the ratio (goal: scan ≤ 1.05,
 HVP ≤ 1.1).
+
+Through the unit kinds (``--kinds``, the default; ``--no-kinds`` skips it; ``--only-kinds`` runs only this): the
+same curve as a ``scan`` unit run by the real runtime against a real store (inputs read and digest-checked, one
+committed segment per point, the result) against the bare loop over the same points; and a ``hessian`` unit (eigsh
+k = 3 LA, 10 Hutchinson samples, 10 SLQ steps on 256 examples; it reports how many products it computed) against the
+bare double-backward loop doing that many products on the same batches.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lowloss.workers.data import BatchStream, load_dataset
+from lowloss.workers.data import BatchStream, derive_seed, load_dataset
 from lowloss.workers.directions import gaussian_direction, parameter_names
 from lowloss.workers.hessian import HessianOperator, hessian_batches
 from lowloss.workers.interpolation import reestimate_batchnorm
@@ -96,6 +102,94 @@ def hvp_operator(model, batches, vectors, device) -> float:
     return time.perf_counter() - t0
 
 
+KIND_SPEC = """
+[study]
+name = "bench-landscape"
+seeds = [0]
+[data]
+dataset = "digits"
+[model]
+name = "small_cnn"
+[run]
+checkpoint_seconds = 60
+[[stages]]
+name = "modes"
+kind = "train"
+[[stages]]
+name = "land"
+kind = "landscape"
+from = "modes"
+directions = [{{ kind = "gaussian", seed = 0 }}]
+scales = [1.0]
+points = {points}
+hessian = {{ k = 3, which = ["LA"], examples = 256, trace_samples = 10, slq_runs = 1, slq_steps = 10 }}
+"""
+
+
+def bench_kinds(points: int, repeats: int, device) -> None:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from lowloss.orchestrator.graph import plan_study
+    from lowloss.orchestrator.runtime import run_unit
+    from lowloss.orchestrator.spec import parse_spec
+    from lowloss.orchestrator.store import Store, UnitWriter
+
+    os.environ["LOWLOSS_THREADS"] = "1"
+    data = load_dataset("digits").to(device)
+    study = parse_spec(KIND_SPEC.format(points=points))
+    planner = plan_study(study)
+    (mode,) = planner.stage_units("modes")
+    units = {u.kind: u for u in planner.stage_units("land") if u.kind != "scan" or "shard" not in u.label}
+    with tempfile.TemporaryDirectory(prefix="lowloss-bench-landscape-") as tmp:
+        store = Store(Path(tmp) / "store")
+        store.init_study(study.name, study.text)
+        store.write_run_settings({"checkpoint_seconds": 60, "device": device.type})
+        store.write_unit(mode.record)
+        torch.manual_seed(derive_seed("init", 0))
+        model = trained_cnn(data, device)
+        UnitWriter(store, mode.record).commit(
+            {"seed": 0}, {"final": {k: v.cpu() for k, v in model.state_dict().items()}}
+        )
+        store.write_unit(units["direction"].record)
+        assert run_unit(store, units["direction"].id) == "done"
+        theta = {k: v.to(device) for k, v in store.final_state(mode.id).items()}
+        direction = {k: v.to(device) for k, v in store.tensors(units["direction"].id, "directions").items()}
+        lambdas = curve_lambdas(1.0, points)
+
+        def through(unit) -> float:
+            d = store.unit_dir(unit.id, unit.kind)
+            if d.exists():
+                shutil.rmtree(d)
+            store.write_unit(unit.record)
+            t0 = time.perf_counter()
+            assert run_unit(store, unit.id) == "done"
+            return time.perf_counter() - t0
+
+        batches = hessian_batches(data, examples=256, seed=0)
+        through(units["hessian"])  # warm-up, and the product count
+        products = store.result(units["hessian"].id)["hvp_products"]
+        g = torch.Generator().manual_seed(1)
+        dim = sum(p.numel() for p in model.parameters())
+        vectors = [torch.randn(dim, generator=g).to(device) for _ in range(products)]
+        sb, su, hb, hu = [], [], [], []
+        for _ in range(repeats):
+            sb.append(scan_bare(model, theta, direction, data, lambdas, device))
+            su.append(through(units["scan"]))
+            hb.append(hvp_bare(model, batches, vectors, device))
+            hu.append(through(units["hessian"]))
+    sb, su, hb, hu = map(statistics.median, (sb, su, hb, hu))
+    print(f"[kinds] through the runtime and store, median of {repeats}")
+    print(f"  scan unit, {points}-point curve         : {su:7.3f} s ({points / su:7.2f} points/s)")
+    print(f"  bare loop, same points               : {sb:7.3f} s ({points / sb:7.2f} points/s)")
+    print(f"  ratio unit/bare                      : {su / sb:7.3f}   (goal ≤ 1.05)")
+    print(f"  hessian unit ({products} products: eigsh, trace, SLQ): {hu:7.3f} s ({products / hu:7.1f} HVP/s)")
+    print(f"  bare double backward, {products} products : {hb:7.3f} s ({products / hb:7.1f} HVP/s)")
+    print(f"  ratio unit/bare                      : {hu / hb:7.3f}   (goal ≤ 1.1)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--points", type=int, default=41)
@@ -103,9 +197,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--kinds", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--only-kinds", action="store_true", help="skip the evaluator/operator comparison")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.only_kinds:
+        bench_kinds(args.points, args.repeats, device)
+        return
     data = load_dataset("digits").to(device)
     model = trained_cnn(data, device)
     theta = {n: t.detach().clone() for n, t in model.state_dict().items()}
@@ -136,6 +235,8 @@ def main() -> None:
     print(f"  bare torch.autograd double backward            : {hb:7.3f} s ({k / hb:7.1f} HVP/s)")
     print(f"  HessianOperator.hvp                            : {ho:7.3f} s ({k / ho:7.1f} HVP/s)")
     print(f"  ratio operator/bare                            : {ho / hb:7.3f}   (goal ≤ 1.1)")
+    if args.kinds:
+        bench_kinds(args.points, args.repeats, device)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,15 @@ def _register_builtin() -> None:
     from .autoneb import AutoNEBEdgeUnit, AutoNEBStageKind
     from .compare import CompareStageKind, PathEvalUnit
     from .interpolate import InterpolateStageKind, InterpolateUnit
-    from .landscape import DirectionUnit, HessianUnit, LandscapeStageKind, ScanUnit
+    from .landscape import (
+        AnglesUnit,
+        CentreUnit,
+        DirectionUnit,
+        HessianUnit,
+        LandscapeStageKind,
+        MiningUnit,
+        ScanUnit,
+    )
     from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
     from .pretrained import PretrainedStageKind, PretrainedUnit
     from .train import TrainStageKind, TrainUnit
@@ -68,6 +76,9 @@ def _register_builtin() -> None:
         DirectionUnit,
         ScanUnit,
         HessianUnit,
+        MiningUnit,
+        CentreUnit,
+        AnglesUnit,
         TrainStageKind,
         PretrainedStageKind,
         InterpolateStageKind,

@@ -6,7 +6,7 @@ reach units as these typed objects; their canonical JSON is part of the unit ids
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_serializer, model_validator
 
@@ -51,29 +51,46 @@ class TrainRecipe(UnitParams):
     augment: bool = True
     eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
     segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
-    # Added later; left out of the canonical JSON at their defaults, so the ids of earlier units do not change.
+    # Fields added after the first release: left out of the canonical JSON while at their defaults (LATER_DEFAULTS),
+    # so the ids of units written before them do not change.
     decay_steps: list[int] = Field(
         default_factory=list, description="step schedule: lr × decay_factor at each of these optimizer steps"
     )
     decay_factor: float = Field(default=0.1, gt=0, le=1, description="step schedule: the factor of each decay")
     nesterov: bool = Field(default=False, description="sgd: Nesterov momentum")
+    checkpoint_epochs: list[int] = Field(
+        default_factory=list,
+        description="store the model after these epochs as points (point:<epoch × steps per epoch>): centres of "
+        "landscape scans at a training checkpoint (Xu et al. §3.2); [] (the default) stores none",
+    )
+    LATER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "decay_steps": [],
+        "decay_factor": 0.1,
+        "nesterov": False,
+        "checkpoint_epochs": [],
+    }
 
     @model_validator(mode="after")
-    def _decays(self):
+    def _later_fields(self):
         if self.decay_steps != sorted(set(self.decay_steps)) or any(s < 1 for s in self.decay_steps):
             raise ValueError(f"decay_steps = {self.decay_steps}: increasing step counts ≥ 1 are needed")
         if self.schedule == "step" and not self.decay_steps:
             raise ValueError("schedule = 'step' needs decay_steps (the optimizer steps at which lr is decayed)")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
             raise ValueError("nesterov = true needs optimizer = 'sgd' with momentum > 0")
+        bad = [e for e in self.checkpoint_epochs if not 1 <= e <= self.epochs]
+        if bad or len(set(self.checkpoint_epochs)) != len(self.checkpoint_epochs):
+            raise ValueError(
+                f"checkpoint_epochs = {self.checkpoint_epochs}: distinct epochs in 1..{self.epochs} (epochs) are needed"
+            )
         return self
 
     @model_serializer(mode="wrap")
-    def _drop_defaults_of_later_fields(self, handler) -> dict[str, Any]:
+    def _drop_later_fields_at_their_defaults(self, handler) -> dict[str, Any]:
         out = handler(self)
-        for key, default in (("decay_steps", []), ("decay_factor", 0.1), ("nesterov", False)):
-            if out.get(key) == default:
-                out.pop(key, None)
+        for key, default in self.LATER_DEFAULTS.items():
+            if key in out and out[key] == default:
+                out.pop(key)
         return out
 
 

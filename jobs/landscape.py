@@ -35,7 +35,7 @@ from .base import (
     UnitParams,
     Verdict,
 )
-from .common import build_for, load_data
+from .common import ModeParams, build_for, load_data
 from .modes import seeds_of
 
 DIRECTION_KINDS = ("gaussian", "to_mode", "gradient")
@@ -77,6 +77,19 @@ def _state(ctx, role: str) -> dict:
 
 def _on_cpu(tensors: dict) -> dict:
     return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+
+
+def _direction_input(ctx, role: str, prefix: str | None = None) -> dict:
+    """The direction behind input ``role`` on the unit's device; ``prefix`` picks one direction of a tensor set that
+    holds several (a Hessian unit's ``directions``: ``LA0`` is the eigenvector of the largest eigenvalue)."""
+    tensors = ctx.input_tensors(role)
+    if prefix is not None:
+        picked = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        if not picked:
+            heads = sorted({k.split(".", 1)[0] for k in tensors})
+            raise ValueError(f"select: no direction {prefix!r} in input {role} (it holds {', '.join(heads)})")
+        tensors = picked
+    return {k: v.to(ctx.device) for k, v in tensors.items()}
 
 
 # ---------------------------------------------------------------------------------------------- direction
@@ -163,6 +176,11 @@ class ScanParams(UnitParams):
     bn: Literal["UpBN", "NoUpBN"] = "UpBN"
     eval_examples: int | None = Field(default=None, ge=1)
     eval_seed: int = 0
+    select: dict[str, str] | None = Field(
+        default=None,
+        description="input role -> the direction to take from a tensor set holding several (a Hessian unit's "
+        "eigenvectors: LA0, SA1, ...); unset: the input is one direction",
+    )
 
     def canonical(self) -> dict:
         return _canonical_without_none(self)
@@ -196,6 +214,31 @@ def _draw_contour(ax, data) -> None:
     ax.set_title(f"centre {first}", fontsize=8)
 
 
+def _draw_surface3d(ax, data) -> None:
+    """Xu et al. Fig. 2 / Li et al.: the train-loss surface of the first centre as a 3-D plot (the shards assembled),
+    with the random-prediction loss log(C) as a plane."""
+    import numpy as np
+
+    first = sorted({label.split(" ")[0] for label in data})[0]
+    rows = [r for label, t in data.items() if label.split(" ")[0] == first for r in t.to_pylist()]
+    xs = sorted({r["lambda1"] for r in rows})
+    ys = sorted({r["lambda2"] for r in rows})
+    z = np.full((len(xs), len(ys)), np.nan)
+    for r in rows:
+        z[xs.index(r["lambda1"]), ys.index(r["lambda2"])] = r["train_loss"]
+    fig = ax.figure
+    ax.set_axis_off()
+    ax3 = fig.add_subplot(1, 1, 1, projection="3d")
+    gx, gy = np.meshgrid(np.array(xs), np.array(ys), indexing="ij")
+    ax3.plot_surface(gx, gy, z, cmap="viridis", linewidth=0, antialiased=True)
+    log_c = float(rows[0]["random_loss"])
+    ax3.plot_surface(gx, gy, np.full_like(z, log_c), color="grey", alpha=0.25)
+    ax3.set_xlabel("λ₁")
+    ax3.set_ylabel("λ₂")
+    ax3.set_zlabel("train loss")
+    ax3.set_title(f"centre {first}; grey plane: log(C)", fontsize=8)
+
+
 def _draw_spectrum(ax, data) -> None:
     """Xu et al. App. B.1: the extreme Hessian eigenvalues by rank (LA positive, SA negative), one marker set per
     centre."""
@@ -215,6 +258,39 @@ def _draw_density(ax, data) -> None:
         ax.semilogy(
             table.column("eigenvalue").to_numpy(), table.column("density").to_numpy() + 1e-12, lw=1, label=label
         )
+    ax.legend(fontsize=6)
+
+
+def _draw_angles(ax, data) -> None:
+    """Xu et al. Fig. 5: the histogram of the angles between pairs of Gaussian directions (one per centre), with the
+    90° line."""
+    import numpy as np
+
+    for label, table in data.items():
+        angles = table.column("angle_deg").to_numpy()
+        lo, hi = min(89.0, float(angles.min())), max(91.0, float(angles.max()))
+        ax.hist(angles, bins=np.linspace(lo, hi, 41), alpha=0.6, label=f"{label} ({len(angles)} pairs)")
+    ax.axvline(90.0, color="black", ls="--", lw=0.8)
+    ax.legend(fontsize=6)
+
+
+def _draw_cosines(ax, data) -> None:
+    """Xu et al. Fig. 9: |cos| between a mined direction and the Hessian's eigenvectors, P.E.1… (largest positive
+    eigenvalues) then N.E.1… (most negative), one bar group per mined direction."""
+    import numpy as np
+
+    ticks: list[str] = []
+    for table in data.values():
+        for r in table.to_pylist():
+            tick = f"{'P' if r['which'] == 'LA' else 'N'}.E.{r['rank'] + 1}"
+            if tick not in ticks:
+                ticks.append(tick)
+    width = 0.8 / max(1, len(data))
+    for n, (label, table) in enumerate(data.items()):
+        rows = {f"{'P' if r['which'] == 'LA' else 'N'}.E.{r['rank'] + 1}": r["abs_cos"] for r in table.to_pylist()}
+        xs = np.arange(len(ticks)) + n * width
+        ax.bar(xs, [rows.get(t, np.nan) for t in ticks], width, label=label)
+    ax.set_xticks(np.arange(len(ticks)) + 0.4 - width / 2, ticks, rotation=90, fontsize=6)
     ax.legend(fontsize=6)
 
 
@@ -251,6 +327,13 @@ class ScanUnit(UnitKind):
             ylabel="λ₂",
         ),
         Figure(
+            "surface",
+            "2-D loss surface θ + λ₁ε₁ + λ₂ε₂ (3-D view)",
+            table="surface",
+            style="custom",
+            draw=_draw_surface3d,
+        ),
+        Figure(
             "spectrum",
             "Hessian eigenvalue spectrum",
             table="spectrum",
@@ -267,6 +350,24 @@ class ScanUnit(UnitKind):
             draw=_draw_density,
             xlabel="eigenvalue",
             ylabel="density (log)",
+        ),
+        Figure(
+            "angles",
+            "Angles between Gaussian directions",
+            table="angles",
+            style="custom",
+            draw=_draw_angles,
+            xlabel="angle (degrees)",
+            ylabel="pairs",
+        ),
+        Figure(
+            "cosines",
+            "|cos| of mined directions against Hessian eigenvectors",
+            table="cosines",
+            style="custom",
+            draw=_draw_cosines,
+            xlabel="eigenvector (P.E.: positive, N.E.: negative eigenvalues)",
+            ylabel="|cos|",
         ),
     )
 
@@ -287,7 +388,7 @@ class ScanUnit(UnitKind):
         model, data = _model_and_data(ctx, "centre")
         centre = _state(ctx, "centre")
         roles = ("direction",) if p.shape == "curve" else ("x", "y")
-        directions = [{k: v.to(ctx.device) for k, v in ctx.input_tensors(r).items()} for r in roles]
+        directions = [_direction_input(ctx, r, (p.select or {}).get(r)) for r in roles]
         evaluator = PointEvaluator(model, centre, directions, data, p.bn, p.eval_examples, p.eval_seed)
         random_loss = math.log(data.num_classes)
         if p.shape == "curve":
@@ -419,18 +520,354 @@ class HessianUnit(UnitKind):
         ctx.commit(result, outputs={"directions": _on_cpu(vectors)})
 
 
+# ---------------------------------------------------------------------------------------------- mining
+
+
+MINING_ALGORITHMS = ("w_peak", "vvv_basin")
+
+
+class MiningSettings(_Settings):
+    """The settings of Xu et al.'s Algo. 1/2 the paper leaves out, with the defaults of ``workers.mining``."""
+
+    epochs: int = Field(default=10, ge=1, le=100000, description="E: epochs over the training set")
+    lr: float = Field(default=0.1, gt=0, le=100, description="η: the step size of the plain SGD updates")
+    batch_size: int = Field(default=128, ge=1, le=1 << 20, description="the paper's training batch size")
+    gamma: float = Field(default=0.5, ge=0, description="vvv_basin: γ, the weight of the interpolation term")
+    alpha: float = Field(default=0.0, ge=0, le=0.5, description="vvv_basin: λ ∈ [0.5 − α, 0.5 + α]")
+    phi_init: Literal["fresh", "perturbed"] = Field(
+        default="fresh",
+        description="vvv_basin: φ₀, a fresh seeded initialisation of the architecture, or θ + 0.1·(filter-"
+        "normalised Gaussian)",
+    )
+
+
+class MiningParams(UnitParams):
+    algorithm: Literal["w_peak", "vvv_basin"]
+    seed: int = 0
+    epochs: int = Field(default=10, ge=1)
+    lr: float = Field(default=0.1, gt=0)
+    batch_size: int = Field(default=128, ge=1)
+    gamma: float | None = None  # vvv_basin only
+    alpha: float | None = None
+    phi_init: Literal["fresh", "perturbed"] | None = None
+    eigenvectors: bool = Field(default=False, description="input eigen: a Hessian unit's eigenvectors (Fig. 9)")
+
+    def canonical(self) -> dict:
+        return _canonical_without_none(self)
+
+
+class _Tensors:
+    """The resumable state of a mining run (``jobs.loop.Resumable``): ε (Algo. 1) or φ (Algo. 2)."""
+
+    def __init__(self, tensors: dict):
+        self.tensors = tensors
+
+    def checkpoint(self) -> tuple[dict, dict]:
+        return {k: v.detach().clone() for k, v in self.tensors.items()}, {}
+
+    def restore(self, tensors: dict, meta: dict) -> None:
+        self.tensors = {k: v.to(next(iter(self.tensors.values())).device) for k, v in tensors.items()}
+
+
+class MiningUnit(UnitKind):
+    """Xu et al. §2.4–2.5: a direction mined at a centre by Algo. 1 (w-peak) or Algo. 2 (vvv-basin), one segment per
+    epoch (rows: λ and the batch loss per step), resumable; committed as ``directions`` like a direction unit's. With
+    input ``eigen`` (a Hessian unit's ``directions``) the result and table ``cosines`` hold |cos| against each
+    eigenvector (Fig. 9)."""
+
+    name = "mining"
+    version = 1
+    Params = MiningParams
+    default_resources = Resources(cpus=1, gpus=0, mem_gb=2.0, time_min=120, resource_class="train")
+    outputs = ("directions",)
+    metrics = (Metric("norm", "‖ε‖", ".4g"), Metric("final_loss", "batch loss, last epoch", ".4g"))
+    tables = ("mining", "cosines")
+
+    def run(self, ctx, p: MiningParams) -> None:
+        import torch
+
+        from lowloss.jobs.loop import Segment, run_segments
+        from lowloss.workers.data import BatchStream, derive_seed
+        from lowloss.workers.directions import cosine, direction_norm, parameter_names
+        from lowloss.workers.mining import (
+            fresh_initialisation,
+            mine_vvv_basin,
+            mine_w_peak,
+            perturbed_initialisation,
+            vvv_basin_direction,
+        )
+
+        centre_params = ctx.input_params("centre")
+        model, data = _model_and_data(ctx, "centre")
+        centre = _state(ctx, "centre")
+        names = parameter_names(model)
+        stream = BatchStream(data, p.batch_size, derive_seed("mining", p.algorithm, p.seed), augment=False)
+        spe = stream.steps_per_epoch
+        if p.algorithm == "w_peak":
+            state = _Tensors({n: torch.zeros_like(centre[n]) for n in names})
+        else:
+            if p.phi_init == "perturbed":
+                phi0 = perturbed_initialisation(centre, names, p.seed)
+            else:
+                phi0 = fresh_initialisation(lambda: build_for(centre_params.model, data, ctx.device), p.seed)
+            state = _Tensors({n: phi0[n].to(ctx.device) for n in names})
+
+        def segment(start: int, end: int) -> Segment:
+            rows: list[dict] = []
+
+            def on_step(step: int, lam: float, loss: float) -> None:
+                rows.append({"step": step, "epoch": step // spe, "lambda": lam, "loss": loss})
+
+            for epoch in range(start, end):
+                first, stop = epoch * spe, (epoch + 1) * spe
+                if p.algorithm == "w_peak":
+                    state.tensors = mine_w_peak(
+                        model, centre, stream, names, p.epochs, p.lr, p.seed, state.tensors, first, stop, on_step
+                    )
+                else:
+                    state.tensors = mine_vvv_basin(
+                        model,
+                        centre,
+                        state.tensors,
+                        stream,
+                        names,
+                        gamma=float(p.gamma if p.gamma is not None else 0.5),
+                        alpha=float(p.alpha or 0.0),
+                        epochs=p.epochs,
+                        lr=p.lr,
+                        seed=p.seed,
+                        start_step=first,
+                        stop_step=stop,
+                        on_step=on_step,
+                    )
+            return Segment({"mining": rows}, info={"epoch": end, "loss": rows[-1]["loss"]})
+
+        run_segments(ctx, p.epochs, 1, state, segment, unit="epochs")
+        eps = state.tensors if p.algorithm == "w_peak" else vvv_basin_direction(state.tensors, centre)
+        eps = _on_cpu(eps)
+        rows = ctx.rows("mining").to_pylist()
+        last = [r["loss"] for r in rows if r["epoch"] == p.epochs - 1]
+        result: dict[str, Any] = {
+            "algorithm": p.algorithm,
+            "norm": direction_norm(eps),
+            "final_loss": sum(last) / len(last),
+            "steps": len(rows),
+        }
+        if p.eigenvectors:
+            vectors = ctx.input_tensors("eigen")
+            eigen = ctx.input_result("eigen")
+            heads = sorted({k.split(".", 1)[0] for k in vectors}, key=lambda h: (h[:2] != "LA", int(h[2:])))
+            cos_rows = []
+            for head in heads:
+                which, rank = head[:2], int(head[2:])
+                v = {k[len(head) + 1 :]: t for k, t in vectors.items() if k.startswith(head + ".")}
+                values = eigen.get(f"eigenvalues_{which}") or []
+                cos_rows.append(
+                    {
+                        "which": which,
+                        "rank": rank,
+                        "eigenvalue": float(values[rank]) if rank < len(values) else float("nan"),
+                        "abs_cos": abs(cosine(eps, v)),
+                    }
+                )
+            ctx.write_segment(p.epochs, {"cosines": cos_rows})
+            result["abs_cos"] = {f"{r['which']}{r['rank']}": r["abs_cos"] for r in cos_rows}
+            result["max_abs_cos"] = max(r["abs_cos"] for r in cos_rows)
+        ctx.commit(result, outputs={"directions": eps})
+
+
+# ---------------------------------------------------------------------------------------------- centres
+
+
+CENTRE_SOURCES = ("point", "interpolation", "pivot", "checkpoint")
+
+
+class CentreParams(ModeParams):
+    """A centre that is not a mode, as a model of its own (``final``): a stored point of a path (``point``: input
+    ``a`` is ``Ref(uid, "point:<step>")`` or an AutoNEB edge's ``saddle``), a point on the straight line between two
+    modes (``interpolation``: inputs ``a``, ``b``, ``alpha``), a pivot of an AutoNEB path (``pivot``: input ``a`` the
+    edge's ``pivots``, ``template`` a mode), or a training checkpoint (``checkpoint``: input ``a`` a train unit that
+    stored epoch ``epoch``). ``seed``, ``model`` and ``data`` are those of the mode(s) it comes from."""
+
+    source: Literal["point", "interpolation", "pivot", "checkpoint"]
+    alpha: float | None = None
+    pivot: int | None = Field(default=None, ge=0)
+    epoch: int | None = Field(default=None, ge=1)
+    reestimate_bn: bool = Field(default=True, description="interpolation: BN statistics re-estimated at the point")
+
+    def canonical(self) -> dict:
+        return _canonical_without_none(self)
+
+
+class CentreUnit(UnitKind):
+    name = "centre"
+    version = 1
+    Params = CentreParams
+    default_resources = Resources(cpus=1, gpus=0, mem_gb=2.0, time_min=10, resource_class="eval")
+    outputs = ("final",)
+    metrics = (Metric("train_loss", "train loss at the centre", ".4f"), Metric("test_loss", "test loss", ".4f"))
+
+    def run(self, ctx, p: CentreParams) -> None:
+        import math as _math
+
+        from lowloss.workers.interpolation import interpolate_state, reestimate_batchnorm
+        from lowloss.workers.models import has_batchnorm
+        from lowloss.workers.training import evaluate_batches
+
+        data = load_data(ctx, p.data)
+        model = build_for(p.model, data, ctx.device)
+        if p.source == "point":
+            state = ctx.input_tensors("a")
+        elif p.source == "checkpoint":
+            recipe = ctx.input_params("a").recipe
+            steps = p.epoch * _math.ceil(data.n_train / recipe.batch_size)  # the train kind's BatchStream epochs
+            state = ctx.input_tensors("a", f"point:{steps}")
+        elif p.source == "pivot":
+            from lowloss.workers import neb
+
+            pivots = ctx.input_tensors("a")["pivots"]
+            if p.pivot is None or p.pivot >= pivots.shape[0]:
+                raise ValueError(f"pivot: {p.pivot} is not an index of the path's {pivots.shape[0]} pivots")
+            template = {k: v.to(ctx.device) for k, v in ctx.input_final_state("template").items()}
+            state = neb.unflatten_state(pivots[p.pivot].to(ctx.device), neb.state_layout(model), template)
+        else:
+            sa = {k: v.to(ctx.device) for k, v in ctx.input_final_state("a").items()}
+            sb = {k: v.to(ctx.device) for k, v in ctx.input_final_state("b").items()}
+            state = interpolate_state(sa, sb, float(p.alpha if p.alpha is not None else 0.5))
+        model.load_state_dict({k: v.to(ctx.device) for k, v in state.items()})
+        if p.source == "interpolation" and p.reestimate_bn and has_batchnorm(model):
+            reestimate_batchnorm(model, data.eval_batches("train", 256))
+        tl, ta = evaluate_batches(model, data.eval_batches("train"))
+        vl, va = evaluate_batches(model, data.eval_batches("test"))
+        ctx.commit(
+            {"source": p.source, "seed": p.seed, "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va},
+            final=_on_cpu(model.state_dict()),
+        )
+
+
+# ---------------------------------------------------------------------------------------------- angles (Fig. 5)
+
+
+class AnglesSettings(_Settings):
+    count: int = Field(default=100, ge=2, le=1000, description="Gaussian directions drawn (Fig. 5: 100)")
+    seed: int = Field(default=1000, description="the first draw's seed; draws seed, seed + 1, …")
+    normalisation: Literal["norm", "laynorm", "filnorm", "none"] = "norm"
+    one_d: Literal["normalise", "zero", "keep"] = "normalise"
+
+
+class AnglesParams(UnitParams, AnglesSettings):
+    pass
+
+
+class AnglesUnit(UnitKind):
+    """Xu et al. Fig. 5: the angles between every pair of ``count`` Gaussian directions at a centre (table
+    ``angles``: i, j, angle_deg); the directions are drawn as the direction kind draws them and not stored. Memory:
+    count × the model's parameter count in float32."""
+
+    name = "angles"
+    version = 1
+    Params = AnglesParams
+    default_resources = Resources(cpus=1, gpus=0, mem_gb=4.0, time_min=20, resource_class="eval")
+    metrics = (Metric("max_deviation_deg", "max |angle − 90°|", ".3g"),)
+    tables = ("angles",)
+
+    def run(self, ctx, p: AnglesParams) -> None:
+        import torch
+
+        from lowloss.workers.directions import flatten, gaussian_direction, parameter_names
+
+        model, _ = _model_and_data(ctx, "centre")
+        centre = _state(ctx, "centre")
+        names = parameter_names(model)
+        rows = []
+        vectors = torch.stack(
+            [
+                flatten(gaussian_direction(centre, names, p.seed + i, p.normalisation, p.one_d), names).float()
+                for i in range(p.count)
+            ]
+        ).double()
+        norms = vectors.norm(dim=1)
+        gram = (vectors @ vectors.T) / (norms[:, None] * norms[None, :])
+        for i in range(p.count):
+            for j in range(i + 1, p.count):
+                cos = max(-1.0, min(1.0, float(gram[i, j])))
+                rows.append({"i": i, "j": j, "angle_deg": math.degrees(math.acos(cos))})
+        ctx.write_segment(0, {"angles": rows})
+        angles = [r["angle_deg"] for r in rows]
+        ctx.commit(
+            {
+                "pairs": len(rows),
+                "min_deg": min(angles),
+                "max_deg": max(angles),
+                "mean_deg": sum(angles) / len(angles),
+                "max_deviation_deg": max(abs(a - 90.0) for a in angles),
+                "within_1_deg": sum(abs(a - 90.0) <= 1.0 for a in angles) / len(angles),
+                "dim": int(vectors.shape[1]),
+            }
+        )
+
+
 # ---------------------------------------------------------------------------------------------- the stage
 
 
-class DirectionSpec(_Settings):
-    """One entry of the stage's ``directions``: planned once per centre."""
+class DirectionSpec(MiningSettings):
+    """One entry of the stage's ``directions``: planned once per centre. ``gaussian``, ``gradient``, ``to_mode``:
+    a direction unit; ``eigenvector``: the ``rank``-th eigenvector of side ``which`` of the centre's Hessian unit
+    (the stage's ``hessian`` table); ``w_peak``, ``vvv_basin``: a mining unit (Algo. 1 / 2, settings of
+    ``MiningSettings``; ``seed`` seeds its batches, λ draws and φ₀)."""
 
-    kind: Literal["gaussian", "to_mode", "gradient"] = "gaussian"
-    seed: int = Field(default=0, description="gaussian: the seed of the draw")
+    kind: Literal["gaussian", "to_mode", "gradient", "eigenvector", "w_peak", "vvv_basin"] = "gaussian"
+    seed: int = Field(default=0, description="gaussian: the seed of the draw; w_peak/vvv_basin: the mining seed")
     normalisation: Literal["norm", "laynorm", "filnorm", "none"] = "norm"
     one_d: Literal["normalise", "zero", "keep"] = "normalise"
     target_seed: int | None = Field(default=None, description="to_mode: the other mode (default: the next seed)")
     examples: int | None = Field(default=None, ge=1, description="gradient: the seeded subset of training examples")
+    which: Literal["LA", "SA"] = Field(default="LA", description="eigenvector: largest (LA) or smallest (SA) side")
+    rank: int = Field(default=0, ge=0, le=9, description="eigenvector: 0 = the largest |eigenvalue| of its side")
+
+
+WIDE_RANGE_KINDS = ("to_mode", "vvv_basin")  # curves on λ ∈ [−1, 2] (two models on the grid: λ = 0 and λ = 1)
+
+
+class CentreSpec(_Settings):
+    """A centre that is not a mode of ``from`` (an entry of the stage's ``centres``)."""
+
+    kind: Literal["path", "interpolation", "saddle", "pivot", "checkpoint"]
+    stage: str | None = Field(default=None, description="path: an m2m stage; saddle, pivot: an autoneb stage")
+    pair: tuple[int, int] | None = Field(default=None, description="path, interpolation, saddle, pivot: the seeds")
+    at: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="path: where on the path (fraction of its iterations; the stored point nearest it); "
+        "interpolation: α of (1 − α)·θ_a + α·θ_b",
+    )
+    pivot: int | None = Field(default=None, ge=0, description="pivot: the pivot's index on the path (0: mode a)")
+    seed: int | None = Field(default=None, description="checkpoint: the mode's seed")
+    epoch: int | None = Field(default=None, ge=1, description="checkpoint: an epoch of [train] checkpoint_epochs")
+    directions: list[int] | None = Field(
+        default=None, description="indices into `directions` (default: all; []: none, only the centre itself)"
+    )
+    surface: bool = Field(default=True, description="the stage's surface at this centre too")
+    hessian: bool = Field(default=True, description="the stage's Hessian at this centre too")
+
+    def centre_seed(self) -> int:
+        """The seed standing for the centre (labels, to_mode targets): a pair's first mode, a checkpoint's mode."""
+        if self.kind == "checkpoint":
+            return int(self.seed if self.seed is not None else 0)
+        return int(self.pair[0]) if self.pair is not None else 0
+
+    def label(self) -> str:
+        a, b = self.pair if self.pair is not None else (None, None)
+        if self.kind == "checkpoint":
+            return f"seed={self.seed}@epoch{self.epoch}"
+        if self.kind == "path":
+            return f"path={self.stage}:{a}-{b}@{self.at:g}"
+        if self.kind == "interpolation":
+            return f"interp={a}-{b}@{self.at:g}"
+        if self.kind == "saddle":
+            return f"saddle={self.stage}:{a}-{b}"
+        return f"pivot={self.stage}:{a}-{b}#{self.pivot}"
 
 
 class SurfaceSpec(_Settings):
@@ -445,11 +882,13 @@ class SurfaceSpec(_Settings):
 class LandscapeStage(StageParams):
     from_: str = Field(alias="from", description="the stage whose modes are the centres")
     seeds: list[int] | None = Field(default=None, description="seeds of the modes to centre on (default: all)")
+    centres: list[CentreSpec] = Field(default_factory=list, description="centres besides the modes")
     directions: list[DirectionSpec] = Field(default_factory=lambda: [DirectionSpec()], min_length=1)
     scales: list[float] = Field(default=[0.1, 1.0, 4.0, 10.0], description="curve scales s: λ on [−s, s] ([]: none)")
     points: int = Field(default=41, ge=3, le=10001, description="points per curve, both ends included")
     surface: SurfaceSpec | None = None
     hessian: HessianSettings | None = None
+    angles: AnglesSettings | None = Field(default=None, description="Fig. 5 at the first centre (none: not drawn)")
     bn: Literal["UpBN", "NoUpBN"] = "UpBN"
     eval_examples: int | None = Field(default=None, ge=1)
     eval_seed: int = 0
@@ -466,22 +905,107 @@ def _target_seed(spec: DirectionSpec, seed: int, seeds: list[int]) -> int:
     return seeds[(seeds.index(seed) + 1) % len(seeds)]
 
 
+def _path_point(phases: list, at: float) -> tuple[Any, int]:
+    """(phase unit, step) of the stored point of an M2M path (its phases in order) nearest ``at`` × the path's
+    iterations; points are stored every ``point_stride`` iterations and at each phase's end; ties go to the earlier."""
+    total = sum(u.params["iterations"] for u in phases)
+    best: tuple[float, int, Any, int] | None = None
+    offset = 0
+    for u in phases:
+        n, stride = u.params["iterations"], u.params["point_stride"]
+        for step in sorted({*range(stride, n + 1, stride), n}):
+            key = (abs(offset + step - at * total), offset + step, u, step)
+            if best is None or key[:2] < best[:2]:
+                best = key
+        offset += n
+    assert best is not None
+    return best[2], best[3]
+
+
 class LandscapeStageKind(StageKind):
     name = "landscape"
     Table = LandscapeStage
-    unit_kinds = ("scan", "direction", "hessian")  # scan first: its metrics, verdicts and figures summarise the stage
-    input_output = "final"
+    unit_kinds = ("scan", "direction", "mining", "hessian", "centre", "angles")  # scan first: it summarises the stage
+    input_output = None  # checked in validate: `from` gives modes, `centres` may name path stages
     needs_input_stage = True
 
-    def validate(self, table: LandscapeStage, study, stages):
+    def inputs_of(self, table: Any) -> tuple[str, ...]:
+        extra = [c.stage for c in getattr(table, "centres", []) if c.stage is not None]
+        return tuple(dict.fromkeys([table.from_, *extra]))
+
+    def _centre_problems(self, table: LandscapeStage, study, stages, all_seeds: list[int]) -> list:
         problems: list[tuple[str, Any, str]] = []
+        needs = {"path": "m2m", "saddle": "autoneb", "pivot": "autoneb"}
+        for n, c in enumerate(table.centres):
+            where = f"centres[{n}]"
+            if c.kind in needs:
+                info = stages.get(c.stage) if c.stage is not None else None
+                if info is None or info.kind != needs[c.kind]:
+                    kinds = [k for k, i in stages.items() if i.kind == needs[c.kind]]
+                    problems.append(
+                        (f"{where}.stage", c.stage, f"the name of an earlier {needs[c.kind]} stage {kinds}")
+                    )
+                    continue
+                if c.kind == "path" and any(ph.iterations < 1 for ph in info.params.phases):
+                    problems.append((f"{where}.stage", c.stage, "an m2m stage with phases"))
+                if c.kind == "path" and info.params.point_stride < 1:
+                    problems.append((f"{where}.stage", c.stage, "an m2m stage that stores points (point_stride ≥ 1)"))
+            if c.kind != "checkpoint":
+                if c.pair is None or c.pair[0] == c.pair[1] or any(s not in all_seeds for s in c.pair):
+                    problems.append(
+                        (f"{where}.pair", c.pair, f"two different seeds of stage {table.from_!r}: {all_seeds}")
+                    )
+            else:
+                if c.seed not in all_seeds:
+                    problems.append((f"{where}.seed", c.seed, f"a seed of stage {table.from_!r}: {all_seeds}"))
+                epochs = list(study.train.get("checkpoint_epochs") or [])
+                if stages[table.from_].kind != "train" or c.epoch not in epochs:
+                    problems.append(
+                        (
+                            f"{where}.epoch",
+                            c.epoch,
+                            f"an epoch of [train] checkpoint_epochs {epochs} (the train stage {table.from_!r} "
+                            "stores those)",
+                        )
+                    )
+            if c.kind == "pivot" and c.pivot is None:
+                problems.append((f"{where}.pivot", None, "the index of a pivot of the path"))
+            if c.directions is not None:
+                bad = [i for i in c.directions if not 0 <= i < len(table.directions)]
+                if bad:
+                    problems.append((f"{where}.directions", c.directions, f"indices in 0..{len(table.directions) - 1}"))
+        return problems
+
+    def validate(self, table: LandscapeStage, study, stages):
+        from lowloss import jobs
+
+        problems: list[tuple[str, Any, str]] = []
+        if "final" not in jobs.stage_produces(jobs.get_stage_kind(stages[table.from_].kind)):
+            return [("from", table.from_, "a stage whose units produce modes ('final'), e.g. of kind train")]
         all_seeds = seeds_of(stages, table.from_, study)
         if table.seeds is not None:
             bad = [s for s in table.seeds if s not in all_seeds]
             if bad or len(set(table.seeds)) != len(table.seeds):
                 problems.append(("seeds", table.seeds, f"distinct seeds of stage {table.from_!r}: {all_seeds}"))
+        problems += self._centre_problems(table, study, stages, all_seeds)
         centres = table.seeds if table.seeds is not None else all_seeds
+        centres = [*centres, *(c.centre_seed() for c in table.centres)]
         for n, spec in enumerate(table.directions):
+            if spec.kind == "eigenvector":
+                h = table.hessian
+                if h is None or spec.which not in h.which or spec.rank >= h.k:
+                    problems.append(
+                        (
+                            f"directions[{n}].rank",
+                            spec.rank,
+                            f"an eigenvector the stage's hessian computes (hessian = {{k > rank, "
+                            f"which = [{spec.which!r}]}})",
+                        )
+                    )
+                elif any(not c.hessian and (c.directions is None or n in c.directions) for c in table.centres):
+                    problems.append((f"directions[{n}].kind", spec.kind, "centres with hessian = true (it needs one)"))
+            if spec.kind == "vvv_basin" and spec.alpha > 0.5:
+                problems.append((f"directions[{n}].alpha", spec.alpha, "α in [0, 0.5]"))
             if spec.kind != "to_mode":
                 continue
             if spec.target_seed is not None and spec.target_seed not in all_seeds:
@@ -516,13 +1040,23 @@ class LandscapeStageKind(StageKind):
                         f"two different indices in 0..{len(table.directions) - 1}",
                     )
                 )
+            for n, c in enumerate(table.centres):
+                if c.surface and c.directions is not None and not set(sf.directions) <= set(c.directions):
+                    problems.append(
+                        (
+                            f"centres[{n}].directions",
+                            c.directions,
+                            f"the surface's directions {list(sf.directions)} too",
+                        )
+                    )
         return problems
 
     def describe(self, table: LandscapeStage, study):
         kinds = ", ".join(d.kind for d in table.directions)
         lines = [
-            f"centres: modes of stage {table.from_!r} (seeds {table.seeds if table.seeds is not None else 'all'});"
-            f" directions: {kinds}; curves at s = {table.scales}, {table.points} points; bn = {table.bn}"
+            f"centres: modes of stage {table.from_!r} (seeds {table.seeds if table.seeds is not None else 'all'})"
+            + "".join(f", {c.label()}" for c in table.centres)
+            + f"; directions: {kinds}; curves at s = {table.scales}, {table.points} points; bn = {table.bn}"
         ]
         if table.surface is not None:
             sf = table.surface
@@ -536,65 +1070,176 @@ class LandscapeStageKind(StageKind):
                 f"hessian: k = {table.hessian.k} per {table.hessian.which}, trace by "
                 f"{table.hessian.trace_samples} samples, SLQ {table.hessian.slq_runs} run(s)"
             )
+        if table.angles is not None:
+            lines.append(f"angles between {table.angles.count} Gaussian directions at the first centre (Fig. 5)")
         return lines
+
+    def _centre_draft(self, c: CentreSpec, table: LandscapeStage, view, by_seed: dict) -> UnitDraft | None:
+        """The centre unit of a ``centres`` entry, or None when its AutoNEB stage computed no edge for the pair."""
+        seed = c.centre_seed()
+        mode = by_seed[seed]
+        common: dict[str, Any] = dict(seed=seed, model=mode.params["model"], data=mode.params["data"])
+        if c.kind == "checkpoint":
+            return UnitDraft(
+                "centre", CentreParams(source="checkpoint", epoch=c.epoch, **common), {"a": mode.id}, c.label()
+            )
+        assert c.pair is not None
+        a, b = (by_seed[s] for s in c.pair)
+        if c.kind == "interpolation":
+            return UnitDraft(
+                "centre", CentreParams(source="interpolation", alpha=c.at, **common), {"a": a.id, "b": b.id}, c.label()
+            )
+        units = view.units(c.stage)
+        if c.kind == "path":
+            phases = sorted(
+                (u for u in units if tuple(u.params["pair"]) == tuple(c.pair)), key=lambda u: u.params["phase"]
+            )
+            if not phases:
+                return None
+            unit, step = _path_point(phases, c.at)
+            return UnitDraft(
+                "centre", CentreParams(source="point", **common), {"a": Ref(unit.id, f"point:{step}")}, c.label()
+            )
+        edges = [u for u in units if sorted(u.params["pair"]) == sorted(c.pair)]
+        if not edges:
+            return None
+        edge = edges[0]
+        if c.kind == "saddle":
+            return UnitDraft("centre", CentreParams(source="point", **common), {"a": Ref(edge.id, "saddle")}, c.label())
+        return UnitDraft(
+            "centre",
+            CentreParams(source="pivot", pivot=c.pivot, **common),
+            {"a": Ref(edge.id, "pivots"), "template": by_seed[edge.params["pair"][0]].id},
+            c.label(),
+        )
 
     def plan(self, table: LandscapeStage, study, view) -> Plan:
         from lowloss.workers.landscape import Grid, curve_lambdas, grid_shards
 
-        if view.is_open(table.from_):
-            return Plan([], open=True, note=f"waiting for stage {table.from_}")
+        waiting = [s for s in self.inputs_of(table) if view.is_open(s)]
+        if waiting:
+            return Plan([], open=True, note=f"waiting for stage {', '.join(waiting)}")
         modes = view.units(table.from_)
         seeds = [u.params["seed"] for u in modes]
         by_seed = {u.params["seed"]: u for u in modes}
         drafts: list[UnitDraft] = []
+        skipped: list[str] = []
         scan: dict[str, Any] = dict(bn=table.bn, eval_examples=table.eval_examples, eval_seed=table.eval_seed)
-        for centre in _centres(table, modes):
-            seed = centre.params["seed"]
-            dirs: list[UnitDraft] = []
-            for n, spec in enumerate(table.directions):
-                inputs: dict = {"centre": centre.id}
-                inputs.update({f"other.{m}": Ref(d, "directions") for m, d in enumerate(dirs)})
+        # (label prefix, centre input, its seed, its spec or None for a mode)
+        centres: list[tuple[str, Any, int, CentreSpec | None]] = [
+            (f"seed={u.params['seed']}", u.id, u.params["seed"], None) for u in _centres(table, modes)
+        ]
+        for c in table.centres:
+            draft = self._centre_draft(c, table, view, by_seed)
+            if draft is None:
+                skipped.append(c.label())
+                continue
+            drafts.append(draft)
+            centres.append((c.label(), draft, c.centre_seed(), c))
+        if table.angles is not None and centres:
+            drafts.append(
+                UnitDraft(
+                    "angles",
+                    AnglesParams(**table.angles.model_dump()),
+                    {"centre": centres[0][1]},
+                    f"{centres[0][0]} angles({table.angles.count})",
+                )
+            )
+        for name, centre, seed, cspec in centres:
+            chosen = (
+                list(range(len(table.directions))) if cspec is None or cspec.directions is None else cspec.directions
+            )
+            hess = None
+            if table.hessian is not None and (cspec is None or cspec.hessian):
+                hess = UnitDraft(
+                    "hessian", HessianParams(**table.hessian.model_dump()), {"centre": centre}, f"{name} hessian"
+                )
+            needs_hessian = any(table.directions[n].kind in ("eigenvector", *MINING_ALGORITHMS) for n in chosen)
+            if hess is not None and needs_hessian:
+                drafts.append(hess)  # before the units that read its eigenvectors
+            sources: dict[int, tuple[Any, str | None]] = {}  # direction index -> (input, select prefix)
+            units: list[UnitDraft] = []  # direction units of this centre: the angles of later ones go to these
+            for n in chosen:
+                spec = table.directions[n]
+                if spec.kind == "eigenvector":
+                    if hess is None:  # validate refuses it; a planner bug must not pass silently
+                        raise ValueError(f"directions[{n}]: an eigenvector at centre {name}, which has no hessian")
+                    sources[n] = (Ref(hess, "directions"), f"{spec.which}{spec.rank}")
+                    continue
+                if spec.kind == "w_peak" or spec.kind == "vvv_basin":
+                    vvv = spec.kind == "vvv_basin"
+                    params = MiningParams(
+                        algorithm=spec.kind,
+                        seed=spec.seed,
+                        epochs=spec.epochs,
+                        lr=spec.lr,
+                        batch_size=spec.batch_size,
+                        gamma=spec.gamma if vvv else None,
+                        alpha=spec.alpha if vvv else None,
+                        phi_init=spec.phi_init if vvv else None,
+                        eigenvectors=hess is not None,
+                    )
+                    inputs: dict = {"centre": centre}
+                    if hess is not None:
+                        inputs["eigen"] = Ref(hess, "directions")
+                    draft = UnitDraft("mining", params, inputs, f"{name} dir={n} {spec.kind}({spec.seed})")
+                    drafts.append(draft)
+                    sources[n] = (Ref(draft, "directions"), None)
+                    continue
+                inputs = {"centre": centre}
+                inputs.update({f"other.{m}": Ref(d, "directions") for m, d in enumerate(units)})
                 if spec.kind == "to_mode":
                     target = _target_seed(spec, seed, seeds)
                     inputs["target"] = by_seed[target].id
-                    params = DirectionParams(direction="to_mode", others=len(dirs))
-                    label = f"seed={seed} dir={n} to_mode={target}"
+                    dparams = DirectionParams(direction="to_mode", others=len(units))
+                    label = f"{name} dir={n} to_mode={target}"
                 elif spec.kind == "gradient":
-                    params = DirectionParams(
+                    dparams = DirectionParams(
                         direction="gradient",
                         normalisation=spec.normalisation,
                         one_d=spec.one_d,
                         examples=spec.examples,
-                        others=len(dirs),
+                        others=len(units),
                     )
-                    label = f"seed={seed} dir={n} gradient"
+                    label = f"{name} dir={n} gradient"
                 else:
-                    params = DirectionParams(
+                    dparams = DirectionParams(
                         direction="gaussian",
                         seed=spec.seed,
                         normalisation=spec.normalisation,
                         one_d=spec.one_d,
-                        others=len(dirs),
+                        others=len(units),
                     )
-                    label = f"seed={seed} dir={n} gaussian({spec.seed})"
-                dirs.append(UnitDraft("direction", params, inputs, label))
-            drafts += dirs
-            for n, (spec, d) in enumerate(zip(table.directions, dirs)):
+                    label = f"{name} dir={n} gaussian({spec.seed})"
+                draft = UnitDraft("direction", dparams, inputs, label)
+                units.append(draft)
+                sources[n] = (Ref(draft, "directions"), None)
+            drafts += units
+            for n in chosen:
+                spec = table.directions[n]
+                ref, prefix = sources[n]
                 ranges = (
                     [(*W_BASIN_RANGE, w_basin_points(table.points))]
-                    if spec.kind == "to_mode"
+                    if spec.kind in WIDE_RANGE_KINDS
                     else [(curve_lambdas(s, table.points)[0], s, table.points) for s in table.scales]
                 )
                 for lo, hi, count in ranges:
                     drafts.append(
                         UnitDraft(
                             "scan",
-                            ScanParams(shape="curve", lambda_min=lo, lambda_max=hi, points=count, **scan),
-                            {"centre": centre.id, "direction": Ref(d, "directions")},
-                            f"seed={seed} dir={n} λ∈[{lo:g},{hi:g}]",
+                            ScanParams(
+                                shape="curve",
+                                lambda_min=lo,
+                                lambda_max=hi,
+                                points=count,
+                                select={"direction": prefix} if prefix else None,
+                                **scan,
+                            ),
+                            {"centre": centre, "direction": ref},
+                            f"{name} dir={n} λ∈[{lo:g},{hi:g}]",
                         )
                     )
-            if table.surface is not None:
+            if table.surface is not None and (cspec is None or cspec.surface):
                 sf = table.surface
                 grid = GridParams(
                     x_min=sf.x_range[0],
@@ -605,28 +1250,25 @@ class LandscapeStageKind(StageKind):
                     y_points=sf.y_points,
                 )
                 shards = grid_shards(Grid(**grid.model_dump()), *sf.shard)
-                dx, dy = (dirs[i] for i in sf.directions)
+                (rx, px), (ry, py) = (sources[i] for i in sf.directions)
+                select = {k: v for k, v in (("x", px), ("y", py)) if v} or None
                 for sh in shards:
                     box = (sh.x_start, sh.x_stop, sh.y_start, sh.y_stop)
                     drafts.append(
                         UnitDraft(
                             "scan",
-                            ScanParams(shape="surface", grid=grid, shard=box, **scan),
-                            {"centre": centre.id, "x": Ref(dx, "directions"), "y": Ref(dy, "directions")},
-                            f"seed={seed} shard={list(box)}",
+                            ScanParams(shape="surface", grid=grid, shard=box, select=select, **scan),
+                            {"centre": centre, "x": rx, "y": ry},
+                            f"{name} shard={list(box)}",
                         )
                     )
-            if table.hessian is not None:
-                drafts.append(
-                    UnitDraft(
-                        "hessian",
-                        HessianParams(**table.hessian.model_dump()),
-                        {"centre": centre.id},
-                        f"seed={seed} hessian",
-                    )
-                )
+            if hess is not None and not needs_hessian:
+                drafts.append(hess)
         if len(drafts) > study.max_units:
             from .base import ExpansionTooLarge
 
             raise ExpansionTooLarge(f"stage {view.stage}", len(drafts), study.max_units)
-        return Plan(drafts, note=f"{len(drafts)} units")
+        note = f"{len(drafts)} units" + (
+            f"; no path for centre(s) {', '.join(skipped)} (not computed by their stage)" if skipped else ""
+        )
+        return Plan(drafts, note=note)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Figure, Metric, Resources, SimpleStage, StageParams, UnitDraft, UnitKind
+from .base import Figure, Metric, Resources, SimpleStage, StageParams, UnitDraft, UnitKind, point_key
 from .common import DataParams, ModelParams, ModeParams, TrainRecipe, build_for, load_data, mode_data_problem
 from .loop import Segment, TrainingState, run_segments
 
@@ -110,6 +110,7 @@ class TrainUnit(UnitKind):
         def segment(start: int, end: int) -> Segment:
             evals = [eval_row(0, 0)] if start == 0 else []
             losses, lrs = [], []
+            points: dict = {}
             for s in range(start, end):
                 lr = schedule.lr_at(s, total, spe)
                 set_lr(optimizer, lr)
@@ -118,6 +119,8 @@ class TrainUnit(UnitKind):
                 lrs.append(lr)
                 if (s + 1) % spe == 0:
                     epoch = (s + 1) // spe
+                    if epoch in recipe.checkpoint_epochs:  # a training checkpoint, stored as the point at step s + 1
+                        points.update({point_key(n, s + 1): t.detach().clone() for n, t in model.state_dict().items()})
                     if epoch % recipe.eval_every == 0 or epoch == recipe.epochs:
                         evals.append(eval_row(epoch, s + 1))
             batch_losses = torch.stack(losses).double().cpu().tolist()
@@ -125,7 +128,8 @@ class TrainUnit(UnitKind):
                 {"step": s, "epoch": s // spe, "lr": lr, "loss": loss}
                 for s, lr, loss in zip(range(start, end), lrs, batch_losses)
             ]
-            return Segment({"steps": rows, "evals": evals}, info={"epoch": end // spe, "loss": batch_losses[-1]})
+            info = {"epoch": end // spe, "loss": batch_losses[-1]}
+            return Segment({"steps": rows, "evals": evals}, points or None, info=info)
 
         run_segments(ctx, total, recipe.segment_steps, TrainingState(model, optimizer, ctx.device), segment)
         last = eval_row(recipe.epochs, total)

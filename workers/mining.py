@@ -120,12 +120,13 @@ def mine_vvv_basin(
     seed: int = 0,
     start_step: int = 0,
     stop_step: int | None = None,
+    on_step: Callable[[int, float, float], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Xu et al. Algo. 2 l.1–7: per batch λ ~ U[0.5−α, 0.5+α], φ̂ = (1−λ)θ + λφ, φ ← φ − η(∇L(φ) + γλ∇L(φ̂)).
 
     Returns φ after the steps ``start_step`` ≤ t < ``stop_step`` (default: to the end), starting from ``phi_init``
     (θ's own parameters are never changed); the direction is ``vvv_basin_direction(φ, θ)`` = φ − θ (l.8). The
-    paper's grid is γ ∈ {0.1, 0.5, 0.9} × α ∈ {0, 0.1}."""
+    paper's grid is γ ∈ {0.1, 0.5, 0.9} × α ∈ {0, 0.1}. ``on_step(t, λ, L(φ) on the batch)`` sees each step."""
     if epochs < 1:
         raise ValueError(f"epochs: {epochs} is not at least 1")
     if not 0 <= alpha <= 0.5:
@@ -138,11 +139,13 @@ def mine_vvv_basin(
     for step in range(start_step, stop):
         lam = vvv_basin_lambda(step, alpha, seed)
         x, y = stream.batch(step)
-        _, g_phi = _grad_at(model, params, names, phi, x, y)
+        loss, g_phi = _grad_at(model, params, names, phi, x, y)
         _, g_mid = _grad_at(model, params, names, {n: (1 - lam) * theta[n] + lam * phi[n] for n in names}, x, y)
         with torch.no_grad():
             for n, a, b in zip(names, g_phi, g_mid):
                 phi[n].sub_(a + (gamma * lam) * b, alpha=lr)
+        if on_step is not None:
+            on_step(step, lam, loss)
     _restore(model, centre)
     return phi
 

@@ -124,14 +124,29 @@ def test_validate_names_the_field(write_spec, extra, field):
     assert field in proc.stdout + proc.stderr
 
 
-def test_recipe_validates_and_plans():
+def test_recipe_validates_and_plans(tmp_path, capsys):
+    from datafiles import write_cifar10
+
+    from lowloss.orchestrator.cli import main, recipes
+
     proc = run_cli("validate", "landscape-digits")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = run_cli("plan", "landscape-digits")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # 3 modes; per centre 3 directions, 2 curves at s = 1 + 1 w-basin curve, 4 shards, 1 hessian: 3 + 3 · 11
-    assert "36 unit(s) would run" in proc.stdout
+    # 3 modes; landscape: per centre 3 directions, 3 curves at s = 1 (one along P.E.1) + 1 w-basin curve, 4 shards,
+    # 1 hessian, and the angles unit (3 + 3 · 12 + 1); m2m: 1 phase; mined: the epoch-1 checkpoint, its hessian, a
+    # mining unit and its curve; midpoints: 2 centres × (1 centre + 2 directions + 2 curves)
+    assert "55 unit(s) would run" in proc.stdout
     assert "surface 11 × 11" in proc.stdout and "in 4 shards" in proc.stdout
+    names = [n for n in recipes() if n.startswith("landscape-")]
+    assert {"landscape-digits", "landscape-resnet32-cifar100", "landscape-mlp-cifar10"} <= set(names)
+    root = write_cifar10(tmp_path / "cifar10")
+    for name in names:
+        if "cifar100" not in name:  # validate checks the data root (CIFAR-100 files: not written here)
+            extra = ["--data-root", str(root)] if "cifar10" in name else []
+            assert main(["validate", name, *extra]) == 0, f"{name}: {capsys.readouterr().err}"
+        assert main(["plan", name]) == 0, f"{name}: {capsys.readouterr().err}"
+        assert "would run" in capsys.readouterr().out
 
 
 def _tensors(store: Path, unit: dict, output: str) -> dict:
@@ -250,7 +265,7 @@ def test_small_landscape_end_to_end_whole_and_sharded_surfaces_agree(tmp_path, w
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "land (scan): 11 of 11 unit(s) committed" in proc.stdout
     assert "curve class v-basin" in proc.stdout
-    for name in ("land-curves", "land-contour", "land-spectrum", "land-density", "whole-contour"):
+    for name in ("land-curves", "land-contour", "land-surface", "land-spectrum", "land-density", "whole-contour"):
         assert (tmp_path / "report" / "figures" / f"{name}.png").exists(), name
 
 
@@ -303,9 +318,21 @@ def test_gaussian_curves_at_s1_around_a_trained_mode_are_v_basins(tmp_path, writ
 
 
 @pytest.mark.slow
-def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec):
-    """A scan unit killed (SIGKILL) after some of its points resumes at the next point; the store's digests equal
-    those of an uninterrupted run."""
+@pytest.mark.parametrize(
+    "scan, total",
+    [
+        ('directions = [{kind = "gaussian", seed = 3}]\n    scales = [1.0]\n    points = 41\n', 41),
+        (
+            'directions = [{kind = "gaussian", seed = 3}, {kind = "gaussian", seed = 4}]\n    scales = []\n'
+            "    surface = {x_points = 6, y_points = 6, shard = [6, 6]}\n",
+            36,
+        ),
+    ],
+    ids=["curve", "surface-shard"],
+)
+def test_scan_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec, scan, total):
+    """A scan unit (a curve, a surface shard) killed (SIGKILL) after some of its points resumes at the next point; the
+    store's digests equal those of an uninterrupted run."""
     import os
     import signal
     import subprocess
@@ -314,7 +341,7 @@ def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec
 
     from conftest import cli_env, digests
 
-    stages = LANDSCAPE + '    directions = [{kind = "gaussian", seed = 3}]\n    scales = [1.0]\n    points = 41\n'
+    stages = LANDSCAPE + "    " + scan
     spec = write_spec(
         spec_text(seeds="[0]", model="small_cnn", epochs=1, segment_steps=50, stages=stages).replace(
             "retries = 1", "retries = 3"
@@ -335,7 +362,7 @@ def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec
         while killed_at is None and time.monotonic() < deadline:
             units = list(store.glob("units/kind=scan/unit=*"))
             done = len(list((units[0] / "segments").glob("*.json"))) if units else 0
-            if 3 <= done < 41:
+            if 3 <= done < total:
                 running = [json.loads(p.read_text()) for p in (units[0] / "attempts").glob("*.json")]
                 running = [a for a in running if a["state"] == "running"]
                 if running:
@@ -351,3 +378,224 @@ def test_curve_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec
     attempts = [json.loads(p.read_text()) for p in (unit / "attempts").glob("*.json")]
     assert len(attempts) >= 2
     assert digests(store) == digests(tmp_path / "ref")
+
+
+# ---------------------------------------------------------------- centres, eigenvector and mined directions
+
+
+class _PathView(_View):
+    """Modes 0–2, an m2m stage with one two-phase path 0 → 1 (points every 10 iterations), an AutoNEB edge 1–0."""
+
+    def __init__(self):
+        super().__init__([0, 1, 2])
+        for u in self.modes:
+            u.params.update(model={"name": "mlp"}, data={"dataset": "digits"})
+        self.phases = [
+            PlannedUnit(
+                f"ph{k}", "m2m_phase", {"pair": [0, 1], "phase": k, "iterations": n, "point_stride": 10}, "", {}
+            )
+            for k, n in ((1, 40), (2, 60))
+        ]
+        self.edges = [PlannedUnit("edge", "autoneb_edge", {"pair": [1, 0]}, "", {})]
+
+    def units(self, stage=None):
+        return {"modes": self.modes, "m2m": self.phases, "neb": self.edges}.get(stage, [])
+
+
+def test_plan_centres_mined_and_eigenvector_directions():
+    table = LandscapeStage.model_validate(
+        {
+            "from": "modes",
+            "seeds": [0],
+            "scales": [1.0],
+            "directions": [
+                {"kind": "gaussian", "seed": 0},
+                {"kind": "eigenvector", "which": "SA", "rank": 1},
+                {"kind": "w_peak", "seed": 3, "epochs": 4},
+                {"kind": "vvv_basin", "gamma": 0.9, "alpha": 0.1},
+            ],
+            "surface": {"x_points": 3, "y_points": 3, "shard": [3, 3], "directions": [0, 1]},
+            "hessian": {"k": 2, "which": ["LA", "SA"]},
+            "angles": {"count": 10},
+            "centres": [
+                {"kind": "path", "stage": "m2m", "pair": [0, 1], "at": 0.5, "directions": [0], "surface": False},
+                {"kind": "interpolation", "pair": [0, 1], "at": 0.25, "directions": [0], "surface": False},
+                {"kind": "saddle", "stage": "neb", "pair": [0, 1], "directions": [0], "surface": False},
+                {"kind": "pivot", "stage": "neb", "pair": [0, 1], "pivot": 2, "directions": [0], "surface": False},
+                {"kind": "checkpoint", "seed": 2, "epoch": 3, "directions": [0], "hessian": False, "surface": False},
+            ],
+        }
+    )
+    kind = LandscapeStageKind()
+    assert kind.inputs_of(table) == ("modes", "m2m", "neb")
+    plan = kind.plan(table, STUDY, _PathView())
+    by_label = {d.label: d for d in plan.drafts}
+    order = [d.label for d in plan.drafts]
+    # the middle of a 100-iteration path: iteration 50 is step 10 of phase 2
+    path = by_label["path=m2m:0-1@0.5"]
+    assert path.inputs == {"a": Ref("ph2", "point:10")} and path.params.source == "point"
+    assert path.params.model.name == "mlp" and path.params.seed == 0
+    interp = by_label["interp=0-1@0.25"]
+    assert interp.inputs == {"a": "mode0", "b": "mode1"} and interp.params.alpha == 0.25
+    assert by_label["saddle=neb:0-1"].inputs == {"a": Ref("edge", "saddle")}
+    pivot = by_label["pivot=neb:0-1#2"]
+    assert pivot.inputs == {"a": Ref("edge", "pivots"), "template": "mode1"} and pivot.params.pivot == 2
+    ckpt = by_label["seed=2@epoch3"]
+    assert ckpt.inputs == {"a": "mode2"} and ckpt.params.epoch == 3
+    assert "seed=2@epoch3 hessian" not in by_label and "path=m2m:0-1@0.5 hessian" in by_label
+    # a centre's units take the centre draft as input
+    curve = by_label["interp=0-1@0.25 dir=0 λ∈[-1,1]"]
+    assert curve.inputs["centre"] is interp
+    # at the mode: the hessian comes before the units that read its eigenvectors
+    hess = by_label["seed=0 hessian"]
+    assert order.index("seed=0 hessian") < order.index("seed=0 dir=2 w_peak(3)")
+    eig = by_label["seed=0 dir=1 λ∈[-1,1]"]
+    assert eig.inputs["direction"] == Ref(hess, "directions") and eig.params.select == {"direction": "SA1"}
+    w = by_label["seed=0 dir=2 w_peak(3)"]
+    assert w.kind == "mining" and w.inputs == {"centre": "mode0", "eigen": Ref(hess, "directions")}
+    assert (w.params.algorithm, w.params.epochs, w.params.gamma, w.params.eigenvectors) == ("w_peak", 4, None, True)
+    v = by_label["seed=0 dir=3 vvv_basin(0)"]
+    assert (v.params.gamma, v.params.alpha, v.params.phi_init) == (0.9, 0.1, "fresh")
+    assert by_label["seed=0 dir=3 λ∈[-1,2]"].params.points == w_basin_points(41)  # vvv: two models on the line
+    shard = by_label["seed=0 shard=[0, 3, 0, 3]"]
+    assert shard.params.select == {"y": "SA1"} and shard.inputs["y"] == Ref(hess, "directions")
+    assert by_label["seed=0 angles(10)"].inputs == {"centre": "mode0"}
+    # unchanged params leave mined-free ids alone: no select key in a plain curve's canonical params
+    assert "select" not in by_label["seed=0 dir=0 λ∈[-1,1]"].params.canonical()
+
+
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ('centres = [{kind = "path", stage = "modes", pair = [0, 1]}]', "centres[0].stage"),
+        ('centres = [{kind = "interpolation", pair = [0, 0]}]', "centres[0].pair"),
+        ('centres = [{kind = "checkpoint", seed = 0, epoch = 2}]', "centres[0].epoch"),
+        ('directions = [{kind = "eigenvector", rank = 0}]', "directions[0].rank"),
+        ('directions = [{kind = "w_peak", lr = 0}]', "lr"),
+    ],
+)
+def test_validate_centres_and_new_directions_name_the_field(write_spec, extra, field):
+    proc = run_cli("validate", write_spec(spec_text(seeds="[0, 1]", stages=LANDSCAPE + "    " + extra + "\n")))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert field in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_checkpoint_epochs_default_leaves_train_ids_alone():
+    from lowloss.jobs.common import DataParams, ModelParams, TrainRecipe
+    from lowloss.jobs.train import TrainParams
+
+    def params(**recipe):
+        return TrainParams(seed=0, model=ModelParams(), data=DataParams(dataset="digits"), recipe=TrainRecipe(**recipe))
+
+    assert "checkpoint_epochs" not in params().canonical()["recipe"]
+    assert params().canonical() == params(checkpoint_epochs=[]).canonical()
+    assert params(epochs=4, checkpoint_epochs=[2]).canonical()["recipe"]["checkpoint_epochs"] == [2]
+    with pytest.raises(ValueError, match="checkpoint_epochs"):
+        TrainRecipe(epochs=3, checkpoint_epochs=[4])
+
+
+@pytest.mark.slow
+def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spec):
+    """Through the kinds on digits: a training checkpoint and an interpolation midpoint as centres (their states are
+    the stored point and (θ₀ + θ₁)/2), the w-basin towards the other mode with the interpolation stage's barrier, a
+    curve along the Hessian's top eigenvector, a w-peak direction mined by Algo. 1 with its |cos| against the
+    eigenvectors (Fig. 9), the angles between Gaussian directions (Fig. 5), and the figures."""
+    import torch
+
+    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.store import Store
+    from lowloss.workers.data import BatchStream, load_dataset
+    from lowloss.workers.directions import angle_degrees, gaussian_direction
+    from lowloss.workers.interpolation import barrier, interpolate_state
+    from lowloss.workers.landscape import PointEvaluator
+    from lowloss.workers.models import build_model
+
+    stages = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    pairs = [[0, 1]]
+    points = 11
+
+    [[stages]]
+    name = "land"
+    kind = "landscape"
+    from = "modes"
+    seeds = [0]
+    directions = [{kind = "to_mode"}, {kind = "eigenvector", rank = 0}, {kind = "w_peak", seed = 0, epochs = 2}]
+    scales = [1.0]
+    points = 31
+    hessian = {k = 2, which = ["LA"], examples = 200, trace_samples = 4, slq_runs = 0}
+    angles = {count = 20}
+    centres = [{kind = "interpolation", pair = [0, 1], directions = [], hessian = false},
+               {kind = "checkpoint", seed = 0, epoch = 2, directions = [], hessian = false}]
+"""
+    train = "checkpoint_epochs = [2]"
+    spec = write_spec(
+        spec_text(seeds="[0, 1]", model="mlp", epochs=20, segment_steps=500, stages=stages, train_extra=train)
+    )
+    store = tmp_path / "store"
+    proc = run_cli("run", spec, "--store", store)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    st = Store(store)
+    modes = {u["unit"]["params"]["seed"]: u for u in _units(store, "train")}
+    theta = {s: _tensors(store, u, "final") for s, u in modes.items()}
+    centres = {u["unit"]["params"]["source"]: u for u in _units(store, "centre")}
+    mid = _tensors(store, centres["interpolation"], "final")
+    expect = interpolate_state(theta[0], theta[1], 0.5)
+    assert all(torch.equal(mid[n], expect[n]) for n in expect)
+    spe = BatchStream(load_dataset("digits"), 64, 0).steps_per_epoch
+    ckpt = _tensors(store, centres["checkpoint"], "final")
+    stored = st.point(modes[0]["unit"]["id"], 2 * spe)
+    assert all(torch.equal(ckpt[n], stored[n]) for n in stored) and not torch.equal(
+        ckpt["fc1.weight"], theta[0]["fc1.weight"]
+    )
+    assert centres["checkpoint"]["result"]["train_loss"] > modes[0]["result"]["final_train_loss"]
+
+    view = open_study(store).stage("land")
+    scans = {view.label(u["unit"]["id"]): u for u in _units(store, "scan")}
+    assert len(scans) == 3  # the centres have no directions here: only their own states are checked
+    # the w-basin towards mode 1: its barrier on λ ∈ [0, 1] is the interpolate stage's for the pair
+    w = scans["seed=0 dir=0 λ∈[-1,2]"]
+    rows = st.rows(w["unit"]["id"], "curve", kind="scan").to_pylist()
+    inner = rows[10:21]  # λ = 0, 0.1, …, 1
+    height, _ = barrier([r["train_loss"] for r in inner], [r["lambda"] for r in inner])
+    (lmc,) = _units(store, "interpolate")
+    assert w["result"]["class"] == "w-basin"
+    assert height == pytest.approx(lmc["result"]["barrier_train_loss"], rel=1e-5, abs=1e-7)
+    # the curve along the top eigenvector is the evaluator's along the stored LA0
+    (hess,) = _units(store, "hessian")
+    vectors = _tensors(store, hess, "directions")
+    la0 = {k[len("LA0.") :]: v for k, v in vectors.items() if k.startswith("LA0.")}
+    e = scans["seed=0 dir=1 λ∈[-1,1]"]
+    model = build_model("mlp", 10, 1, 8)
+    last = st.rows(e["unit"]["id"], "curve", kind="scan").to_pylist()[-1]
+    again = PointEvaluator(model, theta[0], [la0], load_dataset("digits")).evaluate([last["lambda"]])
+    assert again["train_loss"] == pytest.approx(last["train_loss"], rel=1e-6)
+    # the mined direction: committed as a direction, compared with the eigenvectors (Fig. 9), scanned
+    (mined,) = _units(store, "mining")
+    assert mined["result"]["algorithm"] == "w_peak" and set(mined["result"]["abs_cos"]) == {"LA0", "LA1"}
+    assert all(0 <= c <= 1 for c in mined["result"]["abs_cos"].values())
+    assert (
+        len(st.rows(mined["unit"]["id"], "mining", kind="mining"))
+        == 2 * BatchStream(load_dataset("digits"), 128, 0).steps_per_epoch
+    )
+    assert "seed=0 dir=2 λ∈[-1,1]" in scans
+    # Fig. 5's angles are the angles between the direction kind's Gaussian draws
+    (angles,) = _units(store, "angles")
+    table = st.rows(angles["unit"]["id"], "angles", kind="angles").to_pylist()
+    assert len(table) == 190
+    names = [n for n, p in model.named_parameters()]
+    d0, d1 = (gaussian_direction(theta[0], names, 1000 + i) for i in (0, 1))
+    assert table[0]["angle_deg"] == pytest.approx(angle_degrees(d0, d1), abs=1e-6)
+    assert angles["result"]["max_deviation_deg"] < 5
+
+    proc = run_cli("report", store, "--out", tmp_path / "report")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("land-curves", "land-angles", "land-cosines", "land-spectrum"):
+        assert (tmp_path / "report" / "figures" / f"{name}.png").exists(), name

@@ -320,3 +320,40 @@ def test_own_results_planner_on_slurm_with_coordinator_kills(tmp_path):
     profile.write_text('[defaults]\npartition = "debug"\nmem_gb = 1\ntime_min = 30\nsignal_delay_s = 30\n')
     store = explore_with_kills(tmp_path, "--executor", "slurm", "--profile", str(profile))
     assert list((store / "jobs").glob("*.json"))  # the rounds went out as Slurm jobs
+
+
+SURFACE = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "land"
+    kind = "landscape"
+    from = "modes"
+    directions = [{kind = "gaussian", seed = 0}, {kind = "gaussian", seed = 1}]
+    scales = []
+    eval_examples = 300
+    surface = {x_points = 4, y_points = 4, shard = [2, 2]}
+"""
+
+
+def test_landscape_surface_shards_through_slurm_give_the_local_surface(tmp_path):
+    """Issue 12: a 2-D surface in 4 shards run as Slurm array tasks assembles to the locally computed surface."""
+    from lowloss.orchestrator.api import open_study
+    from lowloss.workers.landscape import Grid, assemble_surface
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="surface", seeds="[0]", epochs=1, segment_steps=50, stages=SURFACE))
+    run_cli("run", spec, "--store", tmp_path / "local", check=True)
+    proc = run_cli("run", spec, "--store", tmp_path / "slurm", "--executor", "slurm", "--profile", _profile(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert digests(tmp_path / "slurm") == digests(tmp_path / "local")
+    surfaces = []
+    for store in ("local", "slurm"):
+        study = open_study(tmp_path / store)
+        view = study.stage("land")
+        rows = [r for u in view.units if view.kind_of(u) == "scan" for r in study.unit_rows(u, "surface").to_pylist()]
+        surfaces.append(assemble_surface(rows, Grid(x_points=4, y_points=4), "train_loss"))
+    assert (surfaces[0] == surfaces[1]).all()
+    assert any(len(r["tasks"]) == 4 for r in _job_records(tmp_path / "slurm")), "the 4 shards as one array"
