@@ -51,6 +51,16 @@ class TrainRecipe(UnitParams):
     augment: bool = True
     eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
     segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
+    precision: Literal["fp32", "tf32", "bf16"] | None = Field(
+        default=None, description="fp32 (unset), tf32 (CUDA matmuls/convs), bf16 (autocast forward passes)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_precision(self, handler) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("precision") is None:
+            out.pop("precision", None)  # unset: the recipe's content (and the ids) of before the setting existed
+        return out
 
 
 class ModeParams(UnitParams):
