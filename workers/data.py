@@ -195,8 +195,11 @@ class BatchStream:
         self._order: torch.Tensor | None = None
 
     def order(self, epoch: int) -> torch.Tensor:
+        """The epoch's permutation, drawn on the CPU and moved once per epoch to where the data lives (no copy per
+        batch from the host when the data is on a GPU)."""
         if epoch != self._epoch:
-            self._order = torch.randperm(self.n, generator=generator("order", self.seed, epoch))
+            order = torch.randperm(self.n, generator=generator("order", self.seed, epoch))
+            self._order = order.to(getattr(self.data, "train_x", order).device)
             self._epoch = epoch
         assert self._order is not None
         return self._order
@@ -217,18 +220,18 @@ def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int):
 
 def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tensor:
     """Random crop back to the input size after zero padding, one offset per sample."""
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     padded = F.pad(x, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=g)
-    out = torch.empty_like(x)
-    for i in range(n):
-        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
-        out[i] = padded[i, :, dy : dy + h, dx : dx + w]
-    return out
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=g).to(x.device, non_blocking=True)
+    # one gather for the whole batch (a copy of the same elements as slicing sample by sample: the same bytes)
+    rows = (offsets[:, 0, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (offsets[:, 1, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    samples = torch.arange(n, device=x.device)[:, None, None, None]
+    return padded[samples, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
 
 
 def random_hflip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
+    flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device, non_blocking=True)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
@@ -236,7 +239,8 @@ def random_rotate(x: torch.Tensor, degrees: float, g: torch.Generator) -> torch.
     angles = (torch.rand(x.shape[0], generator=g) * 2 - 1) * math.radians(degrees)
     cos, sin = torch.cos(angles), torch.sin(angles)
     zeros = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1).to(x)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+    theta = theta.to(x.device, x.dtype, non_blocking=True)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
@@ -257,9 +261,13 @@ def _mnist_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def _cifar_augment(name: str):
     mean, std = _NORMALIZE[name]
     black = ((-torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
+    on_device: dict = {}  # the black level per (device, dtype): moved once, not per batch
 
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        b = black.to(x)
+        key = (x.device, x.dtype)
+        if key not in on_device:
+            on_device[key] = black.to(x)
+        b = on_device[key]
         return random_hflip(random_crop(x - b, 4, g) + b, g)
 
     return augment
