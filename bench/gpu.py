@@ -101,7 +101,7 @@ def bench_spec(recipe: str, iterations: int, rounds: int | None, precision: str 
     stage.update(pairs="consecutive", eval_every=iterations, point_stride=0, segment_iterations=max(iterations // 3, 1))
     train = dict(doc.get("train", {}))
     if precision:
-        train["precision"] = precision
+        stage["precision"] = precision
     lines = ["[study]", 'name = "bench-gpu"', "seeds = [0, 1]"]
     for section, table in (("data", doc["data"]), ("model", doc["model"]), ("train", train)):
         lines.append(f"[{section}]")
@@ -161,8 +161,8 @@ def run_recipe(name: str, args, tmp: Path) -> None:
         torch.cuda.synchronize()
     eval_s = (time.perf_counter() - t) * (full_train + full_test) / (n_train + n_test)
     total_its = sum(int(p["iterations"]) for p in m2m["phases"])
-    assumed = steps_per_it if rounds is not None or "rounds" in m2m["phases"][0] else args.assume_rounds
-    assumed = float(m2m["phases"][0].get("rounds", assumed)) if rounds is None else assumed
+    # a phase of r fixed steps runs r; one "until the rolling loss < threshold" is assumed to need --assume-rounds
+    assumed = float(m2m["phases"][0].get("rounds", args.assume_rounds))
     path_s = total_its / it_s * (assumed / steps_per_it) + (total_its // int(m2m.get("eval_every", 100))) * eval_s
     if device == "cuda":
         memory = f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB ({torch.cuda.get_device_name()})"
