@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pydantic import Field, model_serializer
@@ -124,7 +125,7 @@ class TrainUnit(UnitKind):
         total = recipe.epochs * spe
 
         def eval_row(epoch: int, step: int) -> dict:
-            with amp() if amp is not None else _nothing():
+            with amp() if amp is not None else contextlib.nullcontext():
                 tl, ta = evaluate_batches(model, data.eval_batches("train"))
                 vl, va = evaluate_batches(model, data.eval_batches("test"))
             return {"epoch": epoch, "step": step, "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va}
@@ -181,14 +182,6 @@ def _schedule(recipe: TrainRecipe):
         cooldown_epochs=recipe.cooldown_epochs,
         kind=recipe.schedule,
     )
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _run_group(ctx, p: TrainParams) -> None:

@@ -13,6 +13,7 @@ It has the small part of the ``nn.Module`` interface the training loop and its c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -90,7 +91,7 @@ def stacked_train_step(
     gradient is the plain model's gradient."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with autocast() if autocast is not None else _null():
+    with autocast() if autocast is not None else contextlib.nullcontext():
         out = model(x)
         k, b = y.shape
         losses = F.cross_entropy(out.flatten(0, 1).float(), y.flatten(), reduction="none").view(k, b).mean(1)
@@ -105,7 +106,7 @@ def stacked_evaluate(model: StackedModels, batches, autocast=None) -> list[tuple
     model.eval()
     total, correct, n = None, None, 0
     for xb, yb in batches:
-        with autocast() if autocast is not None else _null():
+        with autocast() if autocast is not None else contextlib.nullcontext():
             out = model(xb, shared=True).float()  # K×B×C
         k = out.shape[0]
         loss = F.cross_entropy(out.flatten(0, 1), yb.repeat(k), reduction="none").view(k, -1).double().sum(1)
@@ -116,11 +117,3 @@ def stacked_evaluate(model: StackedModels, batches, autocast=None) -> list[tuple
     assert total is not None and correct is not None, "evaluation over no batches"
     losses, accs = total.cpu().tolist(), correct.cpu().tolist()
     return [(float(lo) / n, float(c) / n) for lo, c in zip(losses, accs)]
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
