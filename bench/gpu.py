@@ -128,7 +128,7 @@ def run_recipe(name: str, args, tmp: Path) -> None:
     store.write_run_settings({"data_root": str(root), "checkpoint_seconds": 60, "device": device})
     planner = plan_study(study)
     data = load_dataset(dataset, str(root))
-    model_name = study.model["name"]
+    model_name = study.context.model["name"]
     for unit in planner.stage_units("modes"):
         store.write_unit(unit.record)
         torch.manual_seed(unit.params["seed"])
@@ -173,8 +173,8 @@ def run_recipe(name: str, args, tmp: Path) -> None:
         f"{n_train} training images, precision {args.precision or 'fp32'}, unit wall {wall:.1f} s"
     )
     print(
-        f"  {it_s:8.2f} iterations/s ({steps_per_it:.1f} Train^r steps per iteration, "
-        f"{it_s * steps_per_it:.1f} steps/s); {memory}"
+        f"  {it_s:8.3g} iterations/s ({steps_per_it:.1f} Train^r steps per iteration, "
+        f"{it_s * steps_per_it:.3g} steps/s); {memory}"
     )
     print(f"  full-set evaluation (train + test, {full_train + full_test} images): {eval_s:.1f} s")
     print(
