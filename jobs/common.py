@@ -63,11 +63,15 @@ class TrainRecipe(UnitParams):
         description="store the model after these epochs as points (point:<epoch × steps per epoch>): centres of "
         "landscape scans at a training checkpoint (Xu et al. §3.2); [] (the default) stores none",
     )
+    precision: Literal["fp32", "tf32", "bf16"] | None = Field(
+        default=None, description="fp32 (unset), tf32 (CUDA matmuls/convs), bf16 (autocast forward passes)"
+    )
     LATER_DEFAULTS: ClassVar[dict[str, Any]] = {
         "decay_steps": [],
         "decay_factor": 0.1,
         "nesterov": False,
         "checkpoint_epochs": [],
+        "precision": None,
     }
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ small by construction. Points (the model state) are stored every ``point_stride`
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -90,6 +91,9 @@ class PathSettings(StageParams):
         description="Move each layer's weight and bias as one vector (the authors' LeNet5 "
         "configurations); unset: on with reference_quirks, else off",
     )
+    precision: Literal["fp32", "tf32", "bf16"] | None = Field(
+        default=None, description="fp32 (unset), tf32 (CUDA matmuls/convs), bf16 (autocast forward passes)"
+    )
 
 
 class M2MSettings(PathSettings):
@@ -130,6 +134,12 @@ class M2OStage(M2OSettings):
     seeds: list[int] | None = None
 
 
+def _without_unset_precision(canonical: dict) -> dict:
+    if canonical.get("precision") is None:
+        canonical.pop("precision", None)  # unset: the content (and id) of a path unit from before the setting
+    return canonical
+
+
 class M2MPhaseParams(UnitParams, M2MSettings, TrainRule, PhaseMoves):
     """One phase of one pair's path: the pair's seeds, which phase of how many, the tensor patterns it moves."""
 
@@ -138,9 +148,15 @@ class M2MPhaseParams(UnitParams, M2MSettings, TrainRule, PhaseMoves):
     phases: int = Field(ge=1)
     patterns: list[str]
 
+    def canonical(self) -> dict:
+        return _without_unset_precision(super().canonical())
+
 
 class M2OParams(UnitParams, M2OSettings):
     seed: int
+
+    def canonical(self) -> dict:
+        return _without_unset_precision(super().canonical())
 
 
 def _phase_patterns(phases: list[PhaseSpec]) -> list[list[str]]:
@@ -470,7 +486,9 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         select_tensors,
         state_variances,
     )
+    from lowloss.workers.training import set_precision
 
+    amp = set_precision(ctx.device, p.precision)
     mode = ctx.input_params("p0")
     data = load_data(ctx, mode.data)
     model = build_for(mode.model, data, ctx.device)
@@ -532,7 +550,8 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
     evaluator = Evaluator(model, data, "NoUpBN")  # the one protocol; the path's own (moved) BatchNorm statistics
 
     def evaluate_row(row: dict) -> None:
-        measured = evaluator.measure()
+        with amp() if amp is not None else contextlib.nullcontext():
+            measured = evaluator.measure()
         row["train_loss_full"], row["train_acc_full"] = measured["train"]
         row["test_loss"], row["test_acc"] = measured["test"]
 
@@ -558,14 +577,15 @@ def _run_path(ctx, p, toward_origin: bool) -> None:
         points: dict = {}
         lengths = state.extra["step_c_lengths"]
         for it in range(start, end):
-            if toward_origin:
-                m = llpf_m2o_iteration(
-                    model, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg, lengths
-                )
-            else:
-                m = llpf_m2m_iteration(
-                    model, destination, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg, lengths
-                )
+            with amp() if amp is not None else contextlib.nullcontext():  # autocast: matmuls/convs only
+                if toward_origin:
+                    m = llpf_m2o_iteration(
+                        model, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg, lengths
+                    )
+                else:
+                    m = llpf_m2m_iteration(
+                        model, destination, start_variances, moved, optimizer, next_batch, F.cross_entropy, cfg, lengths
+                    )
             losses = m["losses"]
             row = {
                 "iteration": it + 1,

@@ -199,9 +199,21 @@ class ImageFolderData:
 
 
 class BatchStream:
-    """Training batches as a pure function of (seed, step); ``batch(step)`` may be called in any order."""
+    """Training batches as a pure function of (seed, step); ``batch(step)`` may be called in any order.
 
-    def __init__(self, data: "TensorDataset | ImageFolderData", batch_size: int, seed: int, augment: bool = True):
+    For data that lives on a GPU (or with ``prefetch``), each epoch's order and the random parameters of every batch
+    of the epoch (drawn on the CPU from the batch's own generator, exactly as ``train_batch`` draws them) are moved to
+    the device once per epoch; a batch is then gathered and augmented on the device without a copy from the host.
+    The batches are the same as ``train_batch``'s."""
+
+    def __init__(
+        self,
+        data: "TensorDataset | ImageFolderData",
+        batch_size: int,
+        seed: int,
+        augment: bool = True,
+        prefetch: bool | None = None,
+    ):
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
@@ -210,18 +222,44 @@ class BatchStream:
         self.steps_per_epoch = math.ceil(self.n / batch_size)
         self._epoch = -1
         self._order: torch.Tensor | None = None
+        self._draws: tuple[torch.Tensor, ...] = ()
+        train_x = getattr(data, "train_x", None)
+        if prefetch is None:
+            prefetch = train_x is not None and train_x.device.type != "cpu"
+        self.prefetch = bool(prefetch) and train_x is not None
+        self._split = (
+            self.prefetch and self.use_augment and isinstance(data.augment, Augment)
+        )  # augmentation parameters drawn per epoch
 
     def order(self, epoch: int) -> torch.Tensor:
+        """The epoch's permutation, drawn on the CPU and moved once per epoch to where the data lives."""
         if epoch != self._epoch:
-            self._order = torch.randperm(self.n, generator=generator("order", self.seed, epoch))
+            order = torch.randperm(self.n, generator=generator("order", self.seed, epoch))
+            device = self.data.train_x.device if self.prefetch else order.device  # type: ignore[union-attr]
+            self._order = order.to(device)
+            if self._split:
+                augment = self.data.augment
+                assert isinstance(augment, Augment)
+                draws = []
+                for pos in range(self.steps_per_epoch):
+                    count = min(self.batch_size, self.n - pos * self.batch_size)
+                    step = epoch * self.steps_per_epoch + pos
+                    draws.append(augment.draw(count, generator("augment", self.seed, step)))
+                self._draws = tuple(torch.cat(parts).to(device) for parts in zip(*draws))
             self._epoch = epoch
         assert self._order is not None
         return self._order
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, pos = divmod(step, self.steps_per_epoch)
-        idx = self.order(epoch)[pos * self.batch_size : (pos + 1) * self.batch_size]
-        return self.data.train_batch(idx, ("augment", self.seed, step), self.use_augment)
+        lo, hi = pos * self.batch_size, (pos + 1) * self.batch_size
+        idx = self.order(epoch)[lo:hi]
+        if not self._split:
+            return self.data.train_batch(idx, ("augment", self.seed, step), self.use_augment)
+        data = self.data
+        assert isinstance(data, TensorDataset) and isinstance(data.augment, Augment)
+        x, y = data.train_x[idx], data.train_y[idx]
+        return data.augment.apply(x, *(d[lo:hi] for d in self._draws)), y
 
 
 def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int):
@@ -232,30 +270,67 @@ def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int):
 # ---------------------------------------------------------------- augmentation (LLPF Table 4), batched and seeded
 
 
+class Augment:
+    """A seeded batch augmentation in two halves: ``draw(n, g)`` takes the random parameters of n images from the
+    batch's CPU generator (in the order the augmentation uses them), ``apply(x, *params)`` transforms the batch on its
+    device. ``augment(x, g)`` is both at once."""
+
+    def __init__(self, draw: Callable[..., tuple[torch.Tensor, ...]], apply: Callable[..., torch.Tensor]):
+        self.draw, self.apply = draw, apply
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.apply(x, *self.draw(int(x.shape[0]), g))
+
+
+def crop_offsets(n: int, padding: int, g: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 2 * padding + 1, (n, 2), generator=g)
+
+
+def crop_at(x: torch.Tensor, padding: int, offsets: torch.Tensor) -> torch.Tensor:
+    """Crop back to the input size after zero padding, at one offset per sample: one gather for the whole batch (a
+    copy of the same elements as slicing sample by sample: the same bytes)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    offsets = offsets.to(x.device, non_blocking=True)
+    rows = (offsets[:, 0, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (offsets[:, 1, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    samples = torch.arange(n, device=x.device)[:, None, None, None]
+    return padded[samples, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+
+
 def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tensor:
     """Random crop back to the input size after zero padding, one offset per sample."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=g)
-    out = torch.empty_like(x)
-    for i in range(n):
-        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
-        out[i] = padded[i, :, dy : dy + h, dx : dx + w]
-    return out
+    return crop_at(x, padding, crop_offsets(int(x.shape[0]), padding, g))
+
+
+def flip_mask(n: int, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    return torch.rand(n, generator=g) < p
+
+
+def flip_where(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    return torch.where(flip.to(x.device, non_blocking=True)[:, None, None, None], x.flip(-1), x)
 
 
 def random_hflip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
-    flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return flip_where(x, flip_mask(int(x.shape[0]), g, p))
+
+
+def rotation_theta(n: int, degrees: float, g: torch.Generator) -> torch.Tensor:
+    """The affine matrices (n×2×3) of a rotation by a uniform angle in [-degrees, degrees] per sample."""
+    angles = (torch.rand(n, generator=g) * 2 - 1) * math.radians(degrees)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    zeros = torch.zeros_like(cos)
+    return torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+
+
+def rotate_by(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    theta = theta.to(x.device, x.dtype, non_blocking=True)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
 def random_rotate(x: torch.Tensor, degrees: float, g: torch.Generator) -> torch.Tensor:
-    angles = (torch.rand(x.shape[0], generator=g) * 2 - 1) * math.radians(degrees)
-    cos, sin = torch.cos(angles), torch.sin(angles)
-    zeros = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1).to(x)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    return rotate_by(x, rotation_theta(int(x.shape[0]), degrees, g))
 
 
 def _normalize(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -263,23 +338,40 @@ def _normalize(x: torch.Tensor, name: str) -> torch.Tensor:
     return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
 
 
-def _mnist_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    # Normalization is applied at load time and is affine, so rotating/cropping the normalized image with
-    # zero fill would fill with the mean; fill with the normalized black level instead.
-    black = (0.0 - _NORMALIZE["mnist"][0][0]) / _NORMALIZE["mnist"][1][0]
-    x = random_rotate(x - black, 5.0, g) + black
-    return random_crop(x - black, 2, g) + black
+# Normalization is applied at load time and is affine, so rotating/cropping the normalized image with zero fill would
+# fill with the mean; MNIST's augmentation fills with the normalized black level instead.
+_MNIST_BLACK = (0.0 - _NORMALIZE["mnist"][0][0]) / _NORMALIZE["mnist"][1][0]
 
 
-def _cifar_augment(name: str):
+def _mnist_draw(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return rotation_theta(n, 5.0, g), crop_offsets(n, 2, g)
+
+
+def _mnist_apply(x: torch.Tensor, theta: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    black = _MNIST_BLACK
+    x = rotate_by(x - black, theta) + black
+    return crop_at(x - black, 2, offsets) + black
+
+
+_mnist_augment = Augment(_mnist_draw, _mnist_apply)
+
+
+def _cifar_augment(name: str) -> Augment:
     mean, std = _NORMALIZE[name]
     black = ((-torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
+    on_device: dict = {}  # the black level per (device, dtype): moved once, not per batch
 
-    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        b = black.to(x)
-        return random_hflip(random_crop(x - b, 4, g) + b, g)
+    def draw(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return crop_offsets(n, 4, g), flip_mask(n, g)
 
-    return augment
+    def apply(x: torch.Tensor, offsets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        key = (x.device, x.dtype)
+        if key not in on_device:
+            on_device[key] = black.to(x)
+        b = on_device[key]
+        return flip_where(crop_at(x - b, 4, offsets) + b, flip)
+
+    return Augment(draw, apply)
 
 
 # ---------------------------------------------------------------- loaders

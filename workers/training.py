@@ -173,3 +173,37 @@ def restore_rng_state(tensors: dict[str, torch.Tensor], device: torch.device) ->
         torch.set_rng_state(tensors["rng.cpu"])
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+
+
+# ---------------------------------------------------------------- numeric precision (opt-in, part of a unit's params)
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def set_precision(device: torch.device, precision: str | None):
+    """Configure this process for ``precision`` on ``device``; returns a factory of the autocast context, or None.
+
+    - ``None``/``"fp32"``: IEEE fp32 everywhere; on CUDA also for cuDNN convolutions (whose PyTorch default is TF32),
+      with deterministic cuDNN algorithms and no benchmark autotuning (identical digests run after run).
+    - ``"tf32"``: TensorFloat-32 matmuls and convolutions on CUDA (Ampere and later); on a CPU nothing changes.
+    - ``"bf16"``: as fp32, with the forward passes under ``torch.autocast(dtype=torch.bfloat16)`` (CUDA or CPU);
+      losses are computed in fp32 from the bf16 logits, parameters and optimizer state stay fp32."""
+    if precision not in (None, *PRECISIONS):
+        raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if device.type == "cuda":
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS reductions
+        tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    if precision == "bf16":
+        device_type = device.type
+
+        def autocast():
+            return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+
+        return autocast
+    return None

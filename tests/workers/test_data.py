@@ -472,3 +472,19 @@ def test_lenet5_trains_on_mnist5k_batches():
     model = build_model("lenet5", data.num_classes, data.in_channels, data.image_size)
     x, y = BatchStream(data, 64, seed=0).batch(0)
     assert x.shape == (64, 1, 28, 28) and model(x).shape == (64, 10) and y.shape == (64,)
+
+
+@pytest.mark.parametrize("dataset", ["mnist5k", "cifar10"])
+def test_batches_prepared_per_epoch_on_the_device_equal_the_batches_drawn_per_step(dataset, tmp_path):
+    """The GPU path (order and augmentation parameters of a whole epoch moved to the device at once) gives the same
+    batches, byte for byte, as drawing each batch from its own generator; forced here on the CPU."""
+    from lowloss.workers.data import BatchStream, load_dataset
+
+    data = load_dataset("mnist5k") if dataset == "mnist5k" else load_dataset("cifar10", str(write_cifar10(tmp_path)))
+    per_step = BatchStream(data, 16, seed=3, prefetch=False)
+    per_epoch = BatchStream(data, 16, seed=3, prefetch=True)
+    assert per_epoch._split and not per_step._split
+    last = per_step.steps_per_epoch - 1  # a short last batch when the set is not a multiple of 16
+    for step in (0, 1, last, last + 2):
+        (xa, ya), (xb, yb) = per_step.batch(step), per_epoch.batch(step)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)

@@ -99,3 +99,18 @@ def test_interpolation_endpoints_and_bn_reestimation():
         h = a.conv1(x)
     assert torch.allclose(a.bn1.running_mean, h.mean((0, 2, 3)), atol=1e-5)
     assert barrier([1.0, 3.0, 2.0], [0.0, 0.5, 1.0]) == (1.5, 1)
+
+
+def test_precision_is_fp32_unless_bf16_autocast_is_asked_for():
+    from lowloss.workers.training import set_precision
+
+    cpu = torch.device("cpu")
+    assert set_precision(cpu, None) is None and set_precision(cpu, "fp32") is None
+    assert set_precision(cpu, "tf32") is None  # TensorFloat-32 exists on CUDA only: nothing changes on a CPU
+    amp = set_precision(cpu, "bf16")
+    layer = torch.nn.Linear(4, 3)
+    with amp():
+        out = layer(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16 and layer.weight.dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown precision .fp16.; allowed: fp32, tf32, bf16"):
+        set_precision(cpu, "fp16")

@@ -1,0 +1,60 @@
+"""StackedModels: K models as one batched model step like K plain models (up to rounding), BatchNorm included."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from lowloss.workers.models import build_model
+from lowloss.workers.training import evaluate, make_optimizer, train_step
+from lowloss.workers.vectorize import StackedModels, stacked_evaluate, stacked_train_step
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("name, optimizer", [("small_cnn", "sgd"), ("mlp", "adamw")])
+def test_stacked_steps_equal_plain_steps_of_each_model(name, optimizer):
+    k = 3
+    models = []
+    for s in range(k):
+        torch.manual_seed(s)
+        models.append(build_model(name, 10, 1, 8))
+    plain = [copy.deepcopy(m) for m in models]
+    stacked = StackedModels(models)
+    opt = make_optimizer(stacked.parameters(), optimizer, 0.05, 0.9, 5e-4)
+    opts = [make_optimizer(m.parameters(), optimizer, 0.05, 0.9, 5e-4) for m in plain]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):  # each model its own batch
+        x, y = torch.randn(k, 32, 1, 8, 8, generator=g), torch.randint(0, 10, (k, 32), generator=g)
+        losses = stacked_train_step(stacked, opt, x, y)
+        expected = torch.stack([train_step(plain[i], opts[i], x[i], y[i]) for i in range(k)])
+        torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-6)
+    for i in range(k):
+        own, ref = stacked.member_state(i), plain[i].state_dict()
+        assert list(own) == list(ref)  # keyed and ordered like the plain model's state dict
+        for n in ref:
+            torch.testing.assert_close(own[n], ref[n], rtol=1e-4, atol=1e-5)  # BatchNorm statistics too
+    xe, ye = torch.randn(50, 1, 8, 8, generator=g), torch.randint(0, 10, (50,), generator=g)
+    for (loss, acc), m in zip(stacked_evaluate(stacked, [(xe[:20], ye[:20]), (xe[20:], ye[20:])]), plain):
+        ref_loss, ref_acc = evaluate(m, xe, ye)
+        assert loss == pytest.approx(ref_loss, rel=1e-5) and acc == ref_acc
+
+
+def test_state_dict_round_trip_restores_the_stack():
+    models = [build_model("small_cnn", 10, 1, 8) for _ in range(2)]
+    stacked = StackedModels(models)
+    saved = {n: t.clone() for n, t in stacked.state_dict().items()}
+    assert saved["conv1.weight"].shape[0] == 2 and "bn1.running_mean" in saved
+    opt = make_optimizer(stacked.parameters(), "sgd", 0.1)
+    stacked_train_step(stacked, opt, torch.randn(2, 8, 1, 8, 8), torch.randint(0, 10, (2, 8)))
+    assert not torch.equal(stacked.state_dict()["conv1.weight"], saved["conv1.weight"])
+    stacked.load_state_dict(saved)
+    assert all(torch.equal(stacked.state_dict()[n], saved[n]) for n in saved)
