@@ -1,4 +1,5 @@
-"""Stage kind ``landscape``; unit kinds ``direction``, ``scan``, ``hessian``: loss landscapes at modes (Xu et al.).
+"""Stage kind ``landscape``; unit kinds ``direction``, ``scan``, ``hessian``, ``mining``, ``centre``, ``angles``: loss
+landscapes at modes and at other points (Xu et al.).
 
 - ``direction``: one perturbation direction ε at a centre (input ``centre``: a mode, or a stored point via
   ``Ref(uid, "point:<step>")``), committed as the tensor set ``directions``: a seeded Gaussian (normalised ``norm``,
@@ -10,7 +11,14 @@
 - ``hessian``: extreme eigenpairs (eigsh over Hessian–vector products), Hutchinson's trace and the SLQ density at a
   centre; the eigenvectors are committed as ``directions`` under keys ``<which><rank>.<tensor>`` (``LA0.fc.weight``).
 
-The stage plans, per centre (the modes of ``from`` with the chosen seeds), the direction units, then in the same plan
+- ``mining``: a direction mined at a centre by Algo. 1 (w-peak) or Algo. 2 (vvv-basin), one segment per epoch,
+  committed as ``directions``; with input ``eigen`` it records |cos| against the Hessian's eigenvectors (Fig. 9).
+- ``centre``: a centre that is not a mode, materialised as a model (``final``): a stored path point, an AutoNEB
+  saddle or pivot, a point of the straight line between two modes, or a training checkpoint.
+- ``angles``: the angles between pairs of Gaussian directions at a centre (Fig. 5).
+
+The stage plans, per centre (the modes of ``from`` with the chosen seeds, then the ``centres`` entries as centre
+units), the direction and mining units (after the Hessian unit when they read its eigenvectors), then in the same plan
 (naming the drafts) the curves per (direction, scale) and the surface shards, and the Hessian unit.
 """
 
