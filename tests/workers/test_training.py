@@ -99,3 +99,11 @@ def test_interpolation_endpoints_and_bn_reestimation():
         h = a.conv1(x)
     assert torch.allclose(a.bn1.running_mean, h.mean((0, 2, 3)), atol=1e-5)
     assert barrier([1.0, 3.0, 2.0], [0.0, 0.5, 1.0]) == (1.5, 1)
+
+
+def test_step_schedule_decays_at_the_given_steps():
+    from lowloss.workers.training import Schedule
+
+    s = Schedule(kind="step", lr=0.1, decay_steps=(32000, 48000), decay_factor=0.1)
+    values = [s.lr_at(step, 64000, 391) for step in (0, 31999, 32000, 47999, 48000, 63999)]
+    assert values == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
