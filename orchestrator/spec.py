@@ -38,7 +38,8 @@ _MISSING = object()
 
 def _show(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    limit = 400 if isinstance(value, str) else 80  # a path is shown whole
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Section(StrictScalars):

@@ -94,3 +94,22 @@ def test_pretrained_mode_from_torchvision_cache_then_m2o_on_imagefolder(tmp_path
     (m2o,) = (tmp_path / "store").glob("units/kind=m2o/unit=*")
     result = json.loads((m2o / "result.json").read_text())
     assert result["final_norm_ratio"] < 1.0
+
+
+def test_later_train_fields_leave_the_canonical_json_of_earlier_recipes_alone():
+    import pytest
+
+    from lowloss.jobs.common import TrainRecipe
+
+    plain = TrainRecipe().canonical()
+    assert not {"decay_steps", "decay_factor", "nesterov"} & set(plain)  # unit ids of earlier specs do not change
+    paper = TrainRecipe(schedule="step", lr=0.1, decay_steps=[32000, 48000], nesterov=True).canonical()
+    assert paper["decay_steps"] == [32000, 48000] and paper["nesterov"] is True
+    assert TrainRecipe.model_validate(paper) == TrainRecipe.model_validate(paper | {"decay_factor": 0.1})
+    for bad, message in (
+        ({"schedule": "step"}, "needs decay_steps"),
+        ({"decay_steps": [48000, 32000]}, "increasing"),
+        ({"nesterov": True, "optimizer": "adam"}, "nesterov"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            TrainRecipe.model_validate(bad)

@@ -114,3 +114,11 @@ def test_precision_is_fp32_unless_bf16_autocast_is_asked_for():
     assert out.dtype == torch.bfloat16 and layer.weight.dtype == torch.float32
     with pytest.raises(ValueError, match="unknown precision .fp16.; allowed: fp32, tf32, bf16"):
         set_precision(cpu, "fp16")
+
+
+def test_step_schedule_decays_at_the_given_steps():
+    from lowloss.workers.training import Schedule
+
+    s = Schedule(kind="step", lr=0.1, decay_steps=(32000, 48000), decay_factor=0.1)
+    values = [s.lr_at(step, 64000, 391) for step in (0, 31999, 32000, 47999, 48000, 63999)]
+    assert values == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
