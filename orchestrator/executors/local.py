@@ -136,7 +136,7 @@ class WarmLocalExecutor(LocalExecutor):
         self.worker_max_units = worker_max_units
         self.worker_max_rss_mb = worker_max_rss_mb
         self._workers: list[_Worker] = []
-        self.started = 0  # worker processes started (for the benchmark and the tests)
+        self._leaving: list[subprocess.Popen] = []  # retired workers not yet reaped
 
     def _spawn(self) -> _Worker:
         read_fd, write_fd = os.pipe()
@@ -159,7 +159,6 @@ class WarmLocalExecutor(LocalExecutor):
         os.set_blocking(read_fd, False)
         worker = _Worker(proc, read_fd)
         self._workers.append(worker)
-        self.started += 1
         return worker
 
     def _drop(self, worker: _Worker) -> None:
@@ -184,6 +183,7 @@ class WarmLocalExecutor(LocalExecutor):
                 pass  # it died meanwhile: poll reports the unit as ended with the worker
 
     def _collect(self) -> list[Finished]:
+        self._reap()
         out: list[Finished] = []
         for worker in list(self._workers):
             rc = worker.proc.poll()  # before reading: an answer written just before it ended is read below
@@ -208,13 +208,12 @@ class WarmLocalExecutor(LocalExecutor):
         return out
 
     def _retire(self, worker: _Worker) -> None:
-        """An idle worker that said it retires: let it go (it exits on its own; reaped here)."""
-        try:
-            worker.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait()
+        """An idle worker that said it retires leaves the pool (it exits on its own; reaped without waiting)."""
         self._drop(worker)
+        self._leaving.append(worker.proc)
+
+    def _reap(self) -> None:
+        self._leaving = [p for p in self._leaving if p.poll() is None]
 
     def poll(self, timeout: float) -> list[Finished]:
         deadline = time.monotonic() + timeout
@@ -256,6 +255,13 @@ class WarmLocalExecutor(LocalExecutor):
                 except OSError:
                     pass
         deadline = time.monotonic() + 10
+        for proc in self._leaving:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._leaving = []
         for worker in list(self._workers):
             try:
                 worker.proc.wait(max(0.1, deadline - time.monotonic()))
