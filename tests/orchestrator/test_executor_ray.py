@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from autoneb_runs import kill_mid_cycle_then_between_edges, reference_run
 from conftest import cli_env, digests, run_cli, spec_text
 from planner_runs import explore_with_kills
 
@@ -213,3 +214,22 @@ def test_landscape_surface_shards_through_ray_give_the_local_surface(tmp_path, r
         rows = [r for u in view.units if view.kind_of(u) == "scan" for r in study.unit_rows(u, "surface").to_pylist()]
         surfaces.append(assemble_surface(rows, Grid(x_points=4, y_points=4), "train_loss"))
     assert (surfaces[0] == surfaces[1]).all()
+
+
+@pytest.fixture(scope="module")
+def autoneb_reference(tmp_path_factory):
+    return reference_run(tmp_path_factory.mktemp("anbref"))
+
+
+def test_exploration_on_ray_survives_kills(tmp_path, autoneb_reference, monkeypatch):
+    """AutoNEB (issue 11): the exploration through Ray, the Ray worker running an edge SIGKILLed mid-cycle (the unit
+    runs in it), the coordinator between edges; local digests, no edge twice."""
+    tmp = f"/tmp/ray-anb-{os.getpid()}"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("LOWLOSS_RAY_TMPDIR", tmp)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    spec, ref = autoneb_reference
+    try:
+        kill_mid_cycle_then_between_edges(tmp_path / "store", spec, ref, "--executor", "ray")
+    finally:
+        subprocess.run(["rm", "-rf", tmp], check=False)

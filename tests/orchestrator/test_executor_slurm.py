@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from autoneb_runs import edges, kill_mid_cycle_then_between_edges, reference_run
 from conftest import digests, run_cli, spec_text, start_cli, wait_for
 from planner_runs import explore_with_kills
 
@@ -357,3 +358,29 @@ def test_landscape_surface_shards_through_slurm_give_the_local_surface(tmp_path)
         surfaces.append(assemble_surface(rows, Grid(x_points=4, y_points=4), "train_loss"))
     assert (surfaces[0] == surfaces[1]).all()
     assert any(len(r["tasks"]) == 4 for r in _job_records(tmp_path / "slurm")), "the 4 shards as one array"
+
+
+@pytest.fixture(scope="module")
+def autoneb_reference(tmp_path_factory):
+    return reference_run(tmp_path_factory.mktemp("anbref"))
+
+
+def test_exploration_on_slurm_survives_kills_and_sends_the_star_as_one_array(tmp_path, autoneb_reference):
+    """AutoNEB (issue 11): the exploration through Slurm, an edge's job SIGKILLed mid-cycle, the coordinator between
+    edges; local digests, no edge twice, and the star's edges submitted as one array."""
+    profile = tmp_path / "profile.toml"
+    profile.write_text('[defaults]\npartition = "debug"\nmem_gb = 1\ntime_min = 30\nsignal_delay_s = 30\n')
+    spec, ref = autoneb_reference
+    store = kill_mid_cycle_then_between_edges(
+        tmp_path / "store", spec, ref, "--executor", "slurm", "--profile", str(profile)
+    )
+    losses = {}
+    for unit in store.glob("units/kind=train/unit=*"):
+        seed = json.loads((unit / "unit.json").read_text())["params"]["seed"]
+        losses[seed] = json.loads((unit / "result.json").read_text())["final_train_loss"]
+    best = min(losses, key=lambda s: (losses[s], s))
+    pairs = {uid: json.loads((p / "unit.json").read_text())["params"]["pair"] for uid, p in edges(store).items()}
+    star = {uid for uid, pair in pairs.items() if best in pair}
+    records = [json.loads(p.read_text()) for p in sorted((store / "jobs").glob("*.json"))]
+    arrays = [{u for us in r["tasks"].values() for u in us} for r in records]
+    assert len(star) == 2 and star in arrays, (star, arrays)  # the star's two edges were one array
