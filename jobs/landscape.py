@@ -824,7 +824,9 @@ class DirectionSpec(MiningSettings):
     (the stage's ``hessian`` table); ``w_peak``, ``vvv_basin``: a mining unit (Algo. 1 / 2, settings of
     ``MiningSettings``; ``seed`` seeds its batches, λ draws and φ₀)."""
 
-    kind: Literal["gaussian", "to_mode", "gradient", "eigenvector", "w_peak", "vvv_basin"] = "gaussian"
+    kind: Literal["gaussian", "to_mode", "gradient", "eigenvector", "w_peak", "vvv_basin", "next_checkpoint"] = (
+        "gaussian"
+    )
     seed: int = Field(default=0, description="gaussian: the seed of the draw; w_peak/vvv_basin: the mining seed")
     normalisation: Literal["norm", "laynorm", "filnorm", "none"] = "norm"
     one_d: Literal["normalise", "zero", "keep"] = "normalise"
@@ -834,7 +836,11 @@ class DirectionSpec(MiningSettings):
     rank: int = Field(default=0, ge=0, le=9, description="eigenvector: 0 = the largest |eigenvalue| of its side")
 
 
-WIDE_RANGE_KINDS = ("to_mode", "vvv_basin")  # curves on λ ∈ [−1, 2] (two models on the grid: λ = 0 and λ = 1)
+WIDE_RANGE_KINDS = (
+    "to_mode",
+    "vvv_basin",
+    "next_checkpoint",
+)  # curves on λ ∈ [−1, 2] (two models on the grid: λ = 0 and λ = 1)
 
 
 class CentreSpec(_Settings):
@@ -1014,6 +1020,18 @@ class LandscapeStageKind(StageKind):
                     problems.append((f"directions[{n}].kind", spec.kind, "centres with hessian = true (it needs one)"))
             if spec.kind == "vvv_basin" and spec.alpha > 0.5:
                 problems.append((f"directions[{n}].alpha", spec.alpha, "α in [0, 0.5]"))
+            if spec.kind == "next_checkpoint":
+                takers = [c for c in table.centres if c.directions is None or n in c.directions]
+                if not any(c.kind == "checkpoint" for c in takers):
+                    problems.append(
+                        (
+                            f"directions[{n}].kind",
+                            spec.kind,
+                            "the direction from a training checkpoint to the next one (Xu et al. §3.2, v-side "
+                            "curves): it needs a centre of kind 'checkpoint' that takes it (it is planned at "
+                            "checkpoint centres only)",
+                        )
+                    )
             if spec.kind != "to_mode":
                 continue
             if spec.target_seed is not None and spec.target_seed not in all_seeds:
@@ -1157,6 +1175,8 @@ class LandscapeStageKind(StageKind):
             chosen = (
                 list(range(len(table.directions))) if cspec is None or cspec.directions is None else cspec.directions
             )
+            if cspec is None or cspec.kind != "checkpoint":  # a next checkpoint exists at checkpoint centres only
+                chosen = [n for n in chosen if table.directions[n].kind != "next_checkpoint"]
             hess = None
             if table.hessian is not None and (cspec is None or cspec.hessian):
                 hess = UnitDraft(
@@ -1196,7 +1216,31 @@ class LandscapeStageKind(StageKind):
                     continue
                 inputs = {"centre": centre}
                 inputs.update({f"other.{m}": Ref(d, "directions") for m, d in enumerate(units)})
-                if spec.kind == "to_mode":
+                if spec.kind == "next_checkpoint":
+                    assert cspec is not None and cspec.kind == "checkpoint" and cspec.epoch is not None
+                    later = sorted(e for e in study.train.get("checkpoint_epochs") or [] if e > cspec.epoch)
+                    mode = by_seed[cspec.centre_seed()]
+                    if later:  # the next stored checkpoint, as a centre unit of its own (its model and losses)
+                        target_centre = UnitDraft(
+                            "centre",
+                            CentreParams(
+                                source="checkpoint",
+                                epoch=later[0],
+                                seed=cspec.centre_seed(),
+                                model=mode.params["model"],
+                                data=mode.params["data"],
+                            ),
+                            {"a": mode.id},
+                            f"seed={cspec.centre_seed()}@epoch{later[0]}",
+                        )
+                        drafts.append(target_centre)
+                        inputs["target"] = target_centre
+                        label = f"{name} dir={n} next_checkpoint=epoch{later[0]}"
+                    else:  # the last checkpoint: the direction to the trained mode
+                        inputs["target"] = mode.id
+                        label = f"{name} dir={n} next_checkpoint=final"
+                    dparams = DirectionParams(direction="to_mode", others=len(units))
+                elif spec.kind == "to_mode":
                     target = _target_seed(spec, seed, seeds)
                     inputs["target"] = by_seed[target].id
                     dparams = DirectionParams(direction="to_mode", others=len(units))

@@ -116,6 +116,7 @@ LANDSCAPE = """
         ("surface = {directions = [0, 0]}", "surface.directions"),
         ('bn = "upbn"', "bn"),
         ('directions = [{kind = "gaussian", normalisation = "layer"}]', "normalisation"),
+        ('directions = [{kind = "next_checkpoint"}]', "directions[0].kind"),  # no checkpoint centre takes it
     ],
 )
 def test_validate_names_the_field(write_spec, extra, field):
@@ -599,3 +600,34 @@ def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spe
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("land-curves", "land-angles", "land-cosines", "land-spectrum"):
         assert (tmp_path / "report" / "figures" / f"{name}.png").exists(), name
+
+
+def test_next_checkpoint_direction_goes_to_the_next_stored_epoch_then_to_the_mode():
+    """Xu et al. §3.2 (v-side curves): at a training checkpoint, the direction to the next checkpoint (the last one's
+    goes to the trained mode); planned at checkpoint centres only, on λ ∈ [−1, 2] (both checkpoints on the curve)."""
+    study = StudyContext(
+        seeds=(0, 1, 2), data={"dataset": "digits"}, model={"name": "small_cnn"}, train={"checkpoint_epochs": [1, 3]}
+    )
+    table = LandscapeStage.model_validate(
+        {
+            "from": "modes",
+            "seeds": [0],
+            "scales": [1.0],
+            "directions": [{"kind": "gaussian", "seed": 0}, {"kind": "next_checkpoint"}],
+            "centres": [
+                {"kind": "checkpoint", "seed": 2, "epoch": 1, "hessian": False, "surface": False},
+                {"kind": "checkpoint", "seed": 2, "epoch": 3, "hessian": False, "surface": False},
+            ],
+        }
+    )
+    plan = LandscapeStageKind().plan(table, study, _PathView())
+    by_label = {d.label: d for d in plan.drafts}
+    assert not any("seed=0 dir=1" in label for label in by_label)  # a mode has no next checkpoint
+    first = by_label["seed=2@epoch1 dir=1 next_checkpoint=epoch3"]
+    assert first.params.direction == "to_mode" and first.inputs["centre"] is by_label["seed=2@epoch1"]
+    target = first.inputs["target"]
+    assert (target.params.source, target.params.epoch, target.inputs) == ("checkpoint", 3, {"a": "mode2"})
+    last = by_label["seed=2@epoch3 dir=1 next_checkpoint=final"]
+    assert last.inputs["target"] == "mode2"
+    curve = by_label["seed=2@epoch1 dir=1 λ∈[-1,2]"]
+    assert curve.inputs["direction"] == Ref(first, "directions")
