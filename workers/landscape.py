@@ -110,9 +110,14 @@ class PointEvaluator:
         self.evaluator.refresh_batchnorm()
 
     def evaluate(self, coefficients: Sequence[float]) -> dict[str, float]:
-        self.load_point(coefficients)
-        values = self.evaluator.evaluate()
-        return {k: values[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+        self.load_point(coefficients)  # BatchNorm already refreshed there: measure the point as it is
+        measured = self.evaluator.measure()
+        return {
+            "train_loss": measured["train"][0],
+            "train_acc": measured["train"][1],
+            "test_loss": measured["test"][0],
+            "test_acc": measured["test"][1],
+        }
 
 
 # ---------------------------------------------------------------- 1-D curves
