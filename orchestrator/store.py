@@ -515,7 +515,16 @@ class Store:
                 rec = self._read_optional(p)
                 if isinstance(rec, dict) and "attempt" in rec:
                     out.append(rec)
-        return sorted(out, key=lambda r: r["attempt"])
+        out.sort(key=lambda r: r["attempt"])
+        if out and out[-1].get("state") == "running":
+            # killed between its commit and its closing record: the commit marker names the attempt that made it
+            try:
+                commit = self.commit_record(uid, kind)
+            except DamagedError:
+                commit = None
+            if commit is not None and commit.get("attempt") == out[-1]["attempt"]:
+                out[-1] = {**out[-1], "state": "done", "note": "committed; its closing record was never written"}
+        return out
 
     def attempt_paths(self, uid: str, kind: str, attempt: int) -> tuple[Path, Path, Path]:
         """(record, log, space reserve) of one attempt."""

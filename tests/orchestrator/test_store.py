@@ -207,3 +207,16 @@ def test_a_store_of_another_format_is_refused_by_every_command_with_what_to_do(t
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "has format 1 and this lowloss reads format 2" in proc.stderr and "new store" in proc.stderr, args
         assert "Traceback" not in proc.stderr
+
+
+def test_a_unit_killed_between_its_commit_and_its_closing_record_reads_as_done(tmp_path):
+    """The commit marker names the attempt that made it; a "running" record of that attempt is shown as done."""
+    store, w = _writer(tmp_path)
+    uid = w.record.id
+    store.write_attempt(uid, "train", {"attempt": 1, "state": "failed"})
+    store.write_attempt(uid, "train", {"attempt": 2, "state": "running"})
+    assert store.attempts(uid)[-1]["state"] == "running"  # not committed yet: still running (or lost)
+    w.commit({"final": 1.0}, {"final": {"w": torch.zeros(2)}}, {"attempt": 2})
+    assert [a["state"] for a in store.attempts(uid)] == ["failed", "done"]
+    store.write_attempt(uid, "train", {"attempt": 3, "state": "running"})  # a later attempt is not the commit's
+    assert store.attempts(uid)[-1]["state"] == "running"
