@@ -107,15 +107,22 @@ class BenchPathKind(UnitKind):
 register_kind(BenchPathKind())
 
 
+def _params(i: int) -> dict:
+    return {"seed": i, "lr": 0.01}
+
+
 def _uid(i: int) -> str:
-    return f"{i:020x}"
+    """The unit's real id (the store checks that unit.json hashes to it)."""
+    from lowloss.orchestrator.store import unit_id
+
+    return unit_id("bench_path", 1, _params(i), {})
 
 
 def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) -> None:
     from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
 
     store = Store(root)
-    rec = UnitRecord(_uid(i), "bench_path", 1, {"seed": i, "lr": 0.01}, {})
+    rec = UnitRecord(_uid(i), "bench_path", 1, _params(i), {})
     store.write_unit(rec)
     writer = UnitWriter(store, rec)
     rng = np.random.default_rng(i)
