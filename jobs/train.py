@@ -109,22 +109,14 @@ class TrainUnit(UnitKind):
         import torch
 
         from lowloss.workers.data import BatchStream, derive_seed
-        from lowloss.workers.training import evaluate_batches, make_optimizer, set_lr, set_precision, train_step
+        from lowloss.workers.training import evaluate_batches, set_lr, set_precision, train_step
 
         recipe = p.recipe
         amp = set_precision(ctx.device, recipe.precision)
         data = load_data(ctx, p.data)
         torch.manual_seed(derive_seed("init", p.seed))
         model = build_for(p.model, data, ctx.device)
-        optimizer = make_optimizer(
-            model.parameters(),
-            recipe.optimizer,
-            recipe.lr,
-            recipe.momentum,
-            recipe.weight_decay,
-            tuple(recipe.betas),
-            nesterov=recipe.nesterov,
-        )
+        optimizer = _optimizer(model.parameters(), recipe)
         schedule = _schedule(recipe)
         stream = BatchStream(data, recipe.batch_size, p.seed, augment=recipe.augment)
         spe = stream.steps_per_epoch
@@ -179,6 +171,21 @@ class TrainUnit(UnitKind):
         )
 
 
+def _optimizer(params, recipe: TrainRecipe):
+    """The recipe's optimizer over ``params`` (a plain model's or a vectorized group's stacked parameters)."""
+    from lowloss.workers.training import make_optimizer
+
+    return make_optimizer(
+        params,
+        recipe.optimizer,
+        recipe.lr,
+        recipe.momentum,
+        recipe.weight_decay,
+        tuple(recipe.betas),
+        nesterov=recipe.nesterov,
+    )
+
+
 def _schedule(recipe: TrainRecipe):
     from lowloss.workers.training import Schedule
 
@@ -205,7 +212,7 @@ def _run_group(ctx, p: TrainParams) -> None:
     import torch
 
     from lowloss.workers.data import BatchStream, derive_seed
-    from lowloss.workers.training import make_optimizer, set_lr, set_precision
+    from lowloss.workers.training import set_lr, set_precision
     from lowloss.workers.vectorize import StackedModels, stacked_evaluate, stacked_train_step
 
     assert p.group is not None and p.group[0] == p.seed
@@ -218,15 +225,7 @@ def _run_group(ctx, p: TrainParams) -> None:
         models.append(build_for(p.model, data, ctx.device))
     model = StackedModels(models)
     del models
-    optimizer = make_optimizer(
-        model.parameters(),
-        recipe.optimizer,
-        recipe.lr,
-        recipe.momentum,
-        recipe.weight_decay,
-        tuple(recipe.betas),
-        nesterov=recipe.nesterov,
-    )
+    optimizer = _optimizer(model.parameters(), recipe)
     schedule = _schedule(recipe)
     streams = [BatchStream(data, recipe.batch_size, s, augment=recipe.augment) for s in seeds]
     spe = streams[0].steps_per_epoch
