@@ -8,7 +8,9 @@ networks do not describe the interpolated network), ``false`` its ``NoUpBN`` (th
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, model_serializer
 
 from .base import Figure, Metric, Plan, Resources, StageKind, StageParams, UnitDraft, UnitKind, UnitParams
 from .common import build_for, load_data
@@ -21,12 +23,26 @@ class InterpolateStage(StageParams):
     pairs: PairStrategy = "consecutive"
     points: int = Field(default=11, ge=2, le=10001, description="points on the line, both ends included")
     reestimate_bn: bool = True
+    vectorize: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="evaluate K points of a line at once, as one batched model (torch.func.vmap); unset: one by one",
+    )
 
 
 class InterpolateParams(UnitParams):
     pair: tuple[int, int]
     points: int = Field(ge=2)
     reestimate_bn: bool = True
+    vectorize: int | None = None  # K points per batched evaluation (and per segment); part of the id when set
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("vectorize") is None:
+            out.pop("vectorize", None)  # unset: the unit's content (and id) is that of before the setting existed
+        return out
 
 
 class InterpolateUnit(UnitKind):
@@ -84,26 +100,24 @@ class InterpolateUnit(UnitKind):
         sb = {k: v.to(ctx.device) for k, v in ctx.input_final_state("b").items()}
         k = p.points
         alphas = [i / (k - 1) for i in range(k)]
-        evaluator = Evaluator(model, data, "UpBN" if p.reestimate_bn else "NoUpBN")
-        for i in range(ctx.committed_segments(), k):  # one segment per point: a resume continues at the next point
-            values = evaluator.evaluate(interpolate_state(sa, sb, alphas[i]))
-            tl, ta, vl, va = (values[key] for key in ("train_loss", "train_acc", "test_loss", "test_acc"))
-            ctx.write_segment(
-                i,
-                {
-                    "line": [
-                        {
-                            "index": i,
-                            "alpha": alphas[i],
-                            "train_loss": tl,
-                            "train_acc": ta,
-                            "test_loss": vl,
-                            "test_acc": va,
-                        }
-                    ]
-                },
-            )
-            ctx.progress(i + 1, k, alpha=alphas[i], train_loss=tl)
+        bn = "UpBN" if p.reestimate_bn else "NoUpBN"
+        if p.vectorize is not None and p.vectorize > 1:
+            from lowloss.workers.vectorize import StackedEvaluator
+
+            stacked = StackedEvaluator(model, data, p.vectorize, bn)
+            chunks = [list(range(i, min(i + p.vectorize, k))) for i in range(0, k, p.vectorize)]
+            # one segment per chunk of K points: a resume continues at the next chunk
+            for c in range(ctx.committed_segments(), len(chunks)):
+                points = chunks[c]
+                values = stacked.evaluate([interpolate_state(sa, sb, alphas[i]) for i in points])
+                ctx.write_segment(c, {"line": [_row(i, alphas[i], v) for i, v in zip(points, values)]})
+                ctx.progress(points[-1] + 1, k, alpha=alphas[points[-1]], train_loss=values[-1]["train_loss"])
+        else:
+            evaluator = Evaluator(model, data, bn)
+            for i in range(ctx.committed_segments(), k):  # one segment per point: a resume continues at the next
+                values = evaluator.evaluate(interpolate_state(sa, sb, alphas[i]))
+                ctx.write_segment(i, {"line": [_row(i, alphas[i], values)]})
+                ctx.progress(i + 1, k, alpha=alphas[i], train_loss=values["train_loss"])
         line = ctx.rows("line").to_pylist()
         bt, it = barrier([r["train_loss"] for r in line], alphas)
         bv, _ = barrier([r["test_loss"] for r in line], alphas)
@@ -120,6 +134,14 @@ class InterpolateUnit(UnitKind):
                 "endpoint_test_acc": [line[0]["test_acc"], line[-1]["test_acc"]],
             }
         )
+
+
+def _row(index: int, alpha: float, values: dict[str, float]) -> dict:
+    return {
+        "index": index,
+        "alpha": alpha,
+        **{key: values[key] for key in ("train_loss", "train_acc", "test_loss", "test_acc")},
+    }
 
 
 class InterpolateStageKind(StageKind):
@@ -155,6 +177,7 @@ class InterpolateStageKind(StageKind):
                         pair=(a.params["seed"], b.params["seed"]),
                         points=table.points,
                         reestimate_bn=table.reestimate_bn,
+                        vectorize=table.vectorize if (table.vectorize or 1) > 1 else None,
                     ),
                     {"a": a.id, "b": b.id},
                     f"pair={a.params['seed']}-{b.params['seed']}",

@@ -117,3 +117,78 @@ def stacked_evaluate(model: StackedModels, batches, autocast=None) -> list[tuple
     assert total is not None and correct is not None, "evaluation over no batches"
     losses, accs = total.cpu().tolist(), correct.cpu().tolist()
     return [(float(lo) / n, float(c) / n) for lo, c in zip(losses, accs)]
+
+
+@torch.no_grad()
+def stacked_reestimate_batchnorm(model: StackedModels, batches) -> None:
+    """``interpolation.reestimate_batchnorm`` for each of the K models at once: every model's running statistics
+    become the exact mean (and batch-size-weighted mean variance) over one train-mode pass of the same batches."""
+    bns = [m for m in model.base.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for name, buf in model.buffers.items():  # reset_running_stats of every member, on the stacks
+        if name.endswith("running_mean"):
+            buf.zero_()
+        elif name.endswith("running_var"):
+            buf.fill_(1.0)
+        elif name.endswith("num_batches_tracked"):
+            buf.zero_()
+    model.train()
+    seen = 0
+    for xb, _ in batches:
+        n = int(xb.shape[0])
+        for m in bns:
+            m.momentum = n / (seen + n)  # running average weighted by batch size
+        model(xb, shared=True)
+        seen += n
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+
+
+class StackedEvaluator:
+    """``evaluation.Evaluator``'s protocol for K states at once (the points of a path evaluated as one batched
+    model): full training set without augmentation and test set, eval mode, BatchNorm ``UpBN`` (re-estimated for
+    every state over the training examples) or ``NoUpBN``; integer buffers are never changed. The numbers equal the
+    plain evaluator's up to the batched kernels' rounding."""
+
+    def __init__(self, model: nn.Module, data, k: int, bn: str = "UpBN", batch_size: int = 1024):
+        from .evaluation import SPLITS, SplitBatches, check_bn_policy, split_batches
+
+        self.k = int(k)
+        self.bn = check_bn_policy(bn)
+        self.stacked = StackedModels([model] * self.k)  # the stacks are copies; the states come with evaluate()
+        self.batches = {s: split_batches(data, s, batch_size) for s in SPLITS}
+        self.bn_batches = SplitBatches(data, "train", 256, self.batches["train"].indices)
+        self.has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+    @torch.no_grad()
+    def evaluate(self, states: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+        """The values ``Evaluator.evaluate`` gives, for each of (at most K) states; fewer than K states fill the
+        stack's remaining slots with the last state (their numbers are dropped)."""
+        if not 1 <= len(states) <= self.k:
+            raise ValueError(f"states: {len(states)} given, 1..{self.k} expected")
+        padded = list(states) + [states[-1]] * (self.k - len(states))
+        stacks = {}
+        for name in self.stacked.names:
+            if name.endswith("num_batches_tracked"):
+                stacks[name] = self.stacked.state_dict()[name]  # counters: the model's, untouched
+            else:
+                stacks[name] = torch.stack([s[name] for s in padded])
+        self.stacked.load_state_dict(stacks)
+        counters = {n: b.clone() for n, b in self.stacked.buffers.items() if not b.is_floating_point()}
+        if self.bn == "UpBN" and self.has_bn:
+            with torch.inference_mode():
+                stacked_reestimate_batchnorm(self.stacked, self.bn_batches)
+            for n, c in counters.items():
+                self.stacked.buffers[n].copy_(c)
+        with torch.inference_mode():
+            measured = {split: stacked_evaluate(self.stacked, batches) for split, batches in self.batches.items()}
+        out = []
+        for i in range(len(states)):
+            values: dict[str, float] = {}
+            for split, per_state in measured.items():
+                loss, acc = per_state[i]
+                values[f"{split}_loss"], values[f"{split}_acc"], values[f"{split}_error"] = loss, acc, 1.0 - acc
+            out.append(values)
+        return out

@@ -150,3 +150,98 @@ def test_group_leader_killed_mid_unit_resumes_to_identical_digests(runs, tmp_pat
     logs = "".join(p.read_text() for p in store.glob("units/kind=train/unit=*/attempts/*.log"))
     assert "resumed at step" in logs
     assert digests(store) == digests(runs / "vec")
+
+
+# ---------------------------------------------------------------- vectorize = K points of an interpolation line
+
+LINE = (
+    MODES
+    + """
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    pairs = "consecutive"
+    points = 13
+    {line_vectorize}
+"""
+)
+
+
+def _line_spec(line_vectorize: str = "") -> str:
+    return spec_text(
+        name="vecline",
+        seeds="[0, 1]",
+        model="small_cnn",
+        epochs=1,
+        segment_steps=50,
+        stages=LINE.format(vectorize="", line_vectorize=line_vectorize),
+    ).replace("retries = 1", "retries = 3")
+
+
+def test_interpolate_vectorize_is_part_of_the_line_units_params_only():
+    plain = plan_study(parse_spec(_line_spec()))
+    assert plan_study(parse_spec(_line_spec("vectorize = 1"))).units.keys() == plain.units.keys()
+    vec = plan_study(parse_spec(_line_spec("vectorize = 4")))
+    assert [u.id for u in vec.stage_units("modes")] == [u.id for u in plain.stage_units("modes")]
+    (line,) = vec.stage_units("lmc")
+    assert line.params["vectorize"] == 4 and line.id != plain.stage_units("lmc")[0].id
+    assert "vectorize" not in plain.stage_units("lmc")[0].params
+    with pytest.raises(SpecError, match="vectorize"):
+        parse_spec(_line_spec("vectorize = 0"))
+
+
+@pytest.mark.slow
+def test_vectorized_line_matches_the_plain_line_and_resumes_after_a_kill_to_identical_digests(tmp_path):
+    """13 points in chunks of 4 (UpBN, a BatchNorm net): each point's numbers are the plain line's up to rounding; a
+    SIGKILL after some chunks resumes at the next chunk and the store's digests equal an uninterrupted run's."""
+    (tmp_path / "plain.toml").write_text(_line_spec())
+    (tmp_path / "vec.toml").write_text(_line_spec("vectorize = 4"))
+    run_cli("run", tmp_path / "plain.toml", "--store", tmp_path / "plain", check=True)
+    run_cli("run", tmp_path / "vec.toml", "--store", tmp_path / "ref", check=True)
+
+    def line_rows(store: Path) -> list[dict]:
+        import pyarrow.parquet as pq
+
+        (unit,) = store.glob("units/kind=interpolate/unit=*")
+        files = sorted((unit / "line").glob("*.parquet"))
+        return [r for f in files for r in pq.read_table(f).to_pylist()]
+
+    plain, vec = line_rows(tmp_path / "plain"), line_rows(tmp_path / "ref")
+    assert [r["index"] for r in vec] == list(range(13)) and len(plain) == 13
+    for p, v in zip(plain, vec):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            assert v[key] == pytest.approx(p[key], rel=1e-4, abs=1e-6), (key, p, v)
+    assert max(r["train_loss"] for r in vec) > vec[0]["train_loss"] + 0.05  # a real barrier, not a flat line
+    (unit,) = (tmp_path / "ref").glob("units/kind=interpolate/unit=*")
+    assert len(list((unit / "segments").glob("*.json"))) == 4  # chunks of 4, 4, 4, 1
+
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(tmp_path / "vec.toml"), "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
+    killed = False
+    try:
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            for unit in store.glob("units/kind=interpolate/unit=*"):
+                done = len(list((unit / "segments").glob("*.json")))
+                if 1 <= done < 3:
+                    running = [json.loads(p.read_text()) for p in (unit / "attempts").glob("*.json")]
+                    running = [a for a in running if a.get("state") == "running"]
+                    if running:
+                        os.kill(running[0]["pid"], signal.SIGKILL)
+                        killed = True
+            time.sleep(0.005)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert killed, "the line finished before it could be killed"
+    assert proc.returncode == 0, out
+    (unit,) = store.glob("units/kind=interpolate/unit=*")
+    assert len(list((unit / "attempts").glob("*.json"))) >= 2  # killed, then resumed
+    assert digests(store) == digests(tmp_path / "ref")

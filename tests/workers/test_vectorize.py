@@ -58,3 +58,36 @@ def test_state_dict_round_trip_restores_the_stack():
     assert not torch.equal(stacked.state_dict()["conv1.weight"], saved["conv1.weight"])
     stacked.load_state_dict(saved)
     assert all(torch.equal(stacked.state_dict()[n], saved[n]) for n in saved)
+
+
+@pytest.mark.parametrize("bn", ["UpBN", "NoUpBN"])
+def test_stacked_evaluator_gives_the_plain_evaluators_numbers_for_each_state(bn):
+    from lowloss.workers.data import load_dataset
+    from lowloss.workers.evaluation import Evaluator
+    from lowloss.workers.interpolation import interpolate_state
+    from lowloss.workers.vectorize import StackedEvaluator
+
+    data = load_dataset("digits")
+    ends = []
+    for s in range(2):
+        torch.manual_seed(s)
+        m = build_model("small_cnn", data.num_classes, data.in_channels, data.image_size)
+        opt = make_optimizer(m.parameters(), "sgd", 0.1, 0.9)
+        for step in range(5):  # running statistics of their own, away from the initial ones
+            train_step(m, opt, data.train_x[step * 64 : (step + 1) * 64], data.train_y[step * 64 : (step + 1) * 64])
+        ends.append(m.state_dict())
+    states = [interpolate_state(ends[0], ends[1], a) for a in (0.0, 0.4, 1.0)]  # three states, four slots
+    model = build_model("small_cnn", data.num_classes, data.in_channels, data.image_size)
+    plain = Evaluator(model, data, bn)
+    expected = [plain.evaluate(s) for s in states]
+    counter = model.bn1.num_batches_tracked.clone()
+    got = StackedEvaluator(model, data, 4, bn).evaluate(states)
+    assert len(got) == 3
+    for g, e in zip(got, expected):
+        assert g.keys() == e.keys()
+        for key in e:
+            assert g[key] == pytest.approx(e[key], rel=1e-4, abs=1e-6), key
+    assert torch.equal(model.bn1.num_batches_tracked, counter)
+    if bn == "UpBN":  # the re-estimated statistics are the states' own, not the stored ones
+        stored = Evaluator(model, data, "NoUpBN").evaluate(states[1])["train_loss"]
+        assert expected[1]["train_loss"] != pytest.approx(stored)
