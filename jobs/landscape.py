@@ -189,6 +189,7 @@ class ScanParams(UnitParams):
         description="input role -> the direction to take from a tensor set holding several (a Hessian unit's "
         "eigenvectors: LA0, SA1, ...); unset: the input is one direction",
     )
+    vectorize: int | None = Field(default=None, ge=2, description="K points per batched evaluation and segment")
 
     def canonical(self) -> dict:
         return _canonical_without_none(self)
@@ -302,6 +303,29 @@ def _draw_cosines(ax, data) -> None:
     ax.legend(fontsize=6)
 
 
+def _chunks(n: int, k: int | None) -> list[list[int]]:
+    """The point indices 0..n−1 in the chunks a scan evaluates (and commits) together: one by one, or K at a time."""
+    size = k if k is not None and k > 1 else 1
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
+def _point_evaluation(evaluator, model, data, p: "ScanParams"):
+    """A function from a chunk's coefficient lists to their values: the point evaluator one point at a time, or (with
+    ``vectorize``) the stacked evaluator on the chunk's states (the same protocol, batched kernels)."""
+    if p.vectorize is None or p.vectorize < 2:
+        return lambda coefficients: [evaluator.evaluate(c) for c in coefficients]
+    from lowloss.workers.vectorize import StackedEvaluator
+
+    stacked = StackedEvaluator(model, data, p.vectorize, p.bn, eval_examples=p.eval_examples, eval_seed=p.eval_seed)
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+    def evaluate(coefficients):
+        values = stacked.evaluate([evaluator.point_state(c) for c in coefficients])
+        return [{key: v[key] for key in keys} for v in values]
+
+    return evaluate
+
+
 class ScanUnit(UnitKind):
     name = "scan"
     version = 1
@@ -398,15 +422,21 @@ class ScanUnit(UnitKind):
         roles = ("direction",) if p.shape == "curve" else ("x", "y")
         directions = [_direction_input(ctx, r, (p.select or {}).get(r)) for r in roles]
         evaluator = PointEvaluator(model, centre, directions, data, p.bn, p.eval_examples, p.eval_seed)
+        evaluate = _point_evaluation(evaluator, model, data, p)
         random_loss = math.log(data.num_classes)
         if p.shape == "curve":
             if p.lambda_min is None or p.lambda_max is None or p.points is None:
                 raise ValueError("curve: lambda_min, lambda_max and points are needed")
+            chunks = _chunks(p.points, p.vectorize)
             lambdas = line_lambdas(p.lambda_min, p.lambda_max, p.points)
-            for i in range(ctx.committed_segments(), len(lambdas)):  # one segment per point: resume at the next one
-                row = {"index": i, "lambda": lambdas[i], **evaluator.evaluate([lambdas[i]]), "random_loss": random_loss}
-                ctx.write_segment(i, {"curve": [row]})
-                ctx.progress(i + 1, len(lambdas), train_loss=row["train_loss"])
+            # one segment per chunk of points (one point, or K with vectorize): a resume continues at the next one
+            for c, chunk in enumerate(chunks[ctx.committed_segments() :], start=ctx.committed_segments()):
+                rows = [
+                    {"index": i, "lambda": lambdas[i], **values, "random_loss": random_loss}
+                    for i, values in zip(chunk, evaluate([[lambdas[i]] for i in chunk]))
+                ]
+                ctx.write_segment(c, {"curve": rows})
+                ctx.progress(chunk[-1] + 1, len(lambdas), train_loss=rows[-1]["train_loss"])
             rows = ctx.rows("curve").to_pylist()
             train = [r["train_loss"] for r in rows]
             shape = classify_curve(train, lambdas)
@@ -429,11 +459,16 @@ class ScanUnit(UnitKind):
             raise ValueError("surface: grid and shard are needed")
         grid = Grid(**p.grid.model_dump())
         points = shard_points(grid, Shard(*p.shard))
-        for k in range(ctx.committed_segments(), len(points)):
-            i, j, x, y = points[k]
-            row = {"i": i, "j": j, "lambda1": x, "lambda2": y, **evaluator.evaluate([x, y]), "random_loss": random_loss}
-            ctx.write_segment(k, {"surface": [row]})
-            ctx.progress(k + 1, len(points), train_loss=row["train_loss"])
+        chunks = _chunks(len(points), p.vectorize)
+        for c, chunk in enumerate(chunks[ctx.committed_segments() :], start=ctx.committed_segments()):
+            rows = [
+                {"i": i, "j": j, "lambda1": x, "lambda2": y, **values, "random_loss": random_loss}
+                for (i, j, x, y), values in zip(
+                    (points[k] for k in chunk), evaluate([list(points[k][2:]) for k in chunk])
+                )
+            ]
+            ctx.write_segment(c, {"surface": rows})
+            ctx.progress(chunk[-1] + 1, len(points), train_loss=rows[-1]["train_loss"])
         rows = ctx.rows("surface").to_pylist()
         ctx.commit(
             {
@@ -906,6 +941,12 @@ class LandscapeStage(StageParams):
     bn: Literal["UpBN", "NoUpBN"] = "UpBN"
     eval_examples: int | None = Field(default=None, ge=1)
     eval_seed: int = 0
+    vectorize: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="scans evaluate K points at a time as one batched model (torch.func.vmap); unset: one by one",
+    )
 
 
 def _centres(table: LandscapeStage, modes: list) -> list:
@@ -1151,6 +1192,8 @@ class LandscapeStageKind(StageKind):
         drafts: list[UnitDraft] = []
         skipped: list[str] = []
         scan: dict[str, Any] = dict(bn=table.bn, eval_examples=table.eval_examples, eval_seed=table.eval_seed)
+        if (table.vectorize or 1) > 1:
+            scan["vectorize"] = table.vectorize
         # (label prefix, centre input, its seed, its spec or None for a mode)
         centres: list[tuple[str, Any, int, CentreSpec | None]] = [
             (f"seed={u.params['seed']}", u.id, u.params["seed"], None) for u in _centres(table, modes)

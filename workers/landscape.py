@@ -109,6 +109,21 @@ class PointEvaluator:
             b.copy_(self.centre[name])
         self.evaluator.refresh_batchnorm()
 
+    @torch.no_grad()
+    def point_state(self, coefficients: Sequence[float]) -> dict[str, torch.Tensor]:
+        """θ + Σ λᵢεᵢ (θ's buffers) as a state, with the arithmetic of ``load_point`` (for a batched evaluator)."""
+        if len(coefficients) != len(self.directions):
+            raise ValueError(f"coefficients: {len(coefficients)} given for {len(self.directions)} directions")
+        state = {}
+        for name in self._params:
+            t = self.centre[name].clone()
+            for d, lam in zip(self.directions, coefficients):
+                if lam != 0 and name in d:
+                    t.add_(d[name], alpha=float(lam))
+            state[name] = t
+        state.update({name: self.centre[name] for name in self._buffers})
+        return state
+
     def evaluate(self, coefficients: Sequence[float]) -> dict[str, float]:
         self.load_point(coefficients)  # BatchNorm already refreshed there: measure the point as it is
         measured = self.evaluator.measure()

@@ -152,20 +152,31 @@ class StackedEvaluator:
     every state over the training examples) or ``NoUpBN``; integer buffers are never changed. The numbers equal the
     plain evaluator's up to the batched kernels' rounding."""
 
-    def __init__(self, model: nn.Module, data, k: int, bn: str = "UpBN", batch_size: int = 1024):
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        k: int,
+        bn: str = "UpBN",
+        batch_size: int = 1024,
+        eval_examples: int | None = None,
+        eval_seed: int = 0,
+    ):
         from .evaluation import SPLITS, SplitBatches, check_bn_policy, split_batches
 
         self.k = int(k)
         self.bn = check_bn_policy(bn)
         self.stacked = StackedModels([model] * self.k)  # the stacks are copies; the states come with evaluate()
-        self.batches = {s: split_batches(data, s, batch_size) for s in SPLITS}
+        self.model_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+        self.batches = {s: split_batches(data, s, batch_size, eval_examples, eval_seed) for s in SPLITS}
         self.bn_batches = SplitBatches(data, "train", 256, self.batches["train"].indices)
         self.has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
     @torch.no_grad()
     def evaluate(self, states: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
-        """The values ``Evaluator.evaluate`` gives, for each of (at most K) states; fewer than K states fill the
-        stack's remaining slots with the last state (their numbers are dropped)."""
+        """The values ``Evaluator.evaluate`` gives, for each of (at most K) states (names a state lacks keep the
+        model's); fewer than K states fill the stack's remaining slots with the last state (their numbers are
+        dropped)."""
         if not 1 <= len(states) <= self.k:
             raise ValueError(f"states: {len(states)} given, 1..{self.k} expected")
         padded = list(states) + [states[-1]] * (self.k - len(states))
@@ -174,7 +185,7 @@ class StackedEvaluator:
             if name.endswith("num_batches_tracked"):
                 stacks[name] = self.stacked.state_dict()[name]  # counters: the model's, untouched
             else:
-                stacks[name] = torch.stack([s[name] for s in padded])
+                stacks[name] = torch.stack([s.get(name, self.model_state[name]) for s in padded])
         self.stacked.load_state_dict(stacks)
         counters = {n: b.clone() for n, b in self.stacked.buffers.items() if not b.is_floating_point()}
         if self.bn == "UpBN" and self.has_bn:

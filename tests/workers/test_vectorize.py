@@ -91,3 +91,27 @@ def test_stacked_evaluator_gives_the_plain_evaluators_numbers_for_each_state(bn)
     if bn == "UpBN":  # the re-estimated statistics are the states' own, not the stored ones
         stored = Evaluator(model, data, "NoUpBN").evaluate(states[1])["train_loss"]
         assert expected[1]["train_loss"] != pytest.approx(stored)
+
+
+def test_stacked_evaluator_on_scan_points_gives_the_point_evaluators_numbers():
+    """Landscape points θ + λ₁ε₁ + λ₂ε₂ (``PointEvaluator.point_state``) on a seeded subset of examples, UpBN."""
+    from lowloss.workers.data import load_dataset
+    from lowloss.workers.landscape import PointEvaluator
+    from lowloss.workers.vectorize import StackedEvaluator
+
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    model = build_model("small_cnn", data.num_classes, data.in_channels, data.image_size)
+    centre = {n: t.clone() for n, t in model.state_dict().items()}
+    g = torch.Generator().manual_seed(1)
+    directions = [{n: torch.randn(p.shape, generator=g) * 0.1 for n, p in model.named_parameters()} for _ in range(2)]
+    plain = PointEvaluator(model, centre, directions, data, "UpBN", eval_examples=300, eval_seed=4)
+    points = [[0.0, 0.0], [1.0, -0.5], [-2.0, 3.0]]
+    expected = [plain.evaluate(c) for c in points]
+    got = StackedEvaluator(model, data, 3, "UpBN", eval_examples=300, eval_seed=4).evaluate(
+        [plain.point_state(c) for c in points]
+    )
+    for g_, e in zip(got, expected):
+        for key in e:
+            assert g_[key] == pytest.approx(e[key], rel=1e-4, abs=1e-6), key
+    assert expected[2]["train_loss"] > expected[0]["train_loss"] + 0.1  # the points differ
