@@ -104,7 +104,7 @@ class InterpolateUnit(UnitKind):
         if p.vectorize is not None and p.vectorize > 1:
             from lowloss.workers.vectorize import StackedEvaluator
 
-            stacked = StackedEvaluator(model, data, p.vectorize, bn)
+            stacked = StackedEvaluator(model, data, min(p.vectorize, k), bn)  # no slot beyond the line's points
             chunks = [list(range(i, min(i + p.vectorize, k))) for i in range(0, k, p.vectorize)]
             # one segment per chunk of K points: a resume continues at the next chunk
             for c in range(ctx.committed_segments(), len(chunks)):

@@ -309,14 +309,15 @@ def _chunks(n: int, k: int | None) -> list[list[int]]:
     return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
 
 
-def _point_evaluation(evaluator, model, data, p: "ScanParams"):
+def _point_evaluation(evaluator, model, data, p: "ScanParams", n: int):
     """A function from a chunk's coefficient lists to their values: the point evaluator one point at a time, or (with
     ``vectorize``) the stacked evaluator on the chunk's states (the same protocol, batched kernels)."""
     if p.vectorize is None or p.vectorize < 2:
         return lambda coefficients: [evaluator.evaluate(c) for c in coefficients]
     from lowloss.workers.vectorize import StackedEvaluator
 
-    stacked = StackedEvaluator(model, data, p.vectorize, p.bn, eval_examples=p.eval_examples, eval_seed=p.eval_seed)
+    k = min(p.vectorize, n)  # no slot beyond the scan's n points
+    stacked = StackedEvaluator(model, data, k, p.bn, eval_examples=p.eval_examples, eval_seed=p.eval_seed)
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
 
     def evaluate(coefficients):
@@ -422,12 +423,12 @@ class ScanUnit(UnitKind):
         roles = ("direction",) if p.shape == "curve" else ("x", "y")
         directions = [_direction_input(ctx, r, (p.select or {}).get(r)) for r in roles]
         evaluator = PointEvaluator(model, centre, directions, data, p.bn, p.eval_examples, p.eval_seed)
-        evaluate = _point_evaluation(evaluator, model, data, p)
         random_loss = math.log(data.num_classes)
         if p.shape == "curve":
             if p.lambda_min is None or p.lambda_max is None or p.points is None:
                 raise ValueError("curve: lambda_min, lambda_max and points are needed")
             chunks = _chunks(p.points, p.vectorize)
+            evaluate = _point_evaluation(evaluator, model, data, p, p.points)
             lambdas = line_lambdas(p.lambda_min, p.lambda_max, p.points)
             # one segment per chunk of points (one point, or K with vectorize): a resume continues at the next one
             for c, chunk in enumerate(chunks[ctx.committed_segments() :], start=ctx.committed_segments()):
@@ -460,6 +461,7 @@ class ScanUnit(UnitKind):
         grid = Grid(**p.grid.model_dump())
         points = shard_points(grid, Shard(*p.shard))
         chunks = _chunks(len(points), p.vectorize)
+        evaluate = _point_evaluation(evaluator, model, data, p, len(points))
         for c, chunk in enumerate(chunks[ctx.committed_segments() :], start=ctx.committed_segments()):
             rows = [
                 {"i": i, "j": j, "lambda1": x, "lambda2": y, **values, "random_loss": random_loss}
