@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -136,7 +137,7 @@ def cmd_run(args, study: Study | None = None) -> int:
                 "(or as a job: `lowloss submit`), or use --executor local|ray",
             )
     _sigterm_as_interrupt()
-    with store.coordinator_lock():
+    with store.coordinator_lock(study.run.executor):
         store.init_study(study.name, study.text)
         executor = make_executor(
             study.run.executor,
@@ -532,14 +533,58 @@ def cmd_cancel(args) -> int:
     store.study()
     store.check_format()
     uids = [store.find_unit(u) for u in args.units] if args.units else None
+    holder = store.coordinator_holder()
+    if holder is not None and holder.get("executor") in ("local", "ray"):
+        return _stop_coordinator(store, holder, uids)
     jobs = cancel_units(store.root, uids)
     if not jobs:
-        _out().print("no Slurm jobs recorded for " + ("these units" if uids else "this store"))
+        _out().print(
+            "nothing to cancel: no Slurm jobs are recorded for "
+            + ("these units" if uids else "this store")
+            + (", and no coordinator drives it" if holder is None else "")
+        )
     else:
         _out().print(
             f"cancelled {len(jobs)} Slurm job(s): {' '.join(jobs)}; the units keep their checkpoints — "
             f"`lowloss run` (or `lowloss resume {store.root}`) continues them"
         )
+    return 0
+
+
+def _stop_coordinator(store: Store, holder: dict, uids: list[str] | None) -> int:
+    """``cancel`` of a local or Ray run: SIGTERM to its coordinator (its units checkpoint, as on Ctrl-C), then wait
+    for the coordinator to let go of the store."""
+    import signal
+    import socket
+
+    executor, pid, host = holder.get("executor"), holder.get("pid"), holder.get("host")
+    if uids:
+        raise SpecError(
+            "units",
+            " ".join(u[:12] for u in uids),
+            f"a {executor} run is cancelled as a whole: `lowloss cancel {store.root}` without unit ids stops its "
+            f"coordinator, its running units checkpoint, and `lowloss resume {store.root}` continues them",
+        )
+    if host != socket.gethostname() or not isinstance(pid, int):
+        print(
+            f"lowloss: error: the coordinator of {store.root} runs on host {host} (pid {pid}): "
+            f"stop it there (Ctrl-C, or `kill -TERM {pid}`)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended meanwhile
+    out = _out()
+    out.print(f"asked the coordinator (pid {pid}, executor {executor}) to stop; its running units checkpoint …")
+    deadline = time.monotonic() + 600
+    while store.coordinator_holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if store.coordinator_holder() is not None:
+        print(f"lowloss: error: the coordinator (pid {pid}) still runs after 10 minutes", file=sys.stderr)
+        return 1
+    out.print(f"stopped: committed work is kept — `lowloss resume {store.root}` continues the study")
     return 0
 
 
@@ -858,7 +903,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="every attempt's log, not only the latest")
     sp.set_defaults(func=cmd_logs)
 
-    sp = sub.add_parser("cancel", help="cancel the Slurm jobs of a store (or of some units); units stay resumable")
+    sp = sub.add_parser(
+        "cancel",
+        help="stop a study: the Slurm jobs of a store (or of some units), or the coordinator of a local/Ray run; "
+        "units stay resumable",
+    )
     sp.add_argument("store", help="the study's store directory")
     sp.add_argument("units", nargs="*", help="unit ids or prefixes (default: every job of the store)")
     sp.set_defaults(func=cmd_cancel)

@@ -252,8 +252,9 @@ class Store:
 
     # ------------------------------------------------------------------ coordinator lock
     @contextmanager
-    def coordinator_lock(self) -> Iterator[None]:
-        """Hold the store's coordinator lock; a second coordinator gets a StoreError naming the holder."""
+    def coordinator_lock(self, executor: str | None = None) -> Iterator[None]:
+        """Hold the store's coordinator lock; a second coordinator gets a StoreError naming the holder. The holder
+        (pid, host, start time, executor) is recorded in ``coordinator.json``."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / "coordinator.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -269,9 +270,27 @@ class Store:
                 ) from None
             atomic_write_json(
                 self.root / "coordinator.json",
-                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()},
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "executor": executor},
             )
             yield
+        finally:
+            os.close(fd)
+
+    def coordinator_holder(self) -> dict | None:
+        """The record of the coordinator driving the store right now (its lock is held), or None."""
+        path = self.root / "coordinator.lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._read_optional(self.root / "coordinator.json")
+            return holder if isinstance(holder, dict) else {}
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
         finally:
             os.close(fd)
 

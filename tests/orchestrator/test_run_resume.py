@@ -226,16 +226,26 @@ def test_to_best_planner_adds_pairs_once_modes_finish(tmp_path):
     assert pairs == sorted([best, s] for s in (0, 1, 2) if s != best)
 
 
-def test_sigterm_to_the_coordinator_checkpoints_the_units_and_the_next_run_finishes_them(reference, tmp_path):
-    """SIGTERM (kill, systemd, a Slurm job's end) is handled like Ctrl-C: the running unit checkpoints at its next
-    segment boundary, its attempt ends as preempted (not left running, no retry spent), the run exits 130, and a
-    resume continues from the checkpoint to the digests of an uninterrupted run."""
+@pytest.mark.parametrize("how", ["sigterm", "lowloss cancel"])
+def test_sigterm_to_the_coordinator_checkpoints_the_units_and_the_next_run_finishes_them(reference, tmp_path, how):
+    """SIGTERM (kill, systemd, a Slurm job's end, or `lowloss cancel STORE` from another shell) is handled like
+    Ctrl-C: the running unit checkpoints at its next segment boundary, its attempt ends as preempted (not left running,
+    no retry spent), the run exits 130, and a resume continues from the checkpoint to the digests of an uninterrupted
+    run."""
     spec, expected = reference
     store = tmp_path / "store"
     proc = start_cli("run", spec, "--store", store)
     unit = wait_for(lambda: (_unit_dirs(store) or [None])[0])
     wait_for(lambda: _committed_segments(unit) >= 3 and _running_attempt(unit))
-    proc.send_signal(signal.SIGTERM)
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        uid = unit.name[len("unit=") :]
+        one = run_cli("cancel", store, uid[:8])  # a local run stops as a whole
+        assert one.returncode == 2 and "without unit ids" in one.stderr and "Traceback" not in one.stderr, one
+        cancel = run_cli("cancel", store, check=True)
+        assert "asked the coordinator" in cancel.stdout and "stopped" in cancel.stdout, cancel.stdout
+        assert proc.wait(timeout=5) is not None  # cancel returned once the coordinator let go of the store
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted; committed work is kept" in out and "Traceback" not in out
