@@ -226,7 +226,7 @@ def cmd_resume(args) -> int:
     store = Store(args.store)
     store.study()
     store.check_format()
-    study = parse_spec(store.spec_text(), str(store.root / "spec.toml"))
+    study = parse_spec(store.spec_text(), str(store.root / "spec.toml"), check_unread=False)
     run_cfg = store.run_settings()
     if not getattr(args, "data_root", None) and run_cfg.get("data_root"):
         args.data_root = run_cfg["data_root"]
