@@ -337,6 +337,21 @@ def test_the_embedded_default_study_keeps_its_unit_ids():
     assert hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] == "3ea510adb53dc49a"
 
 
+def test_a_stores_own_spec_with_an_unread_train_field_still_resumes(tmp_path, capsys):
+    """A store whose spec was written before unread [train] fields were refused: its units exist under those ids, so
+    `lowloss resume` reads the stored spec as it is; the same text given to `run` is refused."""
+    store = tmp_path / "store"
+    (tmp_path / "a.toml").write_text(spec_text(stages='[[stages]]\nname = "c"\nkind = "crashy"\nfail_attempts = 0\n'))
+    assert main(["run", str(tmp_path / "a.toml"), "--store", str(store)]) == 0
+    old = (store / "spec.toml").read_text().replace("momentum = 0.9", "momentum = 0.9\nmax_lr = 0.2")
+    (store / "spec.toml").write_text(old)
+    (tmp_path / "old.toml").write_text(old)
+    capsys.readouterr()
+    assert main(["resume", str(store)]) == 0
+    assert main(["run", str(tmp_path / "old.toml"), "--store", str(store)]) == 2
+    assert "train.max_lr = 0.2: only schedule = 'onecycle' uses it" in capsys.readouterr().err
+
+
 def test_store_of_another_study_is_refused_untouched(tmp_path, capsys):
     store = tmp_path / "store"
     (tmp_path / "a.toml").write_text(
