@@ -74,6 +74,58 @@ class TrainRecipe(UnitParams):
         "precision": None,
     }
 
+    # The fields only some choices read (jobs/train.py's _optimizer and _schedule, workers/training.py's Schedule):
+    # field -> (the field choosing, the values of it that read the field). onecycle sets every step's rate from
+    # max_lr (starting at max_lr/25), so it never reads lr.
+    READ_ONLY_BY: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
+        "lr": ("schedule", ("constant", "cosine", "step")),
+        "max_lr": ("schedule", ("onecycle",)),
+        "pct_start": ("schedule", ("onecycle",)),
+        "warmup_epochs": ("schedule", ("cosine",)),
+        "warmup_lr": ("schedule", ("cosine",)),
+        "min_lr": ("schedule", ("cosine",)),
+        "cooldown_epochs": ("schedule", ("cosine",)),
+        "decay_steps": ("schedule", ("step",)),
+        "decay_factor": ("schedule", ("step",)),
+        "momentum": ("optimizer", ("sgd",)),
+        "nesterov": ("optimizer", ("sgd",)),
+        "betas": ("optimizer", ("adam", "adamw")),
+    }
+
+    def unread(self, fields) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Those of ``fields`` whose value this recipe never reads, in field order: (field, why, the fields whose
+        values make it unread). Every field is part of the unit ids, so an unread one set to another value names
+        the same work differently."""
+        out: list[tuple[str, str, tuple[str, ...]]] = []
+        for field in type(self).model_fields:
+            if field not in fields or field not in self.READ_ONLY_BY:
+                continue
+            chooser, readers = self.READ_ONLY_BY[field]
+            chosen = getattr(self, chooser)
+            if chosen not in readers:
+                those = "that" if len(readers) == 1 else "one of those"
+                named = ", ".join(repr(r) for r in readers[:-1]) + (" or " if len(readers) > 1 else "")
+                named += repr(readers[-1])
+                note = " sets every step's rate from max_lr" if field == "lr" else ""
+                out.append(
+                    (
+                        field,
+                        f"only {chooser} = {named} uses it ({chooser} = {chosen!r}{note}); remove it or choose {those} "
+                        f"{chooser}{'' if len(readers) == 1 else 's'}",
+                        (chooser,),
+                    )
+                )
+            elif field == "warmup_lr" and self.warmup_epochs == 0:
+                out.append(
+                    (
+                        field,
+                        f"read only during the warm-up (warmup_epochs = {self.warmup_epochs}); remove it or set "
+                        "warmup_epochs > 0",
+                        ("schedule", "warmup_epochs"),
+                    )
+                )
+        return out
+
     @model_validator(mode="after")
     def _later_fields(self):
         if self.decay_steps != sorted(set(self.decay_steps)) or any(s < 1 for s in self.decay_steps):

@@ -192,7 +192,7 @@ class StudyView:
         from .spec import parse_spec
 
         try:
-            study = parse_spec(self.store.spec_text(), str(self.store.root / "spec.toml"))
+            study = parse_spec(self.store.spec_text(), str(self.store.root / "spec.toml"), check_unread=False)
         except (SpecError, OSError):
             return []
         return list(study.sweep_by)

@@ -227,7 +227,7 @@ def cmd_resume(args) -> int:
     store = Store(args.store)
     store.study()
     store.check_format()
-    study = parse_spec(store.spec_text(), str(store.root / "spec.toml"))
+    study = parse_spec(store.spec_text(), str(store.root / "spec.toml"), check_unread=False)
     run_cfg = store.run_settings()
     if not getattr(args, "data_root", None) and run_cfg.get("data_root"):
         args.data_root = run_cfg["data_root"]
@@ -260,15 +260,34 @@ def cmd_plan(args) -> int:
     table = Table(
         title=f"plan of study {study.name!r}" + (f" against {store.root}" if store else ""), title_justify="left"
     )
-    for col in ("stage", "kind", "unit kinds (resource class)", "units", "done", "would run", "planning"):
+    # a unit two stages plan (the same work, one id) runs once: it counts once in the total, and each stage's line
+    # names the other stages that share it
+    planned_by: dict[str, list[str]] = {}
+    for stage in study.stages:
+        for u in planner.stage_units(stage.name):
+            planned_by.setdefault(u.id, []).append(stage.name)
+    twice = sum(1 for stages in planned_by.values() if len(stages) > 1)
+    columns = ("stage", "kind", "unit kinds (resource class)", "units", "shared with", "done", "would run", "planning")
+    for col in columns:
+        if col == "shared with" and not twice:
+            continue
         table.add_column(
-            col, justify="left" if col in ("stage", "kind", "unit kinds (resource class)", "planning") else "right"
+            col,
+            justify="left"
+            if col in ("stage", "kind", "unit kinds (resource class)", "shared with", "planning")
+            else "right",
         )
-    total_run = 0
+    to_run: set[str] = set()
     for stage in study.stages:
         units = planner.stage_units(stage.name)
         done = sum(1 for u in units if known is not None and known.is_committed(u.id, u.kind))
-        total_run += len(units) - done
+        to_run.update(u.id for u in units if not (known is not None and known.is_committed(u.id, u.kind)))
+        shared: dict[str, int] = {}
+        for u in units:
+            for other in planned_by[u.id]:
+                if other != stage.name:
+                    shared[other] = shared.get(other, 0) + 1
+        sharing = [", ".join(f"{other} ({n})" for other, n in shared.items())] if twice else []
         kinds = sorted({u.kind for u in units} or set(jobs.get_stage_kind(stage.kind).unit_kinds))
         classes = ", ".join(
             f"{k} ({jobs.get_kind(k).default_resources.resource_class})" for k in kinds if k in jobs.KINDS
@@ -279,7 +298,9 @@ def cmd_plan(args) -> int:
             if planner.is_open(stage.name)
             else "closed"
         )
-        table.add_row(stage.name, stage.kind, classes, str(len(units)), str(done), str(len(units) - done), status)
+        table.add_row(
+            stage.name, stage.kind, classes, str(len(units)), *sharing, str(done), str(len(units) - done), status
+        )
     out = _out()
     out.print(table)
     for stage in study.stages:
@@ -288,10 +309,13 @@ def cmd_plan(args) -> int:
     if args.units:
         for stage in study.stages:
             for u in planner.stage_units(stage.name):
-                out.print(f"  {u.id}  {stage.name:<12} {u.kind:<12} {u.label}")
+                others = [s for s in planned_by[u.id] if s != stage.name]
+                also = f"  (shared with {', '.join(others)})" if others else ""
+                out.print(f"  {u.id}  {stage.name:<12} {u.kind:<12} {u.label}{also}")
     out.print(
-        f"{total_run} unit(s) would run"
-        + (" so far (open stages plan more as results arrive)." if planner.open_stages() else ".")
+        f"{len(to_run)} unit(s) would run"
+        + (" so far (open stages plan more as results arrive)" if planner.open_stages() else "")
+        + (f"; {twice} unit(s) planned by more than one stage are counted once." if twice else ".")
     )
     return 0
 

@@ -200,7 +200,9 @@ def load_spec(path: str | Path) -> Study:
 MAX_SWEEP = 10_000  # combinations of one sweep
 
 
-def parse_spec(text: str, source: str = "<spec>") -> Study:
+def parse_spec(text: str, source: str = "<spec>", check_unread: bool = True) -> Study:
+    """The validated study of a spec's text. ``check_unread=False`` accepts ``[train]`` fields the recipe never reads
+    (a store's own spec, written before they were refused: its units exist under those ids)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -209,6 +211,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
     sweep = raw.pop("sweep", None)
     base = _parse_one(raw, text, source)
     if sweep is None:
+        if check_unread:
+            _refuse_unread([base.train], [()], source)
         return base
     assignments = _sweep_assignments(sweep, raw, base, source)
     variants, parsed = [], []
@@ -221,6 +225,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
             raise SpecError(field, exc.value, exc.allowed, source) from None
         variants.append(Variant(assign, one.context, one.stages))
         parsed.append(one)
+    if check_unread:
+        _refuse_unread([one.train for one in parsed], assignments, source)
     first = parsed[0]
     return Study(
         first.name,
@@ -234,6 +240,39 @@ def parse_spec(text: str, source: str = "<spec>") -> Study:
         source,
         tuple(variants),
     )
+
+
+def _refuse_unread(trains: list[TrainSection], assignments: list[tuple[tuple[str, Any], ...]], source: str) -> None:
+    """A ``[train]`` field set (in ``[train]`` or by the sweep) that the recipe's schedule or optimizer never reads:
+    every field is part of the unit ids, so it would name the same work differently (a sweep over it would train
+    identical units under different ids). Accepted: a field set in ``[train]`` while the sweep varies what reads it,
+    when some combination reads it; a swept value equal to the field's default (a ``mode = "zip"`` placeholder,
+    the ids of the field left unset)."""
+    swept = {field for field, _ in assignments[0]} if assignments else set()
+    unread = [train.unread(train.model_fields_set) for train in trains]
+    for train, assign, fields in zip(trains, assignments, unread):
+        for field, why, deciders in fields:
+            name, value = f"train.{field}", getattr(train, field)
+            value = list(value) if isinstance(value, tuple) else value  # betas, as the spec writes them
+            varied = [(f, v) for f, v in assign if f in {f"train.{d}" for d in deciders}]
+            if name in swept:
+                default = TrainSection.model_fields[field].get_default(call_default_factory=True)
+                if getattr(train, field) == default:
+                    continue
+                hint = (
+                    f'; with {", ".join(f for f, _ in varied)} swept too, use mode = "zip" with the default '
+                    f"{_value_text(default)} where it is not read"
+                    if varied
+                    else ""
+                )
+                raise SpecError(f"sweep.{name}", value, _with_sweep(why, varied) + hint, source)
+            if varied and any(field not in {f for f, _, _ in other} for other in unread):
+                continue  # the sweep varies what reads it, and some combination does
+            raise SpecError(name, value, _with_sweep(why, varied), source)
+
+
+def _with_sweep(why: str, varied: list[tuple[str, Any]]) -> str:
+    return f"{why} (with sweep {_assign_text(varied)})" if varied else why
 
 
 def _with(raw: dict, assign) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from autoneb_runs import kill_mid_cycle_then_between_edges, reference_run
 from conftest import cli_env, digests, run_cli, spec_text
+from landscape_runs import surface_shards_match_local
 from planner_runs import explore_with_kills
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -184,36 +185,7 @@ def test_stopped_ray_run_checkpoints_inside_the_worker_and_resumes(tmp_path, ray
 
 def test_landscape_surface_shards_through_ray_give_the_local_surface(tmp_path, ray_env):
     """Issue 12: a 2-D surface in 4 shards run as Ray tasks assembles to the locally computed surface."""
-    from lowloss.orchestrator.api import open_study
-    from lowloss.workers.landscape import Grid, assemble_surface
-
-    stages = """
-    [[stages]]
-    name = "modes"
-    kind = "train"
-
-    [[stages]]
-    name = "land"
-    kind = "landscape"
-    from = "modes"
-    directions = [{kind = "gaussian", seed = 0}, {kind = "gaussian", seed = 1}]
-    scales = []
-    eval_examples = 300
-    surface = {x_points = 4, y_points = 4, shard = [2, 2]}
-"""
-    spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(name="surface", seeds="[0]", epochs=1, segment_steps=50, stages=stages))
-    run_cli("run", spec, "--store", tmp_path / "local", check=True)
-    proc = run_cli("run", spec, "--store", tmp_path / "ray", "--executor", "ray")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert digests(tmp_path / "ray") == digests(tmp_path / "local")
-    surfaces = []
-    for store in ("local", "ray"):
-        study = open_study(tmp_path / store)
-        view = study.stage("land")
-        rows = [r for u in view.units if view.kind_of(u) == "scan" for r in study.unit_rows(u, "surface").to_pylist()]
-        surfaces.append(assemble_surface(rows, Grid(x_points=4, y_points=4), "train_loss"))
-    assert (surfaces[0] == surfaces[1]).all()
+    surface_shards_match_local(tmp_path, "ray")
 
 
 @pytest.fixture(scope="module")

@@ -216,3 +216,45 @@ def test_sweep_zip_pairs_the_lists_and_a_stage_field_sweep_shares_the_modes():
 def test_without_sweep_there_is_one_variant_and_nothing_changes():
     study = parse_spec(spec_text())
     assert study.variants == () and study.sweep_fields == () and len(study.all_variants()) == 1
+
+
+def test_plan_counts_a_unit_two_stages_share_once(tmp_path, capsys, monkeypatch):
+    """`lowloss plan`: the same work planned by two stages (one id) runs once, so the total counts it once; each
+    stage's line names the stage it shares units with. Two train stages of the same seeds are the same two modes;
+    the embedded landscape-resnet32-cifar100 recipe's gaussian stage shares 5 directions with noupbn and 3
+    centre/Hessian units with mined (478 stage rows, 470 units)."""
+    from lowloss.orchestrator.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    spec = tmp_path / "twice.toml"
+    spec.write_text(
+        spec_text(
+            seeds="[0, 1]",
+            stages='[[stages]]\nname = "modes"\nkind = "train"\n[[stages]]\nname = "again"\nkind = "train"\n',
+        )
+    )
+    assert main(["plan", str(spec), "--units"]) == 0
+    out = capsys.readouterr().out
+    assert "2 unit(s) would run; 2 unit(s) planned by more than one stage are counted once." in out
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in out.splitlines()
+        if line.startswith("│")
+    }
+    assert rows["modes"][2:] == ["2", "again (2)", "0", "2", "closed"]
+    assert rows["again"][2:] == ["2", "modes (2)", "0", "2", "closed"]
+    assert sum("(shared with again)" in line for line in out.splitlines()) == 2
+
+    assert main(["plan", "landscape-resnet32-cifar100"]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in out.splitlines()
+        if line.startswith("│")
+    }
+    assert [rows[s][2] for s in ("modes", "gaussian", "noupbn", "mined")] == ["2", "441", "20", "15"]
+    assert rows["gaussian"][3] == "mined (3), noupbn (5)" and rows["noupbn"][3] == "gaussian (5)"
+    assert "470 unit(s) would run; 8 unit(s) planned by more than one stage are counted once." in out
+    assert main(["plan", "digits-default"]) == 0
+    out = capsys.readouterr().out
+    assert "shared with" not in out and "10 unit(s) would run." in out

@@ -213,6 +213,69 @@ CASES = [
         [],
         ["sweep.train.lr", "each value once"],
     ),
+    # [train] fields the chosen schedule or optimizer never reads (part of the unit ids: the same work, other ids)
+    (
+        "unread-max-lr",
+        spec_text(train_extra="max_lr = 0.2"),
+        [],
+        ["train.max_lr = 0.2: only schedule = 'onecycle' uses it (schedule = 'constant')", "remove it or choose"],
+    ),
+    (
+        "unread-lr-onecycle",
+        spec_text(train_extra='schedule = "onecycle"'),
+        [],
+        ["train.lr = 0.05: only schedule = 'constant', 'cosine' or 'step' uses it (schedule = 'onecycle'"],
+    ),
+    (
+        "unread-decay-steps",
+        spec_text(train_extra='schedule = "cosine"\ndecay_steps = [100]'),
+        [],
+        ["train.decay_steps = [100]: only schedule = 'step' uses it (schedule = 'cosine')"],
+    ),
+    (
+        "unread-min-lr",
+        spec_text(train_extra='schedule = "step"\ndecay_steps = [100]\nmin_lr = 0.0'),
+        [],
+        ["train.min_lr = 0.0: only schedule = 'cosine' uses it (schedule = 'step')"],
+    ),
+    (
+        "unread-warmup-lr",
+        spec_text(train_extra='schedule = "cosine"\nwarmup_lr = 0.001'),
+        [],
+        ["train.warmup_lr = 0.001", "warmup_epochs = 0.0", "set warmup_epochs > 0"],
+    ),
+    (
+        "unread-momentum-adamw",
+        spec_text(train_extra='optimizer = "adamw"').replace('optimizer = "sgd"\n', ""),
+        [],
+        ["train.momentum = 0.9: only optimizer = 'sgd' uses it (optimizer = 'adamw'); remove it or choose that"],
+    ),
+    (
+        "unread-betas-sgd",
+        spec_text(train_extra="betas = [0.9, 0.99]"),
+        [],
+        ["train.betas = [0.9, 0.99]: only optimizer = 'adam' or 'adamw' uses it (optimizer = 'sgd')"],
+    ),
+    (
+        "unread-swept",
+        spec_text() + "[sweep]\ntrain.max_lr = [0.1, 0.2]\n",
+        [],
+        ["sweep.train.max_lr = 0.2: only schedule = 'onecycle' uses it (schedule = 'constant')"],
+    ),
+    (
+        "unread-swept-beside-its-schedule",
+        spec_text() + '[sweep]\ntrain.schedule = ["constant", "onecycle"]\ntrain.max_lr = [0.1, 0.2]\n',
+        [],
+        ["sweep.train.max_lr = 0.2", "(with sweep train.schedule=constant)", 'mode = "zip" with the default 0.1'],
+    ),
+    (
+        "unread-in-every-combination",
+        spec_text(train_extra="pct_start = 0.4")
+        + '[sweep]\ntrain.schedule = ["constant", "step"]\n'
+        + "train.decay_steps = [[100]]\n",
+        [],
+        ["train.pct_start = 0.4: only schedule = 'onecycle'", "(with sweep train.schedule=constant)"],
+    ),
     (
         "unit-kind-is-no-stage-kind",
         spec_text(stages='[[stages]]\nname = "m"\nkind = "m2m_phase"\n'),
@@ -236,6 +299,57 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, tmp_path, capsys
     for needle in needles:
         assert needle in err, f"{needle!r} not in {err!r}"
     assert not store.exists(), "a bad input must not create the store"
+
+
+def test_train_fields_read_by_some_combination_of_a_sweep_are_accepted():
+    """A [train] field set while the sweep varies what reads it, when some combination reads it; a swept value at the
+    field's default where it is not read (a zip placeholder): the ids are those of the field unset."""
+    from lowloss.orchestrator.graph import plan_study
+    from lowloss.orchestrator.spec import parse_spec
+
+    no_lr = spec_text().replace("lr = 0.05\n", "")
+    study = parse_spec(no_lr.replace("momentum = 0.9", "momentum = 0.9\nmax_lr = 0.2") + SCHEDULES)
+    assert [v.context.train["max_lr"] for v in study.variants] == [0.2, 0.2]
+    zipped = parse_spec(no_lr + SCHEDULES + "mode = 'zip'\ntrain.max_lr = [0.1, 0.2]\n")
+    assert [(v.context.train["schedule"], v.context.train["max_lr"]) for v in zipped.variants] == [
+        ("constant", 0.1),
+        ("onecycle", 0.2),
+    ]
+    constant = plan_study(parse_spec(no_lr))
+    swept = plan_study(zipped)
+    assert set(constant.units) < set(swept.units)  # the constant combination's units are the plain spec's
+
+
+SCHEDULES = '[sweep]\ntrain.schedule = ["constant", "onecycle"]\n'
+
+
+def test_the_embedded_default_study_keeps_its_unit_ids():
+    """Refusing unread [train] fields changes no id: the planned units of digits-default (10: 4 modes, 6 pairs) hash
+    as they did before (main at abff9d7), so its stores are re-used whole."""
+    import hashlib
+
+    from lowloss.orchestrator.cli import recipes
+    from lowloss.orchestrator.graph import plan_study
+    from lowloss.orchestrator.spec import load_spec
+
+    ids = sorted(plan_study(load_spec(recipes()["digits-default"])).units)
+    assert len(ids) == 10
+    assert hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] == "3ea510adb53dc49a"
+
+
+def test_a_stores_own_spec_with_an_unread_train_field_still_resumes(tmp_path, capsys):
+    """A store whose spec was written before unread [train] fields were refused: its units exist under those ids, so
+    `lowloss resume` reads the stored spec as it is; the same text given to `run` is refused."""
+    store = tmp_path / "store"
+    (tmp_path / "a.toml").write_text(spec_text(stages='[[stages]]\nname = "c"\nkind = "crashy"\nfail_attempts = 0\n'))
+    assert main(["run", str(tmp_path / "a.toml"), "--store", str(store)]) == 0
+    old = (store / "spec.toml").read_text().replace("momentum = 0.9", "momentum = 0.9\nmax_lr = 0.2")
+    (store / "spec.toml").write_text(old)
+    (tmp_path / "old.toml").write_text(old)
+    capsys.readouterr()
+    assert main(["resume", str(store)]) == 0
+    assert main(["run", str(tmp_path / "old.toml"), "--store", str(store)]) == 2
+    assert "train.max_lr = 0.2: only schedule = 'onecycle' uses it" in capsys.readouterr().err
 
 
 def test_store_of_another_study_is_refused_untouched(tmp_path, capsys):
