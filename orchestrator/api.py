@@ -214,15 +214,20 @@ class StudyView:
             if field not in allowed:
                 head, _, rest = field.partition(".")
                 renamed = f"{SPEC_NAMES[head]}.{rest}" if head in SPEC_NAMES and rest else ""
+                tail = [a for a in allowed if a.rsplit(".", 1)[-1] == field]  # `lr` for `train.lr`
                 guess = (
-                    renamed if renamed in allowed else next(iter(difflib.get_close_matches(field, allowed, 1, 0.6)), "")
+                    renamed
+                    if renamed in allowed
+                    else tail[0]
+                    if len(tail) == 1
+                    else next(iter(difflib.get_close_matches(field, allowed, 1, 0.6)), "")
                 )
                 raise SpecError(
                     "--by",
                     field,
                     "no unit param of this study has that name"
-                    + (f"; did you mean {guess!r}?" if guess else "")
-                    + " allowed: "
+                    + (f" (did you mean {guess!r}?)" if guess else "")
+                    + "; allowed: "
                     + (", ".join(allowed) if allowed else "(no unit has started yet)"),
                 )
 

@@ -750,9 +750,10 @@ def cmd_report(args) -> int:
     study = _open_views(args.store)
     if len(args.store) > 1 and not by:
         by = ["study"] if len({v.name for v in study.views}) > 1 else ["store"]
-    if not by:
-        by = study.sweep_by()  # a swept study: one group per combination
     stages = args.stage or None
+    if not by:  # a swept study: one group per combination (of the fields the reported stages' units have)
+        present = set(study.fields(stages)) if stages else None
+        by = [f for f in study.sweep_by() if present is None or f in present]
     rows = summary_rows(study, by, stages)
     notes = progress_lines(study, stages)
     title = title_of(study, by)

@@ -150,7 +150,13 @@ def _what(series: list[Series], noun: str, xname: str, width: int = 130) -> str:
     n = sorted({len(s.curves) for s in series})
     count = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
     many = [s for s in series if len(s.curves) > FEW_CURVES]
-    text = f"{many[0].band.how} n = {count} {noun}" if many else f"each of n = {count} {noun}"
+    groups = len({s.group for s in series})
+    if groups > 1:
+        text = (
+            f"{many[0].band.how} n = {count} {noun} per group" if many else f"n = {count} {noun} per group"
+        ) + f", {groups} groups (a colour each)"
+    else:
+        text = f"{many[0].band.how} n = {count} {noun}" if many else f"each of n = {count} {noun}"
     smoothed = sorted({s.window for s in series if s.window})
     if smoothed:
         text += f"; dense series: trailing mean over {', '.join(f'{w:g}' for w in smoothed)} ({xname})"
@@ -202,6 +208,26 @@ def _band_lines(ax, s: Series, colour, ls: str, label: str) -> list:
     return [h]
 
 
+def _column_styles(spec: Figure, series: list[Series], ycols: list) -> list:
+    """Legend keys of the line style of each column (grey), beside the keys of the colours."""
+    from matplotlib.lines import Line2D
+
+    styles = {(s.column, s.axis): (s.label, s.dense) for s in series}
+    return [
+        Line2D(
+            [],
+            [],
+            color="0.25",
+            lw=1.2,
+            ls=DASHES[i % 4],
+            label=label,
+            marker="o" if spec.style == "line" or not dense else None,
+            ms=3,
+        )
+        for i, (label, dense) in enumerate(styles[k] for k in ycols)
+    ]
+
+
 def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
     """Band/line series of one or more columns (and groups) on ax (and a twin axis for y2s); returns legend handles."""
     plt = _plt()
@@ -222,6 +248,8 @@ def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
         if few:
 
             def colour(j, s=s):
+                if multi_group:  # a colour per group (the swept values side by side), a line per unit
+                    return tab10(groups.index(s.group) % 10)
                 return tab10(curve_keys.index((s.group, s.curves[j].uid)) % 10)
 
             single = len(ycols) == 1
@@ -236,7 +264,23 @@ def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
         else:
             c = tab10(groups.index(s.group) % 10) if multi_group else tab10(ycols.index((s.column, s.axis)) % 10)
             handles += _band_lines(a, s, c, ls, s.label + group)
-    if few and len(ycols) > 1 and len(curve_keys) > 1:  # a colour per unit and a line style per column: two keys
+    if few and multi_group:  # a colour per group and a line style per column
+        from matplotlib.lines import Line2D
+
+        counts = {g: max(len(s.curves) for s in series if s.group == g) for g in groups}
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=tab10(i % 10),
+                lw=1.4,
+                label=f"{group_name(by, g)} ({counts[g]} {'unit' if counts[g] == 1 else 'units'})",
+            )
+            for i, g in enumerate(groups)
+        ]
+        if len(ycols) > 1:
+            handles += _column_styles(spec, series, ycols)
+    elif few and len(ycols) > 1 and len(curve_keys) > 1:  # a colour per unit and a line style per column: two keys
         from matplotlib.lines import Line2D
 
         labels = {
@@ -245,20 +289,7 @@ def _xy_axes(ax, spec: Figure, series: list[Series], by: Sequence[str]) -> list:
             for c in s.curves
         }
         handles = [Line2D([], [], color=tab10(i % 10), lw=1.4, label=labels[k]) for i, k in enumerate(curve_keys)]
-        styles = {(s.column, s.axis): (s.label, s.dense) for s in series}
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="0.25",
-                lw=1.2,
-                ls=DASHES[i % 4],
-                label=label,
-                marker="o" if spec.style == "line" or not dense else None,
-                ms=3,
-            )
-            for i, (label, dense) in enumerate(styles[k] for k in ycols)
-        ]
+        handles += _column_styles(spec, series, ycols)
     for axis, a in axes.items():
         _style_axis(a, spec, axis, [s for s in series if s.axis == axis])
     _marks(ax, spec, series, handles)
@@ -421,17 +452,30 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
     if many_hist:
         grid = fig.add_gridspec(len(spec.result_hist), 2, width_ratios=(2.2, 1))
         ax = fig.add_subplot(grid[:, 0])
-        uids = [c.uid for c in series[0].curves]
+        tab10 = plt.get_cmap("tab10")
+        uids_of = {g: [c.uid for c in next(s for s in series if s.group == g).curves] for g in groups}
         for k, key in enumerate(spec.result_hist):
             hax = fig.add_subplot(grid[k, 1])
-            values = result_values(study, view, uids, key)
-            if values.size:
-                hax.hist(values, bins=min(40, max(5, int(math.sqrt(values.size)))), color="0.45", gid=f"hist|{key}")
-                hax.axvline(float(np.median(values)), color="crimson", lw=1.2, label=f"median {np.median(values):.4g}")
+            per_group = {g: result_values(study, view, uids, key) for g, uids in uids_of.items()}
+            every = np.concatenate(list(per_group.values())) if per_group else np.array([])
+            if every.size:
+                bins = np.histogram_bin_edges(every, bins=min(40, max(5, int(math.sqrt(every.size)))))
+                for i, (g, values) in enumerate(per_group.items()):
+                    if not values.size:
+                        continue
+                    colour = tab10(i % 10) if len(groups) > 1 else "0.45"
+                    hax.hist(values, bins=bins, color=colour, alpha=0.6 if len(groups) > 1 else 1.0, gid=f"hist|{key}")
+                    hax.axvline(
+                        float(np.median(values)),
+                        color=colour if len(groups) > 1 else "crimson",
+                        lw=1.2,
+                        label=f"median {np.median(values):.4g}"
+                        + (f" ({group_name(by, g)})" if len(groups) > 1 else ""),
+                    )
                 hax.legend(fontsize=7, frameon=False)
             kind = jobs.KINDS.get(view.kind)
             label = next((m.label for m in getattr(kind, "metrics", ()) if m.key == key), key.replace("_", " "))
-            hax.set_title(f"{label} (n = {values.size})", fontsize=8.5)
+            hax.set_title(f"{label} (n = {every.size})", fontsize=8.5)
             hax.tick_params(labelsize=7)
     else:
         ax = fig.add_subplot(1, 1, 1)
@@ -464,7 +508,7 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
             )
         else:
             ax.legend(handles=handles, fontsize=8, framealpha=0.85)
-    out.append((f"{view.name}-{spec.name}", fig, max(len(s.curves) for s in series)))
+    out.append((f"{view.name}-{spec.name}", fig, len({c.uid for s in series for c in s.curves})))
     return out
 
 

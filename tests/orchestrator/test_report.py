@@ -994,3 +994,59 @@ def test_a_swept_study_runs_every_combination_and_reports_by_the_sweep(tmp_path)
         "(stages.m2m.threshold=0.05)",
         "(stages.m2m.threshold=0.3)",
     }
+
+
+@pytest.mark.slow
+def test_grouped_figures_colour_by_group_and_count_every_unit(default_store):
+    """With groups (a sweep's combinations, or --by): one colour per group — a unit's train and test lines share
+    their group's — a legend key per group with its unit count, the subtitle says how many groups, and the figure
+    counts every unit drawn (not one group's)."""
+    from matplotlib.colors import to_hex
+
+    from lowloss import jobs
+    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.figures import xy_figures
+
+    store, _ = default_store
+    study = open_study(store)
+    (view,) = study.stages(["modes"])
+    spec = next(f for f in jobs.get_kind("train").figures if f.name == "loss")
+    ((_, fig, count),) = xy_figures(study, view, spec, by=["seed"])
+    assert count == 4
+    colours: dict[str, set[str]] = {}
+    for gid, line in ((ln.get_gid(), ln) for ax in fig.axes for ln in ax.get_lines() if ln.get_gid()):
+        column, uid = gid.split("|", 1)
+        colours.setdefault(uid, set()).add(to_hex(line.get_color()))
+    assert len(colours) == 4 and all(len(c) == 1 for c in colours.values())  # train + test of a unit: one colour
+    assert len({next(iter(c)) for c in colours.values()}) == 4  # a colour per group
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert [lb for lb in labels if lb.startswith("seed=")] == [f"seed={s} (1 unit)" for s in range(4)]
+    assert "4 groups" in fig.axes[0].get_title()
+
+
+@pytest.mark.slow
+def test_report_of_a_stage_without_the_swept_stage_field_is_one_group(tmp_path):
+    """A sweep over a field of the lmc stage: `report --stage modes` (whose units lack it) is one group, no error."""
+    stages = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    points = 3
+"""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        spec_text(name="swept2", seeds="[0, 1]", model="mlp", epochs=1, stages=stages)
+        + "[sweep]\nstages.lmc.points = [3, 5]\n"
+    )
+    store = tmp_path / "store"
+    run_cli("run", spec, "--store", store, check=True)
+    modes = report_csv(store, "--stage", "modes")
+    assert {r["stage"] for r in modes} == {"modes"} and "points" not in modes[0]
+    assert {r["n"] for r in modes} == {"2"}  # the two modes, trained once for both combinations
+    lines = report_csv(store, "--stage", "lmc")
+    assert {r["points"] for r in lines} == {"3", "5"}
