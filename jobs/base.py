@@ -38,6 +38,9 @@ def _scalar_problem(annotation, value) -> tuple[str, str]:
             return _MISFIT, f"{str(value).lower()}: {needed} is needed, not true/false"
         if isinstance(value, str):
             return _MISFIT, f"{value!r}: {needed} is needed, not a string"
+        if annotation is int and isinstance(value, float):
+            hint = f" (write {int(value)})" if value.is_integer() else ""
+            return _MISFIT, f"{value!r}: an integer is needed, not a decimal number{hint}"
         return (_FITS, "") if isinstance(value, (int, float)) else (_OTHER_SHAPE, "")
     if origin is typing.Annotated:
         return _scalar_problem(args[0], value)

@@ -316,6 +316,8 @@ class TrainStageKind(SimpleStage):
 
     def validate(self, table, study, stages):
         seeds = table.seeds
+        if seeds is not None and any(s < 0 for s in seeds):
+            return [("seeds", seeds, f"seeds are integers ≥ 0 ({min(seeds)} is not)")]
         if seeds is not None and len(set(seeds)) != len(seeds):
             dup = sorted({s for s in seeds if seeds.count(s) > 1})
             return [("seeds", seeds, f"distinct seeds; {dup} given twice")]

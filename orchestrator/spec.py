@@ -556,7 +556,7 @@ def _check_keys(model: type[BaseModel], data: Any, prefix: str, source: str) -> 
             _check_keys(annotation, value, path, source)
 
 
-SEED_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with N ≥ 1"
+SEED_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with S ≥ 0, N ≥ 1"
 
 
 def _check_seeds(seeds: Any, source: str) -> None:
@@ -569,6 +569,10 @@ def _check_seeds(seeds: Any, source: str) -> None:
         bad = [v for v in seeds if not integer(v)]
         if bad:
             raise SpecError("study.seeds", seeds, f"seeds are integers ({bad[0]!r} is not); {SEED_FORMS}", source)
+        negative = [v for v in seeds if v < 0]
+        if negative:
+            why = f"seeds are integers ≥ 0 ({negative[0]} is not); {SEED_FORMS}"
+            raise SpecError("study.seeds", seeds, why, source)
         return
     if not isinstance(seeds, dict):
         raise SpecError("study.seeds", seeds, SEED_FORMS, source)
@@ -584,6 +588,8 @@ def _check_seeds(seeds: Any, source: str) -> None:
             raise SpecError(f"study.seeds.{key}", seeds[key], f"an integer; {SEED_FORMS}", source)
     if seeds["count"] < 1:
         raise SpecError("study.seeds.count", seeds["count"], f"at least 1 seed; {SEED_FORMS}", source)
+    if seeds.get("start", 0) < 0:
+        raise SpecError("study.seeds.start", seeds["start"], f"seeds are integers ≥ 0; {SEED_FORMS}", source)
 
 
 def _first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> SpecError:

@@ -132,6 +132,24 @@ CASES = [
         ["study.seeds = [False]", "seeds are integers (False is not)"],
     ),
     (
+        "negative-seed",
+        spec_text(seeds="[-1, 1]"),
+        [],
+        ["study.seeds = [-1, 1]", "seeds are integers ≥ 0 (-1 is not)"],
+    ),
+    (
+        "negative-seed-range",
+        spec_text(seeds="{start = -3, count = 3}"),
+        [],
+        ["study.seeds.start = -3", "seeds are integers ≥ 0"],
+    ),
+    (
+        "decimal-for-integer",
+        spec_text(stages=STAGES_WITH.format(extra="points = 5.0")),
+        [],
+        ["stages[1].points = 5.0", "an integer is needed, not a decimal number (write 5)"],
+    ),
+    (
         "string-in-seed-range",
         spec_text(seeds='{start = 0, count = "3"}'),
         [],
