@@ -19,7 +19,7 @@ from rich.table import Table
 
 from .atomic import StoreReadOnlyError, check_writable
 from .executors.base import ExecutorError
-from .spec import SpecError, Study, check_data, load_spec, parse_spec
+from .spec import _MISSING, SpecError, Study, check_data, load_spec, parse_spec
 from .store import DamagedError, Store, StoreError, StoreFullError, split_ref, verify_unit
 
 DEFAULT_RECIPE = "digits-default"
@@ -235,11 +235,18 @@ def cmd_resume(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .graph import plan_study
+
     study = resolve_spec(args.spec)
     check_data(study, _data_root(study, args))
+    planned = len(plan_study(study).units)  # a study too large to expand is refused here as `run` would
+    sweep = (
+        f", {len(study.variants)} sweep combinations of {', '.join(study.sweep_fields)}" if study.sweep_fields else ""
+    )
     _out().print(
-        f"{study.source}: valid — study {study.name!r}, {len(study.seeds)} seeds, "
-        f"stages: {', '.join(f'{s.name} ({s.kind})' for s in study.stages)}"
+        f"{study.source}: valid — study {study.name!r}, {len(study.seeds)} seeds{sweep}, "
+        f"stages: {', '.join(f'{s.name} ({s.kind})' for s in study.stages)}; {planned} unit(s) planned so far "
+        "(`lowloss plan` lists them)"
     )
     return 0
 
@@ -613,6 +620,8 @@ def _stop_coordinator(store: Store, holder: dict, uids: list[str] | None) -> int
 
 
 def cmd_show(args) -> int:
+    if args.last < 0:
+        raise SpecError("--last", args.last, "a number of segments ≥ 0 (0: all)")
     store = Store(args.store)
     store.study()
     store.check_format()
@@ -747,6 +756,9 @@ def cmd_report(args) -> int:
     check_format(args.format, args.out)
     if args.smooth is not None and args.smooth < 1:
         raise SpecError("--smooth", args.smooth, "a moving-average window of at least 1 (in x units)")
+    for flag, given in (("--smooth", args.smooth is not None), ("--no-figures", args.no_figures)):
+        if given and args.out is None:
+            raise SpecError(flag, _MISSING, "shapes the figures, which only --out DIR writes: add --out DIR")
     study = _open_views(args.store)
     if len(args.store) > 1 and not by:
         by = ["study"] if len({v.name for v in study.views}) > 1 else ["store"]

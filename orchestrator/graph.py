@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from lowloss import jobs
 from lowloss.jobs import ExpansionTooLarge, PlannedUnit, Ref, UnitDraft
 
-from .spec import SpecError, Study
+from .spec import _MISSING, SpecError, Study
 from .store import UnitRecord, split_ref, unit_id
 
 MAX_ROUNDS = 100_000  # plan calls of one stage in one settling pass; more means a planner that never settles
@@ -167,10 +167,13 @@ class Planner:
             try:
                 plan = kind.plan(variant.stage(name).params, variant.context, _View(self, name, v))
             except ExpansionTooLarge as exc:
+                what = exc.what.removeprefix(f"stage {name}: ")
                 raise SpecError(
-                    f"stage {name}",
-                    exc.count,
-                    f"{exc}; lower the count, or raise run.max_units (now {exc.limit}) if the cluster can take it",
+                    f"stages.{name}",
+                    _MISSING,
+                    f"{what} would be {exc.count:,} units, more than run.max_units = {exc.limit:,}; lower the count, "
+                    "or raise run.max_units if the cluster can take it",
+                    self.study.source,
                 ) from None
             opens.append(plan.open)
             if plan.note:

@@ -10,7 +10,7 @@ from conftest import run_cli, spec_text
 
 from lowloss.orchestrator.spec import SpecError, parse_spec
 
-BOTH_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with N ≥ 1"
+BOTH_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with S ≥ 0, N ≥ 1"
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,46 @@ def test_submit_with_a_bad_profile_is_an_edge_error(tmp_path, capsys):
     rc = main(["submit", "digits-default", "--store", str(tmp_path / "s"), "--profile", str(profile), "--dry-run"])
     err = capsys.readouterr().err
     assert rc == 2 and "coordinator.time_mins" in err and "Traceback" not in err
+
+
+def test_validate_refuses_what_run_would_refuse_and_counts_the_sweep(tmp_path, capsys):
+    from lowloss.orchestrator.cli import main
+
+    stages = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    pairs = "all"
+"""
+    huge = tmp_path / "huge.toml"
+    huge.write_text(spec_text(seeds="{start = 0, count = 1000}", stages=stages))
+    assert main(["validate", str(huge)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lowloss: error: {huge}: stages.lmc: pairs = 'all' would be 499,500 units") and (
+        "run.max_units = 200,000" in err and "\n" not in err
+    )
+    swept = tmp_path / "swept.toml"
+    swept.write_text(spec_text(seeds="[0, 1]", stages=stages) + "[sweep]\ntrain.lr = [0.01, 0.1]\n")
+    assert main(["validate", str(swept)]) == 0
+    assert "2 sweep combinations of train.lr" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["report", "STORE", "--smooth", "5"], "--smooth"),
+        (["report", "STORE", "--no-figures"], "--no-figures"),
+        (["show", "STORE", "ab", "--last", "-1"], "--last = -1"),
+    ],
+)
+def test_options_that_would_be_ignored_or_are_out_of_range_are_refused(tmp_path, capsys, argv, field):
+    from lowloss.orchestrator.cli import main
+
+    rc = main([str(tmp_path / "store") if a == "STORE" else a for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"lowloss: error: {field}" in err and "Traceback" not in err
