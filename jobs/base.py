@@ -112,7 +112,7 @@ class StrictScalars(BaseModel):
 class StageParams(StrictScalars):
     """Base of every stage table: unknown keys are errors, values are frozen once validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class UnitParams(StageParams):

@@ -60,7 +60,7 @@ def w_basin_points(points: int) -> int:
 
 
 class _Settings(StrictScalars):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def _canonical_without_none(params: UnitParams) -> dict:

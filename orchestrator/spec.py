@@ -43,7 +43,7 @@ def _show(value: Any) -> str:
 
 
 class Section(StrictScalars):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SeedRange(Section):

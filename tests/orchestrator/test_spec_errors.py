@@ -132,6 +132,12 @@ CASES = [
         ["study.seeds = [False]", "seeds are integers (False is not)"],
     ),
     (
+        "nan",
+        spec_text(train_extra="weight_decay = nan"),
+        [],
+        ["train.weight_decay = nan", "finite number"],
+    ),
+    (
         "negative-seed",
         spec_text(seeds="[-1, 1]"),
         [],
