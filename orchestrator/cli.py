@@ -730,14 +730,29 @@ def cmd_recipes(args) -> int:
     table.add_column("name")
     table.add_column("source / description")
     for name, path in recipes().items():
-        desc = ""
-        for line in path.read_text().splitlines():
-            if line.startswith("# source:"):
-                desc = line[len("# source:") :].strip()
-                break
-        table.add_row(name + (" (default)" if name == DEFAULT_RECIPE else ""), desc)
+        table.add_row(name + (" (default)" if name == DEFAULT_RECIPE else ""), recipe_description(path.read_text()))
     out.print(table)
     return 0
+
+
+def recipe_description(text: str, limit: int = 220) -> str:
+    """A recipe's ``# source:`` line, continued over the next comment lines while its sentence runs on, without paths
+    into the papers' folder, cut at a word near ``limit`` characters."""
+    import re
+
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("# source:")), None)
+    if start is None:
+        return ""
+    parts = [lines[start][len("# source:") :].strip()]
+    for line in lines[start + 1 :]:
+        body = line[2:].strip() if line.startswith("# ") else ""
+        runs_on = parts[-1].endswith((",", "(", "—", "-")) or body[:1].islower() or body[:1] == "("
+        if not body or parts[-1].endswith(".") or not runs_on:
+            break
+        parts.append(body)
+    desc = re.sub(r"\s*\([^)]*papers/[^)]*\)", "", " ".join(parts)).rstrip(".")
+    return desc if len(desc) <= limit else desc[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _open_views(stores: list[str]):

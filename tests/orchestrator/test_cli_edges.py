@@ -160,3 +160,17 @@ def test_options_that_would_be_ignored_or_are_out_of_range_are_refused(tmp_path,
     rc = main([str(tmp_path / "store") if a == "STORE" else a for a in argv])
     err = capsys.readouterr().err
     assert rc == 2 and f"lowloss: error: {field}" in err and "Traceback" not in err
+
+
+def test_recipe_descriptions_run_on_to_the_sentence_end_without_paper_paths():
+    from lowloss.orchestrator.cli import recipe_description, recipes
+
+    text = (
+        '# source: Xu et al., "Mining" (../shared/papers/x.txt),\n# CI-sized on digits: three modes.\n'
+        "# A second paragraph.\n[study]\n"
+    )
+    assert recipe_description(text) == 'Xu et al., "Mining", CI-sized on digits: three modes'
+    assert recipe_description("# source: LLPF Table 3 — LeNet5\n# The study runs.\n") == "LLPF Table 3 — LeNet5"
+    for name, path in recipes().items():  # every recipe has a description, none shows a path
+        desc = recipe_description(path.read_text())
+        assert desc and "papers/" not in desc and len(desc) <= 222, name
