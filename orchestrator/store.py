@@ -322,7 +322,8 @@ class Store:
                 f"no unit matching {prefix!r} in store {self.root}; `lowloss status {self.root} --units` lists them"
             )
         raise StoreError(
-            f"unit prefix {prefix!r} is ambiguous ({len(matches)} units: {', '.join(matches[:4])}…); "
+            f"unit prefix {prefix!r} is ambiguous ({len(matches)} units: {', '.join(m[:16] for m in matches[:4])}"
+            f"{', …' if len(matches) > 4 else ''}); "
             f"give more characters"
         )
 
