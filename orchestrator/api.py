@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .spec import SpecError
-from .store import DamagedError, Store, StoreError, UnitRecord, split_ref
+from .store import FINAL, DamagedError, Store, StoreError, UnitRecord, split_ref
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,9 @@ class StudyView:
 
     # ------------------------------------------------------------------ rows
     def _checked(self, uid: str, marker: dict, rel: str) -> Path:
-        """A committed segment file, its size checked against its marker (the store raises DamagedError otherwise;
-        the sha256 is left to ``lowloss verify``: a report reads every row)."""
-        return self.store._segment_file(uid, None, marker, rel, digest=False)
+        """A committed segment file, its size and sha256 checked against its marker (the store raises DamagedError
+        otherwise, naming the file and the repair). Each unchanged file is hashed once per process."""
+        return self.store._segment_file(uid, None, marker, rel, digest=True)
 
     def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         """A unit's committed rows of one table (only ``columns`` when given; missing ones are left out), or None."""
@@ -447,14 +447,10 @@ class StudyView:
         empty when the unit is not committed or has no final state. Reads without importing torch."""
         if not self.committed(uid):
             return {}
-        try:
-            path = self.store.unit_dir(uid) / "final.safetensors"
-        except DamagedError:
-            raise  # damaged data is never shown as missing: the message names the repair
-        except StoreError:
+        record = self.store.commit_record(uid)
+        if record is None or FINAL not in record["files"]:
             return {}
-        if not path.exists():
-            return {}
+        path = self.store._checked_file(uid, None, FINAL, digest=True)  # size and sha256, as every reader
         wanted = None if names is None else set(names)
         return read_safetensors(path, lambda key: wanted is None or key in wanted)
 
