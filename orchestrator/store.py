@@ -32,9 +32,10 @@ DuckDB/Polars/pyarrow can query it read-only)::
         attempts/retries.json         failures before this point are forgiven (``--retry-failed``)
         unit.lock                     held (flock) by the one process running the unit
 
-Readers only see segments whose marker exists and units whose COMMIT.json is intact; a file whose size (always) or
-digest (for what feeds computation) disagrees with its marker is never used: the reader raises ``DamagedError``
-naming the file and the repair. Every write is atomic.
+Readers only see segments whose marker exists and units whose COMMIT.json is intact; a file whose size or sha256
+disagrees with its marker is never used (units' inputs, reports, figures, the api alike): the reader raises
+``DamagedError`` naming the file and the repair. Each unchanged file is hashed once per process (``digest_matches``).
+Every write is atomic.
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ class Store:
         """Refuse a store path that is (or lies under) a file, e.g. the spec given where the store belongs."""
         existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
-            where = f"store {self.root} is a file" if existing == self.root else f"store {self.root}: {existing} is a file"
+            where = f"store {self.root}" + ("" if existing == self.root else f": {existing}") + " is a file"
             raise StoreError(
                 f"{where}, not a directory; give the study's store directory (the --store of `lowloss run`)"
             )
