@@ -11,8 +11,9 @@
     summary(study, by=["model.name"])    # the table `lowloss report` prints, one row per stage/group/metric
 
 Everything here is read-only and respects the store's contracts: a segment exists only when its marker does, a unit's
-result only when its commit marker does, so it is safe to use on a study that is still running. A damaged file (the
-store's ``DamagedError``) is raised, never shown as missing data.
+result only when its commit marker does, so it is safe to use on a study that is still running. Every file read is
+checked against the size and sha256 its marker recorded (each unchanged file hashed once per process); a damaged file
+(the store's ``DamagedError``, naming the unit, the file and the repair) is raised, never shown as missing data.
 
 Unit params are flattened into dotted fields named as the spec names them (``model.name``, ``train.lr``, ``seed``, a
 stage field such as ``points``; a train unit stores its [train] table as ``recipe``, shown here as ``train``). A unit
