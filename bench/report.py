@@ -199,6 +199,27 @@ def build(root: Path, paths: int, iterations: int, segment: int, layers: int) ->
     return time.perf_counter() - t0
 
 
+def read_rows_checked(root: Path, units, repeats: int) -> tuple[float, float, float]:
+    """Reading every committed row of the units: size checked only, vs size and sha256 (what every reader does) with
+    an empty per-process cache of hashed files, vs with every file already hashed (side by side, best of repeats)."""
+    from lowloss.orchestrator import store as store_mod
+
+    store = store_mod.Store(root)
+
+    def read(verify: bool) -> None:
+        for uid in units:
+            store.rows(uid, "path", kind="bench_path", verify=verify)
+
+    def cold() -> None:
+        store_mod._VERIFIED.clear()
+        read(True)
+
+    t_size, _ = timed(lambda: read(False), repeats)
+    t_cold, _ = timed(cold, repeats)
+    t_warm, _ = timed(lambda: read(True), repeats)
+    return t_size, t_cold, t_warm
+
+
 def timed(fn, repeats: int):
     times, value = [], None
     for _ in range(repeats):
@@ -252,6 +273,12 @@ def main() -> None:
     print(f"  loss band figure (read + aggregate + draw + PNG/PDF)  : {t_fig:7.3f} s")
     print(f"  summary table + loss band figure                      : {t_sum + t_fig:7.3f} s   (goal: a few seconds)")
     print(f"  layer-wise distance figure ({min(args.layers, len(TENSORS))} lines)               : {t_dist:7.3f} s")
+    t_size, t_cold, t_warm = read_rows_checked(root, view.units, args.repeats)
+    print(
+        f"  every row of the stage, size checked only             : {t_size:7.3f} s\n"
+        f"  … size and sha256 checked, first read in a process     : {t_cold:7.3f} s   ({t_cold / t_size:.2f} ×)\n"
+        f"  … size and sha256 checked, files already hashed        : {t_warm:7.3f} s   ({t_warm / t_size:.2f} ×)"
+    )
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "lowloss.orchestrator.cli", "report", str(root), "--out", str(out)],

@@ -11,8 +11,9 @@
     summary(study, by=["model.name"])    # the table `lowloss report` prints, one row per stage/group/metric
 
 Everything here is read-only and respects the store's contracts: a segment exists only when its marker does, a unit's
-result only when its commit marker does, so it is safe to use on a study that is still running. A damaged file (the
-store's ``DamagedError``) is raised, never shown as missing data.
+result only when its commit marker does, so it is safe to use on a study that is still running. Every file read is
+checked against the size and sha256 its marker recorded (each unchanged file hashed once per process); a damaged file
+(the store's ``DamagedError``, naming the unit, the file and the repair) is raised, never shown as missing data.
 
 Unit params are flattened into dotted fields named as the spec names them (``model.name``, ``train.lr``, ``seed``, a
 stage field such as ``points``; a train unit stores its [train] table as ``recipe``, shown here as ``train``). A unit
@@ -36,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .spec import SpecError
-from .store import DamagedError, Store, StoreError, UnitRecord, split_ref
+from .store import FINAL, DamagedError, Store, StoreError, UnitRecord, split_ref
 
 
 @dataclass(frozen=True)
@@ -301,9 +302,9 @@ class StudyView:
 
     # ------------------------------------------------------------------ rows
     def _checked(self, uid: str, marker: dict, rel: str) -> Path:
-        """A committed segment file, its size checked against its marker (the store raises DamagedError otherwise;
-        the sha256 is left to ``lowloss verify``: a report reads every row)."""
-        return self.store._segment_file(uid, None, marker, rel, digest=False)
+        """A committed segment file, its size and sha256 checked against its marker (the store raises DamagedError
+        otherwise, naming the file and the repair). Each unchanged file is hashed once per process."""
+        return self.store._segment_file(uid, None, marker, rel, digest=True)
 
     def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         """A unit's committed rows of one table (only ``columns`` when given; missing ones are left out), or None."""
@@ -452,14 +453,10 @@ class StudyView:
         empty when the unit is not committed or has no final state. Reads without importing torch."""
         if not self.committed(uid):
             return {}
-        try:
-            path = self.store.unit_dir(uid) / "final.safetensors"
-        except DamagedError:
-            raise  # damaged data is never shown as missing: the message names the repair
-        except StoreError:
+        record = self.store.commit_record(uid)
+        if record is None or FINAL not in record["files"]:
             return {}
-        if not path.exists():
-            return {}
+        path = self.store._checked_file(uid, None, FINAL, digest=True)  # size and sha256, as every reader
         wanted = None if names is None else set(names)
         return read_safetensors(path, lambda key: wanted is None or key in wanted)
 

@@ -123,12 +123,10 @@ def cmd_run(args, study: Study | None = None) -> int:
     store.check_study(study.name)
     _plan_or_edge_error(study)  # a study too large to expand is an edge error, before the store is touched
     check_writable(store.root)  # a read-only store is an edge error, before the coordinator lock is created
+    _check_profile_and_device(study)
     if study.run.executor == "slurm":
         import shutil
 
-        from .executors.profiles import load_profile
-
-        load_profile(study.run.profile)  # a bad profile is an edge error, before the store is touched
         if shutil.which("sbatch") is None:
             raise SpecError(
                 "--executor",
@@ -171,6 +169,30 @@ def cmd_run(args, study: Study | None = None) -> int:
             repair=getattr(args, "repair", False),
         ).run()
     return _say_outcome(store, study, outcome)
+
+
+def _check_profile_and_device(study: Study) -> None:
+    """Edge checks of where units run, before the store is touched: a profile given (``--profile`` or ``[run]
+    profile``) must load whatever the executor — a typo'd path is never ignored — and is noted as unused off Slurm;
+    ``--device cuda`` on the local executor needs a GPU here (on Slurm and Ray the node decides)."""
+    from .executors.profiles import load_profile
+
+    if study.run.executor == "slurm" or study.run.profile:
+        load_profile(study.run.profile)
+        if study.run.executor != "slurm":
+            print(
+                f"lowloss: note: profile {study.run.profile!r} is a Slurm site profile; the {study.run.executor} "
+                "executor does not use it",
+                file=sys.stderr,
+            )
+    if study.run.executor == "local" and study.run.device == "cuda":
+        from .runtime import cuda_problem
+
+        problem = cuda_problem()
+        if problem is not None:
+            raise SpecError(
+                "--device", "cuda", f"{problem}; use --device auto (a GPU where there is one) or --device cpu"
+            )
 
 
 def _plan_or_edge_error(study: Study) -> None:

@@ -284,7 +284,21 @@ def _device(name: str):
 
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
+    problem = cuda_problem()
+    if problem is not None:
+        raise RuntimeError(f"device cuda: {problem}")
     return torch.device("cuda")
+
+
+def cuda_problem() -> str | None:
+    """Why ``cuda`` cannot be used in this process (None when a GPU is visible) — the test ``auto`` resolves by."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+    return f"torch sees no CUDA GPU on host {socket.gethostname()}{hidden}"
 
 
 def run_unit(store: Store, uid: str, executor: str = "local", job_id: str | None = None) -> str:

@@ -32,9 +32,10 @@ DuckDB/Polars/pyarrow can query it read-only)::
         attempts/retries.json         failures before this point are forgiven (``--retry-failed``)
         unit.lock                     held (flock) by the one process running the unit
 
-Readers only see segments whose marker exists and units whose COMMIT.json is intact; a file whose size (always) or
-digest (for what feeds computation) disagrees with its marker is never used: the reader raises ``DamagedError``
-naming the file and the repair. Every write is atomic.
+Readers only see segments whose marker exists and units whose COMMIT.json is intact; a file whose size or sha256
+disagrees with its marker is never used (units' inputs, reports, figures, the api alike): the reader raises
+``DamagedError`` naming the file and the repair. Each unchanged file is hashed once per process (``digest_matches``).
+Every write is atomic.
 """
 
 from __future__ import annotations
@@ -140,6 +141,43 @@ def _valid_commit(obj) -> bool:
     )
 
 
+def _valid_plan(obj) -> bool:
+    """plan.json's shape: {"stages": [{"name", "kind", "units": [{"id", "label", ...}, ...]}, ...]}."""
+    if not (isinstance(obj, dict) and isinstance(obj.get("stages"), list)):
+        return False
+    for stage in obj["stages"]:
+        if not (
+            isinstance(stage, dict)
+            and isinstance(stage.get("name"), str)
+            and isinstance(stage.get("kind"), str)
+            and isinstance(stage.get("units"), list)
+        ):
+            return False
+        for unit in stage["units"]:
+            if not (isinstance(unit, dict) and isinstance(unit.get("id"), str) and isinstance(unit.get("label"), str)):
+                return False
+    return True
+
+
+# files whose sha256 was found equal to what their marker recorded, in this process: (path, size, mtime_ns, inode,
+# device, sha256). A file rewritten or modified in place changes its mtime (or inode) and is hashed again.
+_VERIFIED: set[tuple] = set()
+
+
+def digest_matches(path: Path, expected: str | None) -> bool:
+    """True when the file's sha256 is ``expected`` (hashed once per process per unchanged file)."""
+    if not isinstance(expected, str):
+        return False
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)
+    if key in _VERIFIED:
+        return True
+    if sha256_file(path) != expected:
+        return False
+    _VERIFIED.add(key)
+    return True
+
+
 class Store:
     """A study store rooted at a directory."""
 
@@ -182,6 +220,8 @@ class Store:
         return self.study_file.exists()
 
     def study(self) -> dict:
+        """The store's identity (study.json); a StoreError when ``root`` is no store (missing, a file, damaged)."""
+        self.check_is_directory()
         try:
             return read_json(self.study_file)
         except FileNotFoundError:
@@ -203,13 +243,18 @@ class Store:
                 f"release that wrote it"
             )
 
-    def check_study(self, name: str) -> None:
-        """Refuse a store that belongs to another study or format (nothing is written)."""
+    def check_is_directory(self) -> None:
+        """Refuse a store path that is (or lies under) a file, e.g. the spec given where the store belongs."""
         existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
+            where = f"store {self.root}" + ("" if existing == self.root else f": {existing}") + " is a file"
             raise StoreError(
-                f"store {self.root}: {existing} is a file, not a directory; give a directory path for --store"
+                f"{where}, not a directory; give the study's store directory (the --store of `lowloss run`)"
             )
+
+    def check_study(self, name: str) -> None:
+        """Refuse a store that belongs to another study or format (nothing is written)."""
+        self.check_is_directory()
         if self.exists():
             other = self.study().get("study")
             if other != name:
@@ -248,7 +293,21 @@ class Store:
         atomic_write_json(self.root / "plan.json", plan)
 
     def plan(self) -> dict:
-        return self._read_optional(self.root / "plan.json") or {"stages": []}
+        """The latest plan (no stages before the first run has planned); a StoreError when plan.json is damaged."""
+        path = self.root / "plan.json"
+        try:
+            plan = read_json(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return {"stages": []}
+        except (ValueError, UnicodeDecodeError):
+            plan = None
+        if not _valid_plan(plan):
+            raise StoreError(
+                f"{path} is damaged (not a plan: truncated or garbage); it only lists the stages' units, and "
+                f"`lowloss resume {self.root}` plans the study again from its spec.toml and rewrites it "
+                f"(committed units are reused)"
+            )
+        return plan
 
     # ------------------------------------------------------------------ coordinator lock
     @contextmanager
@@ -402,7 +461,7 @@ class Store:
             raise DamagedError(self, uid, f"{rel} is missing") from None
         if size != info["bytes"]:
             raise DamagedError(self, uid, f"{rel} has {size} bytes, its commit marker recorded {info['bytes']}")
-        if digest and sha256_file(path) != info["sha256"]:
+        if digest and not digest_matches(path, info.get("sha256")):
             raise DamagedError(self, uid, f"{rel} differs from the sha256 its commit marker recorded")
         return path
 
@@ -457,7 +516,7 @@ class Store:
         recorded = (marker.get("bytes") or {}).get(rel)
         if recorded is not None and size != recorded:
             raise DamagedError(self, uid, f"{rel} has {size} bytes, its segment marker recorded {recorded}")
-        if digest and sha256_file(path) != marker["files"][rel]:
+        if digest and not digest_matches(path, marker["files"][rel]):
             raise DamagedError(self, uid, f"{rel} differs from the sha256 its segment marker recorded")
         return path
 

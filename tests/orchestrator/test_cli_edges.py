@@ -174,3 +174,57 @@ def test_recipe_descriptions_run_on_to_the_sentence_end_without_paper_paths():
     for name, path in recipes().items():  # every recipe has a description, none shows a path
         desc = recipe_description(path.read_text())
         assert desc and "papers/" not in desc and len(desc) <= 222, name
+
+
+READ_COMMANDS = {
+    "status": [],
+    "verify": [],
+    "report": [],
+    "show": ["abc"],
+    "logs": ["abc"],
+    "resume": [],
+    "results": ["--stage", "modes"],
+    "cancel": [],
+}
+
+
+@pytest.mark.parametrize("command", sorted(READ_COMMANDS))
+def test_a_store_path_that_is_a_file_is_one_line_exit_2(command, tmp_path, capsys):
+    """The spec given where the store belongs (or a path under a file): named, with what is expected."""
+    from lowloss.orchestrator.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text())
+    for path in (spec, spec / "store"):
+        rc = main([command, str(path), *READ_COMMANDS[command]])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert f"{spec} is a file, not a directory" in err and "store directory" in err
+
+
+def test_a_profile_given_to_a_local_run_is_checked(tmp_path, capsys):
+    """A typo'd --profile never passes silently, whatever the executor: exit 2 before the store is touched."""
+    from lowloss.orchestrator.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text())
+    rc = main(["run", str(spec), "--store", str(tmp_path / "s"), "--profile", "/nonexistent.toml"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "run.profile = '/nonexistent.toml'" in err and "example-h100" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_device_cuda_without_a_gpu_is_an_edge_error_for_a_local_run(tmp_path, capsys, monkeypatch):
+    """`--device cuda` where torch sees no GPU: one line, exit 2, nothing run (not every retry of every unit)."""
+    import torch
+
+    from lowloss.orchestrator.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text())
+    rc = main(["run", str(spec), "--store", str(tmp_path / "s"), "--device", "cuda"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "--device = 'cuda'" in err and "no CUDA GPU" in err and "--device cpu" in err
+    assert not (tmp_path / "s").exists()

@@ -166,3 +166,117 @@ def test_a_checkpoint_with_a_flipped_tensor_byte_is_discarded_and_the_unit_write
     last = hurt.attempts(unit.id)[-1]
     assert any("discarded" in note and "sha256" in note for note in last.get("notes", [])), last
     assert verify_unit(hurt, unit.id)[0] == verify_unit(clean, unit.id)[0]
+
+
+TOY = """
+    [[stages]]
+    name = "m2m"
+    kind = "toy_path"
+    seeds = [0]
+    iterations = 40
+    segment_iterations = 20
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A finished toy_path store: rows, points and a final state that `report` draws figures from."""
+    tmp = tmp_path_factory.mktemp("toy")
+    spec = tmp / "spec.toml"
+    spec.write_text(spec_text(name="toy", seeds="[0]", stages=TOY))
+    store = tmp / "store"
+    run_cli("run", spec, "--store", store, check=True)
+    return store
+
+
+def _toy_copy(toy: Path, tmp_path: Path) -> tuple[Path, str, Path]:
+    store = tmp_path / "store"
+    shutil.copytree(toy, store, symlinks=True)
+    s = Store(store)
+    ((uid, kind),) = s.unit_dirs()
+    return store, uid, s.unit_dir(uid, kind)
+
+
+def test_report_and_the_api_refuse_a_segment_file_with_a_flipped_byte_of_the_same_size(toy, tmp_path):
+    """The size agrees with the marker, only the sha256 does not: `report` (figures) exits 2 naming the unit, the file
+    and the repair, and the api raises DamagedError."""
+    from lowloss.orchestrator.api import open_study
+
+    store, uid, unit_dir = _toy_copy(toy, tmp_path)
+    intact = (unit_dir / "path/000000.parquet").read_bytes()
+    _flip(unit_dir / "path/000000.parquet")
+    assert (unit_dir / "path/000000.parquet").stat().st_size == len(intact)
+
+    report = run_cli("report", store, "--out", tmp_path / "report")
+    err = report.stderr.strip()
+    assert report.returncode == 2, report.stdout + report.stderr
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert uid in err and "path/000000.parquet" in err and f"lowloss resume {store} --repair" in err
+    assert not (tmp_path / "report" / "figures").exists() or not any((tmp_path / "report" / "figures").glob("*.png"))
+
+    study = open_study(store)
+    for read in (
+        lambda: study.rows("m2m", "path"),
+        lambda: study.unit_rows(uid, "path", ["iteration"]),
+        lambda: study.column_names("m2m", "path"),
+    ):
+        with pytest.raises(DamagedError, match="path/000000.parquet"):
+            read()
+    (unit_dir / "path/000000.parquet").write_bytes(intact)  # put back: read again
+    assert study.rows("m2m", "path").num_rows > 0
+
+
+@pytest.mark.parametrize("rel", ["points/000001.safetensors", "final.safetensors"])
+def test_the_api_refuses_tensors_with_a_flipped_byte_of_the_same_size(toy, tmp_path, rel):
+    from lowloss.orchestrator.api import open_study
+
+    store, uid, unit_dir = _toy_copy(toy, tmp_path)
+    study = open_study(store)
+    assert study.final_tensors(uid) and list(study.points(uid))  # intact: read (and hashed once)
+    _flip(unit_dir / rel, offset=-3)  # inside the last tensor's data: still a readable safetensors file
+    reader = (lambda: list(study.points(uid))) if rel.startswith("points/") else (lambda: study.final_tensors(uid))
+    with pytest.raises(DamagedError, match=rel):
+        reader()
+
+
+def test_a_downstream_unit_never_uses_a_damaged_input(clean, tmp_path):
+    """A committed input whose rows file has a flipped byte (its unit still shows done): the unit reading it fails
+    naming the file and the repair, instead of computing from it; `--repair` runs both again."""
+    _, clean_store, _ = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    s = Store(store)
+    ((consumer, _),) = [(u, k) for u, k in s.unit_dirs() if k == "consume"]
+    point_input = s.unit(consumer, "consume").inputs["point"].partition(":")[0]
+    _flip(s.unit_dir(point_input, "emit") / "rows/000000.parquet")
+    shutil.rmtree(s.unit_dir(consumer, "consume"))  # the consumer must run again, reading the damaged input
+
+    resumed = run_cli("resume", store, "--retries", "0")
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert not s.is_committed(consumer, "consume")
+    errors = [a.get("error") or "" for a in s.attempts(consumer, "consume")]
+    assert errors and all("rows/000000.parquet" in e and "--repair" in e for e in errors), errors
+    assert s.state(consumer, "consume") == "failed" and s.state(point_input, "emit") == "done"  # until verify/repair
+    assert run_cli("resume", store, "--repair").returncode == 0
+    assert s.is_committed(consumer, "consume") and s.result(consumer, "consume")["rows"] == 2
+
+
+def test_a_garbage_plan_is_an_error_until_resume_plans_again(clean, tmp_path):
+    from lowloss.orchestrator.store import StoreError
+
+    _, clean_store, _ = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    for garbage in (b"", b"\x00garbage\xff", b'{"stages": [1]}', b"[]", b'{"stages": [{"name": "a"}]}'):
+        (store / "plan.json").write_bytes(garbage)
+        with pytest.raises(StoreError, match="plan.json is damaged"):
+            Store(store).plan()
+    (store / "plan.json").write_bytes(b"{trunc")
+    for command in ("status", "report"):
+        proc = run_cli(command, store)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert f"{store / 'plan.json'} is damaged" in err and f"lowloss resume {store}" in err
+    resumed = run_cli("resume", store)  # the coordinator plans again and rewrites plan.json, reusing every unit
+    assert resumed.returncode == 0 and "0 unit(s) run now" in resumed.stdout, resumed.stdout
+    assert [stage["name"] for stage in Store(store).plan()["stages"]] == ["a", "b", "both"]
