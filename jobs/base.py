@@ -369,7 +369,15 @@ class UnitContext(Protocol):
 
     def rows(self, table: str) -> Any: ...  # pyarrow.Table of this unit's committed rows of ``table``
 
-    def write_segment(self, index: int, tables: dict[str, list[dict]], points: dict | None = None) -> None: ...
+    def write_segment(
+        self, index: int, tables: dict[str, list[dict]], points: dict | None = None, stop: bool = True
+    ) -> None:
+        """Commit one segment. When the unit was asked to stop (SIGTERM/SIGUSR2, Ctrl-C of the run), raises the
+        runtime's ``Preempted`` once the segment is durably committed, so every kind stops at its next segment and a
+        resume continues after it. ``stop=False``: a caller that stops by itself (``loop.run_segments``, through its
+        checkpoint) or that commits right after this segment (stopping there would throw away work a resume does not
+        get back)."""
+        ...
 
     def checkpoint_due(self) -> bool: ...
 

@@ -212,7 +212,9 @@ class PathEvalUnit(UnitKind):
         if previous is None or index == 0:
             raise ValueError(f"path_eval {p.method} {p.pair}: the path has fewer than two points")
         if index >= done:  # the path's last vertex: a segment of its own
-            ctx.write_segment(index, {"path": [self._row(p, index, 0.0, True, arc, evaluator, previous)]})
+            ctx.write_segment(
+                index, {"path": [self._row(p, index, 0.0, True, arc, evaluator, previous)]}, stop=False
+            )  # the commit follows
         count += 1
         rows = ctx.rows("path").to_pylist()
         train = [r["train_loss"] for r in rows]

@@ -561,7 +561,7 @@ class HessianUnit(UnitKind):
                 {"eigenvalue": float(g), "density": float(d)} for g, d in zip(density.grid, density.density)
             ]
         result["hvp_products"] = operator.products
-        ctx.write_segment(0, tables)
+        ctx.write_segment(0, tables, stop=False)  # the commit follows: a stop here would throw the spectrum away
         ctx.commit(result, outputs={"directions": _on_cpu(vectors)})
 
 
@@ -715,7 +715,7 @@ class MiningUnit(UnitKind):
                         "abs_cos": abs(cosine(eps, v)),
                     }
                 )
-            ctx.write_segment(p.epochs, {"cosines": cos_rows})
+            ctx.write_segment(p.epochs, {"cosines": cos_rows}, stop=False)  # the commit follows
             result["abs_cos"] = {f"{r['which']}{r['rank']}": r["abs_cos"] for r in cos_rows}
             result["max_abs_cos"] = max(r["abs_cos"] for r in cos_rows)
         ctx.commit(result, outputs={"directions": eps})
@@ -837,7 +837,7 @@ class AnglesUnit(UnitKind):
             for j in range(i + 1, p.count):
                 cos = max(-1.0, min(1.0, float(gram[i, j])))
                 rows.append({"i": i, "j": j, "angle_deg": math.degrees(math.acos(cos))})
-        ctx.write_segment(0, {"angles": rows})
+        ctx.write_segment(0, {"angles": rows}, stop=False)  # the commit follows
         angles = [r["angle_deg"] for r in rows]
         ctx.commit(
             {

@@ -56,7 +56,7 @@ def run_segments(
         start, end = position, min(position + segment_length, total)
         started = time.monotonic()
         out = segment(start, end)
-        ctx.write_segment(index, out.tables, out.points or None)
+        ctx.write_segment(index, out.tables, out.points or None, stop=False)  # a stop checkpoints first, below
         position = end
         if position < total and ctx.checkpoint_due():
             tensors, meta = state.checkpoint()

@@ -57,6 +57,7 @@ class PretrainedUnit(UnitKind):
                         }
                     ]
                 },
+                stop=False,  # the commit follows
             )
         ctx.commit(result, final=state)
 

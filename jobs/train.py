@@ -305,7 +305,7 @@ def _run_member(ctx, p: TrainParams) -> None:
                 raise RuntimeError(f"the group's leader has no member_{table} rows")
             mine = rows.filter(pc.equal(rows["seed"], p.seed)).drop_columns(["seed"])
             tables[table] = mine.to_pylist()
-        ctx.write_segment(0, tables)
+        ctx.write_segment(0, tables, stop=False)  # the commit follows
     ctx.commit(result, final=ctx.input_tensors("group"))
 
 

@@ -158,7 +158,7 @@ def cmd_run(args, study: Study | None = None) -> int:
             else study.run.ray_address or "a local Ray"
         )
         reporter.message(f"study {study.name!r} → store {store.root} (executor {study.run.executor}, {where})")
-        outcome = Coordinator(
+        coordinator = Coordinator(
             study,
             store,
             executor,
@@ -167,7 +167,18 @@ def cmd_run(args, study: Study | None = None) -> int:
             data_root,
             retry_failed=getattr(args, "retry_failed", False),
             repair=getattr(args, "repair", False),
-        ).run()
+        )
+        try:
+            outcome = coordinator.run()
+        except KeyboardInterrupt:
+            outcome = coordinator.outcome
+            if not outcome.settled or outcome.pending or outcome.nospace:
+                raise  # units are left to run: "interrupted", exit 130
+            # the stop came when nothing was left to run (the running units reached their commits while stopping):
+            # the run ended as an uninterrupted one would, and says so with its usual summary and exit code
+            reporter.message(
+                "stopped with nothing left to run (the running units reached their commits): the run is complete"
+            )
     return _say_outcome(store, study, outcome)
 
 
@@ -447,7 +458,7 @@ def cmd_status(args) -> int:
             },
         )
         c[state] += 1
-        if state in ("pending", "failed") and store.resumable_from(u["id"], kind):
+        if state == "pending" and store.resumable_from(u["id"], kind):  # shown beside pending: counted once
             c["resumable"] += 1
         if state == "failed":
             failed.append((stage, u, kind))
@@ -490,6 +501,8 @@ def cmd_status(args) -> int:
                     extra += f"  {prog.get('done')}/{prog.get('total')}"
                 elif done_segments:
                     extra += f"  {done_segments} segment(s) committed, resumable"
+                if state == "pending" and store.stale_attempt(u["id"], kind):
+                    extra += "  (its last attempt's process is gone without closing its record)"
             out.print(f"  {u['id']}  {stage:<12} {u['label']:<16} {state}{extra}")
     for stage, u, kind in failed:
         attempts = store.attempts(u["id"], kind)
@@ -672,11 +685,14 @@ def cmd_show(args) -> int:
         out.print(
             f"    {m['name']}: rows {rows or '-'}; files {len(m['files'])}; {dur:.2f}s (attempt {m.get('attempt')})"
         )
+    stale = store.stale_attempt(uid)
     for a in store.attempts(uid):
         out.print(
             f"  attempt {a['attempt']}: {a['state']} on {a.get('host')} pid {a.get('pid')} "
             f"job {a.get('job_id') or '-'}; log {a.get('log')}"
         )
+        if stale is not None and a["attempt"] == stale["attempt"]:
+            out.print("    its process is gone without closing this record; a resume continues the unit")
         if a.get("error"):
             out.print("    " + a["error"].strip().splitlines()[-1])
     try:

@@ -40,6 +40,7 @@ class Outcome:
     pending: list[str] = field(default_factory=list)  # not run (the run was stopped, or a scheduler lost them)
     stalled: list[str] = field(default_factory=list)  # stages still open with nothing left to run
     nospace: str | None = None  # the store's disk filled up
+    settled: bool = False  # the run's end was accounted for (pending and stalled are known), also after a stop
 
     @property
     def ok(self) -> bool:
@@ -103,6 +104,21 @@ class Coordinator:
             self._results[uid] = result
         return result
 
+    def _close_stale(self, unit: Unit) -> None:
+        """Close the attempt record an earlier run left "running" (its process is gone). Local and Ray workers die
+        with their coordinator, so such a record is the mark of a killed coordinator: ``interrupted``, no retry spent.
+        A Slurm job outlives its coordinator: its record ends as ``lost``, as when a live coordinator sees it die."""
+        stale = self.store.stale_attempt(unit.id, unit.kind)
+        if stale is None or stale.get("executor") == "slurm":
+            self.store.close_lost_attempts(unit.id, unit.kind)
+        else:
+            self.store.close_lost_attempts(
+                unit.id,
+                unit.kind,
+                state="interrupted",
+                error="its coordinator ended (killed?) and the worker with it; resumed by a later run",
+            )
+
     def _given_up(self, uid: str) -> bool:
         return self._state.get(uid) in ("failed", "cancelled", "damaged", "blocked")
 
@@ -126,7 +142,7 @@ class Coordinator:
                 continue
             if state in ("failed", "running", "pending"):
                 if state != "running":
-                    self.store.close_lost_attempts(uid, unit.kind)
+                    self._close_stale(unit)
                 if self.retry_failed:
                     self.store.forgive_failures(uid, unit.kind)
                 if self.store.failure_count(uid, unit.kind) > self.retries:
@@ -296,9 +312,16 @@ class Coordinator:
                     self.reporter.message("stopping running units (they checkpoint and resume next time)")
             self.executor.close()
             if not self.executor.keeps_running:
-                for uid in active:  # a unit this coordinator stopped is interrupted, not failed: no retry is spent
+                for uid in sorted(active):
                     unit = self.planner.units[uid]
+                    if self.store.is_committed(uid, unit.kind):  # it reached its commit while it was being stopped
+                        self.outcome.done.append(uid)
+                        self.reporter.finished(unit, "done")
+                        self._done(uid)
+                        continue
+                    # a unit this coordinator stopped is interrupted, not failed: no retry is spent
                     self.store.close_lost_attempts(uid, unit.kind, state="interrupted")
+                    self.reporter.finished(unit, "interrupted", "stopped; a resume continues it")
             try:
                 self._write_plan(force=True)
             except StoreFullError:
@@ -407,6 +430,7 @@ class Coordinator:
             if self.outcome.pending
             else [f"{name}: {self.planner.stages[name].note or 'open'}" for name in self.planner.open_stages()]
         )
+        self.outcome.settled = True
 
 
 def _last_line(text: str) -> str:

@@ -3,7 +3,9 @@ and in a Ray task: ``python -m lowloss.orchestrator.runtime STORE UNIT [UNIT...]
 
 A unit's success is its commit marker, never this process's exit code. Each attempt gets a record and a log under the
 unit's ``attempts/``; a traceback goes into the record. On SIGTERM/SIGUSR2 (preemption, time limit) the unit writes its
-resume checkpoint at the next segment boundary and the attempt ends as ``preempted``.
+resume checkpoint at the next segment boundary and the attempt ends as ``preempted``; a unit kind without checkpoints
+stops once its next segment is committed (``StoreContext.write_segment`` raises ``Preempted``), so no kind runs on
+after a stop request.
 
 A process may run many units one after the other (a packed Slurm task, a warm local worker, a Ray worker): before each
 unit ``fresh_process_state`` puts back what a fresh process would give it (torch's default RNG states, its numerics
@@ -35,7 +37,8 @@ RESERVE_BYTES = 256 * 1024
 
 
 class Preempted(Exception):
-    """The unit was asked to stop (signal) and wrote its resume checkpoint."""
+    """The unit was asked to stop (signal) and stopped at a segment boundary: after its resume checkpoint, or after a
+    committed segment that a resume continues after."""
 
 
 class _Signals:
@@ -219,12 +222,14 @@ class StoreContext:
     def rows(self, table: str):
         return self.store.rows(self.unit_id, table, kind=self.record.kind)
 
-    def write_segment(self, index: int, tables: dict, points: dict | None = None) -> None:
+    def write_segment(self, index: int, tables: dict, points: dict | None = None, stop: bool = True) -> None:
         now = time.time()
         self.writer.write_segment(
             index, tables, points, {"started": self._segment_started, "finished": now, "attempt": self.attempt}
         )
         self._segment_started = now
+        if stop and _Signals.received is not None:  # the segment is committed: a resume continues after it
+            raise Preempted(f"signal {_Signals.received}: stopped after segment {index}")
 
     def checkpoint_due(self) -> bool:
         return _Signals.received is not None or time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds

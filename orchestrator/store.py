@@ -613,9 +613,10 @@ class Store:
     def write_attempt(self, uid: str, kind: str, record: dict) -> None:
         atomic_write_json(self.attempt_paths(uid, kind, record["attempt"])[0], record)
 
-    def close_lost_attempts(self, uid: str, kind: str, state: str = "lost") -> list[int]:
-        """Attempts recorded as running whose process is gone (no one holds the unit's lock) are closed as ``state``.
-        Their space reserves are removed. Returns the attempt numbers closed."""
+    def close_lost_attempts(self, uid: str, kind: str, state: str = "lost", error: str | None = None) -> list[int]:
+        """Attempts recorded as running whose process is gone (no one holds the unit's lock) are closed as ``state``
+        (with ``error`` when the record has none). Their space reserves are removed. Returns the attempt numbers
+        closed."""
         if self.unit_is_running(uid, kind):
             return []
         closed = []
@@ -625,6 +626,7 @@ class Store:
                     state=state,
                     finished=rec.get("finished") or time.time(),
                     error=rec.get("error")
+                    or error
                     or "the worker process ended without a word (killed, node lost, or out of memory)",
                 )
                 self.write_attempt(uid, kind, rec)
@@ -673,7 +675,9 @@ class Store:
         return False
 
     def state(self, uid: str, kind: str | None = None) -> str:
-        """done | damaged | running | failed | pending — derived from the store alone."""
+        """done | damaged | running | failed | pending — derived from the store alone. An attempt still recorded as
+        running whose process is gone (its lock is free: e.g. its coordinator was killed, and the worker with it) is
+        no failure: until a coordinator closes its record the unit is pending, resumable from what it committed."""
         try:
             d = self.unit_dir(uid, kind)
         except StoreError:
@@ -688,10 +692,17 @@ class Store:
         if self.unit_is_running(uid, kind):
             return "running"
         attempts = self.attempts(uid, kind)
-        if attempts and attempts[-1].get("state") in ("failed", "lost", "running"):
-            # a "running" record whose lock is free belongs to a process that died without a word
+        if attempts and attempts[-1].get("state") in ("failed", "lost"):
             return "failed"
         return "pending"
+
+    def stale_attempt(self, uid: str, kind: str | None = None) -> dict | None:
+        """The last attempt when it is still recorded as running but no process runs the unit (its process died
+        without closing the record), else None."""
+        attempts = self.attempts(uid, kind)
+        if attempts and attempts[-1].get("state") == "running" and not self.unit_is_running(uid, kind):
+            return attempts[-1]
+        return None
 
     def resumable_from(self, uid: str, kind: str) -> int:
         """How many segments of an uncommitted unit are committed (what a resume continues after)."""
