@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -94,9 +95,25 @@ def test_coordinator_killed_mid_study_then_run_again_gives_identical_digests(tmp
         attempt = _running_attempt(unit)
         if attempt:
             wait_for(lambda pid=attempt["pid"]: not Path(f"/proc/{pid}").exists(), timeout=10)
+    # the killed units are pending (resumable from their segments), never "failed", and every unit is counted once
+    status = run_cli("status", store, "--units", check=True).stdout
+    assert "failed" not in status.replace("┃ failed ┃", ""), status
+    rows = re.findall(r"│ (\w+)\s*│ \w+\s*│\s*(\d+) │\s*(\d+) │\s*(\d+)(?: \((\d+) resumable\))? │\s*(\d+) │", status)
+    listed = re.findall(r"^  [0-9a-f]{20}  (\w+) .* (pending|running|done|failed)\b(.*)$", status, flags=re.M)
+    assert {r[0] for r in rows} == {"modes", "lmc"} and len(listed) == 5, status
+    for stage, done, running, pending, resumable, failed in rows:
+        assert int(done) + int(running) + int(pending) + int(failed) == sum(1 for u in listed if u[0] == stage)
+        assert int(resumable or 0) == sum(1 for u in listed if u[0] == stage and "resumable" in u[2]) <= int(pending)
+    assert any("resumable" in u[2] for u in listed)
+    killed = next(u for u in _unit_dirs(store) if _running_attempt(u))
+    shown = run_cli("show", store, killed.name[5:15], check=True).stdout
+    assert "state: pending" in shown and "its process is gone" in shown, shown
     assert run_cli("run", spec, "--store", store).returncode == 0
     assert digests(store) == digests(ref)
     assert len(digests(store)) == 5  # 3 modes + 2 consecutive pairs
+    # the killed coordinator's attempts spent no retry: the next run closed them as interrupted
+    states = [json.loads(a.read_text())["state"] for a in sorted((killed / "attempts").glob("[0-9]*.json"))]
+    assert states == ["interrupted", "done"], states
 
 
 def test_crashing_unit_is_recorded_retried_and_others_finish(tmp_path):
@@ -257,3 +274,59 @@ def test_sigterm_to_the_coordinator_checkpoints_the_units_and_the_next_run_finis
     logs = "".join(p.read_text() for p in (unit / "attempts").glob("*.log"))
     assert "resumed at step" in logs
     assert digests(store) == expected
+
+
+LINE = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    points = 301
+"""
+
+
+def test_stop_mid_line_stops_an_interpolate_unit_at_its_next_segment_and_a_resume_gives_identical_digests(tmp_path):
+    """A kind whose loop only commits segments (no checkpoint) stops too: Ctrl-C of the run stops the interpolation at
+    its next committed point, its attempt ends as preempted (no retry spent), the run's last line shows it stopped,
+    and a resume continues after the committed points to the digests of an uninterrupted run."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="line", seeds="[0, 1]", epochs=1, segment_steps=100, stages=LINE))
+    ref = tmp_path / "ref"
+    run_cli("run", spec, "--store", ref, check=True)
+    store = tmp_path / "store"
+    proc = start_cli("run", spec, "--store", store)
+    unit = wait_for(lambda: (_unit_dirs(store, "interpolate") or [None])[0])
+    wait_for(lambda: _committed_segments(unit) >= 5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted; committed work is kept" in out, out
+    assert not (unit / "COMMIT.json").exists() and 5 <= _committed_segments(unit) < 301, "it ran on to its end"
+    attempts = [json.loads(p.read_text()) for p in sorted((unit / "attempts").glob("[0-9]*.json"))]
+    assert [a["state"] for a in attempts] == ["preempted"] and "stopped after segment" in attempts[0]["error"]
+    last = [ln for ln in out.splitlines() if "units done" in ln][-1]
+    assert "2/3 units done" in last and "lmc 0/1" in last and "running" not in last, last
+    assert run_cli("resume", store).returncode == 0
+    attempts = [json.loads(p.read_text()) for p in sorted((unit / "attempts").glob("[0-9]*.json"))]
+    assert [a["state"] for a in attempts] == ["preempted", "done"]
+    assert digests(store) == digests(ref)
+
+
+def test_a_stop_while_the_last_unit_reaches_its_commit_ends_as_a_complete_run(tmp_path):
+    """A unit in its last segment does not stop (its commit follows at once): when the stop leaves nothing to run,
+    the run says so and ends as an uninterrupted run would (exit 0, every unit counted done), not "interrupted"."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name="late", seeds="[0]", epochs=40, segment_steps=100000, stages=ONE_MODE))
+    store = tmp_path / "store"
+    proc = start_cli("run", spec, "--store", store)
+    unit = wait_for(lambda: (_unit_dirs(store) or [None])[0])
+    wait_for(lambda: _running_attempt(unit))
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert "stopping running units" in out, "the unit ended before the stop; make it longer\n" + out
+    assert proc.returncode == 0 and "the run is complete" in out and "interrupted" not in out, out
+    assert "1/1 units done" in [ln for ln in out.splitlines() if "units done" in ln][-1]
+    assert (unit / "COMMIT.json").exists() and run_cli("status", store, check=True).stdout.count("│ closed") == 1
