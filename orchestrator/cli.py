@@ -549,8 +549,8 @@ def cmd_logs(args) -> int:
             f"==> attempt {a['attempt']} ({a['state']}) on {a.get('host')} via {a.get('executor')} "
             f"job {a.get('job_id') or '-'}: {a['log']}"
         )
-        if a.get("error"):  # why it ended (a lost or failed attempt's log may stop before it could say)
-            print(f"    ended: {str(a['error']).splitlines()[-1] if str(a['error']).strip() else a['error']}")
+        if a.get("error") and a["state"] != "failed":  # why it ended: a lost attempt's log stops before it can say
+            print(f"    ended: {str(a['error']).strip().splitlines()[-1]}")  # (a failed one's traceback is in it)
         log = _inside_store(store, a.get("log"))
         if log is None:  # a moved or copied store, or a forged record: only the store's own attempts/<n>.log is read
             own = store.unit_dir(uid) / "attempts" / f"{int(a['attempt']):03d}.log"

@@ -218,7 +218,7 @@ def test_lenet5_mnist5k_paths_stay_low_where_the_straight_line_does_not(tmp_path
     """LLPF Fig. 2 (LeNet5 column) at CPU scale: every M2M path's maximum full-training-set loss stays under L_thres
     while the straight line between the same two modes rises above it; `lowloss report` prints both."""
     store = tmp_path / "store"
-    proc = run_cli("run", "llpf-lenet5-mnist5k", "--store", store, timeout=1800)
+    proc = run_cli("run", "llpf-lenet5-mnist5k", "--store", store, "--jobs", "2", timeout=1800)  # jobs: no result
     assert proc.returncode == 0, proc.stdout + proc.stderr
     l_thres = _stage("llpf-lenet5-mnist5k", "m2m")["l_thres"]
     paths = [r for r in _results(store, "m2m_phase") if r["phase"] == r["phases"]]
