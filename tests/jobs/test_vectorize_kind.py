@@ -192,12 +192,11 @@ def test_interpolate_vectorize_is_part_of_the_line_units_params_only():
 
 
 @pytest.mark.slow
-def test_vectorized_line_matches_the_plain_line_and_resumes_after_a_kill_to_identical_digests(tmp_path):
-    """13 points in chunks of 4 (UpBN, a BatchNorm net): each point's numbers are the plain line's up to rounding; a
-    SIGKILL after some chunks resumes at the next chunk and the store's digests equal an uninterrupted run's."""
-    (tmp_path / "plain.toml").write_text(_line_spec())
+def test_vectorized_line_matches_its_modes_and_resumes_after_a_kill_to_identical_digests(tmp_path):
+    """13 points in chunks of 4 (UpBN, a BatchNorm net; the stacked evaluator equals the plain one point by point in
+    tests/workers/test_vectorize.py): the line's ends are its modes as their train units evaluated them; a SIGKILL
+    after some chunks resumes at the next chunk and the store's digests equal an uninterrupted run's."""
     (tmp_path / "vec.toml").write_text(_line_spec("vectorize = 4"))
-    run_cli("run", tmp_path / "plain.toml", "--store", tmp_path / "plain", check=True)
     run_cli("run", tmp_path / "vec.toml", "--store", tmp_path / "ref", check=True)
 
     def line_rows(store: Path) -> list[dict]:
@@ -207,11 +206,24 @@ def test_vectorized_line_matches_the_plain_line_and_resumes_after_a_kill_to_iden
         files = sorted((unit / "line").glob("*.parquet"))
         return [r for f in files for r in pq.read_table(f).to_pylist()]
 
-    plain, vec = line_rows(tmp_path / "plain"), line_rows(tmp_path / "ref")
-    assert [r["index"] for r in vec] == list(range(13)) and len(plain) == 13
-    for p, v in zip(plain, vec):
+    vec = line_rows(tmp_path / "ref")
+    assert [r["index"] for r in vec] == list(range(13))
+    from safetensors.torch import load_file
+
+    from lowloss.workers.data import load_dataset
+    from lowloss.workers.evaluation import Evaluator
+    from lowloss.workers.models import build_model
+
+    data = load_dataset("digits")
+    evaluator = Evaluator(build_model("small_cnn", data.num_classes, data.in_channels, data.image_size), data, "UpBN")
+    finals = {
+        json.loads((u / "unit.json").read_text())["params"]["seed"]: load_file(str(u / "final.safetensors"))
+        for u in (tmp_path / "ref").glob("units/kind=train/unit=*")
+    }
+    for row, seed in ((vec[0], 0), (vec[-1], 1)):  # the ends, evaluated plainly (one point at a time)
+        plain = evaluator.evaluate(finals[seed])
         for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
-            assert v[key] == pytest.approx(p[key], rel=1e-4, abs=1e-6), (key, p, v)
+            assert row[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), (key, row, plain)
     assert max(r["train_loss"] for r in vec) > vec[0]["train_loss"] + 0.05  # a real barrier, not a flat line
     (unit,) = (tmp_path / "ref").glob("units/kind=interpolate/unit=*")
     assert len(list((unit / "segments").glob("*.json"))) == 4  # chunks of 4, 4, 4, 1
