@@ -50,19 +50,23 @@ def _loops(
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    # K separate loops (one after another, as K units run on one core)
-    models = [build(s) for s in seeds]
-    opts = [make_optimizer(m.parameters(), "sgd", 0.01, 0.9, 5e-4) for m in models]
-    elapsed = 0.0
-    for m, o, st in zip(models, opts, streams):
+    def seconds(step) -> float:
+        """Wall time of ``steps`` calls of step(s) after ``warmup`` untimed ones."""
         for s in range(warmup):
-            train_step(m, o, *st.batch(s))
+            step(s)
         sync()
         t = time.perf_counter()
         for s in range(warmup, warmup + steps):
-            train_step(m, o, *st.batch(s))
+            step(s)
         sync()
-        elapsed += time.perf_counter() - t
+        return time.perf_counter() - t
+
+    # K separate loops (one after another, as K units run on one core)
+    models = [build(s) for s in seeds]
+    opts = [make_optimizer(m.parameters(), "sgd", 0.01, 0.9, 5e-4) for m in models]
+    elapsed = sum(
+        seconds(lambda s, m=m, o=o, st=st: train_step(m, o, *st.batch(s))) for m, o, st in zip(models, opts, streams)
+    )
     separate = k * steps / elapsed
 
     stacked = StackedModels([build(s) for s in seeds])
@@ -72,14 +76,7 @@ def _loops(
         batches = [st.batch(s) for st in streams]
         stacked_train_step(stacked, opt, torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]))
 
-    for s in range(warmup):
-        vstep(s)
-    sync()
-    t = time.perf_counter()
-    for s in range(warmup, warmup + steps):
-        vstep(s)
-    sync()
-    vectorized = k * steps / (time.perf_counter() - t)
+    vectorized = k * steps / seconds(vstep)
 
     # the ceiling: one model stepping on the K seeds' batches concatenated (K×64 examples through one set of
     # kernels). Batching K models into one pass cannot do better than the device does on the same examples as one
@@ -91,14 +88,7 @@ def _loops(
         batches = [st.batch(s) for st in streams]
         train_step(big, big_opt, torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]))
 
-    for s in range(warmup):
-        bigstep(s)
-    sync()
-    t = time.perf_counter()
-    for s in range(warmup, warmup + steps):
-        bigstep(s)
-    sync()
-    ceiling = k * steps / (time.perf_counter() - t)
+    ceiling = k * steps / seconds(bigstep)
     return separate, vectorized, ceiling
 
 

@@ -158,6 +158,13 @@ class ModeParams(UnitParams):
     data: DataParams
 
 
+def point_chunks(n: int, k: int | None) -> list[list[int]]:
+    """The point indices 0..n−1 in the chunks a path or scan unit evaluates (and commits as one segment) together:
+    one by one, or K at a time (``vectorize = K``)."""
+    size = k if k is not None and k > 1 else 1
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
 def load_data(ctx, data: DataParams):
     """The unit's dataset, on its device: kept by the process for the next unit on the same data (a warm worker
     loads each dataset once; ``workers.data.DatasetCache``). Image decoding uses the unit's allocated CPUs."""

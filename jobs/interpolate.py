@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, model_serializer
 
 from .base import Figure, Metric, Plan, Resources, StageKind, StageParams, UnitDraft, UnitKind, UnitParams
-from .common import build_for, load_data
+from .common import build_for, load_data, point_chunks
 from .modes import seeds_of
 from .pairs import STRATEGY_HELP, PairStrategy, check_pair_count, check_pairs, is_dynamic, mode_pairs
 
@@ -105,19 +105,20 @@ class InterpolateUnit(UnitKind):
             from lowloss.workers.vectorize import StackedEvaluator
 
             stacked = StackedEvaluator(model, data, min(p.vectorize, k), bn)  # no slot beyond the line's points
-            chunks = [list(range(i, min(i + p.vectorize, k))) for i in range(0, k, p.vectorize)]
-            # one segment per chunk of K points: a resume continues at the next chunk
-            for c in range(ctx.committed_segments(), len(chunks)):
-                points = chunks[c]
-                values = stacked.evaluate([interpolate_state(sa, sb, alphas[i]) for i in points])
-                ctx.write_segment(c, {"line": [_row(i, alphas[i], v) for i, v in zip(points, values)]})
-                ctx.progress(points[-1] + 1, k, alpha=alphas[points[-1]], train_loss=values[-1]["train_loss"])
+            evaluate = stacked.evaluate
         else:
             evaluator = Evaluator(model, data, bn)
-            for i in range(ctx.committed_segments(), k):  # one segment per point: a resume continues at the next
-                values = evaluator.evaluate(interpolate_state(sa, sb, alphas[i]))
-                ctx.write_segment(i, {"line": [_row(i, alphas[i], values)]})
-                ctx.progress(i + 1, k, alpha=alphas[i], train_loss=values["train_loss"])
+
+            def evaluate(states):
+                return [evaluator.evaluate(state) for state in states]
+
+        chunks = point_chunks(k, p.vectorize)
+        # one segment per chunk (one point, or K with vectorize): a resume continues at the next chunk
+        for c in range(ctx.committed_segments(), len(chunks)):
+            points = chunks[c]
+            values = evaluate([interpolate_state(sa, sb, alphas[i]) for i in points])
+            ctx.write_segment(c, {"line": [_row(i, alphas[i], v) for i, v in zip(points, values)]})
+            ctx.progress(points[-1] + 1, k, alpha=alphas[points[-1]], train_loss=values[-1]["train_loss"])
         line = ctx.rows("line").to_pylist()
         bt, it = barrier([r["train_loss"] for r in line], alphas)
         bv, _ = barrier([r["test_loss"] for r in line], alphas)

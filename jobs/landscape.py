@@ -43,7 +43,7 @@ from .base import (
     UnitParams,
     Verdict,
 )
-from .common import ModeParams, build_for, load_data
+from .common import ModeParams, build_for, load_data, point_chunks
 from .modes import seeds_of
 
 DIRECTION_KINDS = ("gaussian", "to_mode", "gradient")
@@ -303,12 +303,6 @@ def _draw_cosines(ax, data) -> None:
     ax.legend(fontsize=6)
 
 
-def _chunks(n: int, k: int | None) -> list[list[int]]:
-    """The point indices 0..n−1 in the chunks a scan evaluates (and commits) together: one by one, or K at a time."""
-    size = k if k is not None and k > 1 else 1
-    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
-
-
 def _point_evaluation(evaluator, model, data, p: "ScanParams", n: int):
     """A function from a chunk's coefficient lists to their values: the point evaluator one point at a time, or (with
     ``vectorize``) the stacked evaluator on the chunk's states (the same protocol, batched kernels)."""
@@ -427,7 +421,7 @@ class ScanUnit(UnitKind):
         if p.shape == "curve":
             if p.lambda_min is None or p.lambda_max is None or p.points is None:
                 raise ValueError("curve: lambda_min, lambda_max and points are needed")
-            chunks = _chunks(p.points, p.vectorize)
+            chunks = point_chunks(p.points, p.vectorize)
             evaluate = _point_evaluation(evaluator, model, data, p, p.points)
             lambdas = line_lambdas(p.lambda_min, p.lambda_max, p.points)
             # one segment per chunk of points (one point, or K with vectorize): a resume continues at the next one
@@ -460,7 +454,7 @@ class ScanUnit(UnitKind):
             raise ValueError("surface: grid and shard are needed")
         grid = Grid(**p.grid.model_dump())
         points = shard_points(grid, Shard(*p.shard))
-        chunks = _chunks(len(points), p.vectorize)
+        chunks = point_chunks(len(points), p.vectorize)
         evaluate = _point_evaluation(evaluator, model, data, p, len(points))
         for c, chunk in enumerate(chunks[ctx.committed_segments() :], start=ctx.committed_segments()):
             rows = [

@@ -119,6 +119,32 @@ def wait_for(predicate, timeout: float = 180.0, interval: float = 0.02):
     raise AssertionError("condition not met in time")
 
 
+def sigkill_mid_unit(store: Path, pattern: str, ready, timeout: float = 300.0, interval: float = 0.005) -> bool:
+    """SIGKILL the process running a unit under ``store/units/<pattern>`` once ``ready(unit_dir)`` holds and its
+    attempt is recorded as running; True when one was killed before ``timeout``."""
+    import json
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for unit in store.glob(f"units/{pattern}"):
+            if not ready(unit):
+                continue
+            running = [json.loads(p.read_text()) for p in (unit / "attempts").glob("*.json")]
+            running = [a for a in running if a.get("state") == "running"]
+            if running:
+                os.kill(running[0]["pid"], signal.SIGKILL)
+                return True
+        time.sleep(interval)
+    return False
+
+
+def segments_of(unit: Path) -> int:
+    return len(list((unit / "segments").glob("*.json")))
+
+
 def digests(store: Path) -> dict[str, str]:
     out = run_cli("verify", store, check=True).stdout
     return dict(re.findall(r"^([0-9a-f]{20})\s+\S+\s+([0-9a-f]{64})$", out, flags=re.M))

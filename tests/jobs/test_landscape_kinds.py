@@ -333,13 +333,7 @@ def test_gaussian_curves_at_s1_around_a_trained_mode_are_v_basins(tmp_path, writ
 def test_scan_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec, scan, total):
     """A scan unit (a curve, a surface shard) killed (SIGKILL) after some of its points resumes at the next point; the
     store's digests equal those of an uninterrupted run."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from conftest import cli_env, digests
+    from conftest import digests, segments_of, sigkill_mid_unit, start_cli
 
     stages = LANDSCAPE + "    " + scan
     spec = write_spec(
@@ -349,30 +343,13 @@ def test_scan_killed_mid_scan_resumes_to_identical_digests(tmp_path, write_spec,
     )
     run_cli("run", spec, "--store", tmp_path / "ref", check=True)
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
-    killed_at = None
+    proc = start_cli("run", spec, "--store", store)
     try:
-        deadline = time.monotonic() + 300
-        while killed_at is None and time.monotonic() < deadline:
-            units = list(store.glob("units/kind=scan/unit=*"))
-            done = len(list((units[0] / "segments").glob("*.json"))) if units else 0
-            if 3 <= done < total:
-                running = [json.loads(p.read_text()) for p in (units[0] / "attempts").glob("*.json")]
-                running = [a for a in running if a["state"] == "running"]
-                if running:
-                    os.kill(running[0]["pid"], signal.SIGKILL)
-                    killed_at = done
-            time.sleep(0.01)
+        killed = sigkill_mid_unit(store, "kind=scan/unit=*", lambda unit: 3 <= segments_of(unit) < total, interval=0.01)
         out, _ = proc.communicate(timeout=300)
     finally:
         proc.kill()
-    assert killed_at is not None, "the curve finished before it could be killed"
+    assert killed, "the curve finished before it could be killed"
     assert proc.returncode == 0, out
     (unit,) = store.glob("units/kind=scan/unit=*")
     attempts = [json.loads(p.read_text()) for p in (unit / "attempts").glob("*.json")]

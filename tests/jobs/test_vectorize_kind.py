@@ -4,15 +4,10 @@ planning, ids, kill-and-resume digests, later stages, and the seeds' losses next
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, digests, run_cli, spec_text
+from conftest import digests, run_cli, segments_of, sigkill_mid_unit, spec_text, start_cli
 
 from lowloss.orchestrator.graph import plan_study
 from lowloss.orchestrator.spec import SpecError, parse_spec
@@ -118,30 +113,14 @@ def test_group_leader_killed_mid_unit_resumes_to_identical_digests(runs, tmp_pat
     spec = tmp_path / "vec.toml"
     spec.write_text(_spec("vectorize = 3").replace("retries = 1", "retries = 3"))
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
-    killed = False
+    proc = start_cli("run", spec, "--store", store)
+
+    def leader_with_segments(unit: Path) -> bool:
+        record = unit / "unit.json"
+        return record.exists() and "group" in json.loads(record.read_text())["params"] and segments_of(unit) >= 3
+
     try:
-        deadline = time.monotonic() + 300
-        while not killed and time.monotonic() < deadline:
-            for unit in store.glob("units/kind=train/unit=*"):
-                if (
-                    not (unit / "unit.json").exists()
-                    or "group" not in json.loads((unit / "unit.json").read_text())["params"]
-                ):
-                    continue
-                if len(list((unit / "segments").glob("*.json"))) >= 3:
-                    running = [json.loads(p.read_text()) for p in (unit / "attempts").glob("*.json")]
-                    running = [a for a in running if a.get("state") == "running"]
-                    if running:
-                        os.kill(running[0]["pid"], signal.SIGKILL)
-                        killed = True
-            time.sleep(0.01)
+        killed = sigkill_mid_unit(store, "kind=train/unit=*", leader_with_segments, interval=0.01)
         out, _ = proc.communicate(timeout=300)
     finally:
         proc.kill()
@@ -229,26 +208,9 @@ def test_vectorized_line_matches_its_modes_and_resumes_after_a_kill_to_identical
     assert len(list((unit / "segments").glob("*.json"))) == 4  # chunks of 4, 4, 4, 1
 
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(tmp_path / "vec.toml"), "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
-    killed = False
+    proc = start_cli("run", tmp_path / "vec.toml", "--store", store)
     try:
-        deadline = time.monotonic() + 300
-        while not killed and time.monotonic() < deadline:
-            for unit in store.glob("units/kind=interpolate/unit=*"):
-                done = len(list((unit / "segments").glob("*.json")))
-                if 1 <= done < 3:
-                    running = [json.loads(p.read_text()) for p in (unit / "attempts").glob("*.json")]
-                    running = [a for a in running if a.get("state") == "running"]
-                    if running:
-                        os.kill(running[0]["pid"], signal.SIGKILL)
-                        killed = True
-            time.sleep(0.005)
+        killed = sigkill_mid_unit(store, "kind=interpolate/unit=*", lambda unit: 1 <= segments_of(unit) < 3)
         out, _ = proc.communicate(timeout=300)
     finally:
         proc.kill()
