@@ -133,6 +133,7 @@ class Coordinator:
                 continue
             state = self.store.state(uid, unit.kind)
             if state == "done":
+                self.store.close_committed_attempt(uid, unit.kind)
                 self._state[uid] = "done"
                 self.outcome.reused.append(uid)
                 continue

@@ -74,6 +74,7 @@ FORMAT = 2
 ID_LENGTH = 20
 SEGMENT_DIGITS = 6
 COMMIT = "COMMIT.json"
+COMMITTED_UNCLOSED = "committed; killed before its closing record was written"
 FINAL = "final.safetensors"
 RESULT = "result.json"
 FAILED_STATES = ("failed", "lost")  # attempt states that use up a retry (preempted, cancelled, nospace do not)
@@ -602,7 +603,7 @@ class Store:
             except DamagedError:
                 commit = None
             if commit is not None and commit.get("attempt") == out[-1]["attempt"]:
-                out[-1] = {**out[-1], "state": "done", "note": "committed; its closing record was never written"}
+                out[-1] = {**out[-1], "state": "done", "note": COMMITTED_UNCLOSED}
         return out
 
     def attempt_paths(self, uid: str, kind: str, attempt: int) -> tuple[Path, Path, Path]:
@@ -634,6 +635,23 @@ class Store:
         for reserve in (self.unit_dir(uid, kind) / "attempts").glob("*.reserve"):
             reserve.unlink(missing_ok=True)
         return closed
+
+    def close_committed_attempt(self, uid: str, kind: str) -> int | None:
+        """A committed unit whose attempt record still says running (its process was killed between the commit and
+        its closing record) gets that record closed as ``done``, at the commit's time. Returns the attempt closed."""
+        if self.unit_is_running(uid, kind):
+            return None
+        last = self.attempts(uid, kind)[-1:] or [None]
+        rec = last[0]
+        if rec is None or rec.get("note") != COMMITTED_UNCLOSED:
+            return None
+        on_disk = self._read_optional(self.attempt_paths(uid, kind, rec["attempt"])[0])
+        if not isinstance(on_disk, dict) or on_disk.get("state") != "running":
+            return None
+        commit = self.commit_record(uid, kind) or {}
+        finished = rec.get("finished") or commit.get("committed") or time.time()
+        self.write_attempt(uid, kind, {**rec, "finished": finished})
+        return int(rec["attempt"])
 
     def failure_count(self, uid: str, kind: str | None = None) -> int:
         """Failed attempts that count against the unit's retries (those after the last ``--retry-failed``)."""

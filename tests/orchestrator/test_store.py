@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -218,5 +219,12 @@ def test_a_unit_killed_between_its_commit_and_its_closing_record_reads_as_done(t
     assert store.attempts(uid)[-1]["state"] == "running"  # not committed yet: still running (or lost)
     w.commit({"final": 1.0}, {"final": {"w": torch.zeros(2)}}, {"attempt": 2})
     assert [a["state"] for a in store.attempts(uid)] == ["failed", "done"]
+    record_file = store.attempt_paths(uid, "train", 2)[0]
+    assert json.loads(record_file.read_text())["state"] == "running"
+    assert store.close_committed_attempt(uid, "train") == 2  # the next run writes the closing record
+    closed = json.loads(record_file.read_text())
+    assert closed["state"] == "done" and closed["finished"] == store.commit_record(uid, "train")["committed"]
+    assert store.close_committed_attempt(uid, "train") is None  # once
     store.write_attempt(uid, "train", {"attempt": 3, "state": "running"})  # a later attempt is not the commit's
     assert store.attempts(uid)[-1]["state"] == "running"
+    assert store.close_committed_attempt(uid, "train") is None
