@@ -641,9 +641,9 @@ class Store:
         its closing record) gets that record closed as ``done``, at the commit's time. Returns the attempt closed."""
         if self.unit_is_running(uid, kind):
             return None
-        last = self.attempts(uid, kind)[-1:] or [None]
-        rec = last[0]
-        if rec is None or rec.get("note") != COMMITTED_UNCLOSED:
+        records = self.attempts(uid, kind)
+        rec = records[-1] if records else {}
+        if rec.get("note") != COMMITTED_UNCLOSED:
             return None
         on_disk = self._read_optional(self.attempt_paths(uid, kind, rec["attempt"])[0])
         if not isinstance(on_disk, dict) or on_disk.get("state") != "running":
