@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,12 @@ from pathlib import Path
 import pytest
 
 PLUGINS = Path(__file__).parent / "plugins"
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and so would
+# every lowloss process it starts (Python then installs no Ctrl-C handler): the tests that stop a run with SIGINT need
+# it delivered, so their processes start with the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def spec_text(

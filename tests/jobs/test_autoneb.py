@@ -283,6 +283,13 @@ EXPLORE = """
     insert = "highest"
     insert_count = 1
     points_between = 2
+
+    [[stages]]
+    name = "compare"
+    kind = "compare"        # waits for the exploration to close, then takes the pairs both stages computed
+    from = ["lmc", "mst"]
+    pairs = "common"
+    bn = "UpBN"
 """
 
 
@@ -346,6 +353,11 @@ def test_digits_saddles_below_the_linear_barrier_and_minimax_bounds(explored):
         dense[min(a, b), max(a, b)] = w
     scipy_tree = {tuple(int(v) for v in e) for e in zip(*scipy_mst(dense).nonzero())}
     assert {tuple(sorted(e)) for e in tree} == scipy_tree  # every pair computed: the tree is SciPy's over all edges
+    # the compare stage waited for the exploration to close, then evaluated both methods on every pair both computed
+    compared = {(tuple(sorted(r["pair"])), r["method"]): r for r in _results(store, "path_eval")}
+    assert set(compared) == {(pair, m) for pair in lines for m in ("linear", "autoneb")}
+    for (pair, method), r in compared.items():
+        assert r["bn"] == "UpBN" and r["length_ratio"] >= 1 - 1e-9, (pair, method, r)
 
 
 @pytest.mark.slow
@@ -411,26 +423,3 @@ def test_coordinator_killed_mid_exploration_resumes_without_computing_an_edge_tw
         if uid in checkpointed:  # it had committed segments and their checkpoint: the next attempt resumed them
             logs = "".join(p.read_text() for p in sorted((edge / "attempts").glob("*.log")))
             assert "resumed at segment" in logs, (uid, states)
-
-
-@pytest.mark.slow
-def test_the_autoneb_digits_recipe_runs_its_whole_exploration(tmp_path):
-    """The embedded CPU recipe end to end (six digits modes, the star, MST refinement rounds up to the budget, the
-    compare stage): every edge's saddle below its straight line's peak, the tree's minimax bound of every pair no
-    higher than what was computed for it, and the report's tables."""
-    from lowloss.workers.exploration import minimax_bounds
-
-    store = tmp_path / "store"
-    run_cli("run", "autoneb-digits", "--store", store, check=True, timeout=1200)
-    plan = {s["name"]: s for s in json.loads((store / "plan.json").read_text())["stages"]}
-    assert not any(s["open"] for s in plan.values())
-    edges = {tuple(sorted(r["pair"])): r for r in _results(store, "autoneb_edge")}
-    lines = {tuple(sorted(r["pair"])): r for r in _results(store, "interpolate")}
-    assert 5 <= len(edges) <= 8 and len(lines) == 15  # the star of six minima, then refinement within the budget
-    for pair, edge in edges.items():
-        assert edge["saddle_train_loss"] < lines[pair]["max_train_loss"], (pair, edge, lines[pair])
-    bounds = minimax_bounds(list(range(6)), {p: e["saddle_train_loss"] for p, e in edges.items()})
-    assert all(bounds[p] <= e["saddle_train_loss"] for p, e in edges.items())
-    assert len(bounds) == 15 and all(b < float("inf") for b in bounds.values())  # a bound for every pair
-    report = run_cli("report", store, "--out", tmp_path / "report", check=True).stdout
-    assert "mst" in report and (tmp_path / "report" / "figures").is_dir()

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import cli_env, digests, run_cli, spec_text
+from conftest import digests, run_cli, spec_text, start_cli
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,13 +135,7 @@ def test_m2m_phase_killed_mid_path_resumes_to_identical_digests(tmp_path):
     )
     run_cli("run", spec, "--store", tmp_path / "ref", check=True)
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
+    proc = start_cli("run", spec, "--store", store)
     kills = 0
     try:
         for target in (3, 10):

@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from autoneb_runs import kill_mid_cycle_then_between_edges, reference_run
-from conftest import cli_env, digests, run_cli, spec_text
+from conftest import digests, run_cli, spec_text, start_cli
 from landscape_runs import surface_shards_match_local
 from planner_runs import explore_with_kills
 
@@ -59,23 +58,7 @@ def test_killed_ray_worker_is_retried_and_the_unit_resumes(tmp_path, ray_env):
     )
     run_cli("run", spec, "--store", tmp_path / "local", check=True)
     store = tmp_path / "ray"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lowloss.orchestrator.cli",
-            "run",
-            str(spec),
-            "--store",
-            str(store),
-            "--executor",
-            "ray",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
+    proc = start_cli("run", spec, "--store", store, "--executor", "ray")
     try:
         deadline = time.monotonic() + 180
         killed = False
@@ -158,10 +141,7 @@ def test_stopped_ray_run_checkpoints_inside_the_worker_and_resumes(tmp_path, ray
     )
     run_cli("run", spec, "--store", tmp_path / "local", check=True)
     store = tmp_path / "ray"
-    args = [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)]
-    proc = subprocess.Popen(
-        [*args, "--executor", "ray"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env()
-    )
+    proc = start_cli("run", spec, "--store", store, "--executor", "ray")
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -15,8 +15,6 @@ import re
 import shutil
 import statistics
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli_env, run_cli, spec_text
+from conftest import run_cli, spec_text, start_cli
 
 # ---------------------------------------------------------------------- raw readers (independent of the report code)
 
@@ -219,13 +217,7 @@ def test_report_on_a_running_study_counts_missing_units_and_draws_committed_segm
     )
     spec.write_text(spec_text(name="live", seeds="[0]", stages=stages).replace("jobs = 2", "jobs = 1"))
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lowloss.orchestrator.cli", "run", str(spec), "--store", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
+    proc = start_cli("run", spec, "--store", store)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
