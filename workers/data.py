@@ -377,13 +377,41 @@ def _cifar_augment(name: str) -> Augment:
 # ---------------------------------------------------------------- loaders
 
 
+def digits_path() -> str:
+    """Where the installed scikit-learn keeps its bundled digits (``datasets/data/digits.csv.gz``), found without
+    importing scikit-learn (its import, with SciPy's, costs a worker process about a second)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataRootError(
+            "dataset 'digits' reads sklearn/datasets/data/digits.csv.gz from scikit-learn, which is not installed; "
+            "install it: pip install scikit-learn"
+        )
+    return os.path.join(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
+
+
+def read_digits_csv(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of ``digits.csv.gz`` (64 pixel values 0–16, then the label 0–9) as float64 images N×8×8 and int64
+    labels: the values ``sklearn.datasets.load_digits`` gives (it parses the same file with the same call)."""
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", ndmin=2)
+    if table.shape[1] != 8 * 8 + 1:
+        raise ValueError(f"{path}: rows have {table.shape[1]} values, expected 65 (64 pixels + label)")
+    if table[:, :-1].min() < 0 or table[:, :-1].max() > 16 or table[:, -1].min() < 0 or table[:, -1].max() > 9:
+        raise ValueError(f"{path}: pixels must be 0–16 and labels 0–9")
+    return torch.from_numpy(table[:, :-1].reshape(-1, 8, 8).copy()), torch.from_numpy(table[:, -1].astype(np.int64))
+
+
 def load_digits(test_fraction: float = 0.2) -> TensorDataset:
     """scikit-learn's bundled 8×8 digits (1797 images), scaled to [0, 1] and standardized; a fixed 80/20 split."""
-    from sklearn.datasets import load_digits as sk_load_digits
-
-    bunch = sk_load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(bunch.target, dtype=torch.int64)
+    images, labels = read_digits_csv(digits_path())
+    x = images.to(torch.float32).unsqueeze(1) / 16.0
+    y = labels
     order = torch.randperm(len(y), generator=generator("digits-split"))
     n_test = int(round(len(y) * test_fraction))
     test_idx, train_idx = order[:n_test], order[n_test:]

@@ -33,6 +33,24 @@ def load_digits_twice():
     return load_dataset("digits"), load_dataset("digits")
 
 
+def test_digits_are_read_from_scikit_learns_file_as_its_loader_gives_them(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from lowloss.workers.data import digits_path, read_digits_csv
+
+    images, labels = read_digits_csv(digits_path())
+    bunch = load_digits()
+    assert images.dtype == torch.float64 and torch.equal(images, torch.from_numpy(bunch.images))
+    assert torch.equal(labels, torch.from_numpy(bunch.target).to(torch.int64))
+    bad = tmp_path / "digits.csv.gz"
+    import gzip
+
+    with gzip.open(bad, "wt") as f:
+        f.write(",".join(["17"] * 64 + ["3"]) + "\n")
+    with pytest.raises(ValueError, match="pixels must be 0–16"):
+        read_digits_csv(str(bad))
+
+
 def test_batches_are_a_pure_function_of_seed_and_step():
     data = load_dataset("digits")
     s1, s2 = BatchStream(data, 64, seed=3), BatchStream(data, 64, seed=3)
