@@ -21,6 +21,35 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# The files that take longest go out first (tests/run.sh: pytest-xdist `--dist loadfile --no-loadscope-reorder`), so
+# the short files fill both workers to the end instead of one long file running alone at the end. Only the order
+# changes; the rest follow by their number of tests, as pytest-xdist orders them by default.
+LONGEST_FIRST = (
+    "test_executor_slurm.py",
+    "test_executor_ray.py",
+    "test_llpf_parity.py",
+    "test_run_resume.py",
+    "test_autoneb.py",
+    "test_landscape_kinds.py",
+    "test_warm_workers.py",
+    "test_faults.py",
+    "test_report.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    per_file: dict[str, int] = {}
+    for item in items:
+        per_file[str(item.path)] = per_file.get(str(item.path), 0) + 1
+
+    def place(item) -> tuple:
+        name = item.path.name
+        rank = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        return rank, -per_file[str(item.path)], str(item.path)
+
+    items.sort(key=place)  # stable: each file keeps its own order
+
+
 def spec_text(
     name="t",
     seeds="[0, 1]",

@@ -49,8 +49,8 @@ export PATH="$PWD/$VENV/bin:$PATH"
 set +e
 # two workers (LOWLOSS_TEST_WORKERS=0: one process), a test file per worker at a time: a file's module fixtures are
 # built once, and the Slurm tests (all in test_executor_slurm.py) and the Ray tests (test_executor_ray.py) never run
-# beside others of their kind
-"$VENV/bin/python" -m pytest -n "${LOWLOSS_TEST_WORKERS:-2}" --dist loadfile "$@"
+# beside others of their kind; the longest files go out first (tests/conftest.py, LONGEST_FIRST)
+"$VENV/bin/python" -m pytest -n "${LOWLOSS_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
 rc=$?
 set -e
 phase

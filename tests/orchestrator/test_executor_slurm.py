@@ -130,7 +130,8 @@ def test_scontrol_requeue_mid_path_resumes_from_last_segment(tmp_path, long_refe
 
 def test_time_limit_signal_checkpoints_and_requeues(tmp_path):
     # ~45 s of training: longer than the moment the time-limit signal arrives (due 5 s after the start with a 1-minute
-    # limit and a 55 s signal delay; slurmctld delivers it within its ~30 s timer), so the first attempt is cut short
+    # limit and a 55 s signal delay; slurmctld delivers it within its ~30 s timer, though on a loaded machine it was
+    # seen to miss it and end the job at its limit with SIGTERM instead), so the first attempt is cut short
     spec = tmp_path / "tlimit.toml"
     spec.write_text(
         spec_text(
@@ -161,8 +162,13 @@ def test_time_limit_signal_checkpoints_and_requeues(tmp_path):
     states = [json.loads(p.read_text())["state"] for p in sorted((unit / "attempts").glob("*.json"))]
     assert "preempted" in states and states[-1] == "done", states
     logs = run_cli("logs", store, unit.name[5:], "--all", check=True).stdout
-    assert "signal 12" in logs and "resumed at step" in logs and "requeueing" in logs
-    assert len(_job_records(store)) == 1, "the job requeued itself; nothing was submitted again"
+    assert "resumed at step" in logs
+    if "signal 12" in logs:  # the warning signal came before the limit: checkpoint, and the job requeued itself
+        assert "requeueing" in logs
+        assert len(_job_records(store)) == 1, "the job requeued itself; nothing was submitted again"
+    else:  # slurmctld's timer (~30 s) let the limit come first: its SIGTERM checkpointed, lowloss submitted again
+        assert "signal 15: checkpoint written" in logs, logs
+        assert len(_job_records(store)) == 2, "one job cut at its limit, one that resumed it"
     assert digests(store) == digests(tmp_path / "reference")
 
 
