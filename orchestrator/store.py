@@ -639,11 +639,9 @@ class Store:
     def close_committed_attempt(self, uid: str, kind: str) -> int | None:
         """A committed unit whose attempt record still says running (its process was killed between the commit and
         its closing record) gets that record closed as ``done``, at the commit's time. Returns the attempt closed."""
-        if self.unit_is_running(uid, kind):
-            return None
         records = self.attempts(uid, kind)
         rec = records[-1] if records else {}
-        if rec.get("note") != COMMITTED_UNCLOSED:
+        if rec.get("note") != COMMITTED_UNCLOSED or self.unit_is_running(uid, kind):
             return None
         on_disk = self._read_optional(self.attempt_paths(uid, kind, rec["attempt"])[0])
         if not isinstance(on_disk, dict) or on_disk.get("state") != "running":

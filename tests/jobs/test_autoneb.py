@@ -416,7 +416,7 @@ def test_coordinator_killed_mid_exploration_resumes_without_computing_an_edge_tw
         records = [json.loads(p.read_text()) for p in sorted((edge / "attempts").glob("0*.json"))]
         states = [r["state"] for r in records]
         # committed once, by its last attempt: nothing ran after the commit (a kill between the commit and the
-        # attempt's final record leaves that record "running"; the unit is still committed once)
+        # attempt's closing record is mended by the resume, which writes that record as done)
         assert json.loads((edge / "COMMIT.json").read_text())["attempt"] == records[-1]["attempt"], (uid, states)
         assert "done" not in states[:-1], (uid, states)
         assert len(states) == 1 or uid in cut, (uid, states)  # only an edge the kill cut short ran again
