@@ -75,6 +75,7 @@ ID_LENGTH = 20
 SEGMENT_DIGITS = 6
 COMMIT = "COMMIT.json"
 COMMITTED_UNCLOSED = "committed; killed before its closing record was written"
+COMMITTED_CLOSED_LATER = "committed; killed before its closing record, which a later run wrote"
 FINAL = "final.safetensors"
 RESULT = "result.json"
 FAILED_STATES = ("failed", "lost")  # attempt states that use up a retry (preempted, cancelled, nospace do not)
@@ -642,13 +643,10 @@ class Store:
         records = self.attempts(uid, kind)
         rec = records[-1] if records else {}
         if rec.get("note") != COMMITTED_UNCLOSED or self.unit_is_running(uid, kind):
-            return None
-        on_disk = self._read_optional(self.attempt_paths(uid, kind, rec["attempt"])[0])
-        if not isinstance(on_disk, dict) or on_disk.get("state") != "running":
-            return None
+            return None  # the note is ``attempts``' reading of a record still "running" on disk
         commit = self.commit_record(uid, kind) or {}
         finished = rec.get("finished") or commit.get("committed") or time.time()
-        self.write_attempt(uid, kind, {**rec, "finished": finished})
+        self.write_attempt(uid, kind, {**rec, "finished": finished, "note": COMMITTED_CLOSED_LATER})
         return int(rec["attempt"])
 
     def failure_count(self, uid: str, kind: str | None = None) -> int:

