@@ -29,7 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lowloss.workers import exploration, neb
+from lowloss.workers.autoneb import exploration, neb
 from lowloss.workers.data import TensorDataset, generator, load_dataset
 from lowloss.workers.evaluation import Evaluator
 from lowloss.workers.models import build_model

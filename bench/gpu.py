@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowloss.jobs import recipe_dir
-from lowloss.orchestrator.graph import plan_study
-from lowloss.orchestrator.runtime import run_unit
-from lowloss.orchestrator.spec import parse_spec
-from lowloss.orchestrator.store import Store, UnitWriter
+from lowloss.jobs import recipes
+from lowloss.orchestrator.engine.graph import plan_study
+from lowloss.orchestrator.runtime.attempt import run_unit
+from lowloss.orchestrator.spec.study import parse_spec
+from lowloss.orchestrator.store.store import Store, UnitWriter
 from lowloss.workers.data import load_dataset
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate_batches
@@ -89,7 +89,7 @@ def _toml_value(v) -> str:
 
 def bench_spec(recipe: str, iterations: int, rounds: int | None, precision: str | None) -> tuple[str, dict]:
     """Two seeds, the recipe's data/model/train, and its m2m stage with only phase 1, cut to ``iterations``."""
-    doc = tomllib.loads((recipe_dir() / f"{recipe}.toml").read_text())
+    doc = tomllib.loads(recipes()[recipe].read_text())
     m2m = next(s for s in doc["stages"] if s["kind"] == "m2m")
     phase = dict(m2m["phases"][0])
     phase["iterations"] = iterations

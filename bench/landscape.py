@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from lowloss.workers.data import BatchStream, derive_seed, load_dataset
-from lowloss.workers.directions import gaussian_direction, parameter_names
-from lowloss.workers.hessian import HessianOperator, hessian_batches
 from lowloss.workers.interpolation import reestimate_batchnorm
-from lowloss.workers.landscape import PointEvaluator, curve_lambdas, scan_curve
+from lowloss.workers.landscape.directions import gaussian_direction, parameter_names
+from lowloss.workers.landscape.hessian import HessianOperator, hessian_batches
+from lowloss.workers.landscape.scans import PointEvaluator, curve_lambdas, scan_curve
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate_batches, make_optimizer, train_step
 
@@ -132,10 +132,10 @@ def bench_kinds(points: int, repeats: int, device) -> None:
     import tempfile
     from pathlib import Path
 
-    from lowloss.orchestrator.graph import plan_study
-    from lowloss.orchestrator.runtime import run_unit
-    from lowloss.orchestrator.spec import parse_spec
-    from lowloss.orchestrator.store import Store, UnitWriter
+    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.runtime.attempt import run_unit
+    from lowloss.orchestrator.spec.study import parse_spec
+    from lowloss.orchestrator.store.store import Store, UnitWriter
 
     os.environ["LOWLOSS_THREADS"] = "1"
     data = load_dataset("digits").to(device)

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lowloss.orchestrator.graph import plan_study
-from lowloss.orchestrator.runtime import run_unit
-from lowloss.orchestrator.spec import parse_spec
-from lowloss.orchestrator.store import Store, UnitWriter
+from lowloss.orchestrator.engine.graph import plan_study
+from lowloss.orchestrator.runtime.attempt import run_unit
+from lowloss.orchestrator.spec.study import parse_spec
+from lowloss.orchestrator.store.store import Store, UnitWriter
 from lowloss.workers.data import BatchStream, derive_seed, load_dataset
 from lowloss.workers.llpf import LLPFConfig, llpf_m2m_iteration, phase_optimizer, select_tensors, state_variances
 from lowloss.workers.models import build_model

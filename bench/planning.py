@@ -26,12 +26,12 @@ os.environ["LOWLOSS_PLUGINS"] = "lowloss_bench_plugins"
 
 from rich.console import Console  # noqa: E402
 
-from lowloss.orchestrator.coordinator import Coordinator  # noqa: E402
+from lowloss.orchestrator.engine.coordinator import Coordinator  # noqa: E402
+from lowloss.orchestrator.engine.graph import plan_study  # noqa: E402
+from lowloss.orchestrator.engine.progress import Reporter  # noqa: E402
 from lowloss.orchestrator.executors.base import Executor, Finished  # noqa: E402
-from lowloss.orchestrator.graph import plan_study  # noqa: E402
-from lowloss.orchestrator.progress import Reporter  # noqa: E402
-from lowloss.orchestrator.spec import parse_spec  # noqa: E402
-from lowloss.orchestrator.store import Store, UnitWriter  # noqa: E402
+from lowloss.orchestrator.spec.study import parse_spec  # noqa: E402
+from lowloss.orchestrator.store.store import Store, UnitWriter  # noqa: E402
 
 
 def spec(n: int) -> str:

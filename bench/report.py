@@ -113,13 +113,13 @@ def _params(i: int) -> dict:
 
 def _uid(i: int) -> str:
     """The unit's real id (the store checks that unit.json hashes to it)."""
-    from lowloss.orchestrator.store import unit_id
+    from lowloss.orchestrator.store.store import unit_id
 
     return unit_id("bench_path", 1, _params(i), {})
 
 
 def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) -> None:
-    from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
+    from lowloss.orchestrator.store.store import Store, UnitRecord, UnitWriter
 
     store = Store(root)
     rec = UnitRecord(_uid(i), "bench_path", 1, _params(i), {})
@@ -167,7 +167,7 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
 
 
 def build(root: Path, paths: int, iterations: int, segment: int, layers: int) -> float:
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.store.store import Store
 
     store = Store(root)
     if (
@@ -202,7 +202,7 @@ def build(root: Path, paths: int, iterations: int, segment: int, layers: int) ->
 def read_rows_checked(root: Path, units, repeats: int) -> tuple[float, float, float]:
     """Reading every committed row of the units: size checked only, vs size and sha256 (what every reader does) with
     an empty per-process cache of hashed files, vs with every file already hashed (side by side, best of repeats)."""
-    from lowloss.orchestrator import store as store_mod
+    from lowloss.orchestrator.store import store as store_mod
 
     store = store_mod.Store(root)
 
@@ -230,10 +230,10 @@ def timed(fn, repeats: int):
 
 
 def main() -> None:
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figure_data import figure_data
-    from lowloss.orchestrator.figures import draw_xy
-    from lowloss.orchestrator.summary import summary_rows
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figure_data import figure_data
+    from lowloss.orchestrator.report.figures import draw_xy
+    from lowloss.orchestrator.report.summary import summary_rows
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--paths", type=int, default=100)

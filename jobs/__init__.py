@@ -49,10 +49,10 @@ def register_kind(kind: UnitKind | StageKind):
 
 
 def _register_builtin() -> None:
-    from .autoneb import AutoNEBEdgeUnit, AutoNEBStageKind
-    from .compare import CompareStageKind, PathEvalUnit
-    from .interpolate import InterpolateStageKind, InterpolateUnit
-    from .landscape import (
+    from .autoneb.kinds import AutoNEBEdgeUnit, AutoNEBStageKind
+    from .compare.kinds import CompareStageKind, PathEvalUnit
+    from .interpolate.kinds import InterpolateStageKind, InterpolateUnit
+    from .landscape.kinds import (
         AnglesUnit,
         CentreUnit,
         DirectionUnit,
@@ -61,9 +61,9 @@ def _register_builtin() -> None:
         MiningUnit,
         ScanUnit,
     )
-    from .llpf import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
-    from .pretrained import PretrainedStageKind, PretrainedUnit
-    from .train import TrainStageKind, TrainUnit
+    from .llpf.kinds import M2MPhaseUnit, M2MStageKind, M2OStageKind, M2OUnit
+    from .pretrained.kinds import PretrainedStageKind, PretrainedUnit
+    from .train.kinds import TrainStageKind, TrainUnit
 
     for cls in (
         TrainUnit,
@@ -155,8 +155,8 @@ def model_input_problem(model_name: str, data: dict) -> str | None:
     """Why this model cannot take this dataset's inputs (a forward pass of one example), or None."""
     import torch
 
-    from lowloss.workers.data import DATASET_SHAPES
-    from lowloss.workers.models import build_model
+    from ..workers.data import DATASET_SHAPES
+    from ..workers.models import build_model
 
     channels, size, classes = DATASET_SHAPES[data["dataset"]]
     size = data.get("image_size", size)
@@ -176,19 +176,31 @@ def model_input_problem(model_name: str, data: dict) -> str | None:
 
 
 def model_names() -> list[str]:
-    from lowloss.workers.models import model_names as names
+    from ..workers.models import model_names as names
 
     return names()
 
 
 def dataset_names() -> tuple[str, ...]:
-    from lowloss.workers.data import DATASETS
+    from ..workers.data import DATASETS
 
     return DATASETS
 
 
-def recipe_dir():
-    """Folder of the ready-made spec files (the papers' appendix tables and the embedded default)."""
-    from importlib.resources import files
+RECIPE_PACKAGES = ("interpolate", "llpf", "autoneb", "compare", "landscape")  # methods shipping recipes/*.toml
 
-    return files("lowloss.jobs.recipes")
+
+def recipes() -> dict:
+    """The ready-made spec files by name (the papers' appendix tables and the embedded default): the ``recipes/``
+    folder beside each method's kinds, shipped in the wheel."""
+    from importlib.resources import files
+    from pathlib import Path
+
+    found: dict[str, Path] = {}
+    for package in RECIPE_PACKAGES:
+        folder = Path(str(files(f"{__name__}.{package}"))) / "recipes"
+        for path in sorted(folder.glob("*.toml")):
+            if path.stem in found:
+                raise RuntimeError(f"recipe {path.stem!r} is shipped twice: {found[path.stem]} and {path}")
+            found[path.stem] = path
+    return dict(sorted(found.items()))

@@ -26,8 +26,8 @@ SURFACE = """
 def surface_shards_match_local(tmp_path: Path, executor: str, *flags: str) -> Path:
     """Run the surface study locally and with ``--executor EXECUTOR *flags``; assert the same digests and the same
     assembled 4 × 4 train-loss surface. Returns the executor's store."""
-    from lowloss.orchestrator.api import open_study
-    from lowloss.workers.landscape import Grid, assemble_surface
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.workers.landscape.scans import Grid, assemble_surface
 
     spec = tmp_path / "spec.toml"
     spec.write_text(spec_text(name="surface", seeds="[0]", epochs=1, segment_steps=50, stages=SURFACE))

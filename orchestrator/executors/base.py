@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lowloss.jobs import Resources
+from ...jobs import Resources
 
 
 class ExecutorError(Exception):

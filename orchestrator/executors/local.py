@@ -46,7 +46,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, store_root: Path | str, jobs: int):
-        from ..store import Store
+        from ..store.store import Store
 
         self.store_root = Path(store_root)
         self.store = Store(store_root)
@@ -141,7 +141,7 @@ class WarmLocalExecutor(LocalExecutor):
     def _spawn(self) -> _Worker:
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, LOWLOSS_EXECUTOR="local", LOWLOSS_WORKER_FD=str(write_fd))
-        cmd = [sys.executable, "-m", "lowloss.orchestrator.worker"]
+        cmd = [sys.executable, "-m", "lowloss.orchestrator.runtime.worker"]
         cmd += ["--max-units", str(self.worker_max_units), "--max-rss-mb", str(self.worker_max_rss_mb)]
         try:
             with open(self.store.launcher_log(), "a") as fh:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lowloss.jobs import Resources
+from ...jobs import Resources
 
 
 class _Section(BaseModel):
@@ -150,7 +150,7 @@ def profile_dir() -> Path:
 
 def load_profile(name_or_path: str | None) -> SiteProfile:
     """A shipped profile by name, or a TOML file by path; None gives the plain defaults (the cluster's own)."""
-    from lowloss.orchestrator.spec import SpecError
+    from ..spec.study import SpecError
 
     if not name_or_path:
         return SiteProfile("default")

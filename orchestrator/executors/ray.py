@@ -25,7 +25,7 @@ def ray_entry_warm(store_root: str, uids: list[str], cpus: int) -> int:
     """What one Ray task runs on its worker: the units, in the worker process itself."""
     import ray
 
-    from ..runtime import run_units_warm
+    from ..runtime.attempt import run_units_warm
 
     states = run_units_warm(store_root, uids, "ray", ray.get_runtime_context().get_task_id() or "", cpus)
     return 0 if len(states) == len(uids) and all(s == "done" for s in states) else 1

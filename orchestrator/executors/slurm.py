@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..store import Store
+from ..store.store import Store
 from .base import Executor, Finished, Submission
 from .profiles import SiteProfile
 from .scheduler import SchedulerQuery
@@ -28,7 +28,7 @@ from .scheduler import SchedulerQuery
 
 def slurm_entry(store_root: str, uids: list[str], threads: int) -> list[str]:
     """What one array task runs on its node (pickled by reference by submitit)."""
-    from lowloss.orchestrator.runtime import run_units, stop_signal
+    from ..runtime.attempt import run_units, stop_signal
 
     array_id, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     job_id = f"{array_id}_{task}" if array_id and task else os.environ.get("SLURM_JOB_ID", "")

@@ -71,7 +71,7 @@ class FakeView:
 
 
 def _stage(**table):
-    from lowloss.jobs.autoneb import AutoNEBStage
+    from lowloss.jobs.autoneb.kinds import AutoNEBStage
 
     base = {"from": "modes", "cycles": [{"steps": 5, "lr": 0.1, "insert": "equal", "insert_count": 1}]}
     return AutoNEBStage.model_validate({**base, **table})
@@ -85,7 +85,7 @@ def _saddle(pair, minima_losses):
 
 def _explore(table, losses, fail=()):
     """Run the planner to its end: each round's edges 'finish' with ``_saddle``; returns the rounds of pairs."""
-    from lowloss.jobs.autoneb import AutoNEBStageKind
+    from lowloss.jobs.autoneb.kinds import AutoNEBStageKind
 
     kind, view, rounds = AutoNEBStageKind(), FakeView(losses), []
     for _ in range(100):
@@ -118,7 +118,7 @@ def test_star_first_all_at_once_then_refinement_rounds_of_parallel_edges():
 
 
 def test_plan_is_a_function_of_the_committed_results_and_ids_of_the_pair_and_settings():
-    from lowloss.jobs.autoneb import AutoNEBStageKind
+    from lowloss.jobs.autoneb.kinds import AutoNEBStageKind
 
     table = _stage(budget=9, parallel_edges=2, similar=None)
     rounds, _, view = _explore(table, LOSSES)
@@ -143,7 +143,7 @@ def test_exploring_every_pair_gives_the_tree_of_all_edges_and_stops_when_all_are
     import numpy as np
     from scipy.sparse.csgraph import minimum_spanning_tree as scipy_mst
 
-    from lowloss.workers.exploration import minimum_spanning_tree
+    from lowloss.workers.autoneb.exploration import minimum_spanning_tree
 
     rounds, plan, _ = _explore(_stage(parallel_edges=3, similar=None), LOSSES)
     pairs = {p for r in rounds for p in r}
@@ -157,7 +157,7 @@ def test_exploring_every_pair_gives_the_tree_of_all_edges_and_stops_when_all_are
 
 
 def test_similar_saddles_close_the_exploration_after_the_star():
-    from lowloss.jobs.autoneb import AutoNEBStageKind
+    from lowloss.jobs.autoneb.kinds import AutoNEBStageKind
 
     kind, view = AutoNEBStageKind(), FakeView(LOSSES)
     table = _stage(similar=0.5)
@@ -176,7 +176,7 @@ def test_a_failed_edge_is_not_retried_and_the_exploration_goes_around_it():
 
 
 def test_static_pair_strategies_plan_everything_at_once():
-    from lowloss.jobs.autoneb import AutoNEBStageKind
+    from lowloss.jobs.autoneb.kinds import AutoNEBStageKind
 
     plan = AutoNEBStageKind().plan(_stage(explore=[[0, 1], [2, 5]]), None, FakeView(LOSSES))
     assert [d.params.pair for d in plan.drafts] == [(0, 1), (2, 5)] and not plan.open
@@ -185,7 +185,7 @@ def test_static_pair_strategies_plan_everything_at_once():
 
 
 def test_schedules_resolve_and_bound_the_pivots():
-    from lowloss.jobs.autoneb import AutoNEBStage, max_pivots
+    from lowloss.jobs.autoneb.kinds import AutoNEBStage, max_pivots
 
     standard = AutoNEBStage.model_validate({"from": "m"}).resolved_cycles()
     assert len(standard) == 14 and sum(c.steps for c in standard) == 16_000 and max_pivots(standard) == 31
@@ -233,7 +233,7 @@ def test_spec_errors_name_the_field(write_spec):
 def test_autoneb_recipes_validate_and_plan(tmp_path, capsys):
     from datafiles import write_cifar10
 
-    from lowloss.orchestrator.cli import main, recipes
+    from lowloss.orchestrator.cli.commands import main, recipes
 
     root = write_cifar10(tmp_path / "cifar10")
     names = [n for n in recipes() if n.startswith("autoneb-")]
@@ -325,7 +325,7 @@ def _results(store: Path, kind: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_digits_saddles_below_the_linear_barrier_and_minimax_bounds(explored):
-    from lowloss.workers.exploration import minimax_bounds, minimum_spanning_tree
+    from lowloss.workers.autoneb.exploration import minimax_bounds, minimum_spanning_tree
 
     _, store = explored
     edges = {tuple(r["pair"]): r for r in _results(store, "autoneb_edge")}

@@ -17,13 +17,13 @@ def _units(store: Path, kind: str) -> list[Path]:
 
 
 def _rows(store: Path, unit: Path, table: str) -> list[dict]:
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.store.store import Store
 
     return Store(store).rows(unit.name[5:], table).to_pylist()
 
 
 def test_spec_errors_name_the_from_field(write_spec, capsys):
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     base = """
         [[stages]]

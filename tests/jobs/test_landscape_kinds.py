@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli, spec_text
 
 from lowloss.jobs import PlannedUnit, Ref, StudyContext
-from lowloss.jobs.landscape import LandscapeStage, LandscapeStageKind, w_basin_points
+from lowloss.jobs.landscape.kinds import LandscapeStage, LandscapeStageKind, w_basin_points
 
 
 class _View:
@@ -128,7 +128,7 @@ def test_validate_names_the_field(write_spec, extra, field):
 def test_recipe_validates_and_plans(tmp_path, capsys):
     from datafiles import write_cifar10
 
-    from lowloss.orchestrator.cli import main, recipes
+    from lowloss.orchestrator.cli.commands import main, recipes
 
     proc = run_cli("validate", "landscape-digits")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -152,7 +152,7 @@ def test_recipe_validates_and_plans(tmp_path, capsys):
 
 def _tensors(store: Path, unit: dict, output: str) -> dict:
     """A committed tensor set of a unit (``final``, ``directions``), read through the store (digest checked)."""
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.store.store import Store
 
     return Store(store).tensors(unit["unit"]["id"], output)
 
@@ -176,9 +176,9 @@ def test_small_landscape_end_to_end_whole_and_sharded_surfaces_agree(tmp_path, w
     once as four (identical values), and the Hessian with its eigenvectors stored as directions."""
     import torch
 
-    from lowloss.orchestrator.api import open_study
-    from lowloss.workers.directions import gaussian_direction
-    from lowloss.workers.landscape import Grid, assemble_surface
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.workers.landscape.directions import gaussian_direction
+    from lowloss.workers.landscape.scans import Grid, assemble_surface
 
     dirs = (
         '[{kind = "gaussian", seed = 0, normalisation = "filnorm", one_d = "zero"}, '
@@ -458,8 +458,8 @@ def test_validate_centres_and_new_directions_name_the_field(write_spec, extra, f
 
 
 def test_checkpoint_epochs_default_leaves_train_ids_alone():
-    from lowloss.jobs.common import DataParams, ModelParams, TrainRecipe
-    from lowloss.jobs.train import TrainParams
+    from lowloss.jobs.common.params import DataParams, ModelParams, TrainRecipe
+    from lowloss.jobs.train.kinds import TrainParams
 
     def params(**recipe):
         return TrainParams(seed=0, model=ModelParams(), data=DataParams(dataset="digits"), recipe=TrainRecipe(**recipe))
@@ -479,12 +479,12 @@ def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spe
     eigenvectors (Fig. 9), the angles between Gaussian directions (Fig. 5), and the figures."""
     import torch
 
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.store.store import Store
     from lowloss.workers.data import BatchStream, load_dataset
-    from lowloss.workers.directions import angle_degrees, gaussian_direction
     from lowloss.workers.interpolation import barrier, interpolate_state
-    from lowloss.workers.landscape import PointEvaluator
+    from lowloss.workers.landscape.directions import angle_degrees, gaussian_direction
+    from lowloss.workers.landscape.scans import PointEvaluator
     from lowloss.workers.models import build_model
 
     stages = """

@@ -83,7 +83,7 @@ def test_every_m2m_path_stays_low_and_reaches_its_destination(digits_llpf):
 def test_m2o_records_test_accuracy_along_the_path(digits_llpf):
     store, summary = digits_llpf
     (m2o,) = _results(store, "m2o")
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.store.store import Store
 
     rows = Store(store).rows(m2o["dir"].name[5:], "path").to_pylist()
     evals = [r for r in rows if r["test_acc"] is not None]
@@ -220,7 +220,7 @@ def test_every_recipe_validates_and_plans(tmp_path, capsys):
     }
     _write_cifar100(tmp_path / "cifar100")
     roots["cifar100"] = tmp_path / "cifar100"
-    from lowloss.orchestrator.cli import main, recipes
+    from lowloss.orchestrator.cli.commands import main, recipes
 
     assert main(["recipes"]) == 0
     listed = capsys.readouterr().out

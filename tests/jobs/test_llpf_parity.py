@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli, spec_text
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = REPO / "jobs" / "recipes"
+RECIPES = REPO / "jobs" / "llpf" / "recipes"
 
 
 def _results(store: Path, kind: str) -> list[dict]:

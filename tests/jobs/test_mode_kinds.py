@@ -99,7 +99,7 @@ def test_pretrained_mode_from_torchvision_cache_then_m2o_on_imagefolder(tmp_path
 def test_later_train_fields_leave_the_canonical_json_of_earlier_recipes_alone():
     import pytest
 
-    from lowloss.jobs.common import TrainRecipe
+    from lowloss.jobs.common.params import TrainRecipe
 
     plain = TrainRecipe().canonical()
     assert not {"decay_steps", "decay_factor", "nesterov"} & set(plain)  # unit ids of earlier specs do not change

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import digests, run_cli, segments_of, sigkill_mid_unit, spec_text, start_cli
 
-from lowloss.orchestrator.graph import plan_study
-from lowloss.orchestrator.spec import SpecError, parse_spec
+from lowloss.orchestrator.engine.graph import plan_study
+from lowloss.orchestrator.spec.study import SpecError, parse_spec
 
 MODES = """
     [[stages]]

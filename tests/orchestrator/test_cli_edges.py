@@ -8,7 +8,7 @@ import argparse
 import pytest
 from conftest import run_cli, spec_text
 
-from lowloss.orchestrator.spec import SpecError, parse_spec
+from lowloss.orchestrator.spec.study import SpecError, parse_spec
 
 BOTH_FORMS = "a list of seeds such as [0, 1, 2], or a table { start = S, count = N } with S ≥ 0, N ≥ 1"
 
@@ -40,7 +40,7 @@ def test_both_seed_forms_parse():
 
 
 def test_every_option_and_argument_has_a_help_text():
-    from lowloss.orchestrator.cli import build_parser
+    from lowloss.orchestrator.cli.commands import build_parser
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -67,7 +67,7 @@ def test_report_seams_api_and_summary_import_neither_each_other_nor_the_drawing(
     import ast
     from pathlib import Path
 
-    import lowloss.orchestrator as pkg
+    import lowloss.orchestrator.report as pkg
 
     def imports(module: str) -> set[str]:
         tree = ast.parse((Path(pkg.__file__).parent / f"{module}.py").read_text())
@@ -79,8 +79,8 @@ def test_report_seams_api_and_summary_import_neither_each_other_nor_the_drawing(
                 found.update(a.name for a in node.names)
         return found
 
-    assert not {".summary", "lowloss.orchestrator.summary"} & imports("api")
-    assert not {".api", "lowloss.orchestrator.api"} & imports("summary")
+    assert not {".summary", "lowloss.orchestrator.report.summary"} & imports("api")
+    assert not {".api", "lowloss.orchestrator.report.api"} & imports("summary")
     for module in ("api", "summary", "figure_data"):
         assert not any(name.startswith(("matplotlib", ".figures")) for name in imports(module)), module
 
@@ -89,7 +89,7 @@ def test_submit_dry_run_takes_the_coordinator_job_from_the_profile(tmp_path, cap
     """Issue 14 item 13: time limit, partition (the coordinator's own over the defaults), memory and the setup lines."""
     import base64
 
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     profile = tmp_path / "site.toml"
     profile.write_text(
@@ -110,7 +110,7 @@ def test_submit_dry_run_takes_the_coordinator_job_from_the_profile(tmp_path, cap
 
 
 def test_submit_with_a_bad_profile_is_an_edge_error(tmp_path, capsys):
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     profile = tmp_path / "site.toml"
     profile.write_text("[coordinator]\ntime_mins = 90\n")
@@ -120,7 +120,7 @@ def test_submit_with_a_bad_profile_is_an_edge_error(tmp_path, capsys):
 
 
 def test_validate_refuses_what_run_would_refuse_and_counts_the_sweep(tmp_path, capsys):
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     stages = """
     [[stages]]
@@ -155,7 +155,7 @@ def test_validate_refuses_what_run_would_refuse_and_counts_the_sweep(tmp_path, c
     ],
 )
 def test_options_that_would_be_ignored_or_are_out_of_range_are_refused(tmp_path, capsys, argv, field):
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     rc = main([str(tmp_path / "store") if a == "STORE" else a for a in argv])
     err = capsys.readouterr().err
@@ -163,7 +163,7 @@ def test_options_that_would_be_ignored_or_are_out_of_range_are_refused(tmp_path,
 
 
 def test_recipe_descriptions_run_on_to_the_sentence_end_without_paper_paths():
-    from lowloss.orchestrator.cli import recipe_description, recipes
+    from lowloss.orchestrator.cli.commands import recipe_description, recipes
 
     text = (
         '# source: Xu et al., "Mining" (../shared/papers/x.txt),\n# CI-sized on digits: three modes.\n'
@@ -191,7 +191,7 @@ READ_COMMANDS = {
 @pytest.mark.parametrize("command", sorted(READ_COMMANDS))
 def test_a_store_path_that_is_a_file_is_one_line_exit_2(command, tmp_path, capsys):
     """The spec given where the store belongs (or a path under a file): named, with what is expected."""
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     spec = tmp_path / "spec.toml"
     spec.write_text(spec_text())
@@ -204,7 +204,7 @@ def test_a_store_path_that_is_a_file_is_one_line_exit_2(command, tmp_path, capsy
 
 def test_a_profile_given_to_a_local_run_is_checked(tmp_path, capsys):
     """A typo'd --profile never passes silently, whatever the executor: exit 2 before the store is touched."""
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     spec = tmp_path / "spec.toml"
     spec.write_text(spec_text())
@@ -218,7 +218,7 @@ def test_device_cuda_without_a_gpu_is_an_edge_error_for_a_local_run(tmp_path, ca
     """`--device cuda` where torch sees no GPU: one line, exit 2, nothing run (not every retry of every unit)."""
     import torch
 
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     spec = tmp_path / "spec.toml"

@@ -10,12 +10,12 @@ import pytest
 from conftest import spec_text
 from rich.console import Console
 
-from lowloss.orchestrator.coordinator import Coordinator
+from lowloss.orchestrator.engine.coordinator import Coordinator
+from lowloss.orchestrator.engine.progress import Reporter
 from lowloss.orchestrator.executors.base import Executor, Finished
-from lowloss.orchestrator.progress import Reporter
-from lowloss.orchestrator.runtime import run_unit
-from lowloss.orchestrator.spec import parse_spec
-from lowloss.orchestrator.store import Store
+from lowloss.orchestrator.runtime.attempt import run_unit
+from lowloss.orchestrator.spec.study import parse_spec
+from lowloss.orchestrator.store.store import Store
 
 
 class InProcessExecutor(Executor):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import digests, run_cli, spec_text
 
-from lowloss.orchestrator.store import DamagedError, Store
+from lowloss.orchestrator.store.store import DamagedError, Store
 
 pytestmark = pytest.mark.faults
 
@@ -123,10 +123,10 @@ def test_leftover_space_reserves_are_reported_by_verify(clean, tmp_path):
 def test_a_checkpoint_with_a_flipped_tensor_byte_is_discarded_and_the_unit_writes_the_same_bytes(tmp_path, monkeypatch):
     """In-process: a training unit is stopped by a signal after its second segment (checkpoint written), one byte of a
     tensor in the checkpoint is flipped, and the resumed unit must neither load it nor differ from a clean run."""
-    from lowloss.orchestrator import runtime
-    from lowloss.orchestrator.graph import plan_study
-    from lowloss.orchestrator.spec import parse_spec
-    from lowloss.orchestrator.store import UnitWriter, verify_unit
+    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.runtime import attempt as runtime
+    from lowloss.orchestrator.spec.study import parse_spec
+    from lowloss.orchestrator.store.store import UnitWriter, verify_unit
 
     text = spec_text(
         name="ckpt", seeds="[0]", epochs=2, segment_steps=5, stages='[[stages]]\nname = "modes"\nkind = "train"\n'
@@ -200,7 +200,7 @@ def _toy_copy(toy: Path, tmp_path: Path) -> tuple[Path, str, Path]:
 def test_report_and_the_api_refuse_a_segment_file_with_a_flipped_byte_of_the_same_size(toy, tmp_path):
     """The size agrees with the marker, only the sha256 does not: `report` (figures) exits 2 naming the unit, the file
     and the repair, and the api raises DamagedError."""
-    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.report.api import open_study
 
     store, uid, unit_dir = _toy_copy(toy, tmp_path)
     intact = (unit_dir / "path/000000.parquet").read_bytes()
@@ -228,7 +228,7 @@ def test_report_and_the_api_refuse_a_segment_file_with_a_flipped_byte_of_the_sam
 
 @pytest.mark.parametrize("rel", ["points/000001.safetensors", "final.safetensors"])
 def test_the_api_refuses_tensors_with_a_flipped_byte_of_the_same_size(toy, tmp_path, rel):
-    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.report.api import open_study
 
     store, uid, unit_dir = _toy_copy(toy, tmp_path)
     study = open_study(store)
@@ -262,7 +262,7 @@ def test_a_downstream_unit_never_uses_a_damaged_input(clean, tmp_path):
 
 
 def test_a_garbage_plan_is_an_error_until_resume_plans_again(clean, tmp_path):
-    from lowloss.orchestrator.store import StoreError
+    from lowloss.orchestrator.store.store import StoreError
 
     _, clean_store, _ = clean
     store = tmp_path / "store"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import spec_text
 
-from lowloss.orchestrator.graph import Planner, plan_study, unit_id
-from lowloss.orchestrator.spec import SpecError, parse_spec
+from lowloss.orchestrator.engine.graph import Planner, plan_study, unit_id
+from lowloss.orchestrator.spec.study import SpecError, parse_spec
 
 GROW = """
     [[stages]]
@@ -34,7 +34,7 @@ def test_unit_ids_are_content_hashes_of_kind_version_params_inputs():
 
 def test_default_study_ids_are_those_of_the_released_format():
     """The embedded default's units keep the ids they had before core v2 (their params did not change)."""
-    from lowloss.orchestrator.cli import resolve_spec
+    from lowloss.orchestrator.cli.commands import resolve_spec
 
     planner = plan_study(resolve_spec(None))
     modes = {u.label: u.id for u in planner.stage_units("modes")}
@@ -223,7 +223,7 @@ def test_plan_counts_a_unit_two_stages_share_once(tmp_path, capsys, monkeypatch)
     stage's line names the stage it shares units with. Two train stages of the same seeds are the same two modes;
     the embedded landscape-resnet32-cifar100 recipe's gaussian stage shares 5 directions with noupbn and 3
     centre/Hessian units with mined (478 stage rows, 470 units)."""
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     monkeypatch.setenv("COLUMNS", "250")
     spec = tmp_path / "twice.toml"

@@ -7,9 +7,9 @@ import io
 
 from rich.console import Console
 
-from lowloss.orchestrator.graph import Unit
-from lowloss.orchestrator.progress import Reporter
-from lowloss.orchestrator.store import Store
+from lowloss.orchestrator.engine.graph import Unit
+from lowloss.orchestrator.engine.progress import Reporter
+from lowloss.orchestrator.store.store import Store
 
 
 def _units(stage: str, n: int) -> dict:

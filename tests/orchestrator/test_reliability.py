@@ -14,8 +14,9 @@ import pytest
 import torch
 from conftest import cli_env, spec_text
 
-from lowloss.orchestrator import atomic
-from lowloss.orchestrator.atomic import (
+from lowloss.orchestrator.cli.commands import main
+from lowloss.orchestrator.store import atomic
+from lowloss.orchestrator.store.atomic import (
     StoreReadOnlyError,
     SymlinkRefused,
     atomic_save_tensors,
@@ -24,8 +25,7 @@ from lowloss.orchestrator.atomic import (
     check_writable,
     open_nofollow,
 )
-from lowloss.orchestrator.cli import main
-from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
+from lowloss.orchestrator.store.store import Store, UnitRecord, UnitWriter
 
 CRASHY = '[[stages]]\nname = "c"\nkind = "crashy"\nseeds = [0, 1]\nfail_attempts = 0\n'
 

@@ -194,7 +194,7 @@ def test_uncommitted_segments_and_units_never_enter_a_table(default_store, tmp_p
     text = run_cli("report", store, check=True).stdout
     assert "stage lmc (interpolate): 5 of 6 unit(s) committed; 1 still missing" in text
 
-    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.report.api import open_study
 
     study = open_study(store)
     evals = study.rows("modes", "evals")
@@ -204,7 +204,7 @@ def test_uncommitted_segments_and_units_never_enter_a_table(default_store, tmp_p
     partial = line.filter(pc.equal(line.column("unit"), pair.name[len("unit=") :]))
     assert partial.num_rows == 10  # its committed segments only
     assert study.results("lmc").num_rows == 5
-    from lowloss.orchestrator.report import summary
+    from lowloss.orchestrator.report.tables import summary
 
     assert summary(study).num_rows == len(before)
 
@@ -328,7 +328,7 @@ def test_every_format_written_to_out(default_store, tmp_path):
 @pytest.mark.slow
 def test_api_rows_results_and_params(default_store):
     store, _ = default_store
-    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.report.api import open_study
 
     study = open_study(store)
     assert [(s.name, s.kind, len(s.units)) for s in study.stages()] == [
@@ -351,7 +351,7 @@ def test_api_rows_results_and_params(default_store):
     assert results.num_rows == 6 and set(results.column("param.model.name").to_pylist()) == {"small_cnn"}
     raw = {u.name[len("unit=") :]: raw_result(u)["barrier_train_loss"] for u in raw_units(store, "interpolate")}
     assert dict(zip(results.column("unit").to_pylist(), results.column("barrier_train_loss").to_pylist())) == raw
-    from lowloss.orchestrator.report import summary
+    from lowloss.orchestrator.report.tables import summary
 
     summary = summary(study, by=["model.name"])
     assert summary.num_rows == 8 and set(summary.column("model.name").to_pylist()) == {"small_cnn"}
@@ -379,7 +379,7 @@ def pdf_size(path: Path) -> tuple[float, float]:
 def check_figures(files, out: Path) -> None:
     from PIL import Image
 
-    from lowloss.orchestrator.figures import DPI
+    from lowloss.orchestrator.report.figures import DPI
 
     for f in files:
         png, pdf = f.paths
@@ -398,8 +398,8 @@ def check_figures(files, out: Path) -> None:
 def test_a_figure_per_declared_kind_train_and_interpolate(default_store, tmp_path):
     store, _ = default_store
     from lowloss import jobs
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figures import render
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figures import render
 
     out = tmp_path / "figs"
     files = render(open_study(store), out)
@@ -419,8 +419,8 @@ def test_a_figure_per_declared_kind_train_and_interpolate(default_store, tmp_pat
 
 @pytest.mark.slow
 def test_band_pca_and_per_layer_figures_of_path_units(toy_store, tmp_path):
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figures import render
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figures import render
 
     out = tmp_path / "figs"
     files = render(open_study(toy_store), out)
@@ -463,8 +463,8 @@ def raw_path(units: list[Path], table: str, x: str) -> list[dict]:
 @pytest.mark.slow
 def test_band_data_equals_raw_rows_smoothed_over_x_only_where_dense(default_store, toy_store):
     from lowloss import jobs
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figure_data import figure_data
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figure_data import figure_data
 
     store, _ = default_store
     loss_fig = next(f for f in jobs.get_kind("train").figures if f.name == "loss")
@@ -522,8 +522,8 @@ def test_pca_projection_equals_numpy_svd_of_raw_points(toy_store):
     from safetensors.numpy import load_file
 
     from lowloss import jobs
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figure_data import pca_data
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figure_data import pca_data
 
     study = open_study(toy_store)
     view = study.stage("m2m")
@@ -560,7 +560,7 @@ def test_pca_projection_equals_numpy_svd_of_raw_points(toy_store):
 
 
 def test_band_aligns_curves_with_different_x_and_the_window_is_in_x():
-    from lowloss.orchestrator.figure_data import Curve, band_of, window_average
+    from lowloss.orchestrator.report.figure_data import Curve, band_of, window_average
 
     xs = [np.array([0.0, 1, 2, 3]), np.array([1.0, 2, 3, 4]), np.array([0.0, 2, 4])]
     ys = [np.array([1.0, 3.0, 3.0, 4.0]), np.array([2.0, 2.0, 2.0, 2.0]), np.array([5.0, 6.0, 7.0])]
@@ -586,7 +586,7 @@ def test_band_aligns_curves_with_different_x_and_the_window_is_in_x():
 
 
 def test_glob_columns_give_one_line_per_layer():
-    from lowloss.orchestrator.figure_data import expand_columns
+    from lowloss.orchestrator.report.figure_data import expand_columns
 
     names = ["iteration", "loss", "dist.conv1.weight", "dist.fc.bias", "var.conv1.weight"]
     assert expand_columns(("dist.*",), ("layer",), names) == [
@@ -669,8 +669,8 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
     raw Parquet rows; then the same with bands (many curves): their central line is the geometric mean (log axis) or
     the median (interpolation lines) of the raw curves, and no band touches 0 on a log axis."""
     from lowloss import jobs
-    from lowloss.orchestrator import figures
-    from lowloss.orchestrator.api import open_study
+    from lowloss.orchestrator.report import figures
+    from lowloss.orchestrator.report.api import open_study
 
     plt = figures._plt()
     checked = 0
@@ -753,8 +753,8 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
 
 
 def test_per_tensor_styles_group_layers_and_highlight_the_farthest():
-    from lowloss.orchestrator.figure_data import Band, Series
-    from lowloss.orchestrator.figures import _tensor_colours
+    from lowloss.orchestrator.report.figure_data import Band, Series
+    from lowloss.orchestrator.report.figures import _tensor_colours
 
     def series(name: str, end: float) -> Series:
         x = np.arange(3.0)
@@ -827,8 +827,8 @@ def test_headline_table_and_pca_destination_equal_the_raw_files(pair_store, tmp_
     from safetensors.numpy import load_file
 
     from lowloss import jobs
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figure_data import pca_data
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figure_data import pca_data
 
     out = tmp_path / "out"
     text = run_cli("report", pair_store, "--out", out, check=True).stdout
@@ -916,7 +916,7 @@ def test_results_export_and_several_stores_reported_together(pair_store, default
 
 
 def test_one_precision_per_metric_across_cells_and_groups():
-    from lowloss.orchestrator.summary import cells, set_decimals
+    from lowloss.orchestrator.report.summary import cells, set_decimals
 
     def row(group, fmt, mean, std, lo, hi, metric="m"):
         return {
@@ -996,8 +996,8 @@ def test_grouped_figures_colour_by_group_and_count_every_unit(default_store):
     from matplotlib.colors import to_hex
 
     from lowloss import jobs
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.figures import xy_figures
+    from lowloss.orchestrator.report.api import open_study
+    from lowloss.orchestrator.report.figures import xy_figures
 
     store, _ = default_store
     study = open_study(store)

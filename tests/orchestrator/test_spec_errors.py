@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import run_cli, spec_text
 
-from lowloss.orchestrator.cli import main
+from lowloss.orchestrator.cli.commands import main
 
 STAGES_WITH = """
     [[stages]]
@@ -328,8 +328,8 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, tmp_path, capsys
 def test_train_fields_read_by_some_combination_of_a_sweep_are_accepted():
     """A [train] field set while the sweep varies what reads it, when some combination reads it; a swept value at the
     field's default where it is not read (a zip placeholder): the ids are those of the field unset."""
-    from lowloss.orchestrator.graph import plan_study
-    from lowloss.orchestrator.spec import parse_spec
+    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.spec.study import parse_spec
 
     no_lr = spec_text().replace("lr = 0.05\n", "")
     study = parse_spec(no_lr.replace("momentum = 0.9", "momentum = 0.9\nmax_lr = 0.2") + SCHEDULES)
@@ -352,9 +352,9 @@ def test_the_embedded_default_study_keeps_its_unit_ids():
     as they did before (main at abff9d7), so its stores are re-used whole."""
     import hashlib
 
-    from lowloss.orchestrator.cli import recipes
-    from lowloss.orchestrator.graph import plan_study
-    from lowloss.orchestrator.spec import load_spec
+    from lowloss.orchestrator.cli.commands import recipes
+    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.spec.study import load_spec
 
     ids = sorted(plan_study(load_spec(recipes()["digits-default"])).units)
     assert len(ids) == 10

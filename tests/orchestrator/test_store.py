@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import run_cli, spec_text
 
-from lowloss.orchestrator import atomic
-from lowloss.orchestrator.atomic import StoreFullError, atomic_write_bytes
-from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter, verify_unit
+from lowloss.orchestrator.store import atomic
+from lowloss.orchestrator.store.atomic import StoreFullError, atomic_write_bytes
+from lowloss.orchestrator.store.store import Store, UnitRecord, UnitWriter, verify_unit
 
 
 def _writer(tmp_path) -> tuple[Store, UnitWriter]:

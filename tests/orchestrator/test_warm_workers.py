@@ -39,7 +39,7 @@ def _attempts(store: Path, kind: str = "train") -> list[dict]:
 def test_process_state_puts_back_what_a_fresh_process_gives(tmp_path, monkeypatch):
     import torch
 
-    from lowloss.orchestrator.runtime import ProcessState
+    from lowloss.orchestrator.runtime.attempt import ProcessState
 
     monkeypatch.chdir(tmp_path)
     state = ProcessState()
@@ -104,9 +104,9 @@ def test_dataset_cache_keeps_a_dataset_sees_a_replaced_file_and_stays_bounded(tm
 
 def _shortened(recipe: str) -> str:
     """A recipe with its training and paths cut short (same kinds and stages, a fraction of the steps)."""
-    from lowloss.jobs import recipe_dir
+    from lowloss.jobs import recipes
 
-    text = (Path(str(recipe_dir())) / f"{recipe}.toml").read_text()
+    text = recipes()[recipe].read_text()
     text = re.sub(r"^seeds = \[.*\]$", "seeds = [0, 1]", text, count=1, flags=re.M)
     text = re.sub(r"^epochs = \d+", "epochs = 1", text, flags=re.M)
     return re.sub(r"^iterations = \d+", "iterations = 6", text, flags=re.M)
@@ -131,9 +131,9 @@ def test_recipe_digests_are_the_same_with_warm_workers_and_fresh_processes(recip
 
 def _planned_store(tmp_path: Path, name: str, text: str, data_root: str | None) -> tuple[Path, list[str]]:
     """A store with its units written, as the coordinator writes them before it submits them."""
-    from lowloss.orchestrator.graph import plan_study
-    from lowloss.orchestrator.spec import parse_spec
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.spec.study import parse_spec
+    from lowloss.orchestrator.store.store import Store
 
     study = parse_spec(text, name)
     store = Store(tmp_path / name)
@@ -164,7 +164,7 @@ def test_one_worker_running_units_of_two_datasets_writes_the_fresh_digests(tmp_p
     b, b_units = _planned_store(tmp_path, "two-b", mnist_spec, str(root))
     read_fd, write_fd = os.pipe()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "lowloss.orchestrator.worker"],
+        [sys.executable, "-m", "lowloss.orchestrator.runtime.worker"],
         stdin=subprocess.PIPE,
         env=cli_env(LOWLOSS_WORKER_FD=str(write_fd)),
         pass_fds=(write_fd,),

@@ -381,7 +381,7 @@ def test_a_unit_meeting_a_truncated_image_fails_with_one_line_naming_it(tmp_path
 
 def test_validate_opens_the_training_split(tmp_path, capsys):
     """`lowloss validate` used to open only the test split: a damaged training batch is an edge error (exit 2)."""
-    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.cli.commands import main
 
     root = write_cifar10(tmp_path / "data")
     _dump(_cifar_path(root, "data_batch_2"), _batch(labels=[200] * 8))
@@ -401,9 +401,9 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     import subprocess
     import sys
 
-    from lowloss.orchestrator.graph import plan_study
-    from lowloss.orchestrator.spec import check_data, parse_spec
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.spec.study import check_data, parse_spec
+    from lowloss.orchestrator.store.store import Store
 
     root = write_mnist(tmp_path / "mnist")
     study = parse_spec(

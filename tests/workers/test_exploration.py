@@ -13,7 +13,7 @@ from scipy.cluster.hierarchy import linkage
 from scipy.sparse.csgraph import minimum_spanning_tree as scipy_mst
 from scipy.spatial.distance import squareform
 
-from lowloss.workers import exploration as ex
+from lowloss.workers.autoneb import exploration as ex
 
 
 def _random_instance(n: int, seed: int):
@@ -198,7 +198,7 @@ def test_exploration_of_three_mueller_brown_minima_through_the_real_neb():
     minimax bound of the long pair A–B is the saddle of the tree path (A–C–B)."""
     from test_neb import Point, mueller_brown
 
-    from lowloss.workers import neb
+    from lowloss.workers.autoneb import neb
 
     points = {"A": (-0.558224, 1.441726), "B": (0.623499, 0.028038), "C": (-0.050011, 0.466694)}
     vectors = {k: torch.tensor(v, dtype=torch.float64) for k, v in points.items()}

@@ -14,8 +14,8 @@ from torch import nn
 from torch.func import functional_call
 
 from lowloss.workers.data import BatchStream, load_dataset
-from lowloss.workers.directions import flatten, parameter_names
-from lowloss.workers.hessian import (
+from lowloss.workers.landscape.directions import flatten, parameter_names
+from lowloss.workers.landscape.hessian import (
     HessianOperator,
     eigenvector_directions,
     hessian_batches,
@@ -160,7 +160,7 @@ def test_slq_density_integrates_to_one_and_its_mean_is_trace_over_dimension(setu
         assert abs(w.sum() - 1) < 1e-10
     assert abs(np.trapezoid(result.density, result.grid) - 1) < 1e-3
     # the quadrature's mean is exactly the mean of vᵀHv/vᵀv over the runs' start vectors ...
-    from lowloss.workers.hessian import _rademacher
+    from lowloss.workers.landscape.hessian import _rademacher
 
     exact = np.mean([float(z @ dense @ z) / op.dim for z in (_rademacher(op.dim, "slq", 0, r) for r in range(runs))])
     assert abs(result.mean - exact) < 1e-9 * abs(exact)

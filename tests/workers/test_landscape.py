@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from lowloss.workers.data import BatchStream, load_dataset
-from lowloss.workers.directions import (
+from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
+from lowloss.workers.landscape.directions import (
     angle_degrees,
     cosine,
     direction_between,
@@ -24,8 +25,15 @@ from lowloss.workers.directions import (
     parameter_names,
     unflatten,
 )
-from lowloss.workers.interpolation import barrier, interpolate_state, reestimate_batchnorm
-from lowloss.workers.landscape import (
+from lowloss.workers.landscape.mining import (
+    fresh_initialisation,
+    mine_vvv_basin,
+    mine_w_peak,
+    vvv_basin_direction,
+    vvv_basin_lambda,
+    w_peak_lambda,
+)
+from lowloss.workers.landscape.scans import (
     Grid,
     PointEvaluator,
     Shard,
@@ -41,14 +49,6 @@ from lowloss.workers.landscape import (
     shard_points,
     split_batches,
     stationary_points,
-)
-from lowloss.workers.mining import (
-    fresh_initialisation,
-    mine_vvv_basin,
-    mine_w_peak,
-    vvv_basin_direction,
-    vvv_basin_lambda,
-    w_peak_lambda,
 )
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate_batches, make_optimizer, train_step

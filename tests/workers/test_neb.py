@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lowloss.workers import neb
+from lowloss.workers.autoneb import neb
 from lowloss.workers.models import build_model
 
 

@@ -96,7 +96,7 @@ def test_stacked_evaluator_gives_the_plain_evaluators_numbers_for_each_state(bn)
 def test_stacked_evaluator_on_scan_points_gives_the_point_evaluators_numbers():
     """Landscape points θ + λ₁ε₁ + λ₂ε₂ (``PointEvaluator.point_state``) on a seeded subset of examples, UpBN."""
     from lowloss.workers.data import load_dataset
-    from lowloss.workers.landscape import PointEvaluator
+    from lowloss.workers.landscape.scans import PointEvaluator
     from lowloss.workers.vectorize import StackedEvaluator
 
     data = load_dataset("digits")

@@ -1,0 +1,5 @@
+import sys
+
+from .attempt import main
+
+sys.exit(main())
