@@ -23,8 +23,8 @@ import torch
 
 from lowloss.orchestrator.engine.graph import plan_study
 from lowloss.orchestrator.runtime.attempt import run_unit
-from lowloss.orchestrator.spec.study import parse_spec
-from lowloss.orchestrator.store.store import Store, UnitWriter
+from lowloss.orchestrator.spec import parse_spec
+from lowloss.orchestrator.store import Store, UnitWriter
 from lowloss.workers.data import BatchStream, derive_seed, load_dataset
 from lowloss.workers.models import build_model
 from lowloss.workers.training import Schedule, evaluate, make_optimizer, set_lr, train_step
@@ -119,7 +119,7 @@ def bench_checkpoint(mbytes: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "s")
         store.init_study("bench", "")
-        from lowloss.orchestrator.store.store import UnitRecord
+        from lowloss.orchestrator.store import UnitRecord
 
         rec = UnitRecord("b" * 20, "train", 1, {}, {})
         store.write_unit(rec)

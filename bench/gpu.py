@@ -37,8 +37,8 @@ import torch
 from lowloss.jobs import recipes
 from lowloss.orchestrator.engine.graph import plan_study
 from lowloss.orchestrator.runtime.attempt import run_unit
-from lowloss.orchestrator.spec.study import parse_spec
-from lowloss.orchestrator.store.store import Store, UnitWriter
+from lowloss.orchestrator.spec import parse_spec
+from lowloss.orchestrator.store import RunSettings, Store, UnitWriter
 from lowloss.workers.data import load_dataset
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate_batches
@@ -125,7 +125,7 @@ def run_recipe(name: str, args, tmp: Path) -> None:
     study = parse_spec(text)
     store = Store(tmp / name / "store")
     store.init_study(study.name, study.text)
-    store.write_run_settings({"data_root": str(root), "checkpoint_seconds": 60, "device": device})
+    store.write_run_settings(RunSettings(str(root), 60.0, device))
     planner = plan_study(study)
     data = load_dataset(dataset, str(root))
     model_name = study.context.model["name"]

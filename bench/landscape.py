@@ -134,8 +134,8 @@ def bench_kinds(points: int, repeats: int, device) -> None:
 
     from lowloss.orchestrator.engine.graph import plan_study
     from lowloss.orchestrator.runtime.attempt import run_unit
-    from lowloss.orchestrator.spec.study import parse_spec
-    from lowloss.orchestrator.store.store import Store, UnitWriter
+    from lowloss.orchestrator.spec import parse_spec
+    from lowloss.orchestrator.store import RunSettings, Store, UnitWriter
 
     os.environ["LOWLOSS_THREADS"] = "1"
     data = load_dataset("digits").to(device)
@@ -146,7 +146,7 @@ def bench_kinds(points: int, repeats: int, device) -> None:
     with tempfile.TemporaryDirectory(prefix="lowloss-bench-landscape-") as tmp:
         store = Store(Path(tmp) / "store")
         store.init_study(study.name, study.text)
-        store.write_run_settings({"checkpoint_seconds": 60, "device": device.type})
+        store.write_run_settings(RunSettings(None, 60.0, device.type))
         store.write_unit(mode.record)
         torch.manual_seed(derive_seed("init", 0))
         model = trained_cnn(data, device)

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from lowloss.orchestrator.engine.graph import plan_study
 from lowloss.orchestrator.runtime.attempt import run_unit
-from lowloss.orchestrator.spec.study import parse_spec
-from lowloss.orchestrator.store.store import Store, UnitWriter
+from lowloss.orchestrator.spec import parse_spec
+from lowloss.orchestrator.store import RunSettings, Store, UnitWriter
 from lowloss.workers.data import BatchStream, derive_seed, load_dataset
 from lowloss.workers.llpf import LLPFConfig, llpf_m2m_iteration, phase_optimizer, select_tensors, state_variances
 from lowloss.workers.models import build_model
@@ -76,7 +76,7 @@ def setup_store(tmp: Path, its: int, root: Path):
     study = parse_spec(SPEC.format(its=its))
     store = Store(tmp / "store")
     store.init_study(study.name, study.text)
-    store.write_run_settings({"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
+    store.write_run_settings(RunSettings(str(root), 60.0, "cpu"))
     planner = plan_study(study)
     modes = planner.stage_units("modes")
     for unit in modes:  # the two modes: LeNet5 initialisations, committed through the store API

@@ -30,8 +30,8 @@ from lowloss.orchestrator.engine.coordinator import Coordinator  # noqa: E402
 from lowloss.orchestrator.engine.graph import plan_study  # noqa: E402
 from lowloss.orchestrator.engine.progress import Reporter  # noqa: E402
 from lowloss.orchestrator.executors.base import Executor, Finished  # noqa: E402
-from lowloss.orchestrator.spec.study import parse_spec  # noqa: E402
-from lowloss.orchestrator.store.store import Store, UnitWriter  # noqa: E402
+from lowloss.orchestrator.spec import parse_spec  # noqa: E402
+from lowloss.orchestrator.store import Store, UnitWriter  # noqa: E402
 
 
 def spec(n: int) -> str:

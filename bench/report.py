@@ -113,13 +113,13 @@ def _params(i: int) -> dict:
 
 def _uid(i: int) -> str:
     """The unit's real id (the store checks that unit.json hashes to it)."""
-    from lowloss.orchestrator.store.store import unit_id
+    from lowloss.orchestrator.store import unit_id
 
     return unit_id("bench_path", 1, _params(i), {})
 
 
 def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) -> None:
-    from lowloss.orchestrator.store.store import Store, UnitRecord, UnitWriter
+    from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
 
     store = Store(root)
     rec = UnitRecord(_uid(i), "bench_path", 1, _params(i), {})
@@ -167,7 +167,7 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
 
 
 def build(root: Path, paths: int, iterations: int, segment: int, layers: int) -> float:
-    from lowloss.orchestrator.store.store import Store
+    from lowloss.orchestrator.store import Store
 
     store = Store(root)
     if (

@@ -13,6 +13,7 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base import ExpansionTooLarge, PlannedUnit, PlanView
+from .modes import by_seed, seed_of
 
 
 class RandomPairs(BaseModel):
@@ -105,14 +106,14 @@ def mode_pairs(strategy: PairStrategy, source: str, view: PlanView) -> list[tupl
     """Pairs of the mode units of stage ``source``; None while a planner strategy still waits for results
     (``to_best``: every mode committed or given up; a failed mode is left out of the pairs)."""
     modes = view.units(source)
-    by_seed = {u.params["seed"]: u for u in modes}
     if not is_dynamic(strategy):
-        return [(by_seed[a], by_seed[b]) for a, b in static_pairs(strategy, [u.params["seed"] for u in modes])]
+        seeds = by_seed(modes)
+        return [(seeds[a], seeds[b]) for a, b in static_pairs(strategy, [seed_of(u) for u in modes])]
     if not view.decided(source):
         return None  # the planner decides once every mode has finished
     results = {u.id: view.result(u.id) for u in modes}
     done = [u for u in modes if results[u.id] is not None]  # a mode that failed is left out
     if not done:
         return []
-    best = min(done, key=lambda u: (results[u.id]["final_train_loss"], u.params["seed"]))  # type: ignore[index]
+    best = min(done, key=lambda u: (results[u.id]["final_train_loss"], seed_of(u)))  # type: ignore[index]
     return [(best, u) for u in done if u.id != best.id]

@@ -13,45 +13,49 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from enum import Enum
 
 from ... import jobs
-from ..executors import Executor, Submission
-from ..executors.base import ExecutorError
-from ..spec.study import Study
-from ..store.store import DamagedError, Store, StoreFullError, verify_unit
+from ..executors import Ending, Executor, ExecutorError, Submission
+from ..runtime import UnitTask
+from ..spec import Study
+from ..store import (
+    AttemptRecord,
+    AttemptState,
+    DamagedError,
+    RunSettings,
+    Store,
+    StoredState,
+    StoreFullError,
+    verify_unit,
+)
 from .graph import Planner, Unit
+from .outcome import Outcome
 from .progress import Reporter
 
 PLAN_WRITE_INTERVAL_S = 1.0
 
 
-@dataclass
-class Outcome:
-    done: list[str] = field(default_factory=list)  # committed in this run
-    reused: list[str] = field(default_factory=list)  # already committed before this run
-    resumed: list[str] = field(default_factory=list)  # continued from committed segments of an earlier attempt
-    failed: dict[str, str] = field(default_factory=dict)  # uid -> last error (given up)
-    blocked: list[str] = field(default_factory=list)  # waiting on a failed, cancelled or damaged input
-    cancelled: list[str] = field(default_factory=list)  # cancelled by the user (scancel, `lowloss cancel`)
-    damaged: list[str] = field(default_factory=list)  # commit marker or files disagree (`--repair` runs them again)
-    repaired: list[str] = field(default_factory=list)  # moved aside by --repair, run again
-    pending: list[str] = field(default_factory=list)  # not run (the run was stopped, or a scheduler lost them)
-    stalled: list[str] = field(default_factory=list)  # stages still open with nothing left to run
-    nospace: str | None = None  # the store's disk filled up
-    settled: bool = False  # the run's end was accounted for (pending and stalled are known), also after a stop
+class UnitState(str, Enum):
+    """Where a unit stands in this coordinator's run."""
+
+    WAITING = "waiting"  # for inputs it still lacks
+    READY = "ready"  # to be submitted
+    ACTIVE = "active"  # handed to the executor
+    EXTERNAL = "external"  # run by another process (it holds the unit's lock): waited for
+    DONE = "done"
+    FAILED = "failed"  # its retries are spent
+    CANCELLED = "cancelled"
+    DAMAGED = "damaged"
+    BLOCKED = "blocked"  # an input will never be done
 
     @property
-    def ok(self) -> bool:
-        return not (
-            self.failed
-            or self.blocked
-            or self.cancelled
-            or self.damaged
-            or self.pending
-            or self.stalled
-            or self.nospace
-        )
+    def given_up(self) -> bool:
+        return self in (UnitState.FAILED, UnitState.CANCELLED, UnitState.DAMAGED, UnitState.BLOCKED)
+
+    @property
+    def unfinished(self) -> bool:
+        return self in (UnitState.WAITING, UnitState.READY, UnitState.ACTIVE, UnitState.EXTERNAL)
 
 
 class Coordinator:
@@ -77,9 +81,7 @@ class Coordinator:
         self.outcome = Outcome()
         self.planner = Planner(study, self._result, self._given_up)
         self._results: dict[str, dict] = {}
-        self._state: dict[
-            str, str
-        ] = {}  # uid -> waiting | ready | active | external | done | failed | cancelled | damaged | blocked
+        self._state: dict[str, UnitState] = {}
         self._unmet: dict[str, set[str]] = {}
         self._waiters: dict[str, list[str]] = {}
         self._ready: deque[str] = deque()
@@ -93,33 +95,19 @@ class Coordinator:
         if uid in self._results:
             return self._results[uid]
         unit = self.planner.units.get(uid)
-        if unit is None or self._state.get(uid) not in (None, "done"):
+        if unit is None or self._state.get(uid, UnitState.DONE) is not UnitState.DONE:
             return None
         try:
-            result = self.store.result(uid, unit.kind)
+            result = self.store.read.result(uid, unit.kind)
         except DamagedError:
             return None
         if result is not None:
             self._results[uid] = result
         return result
 
-    def _close_stale(self, unit: Unit) -> None:
-        """Close the attempt record an earlier run left "running" (its process is gone). Local and Ray workers die
-        with their coordinator, so such a record is the mark of a killed coordinator: ``interrupted``, no retry spent.
-        A Slurm job outlives its coordinator: its record ends as ``lost``, as when a live coordinator sees it die."""
-        stale = self.store.stale_attempt(unit.id, unit.kind)
-        if stale is None or stale.get("executor") == "slurm":
-            self.store.close_lost_attempts(unit.id, unit.kind)
-        else:
-            self.store.close_lost_attempts(
-                unit.id,
-                unit.kind,
-                state="interrupted",
-                error="its coordinator ended (killed?) and the worker with it; resumed by a later run",
-            )
-
     def _given_up(self, uid: str) -> bool:
-        return self._state.get(uid) in ("failed", "cancelled", "damaged", "blocked")
+        state = self._state.get(uid)
+        return state is not None and state.given_up
 
     # ------------------------------------------------------------------ tracking units
     def _track(self, units: list[Unit]) -> None:
@@ -127,37 +115,49 @@ class Coordinator:
         if self.repair:
             self._repair(units)
         for unit in units:
-            uid = unit.id
-            if uid in self._state:
-                continue
-            state = self.store.state(uid, unit.kind)
-            if state == "done":
-                self.store.close_committed_attempt(uid, unit.kind)
-                self._state[uid] = "done"
-                self.outcome.reused.append(uid)
-                continue
-            if state == "damaged":
-                self._state[uid] = "damaged"
-                self.outcome.damaged.append(uid)
-                continue
-            if state in ("failed", "running", "pending"):
-                if state != "running":
-                    self._close_stale(unit)
-                if self.retry_failed:
-                    self.store.forgive_failures(uid, unit.kind)
-                if self.store.failure_count(uid, unit.kind) > self.retries:
-                    self._give_up(unit, self._last_error(unit, "earlier attempts failed"), announce=False)
-                    continue
-            unmet = {inp for inp in unit.input_ids if self._state.get(inp) != "done"}
-            if any(self._given_up(inp) for inp in unmet):
-                self._block(unit)
-                continue
-            self._unmet[uid] = unmet
-            for inp in unmet:
-                self._waiters.setdefault(inp, []).append(uid)
-            self._state[uid] = "waiting"
-            if not unmet:
-                self._make_ready(uid)
+            if unit.id not in self._state:
+                self._track_one(unit)
+
+    def _track_one(self, unit: Unit) -> None:
+        uid = unit.id
+        stored = self.store.state(uid, unit.kind)
+        if stored is StoredState.DONE:
+            self.store.attempts.close_committed(uid, unit.kind)
+            self._state[uid] = UnitState.DONE
+            self.outcome.reused.append(uid)
+            return
+        if stored is StoredState.DAMAGED:
+            self._state[uid] = UnitState.DAMAGED
+            self.outcome.damaged.append(uid)
+            return
+        if stored is not StoredState.RUNNING:
+            self._close_stale(unit)
+        if self.retry_failed:
+            self.store.attempts.forgive_failures(uid, unit.kind)
+        if self.store.attempts.failure_count(uid, unit.kind) > self.retries:
+            self._give_up(unit, self._last_error(unit, "earlier attempts failed"), announce=False)
+            return
+        unmet = {inp for inp in unit.input_ids if self._state.get(inp) is not UnitState.DONE}
+        if any(self._given_up(inp) for inp in unmet):
+            self._block(unit)
+            return
+        self._unmet[uid] = unmet
+        for inp in unmet:
+            self._waiters.setdefault(inp, []).append(uid)
+        self._state[uid] = UnitState.WAITING
+        if not unmet:
+            self._make_ready(uid)
+
+    def _close_stale(self, unit: Unit) -> None:
+        """Close the attempt record an earlier run left "running" (its process is gone). Local and Ray workers die
+        with their coordinator, so such a record is the mark of a killed coordinator: ``interrupted``, no retry spent.
+        A Slurm job outlives its coordinator: its record ends as ``lost``, as when a live coordinator sees it die."""
+        stale = self.store.attempts.stale(unit.id, unit.kind)
+        if stale is None or stale.executor == "slurm":
+            self.store.attempts.close_lost(unit.id, unit.kind)
+        else:
+            why = "its coordinator ended (killed?) and the worker with it; resumed by a later run"
+            self.store.attempts.close_lost(unit.id, unit.kind, AttemptState.INTERRUPTED, why)
 
     def _repair(self, units: list[Unit]) -> None:
         """--repair: damaged units (every committed file checked against its marker, as `verify` does), and every
@@ -175,54 +175,53 @@ class Coordinator:
             if u.id in seen:
                 continue
             seen.add(u.id)
-            if self.store.unit_dir(u.id, u.kind).exists() and self._state.get(u.id) in (None, "done"):
-                where = self.store.quarantine(u.id, u.kind)
-                self._state.pop(u.id, None)
-                self._results.pop(u.id, None)
-                if u.id in self.outcome.reused:
-                    self.outcome.reused.remove(u.id)
-                self.outcome.repaired.append(u.id)
-                self.reporter.note(
-                    u, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again"
-                )
+            if (
+                self.store.layout.unit_dir(u.id, u.kind).exists()
+                and self._state.get(u.id, UnitState.DONE) is UnitState.DONE
+            ):
+                self._move_aside(u)
             todo.extend(users.get(u.id, []))
 
+    def _move_aside(self, unit: Unit) -> None:
+        where = self.store.quarantine(unit.id, unit.kind)
+        self._state.pop(unit.id, None)
+        self._results.pop(unit.id, None)
+        if unit.id in self.outcome.reused:
+            self.outcome.reused.remove(unit.id)
+        self.outcome.repaired.append(unit.id)
+        self.reporter.note(unit, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again")
+
     def _damaged(self, unit: Unit) -> bool:
-        if not self.store.unit_dir(unit.id, unit.kind).exists():
+        if not self.store.layout.unit_dir(unit.id, unit.kind).exists():
             return False
-        if self.store.is_damaged(unit.id, unit.kind):
+        if self.store.read.is_damaged(unit.id, unit.kind):
             return True
-        if not self.store.is_committed(unit.id, unit.kind):
+        if not self.store.read.is_committed(unit.id, unit.kind):
             return False
-        _, damage, _ = verify_unit(self.store, unit.id, unit.kind)
-        try:
-            self.store.unit(unit.id, unit.kind)
-        except DamagedError:
-            return True
-        return bool(damage)
+        return bool(verify_unit(self.store.read, unit.id, unit.kind).damage)
 
     def _make_ready(self, uid: str) -> None:
-        self._state[uid] = "ready"
+        self._state[uid] = UnitState.READY
         self._ready.append(uid)
 
     def _block(self, unit: Unit) -> None:
-        self._state[unit.id] = "blocked"
+        self._state[unit.id] = UnitState.BLOCKED
         self.outcome.blocked.append(unit.id)
         self._cascade(unit.id)
 
     def _give_up(self, unit: Unit, error: str, announce: bool = True) -> None:
-        self._state[unit.id] = "failed"
+        self._state[unit.id] = UnitState.FAILED
         self.outcome.failed[unit.id] = error
         if announce:
-            last = self.store.attempts(unit.id, unit.kind)
-            log = last[-1].get("log", "?") if last else "?"
+            last = self.store.attempts.records(unit.id, unit.kind)
+            log = (last[-1].log or "?") if last else "?"
             self.reporter.finished(unit, "failed", _last_line(error) + f" (log: {log})")
         self._cascade(unit.id)
 
     def _cascade(self, uid: str) -> None:
         """Units waiting on a unit that will never be done are blocked (and so on down)."""
         for waiter in self._waiters.pop(uid, []):
-            if self._state.get(waiter) == "waiting":
+            if self._state.get(waiter) is UnitState.WAITING:
                 self._block(self.planner.units[waiter])
         new = self.planner.finished(uid)  # a planner may route around a given-up unit
         if new:
@@ -230,13 +229,13 @@ class Coordinator:
         self._plan_dirty = True
 
     def _done(self, uid: str) -> None:
-        self._state[uid] = "done"
+        self._state[uid] = UnitState.DONE
         for waiter in self._waiters.pop(uid, []):
             unmet = self._unmet.get(waiter)
             if unmet is None:
                 continue
             unmet.discard(uid)
-            if not unmet and self._state.get(waiter) == "waiting":
+            if not unmet and self._state.get(waiter) is UnitState.WAITING:
                 self._make_ready(waiter)
         new = self.planner.finished(uid)
         if new:
@@ -254,99 +253,105 @@ class Coordinator:
             self._plan_written, self._plan_dirty = now, False
 
     def _last_error(self, unit: Unit, fallback: str) -> str:
-        attempts = self.store.attempts(unit.id, unit.kind)
-        last = attempts[-1] if attempts else {}
-        return last.get("error") or fallback
+        attempts = self.store.attempts.records(unit.id, unit.kind)
+        return (attempts[-1].error if attempts else None) or fallback
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Outcome:
-        self.store.write_run_settings(
-            {
-                "data_root": self.data_root,
-                "checkpoint_seconds": self.study.run.checkpoint_seconds,
-                "device": self.study.run.device,
-                "executor": self.executor.name,
-            }
-        )
-        units = self.planner.settle()
-        self._track(units)
+        self._start()
+        try:
+            self._loop()
+        finally:
+            self._stop()
+        return self.outcome
+
+    def _start(self) -> None:
+        """Plan what the store allows, take each unit's state from the store, and re-attach to live scheduler jobs."""
+        run = self.study.run
+        self.store.write_run_settings(RunSettings(self.data_root, run.checkpoint_seconds, run.device, run.executor))
+        self._track(self.planner.settle())
         self._write_plan(force=True)
         self.reporter.start({u.id: u for u in self.planner.units.values()}, set(self.outcome.reused))
         for uid in self.outcome.damaged:
-            unit = self.planner.units[uid]
             self.reporter.note(
-                unit,
+                self.planner.units[uid],
                 "is damaged (its commit marker or files disagree): not used; "
                 f"`lowloss resume {self.store.root} --repair` runs it again",
             )
-        attached = self.executor.attach({uid for uid, st in self._state.items() if st in ("ready", "waiting")})
+        waiting = {uid for uid, st in self._state.items() if st in (UnitState.READY, UnitState.WAITING)}
+        attached = self.executor.attach(waiting)
         for uid in attached:
-            self._state[uid] = "active"
+            self._state[uid] = UnitState.ACTIVE
         if attached:
             self.reporter.message(
                 f"re-attached to scheduler jobs of {len(attached)} running unit(s); nothing is submitted twice"
             )
-        try:
-            while True:
-                self._submit_ready()
-                if not self.executor.active() and not self._ready:
-                    if self._external:
-                        time.sleep(1.0)
-                        self._refresh_external()
-                        continue
-                    break
-                for fin in self.executor.poll(timeout=0.5):
-                    self._finished(self.planner.units[fin.uid], fin.how, fin.detail)
-                    if self.outcome.nospace:
-                        break
+
+    def _loop(self) -> None:
+        while True:
+            self._submit_ready()
+            if not self.executor.active() and not self._ready:
+                if not self._external:
+                    return
+                time.sleep(1.0)
+                self._refresh_external()
+                continue
+            for fin in self.executor.poll(timeout=0.5):
+                self._finished(self.planner.units[fin.uid], fin.how, fin.detail)
                 if self.outcome.nospace:
-                    break
-                self._write_plan()
-                self.reporter.tick(self.executor.active())
-        finally:
-            active = self.executor.active()
-            if active:
-                if self.executor.keeps_running:
-                    self.reporter.message(self.executor.detach_message(len(active), str(self.store.root)))
-                else:
-                    self.reporter.message("stopping running units (they checkpoint and resume next time)")
-            self.executor.close()
-            if not self.executor.keeps_running:
-                for uid in sorted(active):
-                    unit = self.planner.units[uid]
-                    if self.store.is_committed(uid, unit.kind):  # it reached its commit while it was being stopped
-                        self.outcome.done.append(uid)
-                        self.reporter.finished(unit, "done")
-                        self._done(uid)
-                        continue
-                    # a unit this coordinator stopped is interrupted, not failed: no retry is spent
-                    self.store.close_lost_attempts(uid, unit.kind, state="interrupted")
-                    self.reporter.finished(unit, "interrupted", "stopped; a resume continues it")
-            try:
-                self._write_plan(force=True)
-            except StoreFullError:
-                pass
-            self.reporter.stop()
-            self._settle_outcome()
-        return self.outcome
+                    return
+            self._write_plan()
+            self.reporter.tick(self.executor.active())
+
+    def _stop(self) -> None:
+        """The run's end (also on a stop or an error): stop what runs, account for every unit, write the plan."""
+        active = self.executor.active()
+        if active:
+            if self.executor.keeps_running:
+                self.reporter.message(self.executor.detach_message(len(active), str(self.store.root)))
+            else:
+                self.reporter.message("stopping running units (they checkpoint and resume next time)")
+        self.executor.close()
+        if not self.executor.keeps_running:
+            for uid in sorted(active):
+                self._settle_stopped(self.planner.units[uid])
+        try:
+            self._write_plan(force=True)
+        except StoreFullError:
+            pass
+        self.reporter.stop()
+        self._settle_outcome()
+
+    def _settle_stopped(self, unit: Unit) -> None:
+        if self.store.read.is_committed(unit.id, unit.kind):  # it reached its commit while it was being stopped
+            self.outcome.done.append(unit.id)
+            self.reporter.finished(unit, "done")
+            self._done(unit.id)
+            return
+        # a unit this coordinator stopped is interrupted, not failed: no retry is spent
+        self.store.attempts.close_lost(unit.id, unit.kind, AttemptState.INTERRUPTED)
+        self.reporter.finished(unit, "interrupted", "stopped; a resume continues it")
+
+    def _submission(self, unit: Unit) -> Submission:
+        inputs = tuple((inp, self.planner.units[inp].kind) for inp in unit.input_ids)
+        resources = jobs.get_kind(unit.kind).resources(unit.params)
+        return Submission(UnitTask(unit.id, unit.kind, inputs), resources, unit.label)
 
     def _submit_ready(self) -> None:
         free = self.executor.capacity - len(self.executor.active())
         batch: list[Submission] = []
         while self._ready and len(batch) < free:
             uid = self._ready.popleft()
-            if self._state.get(uid) != "ready":
+            if self._state.get(uid) is not UnitState.READY:
                 continue
             unit = self.planner.units[uid]
             self.store.write_unit(unit.record)
-            if self.store.unit_is_running(uid, unit.kind):
-                self._state[uid] = "external"
+            if self.store.locks.unit_is_running(uid, unit.kind):
+                self._state[uid] = UnitState.EXTERNAL
                 self._external.add(uid)
                 self.reporter.note(unit, "is running in another process; waiting for it")
                 continue
-            kind = jobs.get_kind(unit.kind)
-            params = kind.Params.model_validate(unit.params)
-            batch.append(Submission(uid, unit.kind, kind.resources(params), unit.label))
+            batch.append(self._submission(unit))
         if not batch:
             return
         try:
@@ -354,13 +359,13 @@ class Coordinator:
         except Exception as exc:  # sbatch refused, Ray unreachable: say so, keep the store as it is
             for sub in batch:
                 self._make_ready(sub.uid)
+            said = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise ExecutorError(
-                f"{self.executor.name} could not take {len(batch)} unit(s): "
-                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; "
+                f"{self.executor.name} could not take {len(batch)} unit(s): {said}; "
                 f"committed work is kept, `lowloss resume {self.store.root}` continues"
             ) from exc
         for sub in batch:
-            self._state[sub.uid] = "active"
+            self._state[sub.uid] = UnitState.ACTIVE
             unit = self.planner.units[sub.uid]
             if self.store.resumable_from(sub.uid, unit.kind) and sub.uid not in self.outcome.resumed:
                 self.outcome.resumed.append(sub.uid)
@@ -369,62 +374,62 @@ class Coordinator:
     def _refresh_external(self) -> None:
         for uid in list(self._external):
             unit = self.planner.units[uid]
-            if not self.store.unit_is_running(uid, unit.kind):
+            if not self.store.locks.unit_is_running(uid, unit.kind):
                 self._external.discard(uid)
-                if self.store.is_committed(uid, unit.kind):
+                if self.store.read.is_committed(uid, unit.kind):
                     self.outcome.done.append(uid)
                     self.reporter.finished(unit, "done")
                     self._done(uid)
                 else:
                     self._make_ready(uid)
 
-    def _finished(self, unit: Unit, how: str, detail: str) -> None:
+    def _finished(self, unit: Unit, how: Ending, detail: str) -> None:
         uid = unit.id
-        if self.store.is_committed(uid, unit.kind):  # the commit marker is the only truth
+        if self.store.read.is_committed(uid, unit.kind):  # the commit marker is the only truth
             self.outcome.done.append(uid)
             self.reporter.finished(unit, "done")
             self._done(uid)
             return
-        self.store.close_lost_attempts(uid, unit.kind)
-        attempts = self.store.attempts(uid, unit.kind)
-        last = attempts[-1] if attempts else {}
-        state = last.get("state")
-        if state == "nospace":
-            self._state[uid] = "waiting"
-            self.outcome.nospace = last.get("error") or "no space left on the store's file system"
+        self.store.attempts.close_lost(uid, unit.kind)
+        attempts = self.store.attempts.records(uid, unit.kind)
+        last = attempts[-1] if attempts else None
+        state = last.state if last else None
+        if state is AttemptState.NOSPACE:
+            self._state[uid] = UnitState.WAITING
+            self.outcome.nospace = (last.error if last else None) or "no space left on the store's file system"
             self.reporter.finished(unit, "stopped", self.outcome.nospace)
             return
-        if how == "cancelled":
-            self._state[uid] = "cancelled"
+        if how is Ending.CANCELLED:
+            self._state[uid] = UnitState.CANCELLED
             self.outcome.cancelled.append(uid)
             self.reporter.finished(unit, "cancelled", f"{detail}; it stays resumable: `lowloss run` again continues it")
             self._cascade(uid)
             return
-        if state in ("preempted", "interrupted"):
+        if state in (AttemptState.PREEMPTED, AttemptState.INTERRUPTED):
             self.reporter.finished(unit, "preempted", "resubmitting; it resumes from its checkpoint")
             self._make_ready(uid)
             return
-        if not attempts or (state == "lost" and "ended without a word" in (last.get("error") or "")):
-            error = (
-                f"the worker ended without a result ({how}: {detail}); "
-                f"see {last.get('log') or self.store.launcher_log()}"
-            )
+        self._failed(unit, how, detail, last)
+
+    def _failed(self, unit: Unit, how: Ending, detail: str, record: AttemptRecord | None) -> None:
+        """An attempt that ended without a commit: retry the unit, or give up once its retries are spent."""
+        if record is None or record.died_silently:
+            where = (record.log if record else None) or self.store.launcher_log()
+            error = f"the worker ended without a result ({how.value}: {detail}); see {where}"
         else:
-            error = last.get("error") or f"the worker ended without a result ({how}: {detail})"
-        if not attempts:  # the worker died before it could record an attempt (it could not even start)
-            self._unrecorded[uid] = self._unrecorded.get(uid, 0) + 1
-        failures = self.store.failure_count(uid, unit.kind) + self._unrecorded.get(uid, 0)
+            error = record.error or f"the worker ended without a result ({how.value}: {detail})"
+        if record is None:  # the worker died before it could record an attempt (it could not even start)
+            self._unrecorded[unit.id] = self._unrecorded.get(unit.id, 0) + 1
+        failures = self.store.attempts.failure_count(unit.id, unit.kind) + self._unrecorded.get(unit.id, 0)
         if failures > self.retries:
             self._give_up(unit, error)
         else:
             self.reporter.finished(unit, "retry", f"attempt {failures} failed: {_last_line(error)}")
-            self._make_ready(uid)
+            self._make_ready(unit.id)
 
     def _settle_outcome(self) -> None:
         """Units that never ran this time, and open stages with nothing left to run."""
-        self.outcome.pending = [
-            uid for uid, st in self._state.items() if st in ("waiting", "ready", "active", "external")
-        ]
+        self.outcome.pending = [uid for uid, st in self._state.items() if st.unfinished]
         self.outcome.stalled = (
             []
             if self.outcome.pending

@@ -18,26 +18,29 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from ... import jobs
-from ...jobs import ExpansionTooLarge, PlannedUnit, Ref, UnitDraft
-from ..spec.study import _MISSING, SpecError, Study
-from ..store.store import UnitRecord, split_ref, unit_id
+from ...jobs import ExpansionTooLarge, PlannedUnit, Ref, UnitDraft, UnitParams
+from ..spec import MISSING, SpecError, Study
+from ..store import PlannedStage, PlannedUnitEntry, PlanRecord, UnitRecord, split_ref, unit_id
 
 MAX_ROUNDS = 100_000  # plan calls of one stage in one settling pass; more means a planner that never settles
 
 
 @dataclass(frozen=True)
 class Unit:
+    """A planned unit: its content-hash id, kind, typed params, inputs, the stage that planned it and its label."""
+
     id: str
     kind: str
     version: int
-    params: dict
-    inputs: dict  # role -> reference ("<id>" or "<id>:<output>")
+    params: UnitParams
+    inputs: dict[str, str]  # role -> reference ("<id>" or "<id>:<output>")
     stage: str
     label: str
 
     @property
     def record(self) -> UnitRecord:
-        return UnitRecord(self.id, self.kind, self.version, self.params, self.inputs)
+        """What ``unit.json`` holds (its canonical params hash to the id)."""
+        return UnitRecord(self.id, self.kind, self.version, self.params.canonical(), self.inputs)
 
     @property
     def input_ids(self) -> tuple[str, ...]:
@@ -156,32 +159,9 @@ class Planner:
             self.stages[dep].dirty = True
 
     def _plan_stage(self, name: str) -> list[Unit]:
-        info = self.infos[name]
-        kind = jobs.get_stage_kind(info.kind)
+        """Plan one stage in every sweep combination; the units it had not planned before."""
         state = self.stages[name]
-        drafted: dict[str, tuple[Unit, list[int]]] = {}  # id -> (unit, the combinations that planned it), in order
-        opens, notes = [], []
-        for v, variant in enumerate(self.variants):
-            self.plan_calls += 1
-            try:
-                plan = kind.plan(variant.stage(name).params, variant.context, _View(self, name, v))
-            except ExpansionTooLarge as exc:
-                what = exc.what.removeprefix(f"stage {name}: ")
-                raise SpecError(
-                    f"stages.{name}",
-                    _MISSING,
-                    f"{what} would be {exc.count:,} units, more than run.max_units = {exc.limit:,}; lower the count, "
-                    "or raise run.max_units if the cluster can take it",
-                    self.study.source,
-                ) from None
-            opens.append(plan.open)
-            if plan.note:
-                notes.append(f"{variant.text}: {plan.note}" if len(self.variants) > 1 else plan.note)
-            ids: dict[int, str] = {}  # drafts may name drafts of the same plan call as inputs (chained phases)
-            for draft in plan.drafts:
-                unit = self._resolve(draft, name, ids)
-                ids[id(draft)] = unit.id
-                drafted.setdefault(unit.id, (unit, []))[1].append(v)
+        drafted, opens, notes = self._drafts(name)
         state.planned, state.open = True, any(opens)
         state.note = "; ".join(dict.fromkeys(notes)) if len(set(notes)) > 1 else (notes[0] if notes else "")
         added = []
@@ -211,6 +191,35 @@ class Planner:
             )
         return added
 
+    def _drafts(self, name: str) -> tuple[dict[str, tuple[Unit, list[int]]], list[bool], list[str]]:
+        """The units each sweep combination's plan of a stage proposes (id -> (unit, the combinations that planned
+        it), in order), whether each plan stays open, and their notes."""
+        kind = jobs.get_stage_kind(self.infos[name].kind)
+        drafted: dict[str, tuple[Unit, list[int]]] = {}
+        opens, notes = [], []
+        for v, variant in enumerate(self.variants):
+            self.plan_calls += 1
+            try:
+                plan = kind.plan(variant.stage(name).params, variant.context, _View(self, name, v))
+            except ExpansionTooLarge as exc:
+                what = exc.what.removeprefix(f"stage {name}: ")
+                raise SpecError(
+                    f"stages.{name}",
+                    MISSING,
+                    f"{what} would be {exc.count:,} units, more than run.max_units = {exc.limit:,}; lower the count, "
+                    "or raise run.max_units if the cluster can take it",
+                    self.study.source,
+                ) from None
+            opens.append(plan.open)
+            if plan.note:
+                notes.append(f"{variant.text}: {plan.note}" if len(self.variants) > 1 else plan.note)
+            ids: dict[int, str] = {}  # drafts may name drafts of the same plan call as inputs (chained phases)
+            for draft in plan.drafts:
+                unit = self._resolve(draft, name, ids)
+                ids[id(draft)] = unit.id
+                drafted.setdefault(unit.id, (unit, []))[1].append(v)
+        return drafted, opens, notes
+
     def _sweep_suffix(self, seen_by: list[int]) -> str:
         """A label's note of the sweep values a unit belongs to (none for a unit every combination shares)."""
         if len(self.variants) == 1 or len(seen_by) == len(self.variants):
@@ -225,19 +234,19 @@ class Planner:
         return f" ({', '.join(f'{f}={_text(value)}' for f, value in common)})" if common else ""
 
     def _resolve(self, draft: UnitDraft, stage: str, ids: dict[int, str]) -> Unit:
-        kind = jobs.KINDS.get(draft.kind)
-        if kind is None:
-            raise PlannerError(f"stage {stage} planned a unit of kind {draft.kind!r}, which is not registered")
+        try:
+            kind = jobs.get_kind(draft.kind)
+        except jobs.UnknownKind as exc:
+            raise PlannerError(f"stage {stage} planned a unit of kind {draft.kind!r}: {exc}") from None
         params = draft.params
-        if not isinstance(params, kind.Params):
+        if not isinstance(params, kind.Params):  # a plugin's draft may give its params as a table
             params = kind.Params.model_validate(params)
-        canonical = params.canonical()
         inputs = {role: self._reference(ref, ids, stage) for role, ref in draft.inputs.items()}
-        uid = unit_id(draft.kind, kind.version, canonical, inputs)
-        return Unit(uid, draft.kind, kind.version, canonical, inputs, stage, draft.label)
+        uid = unit_id(draft.kind, kind.version, params.canonical(), inputs)
+        return Unit(uid, draft.kind, kind.version, params, inputs, stage, draft.label)
 
     @staticmethod
-    def _reference(ref, ids: dict[int, str], stage: str) -> str:
+    def _reference(ref: str | UnitDraft | Ref, ids: dict[int, str], stage: str) -> str:
         output = "final"
         if isinstance(ref, Ref):
             ref, output = ref.unit, ref.output
@@ -254,23 +263,23 @@ class Planner:
         return self._planned[uid]
 
     # ------------------------------------------------------------------ the plan document
-    def document(self) -> dict:
+    def document(self) -> PlanRecord:
         """The plan as stored in plan.json: stages in order with their units' ids, kinds and labels."""
         stages = []
         for s in self.study.stages:
             state = self.stages[s.name]
             kind = jobs.get_stage_kind(s.kind)
             stages.append(
-                {
-                    "name": s.name,
-                    "stage_kind": s.kind,
-                    "kind": kind.unit_kinds[0] if kind.unit_kinds else s.kind,  # the kind that summarises it
-                    "open": self.is_open(s.name),
-                    "note": state.note,
-                    "units": [{"id": u.id, "kind": u.kind, "label": u.label} for u in state.units],
-                }
+                PlannedStage(
+                    s.name,
+                    s.kind,
+                    kind.unit_kinds[0] if kind.unit_kinds else s.kind,  # the kind that summarises it
+                    self.is_open(s.name),
+                    state.note,
+                    tuple(PlannedUnitEntry(u.id, u.kind, u.label) for u in state.units),
+                )
             )
-        return {"study": self.study.name, "stages": stages}
+        return PlanRecord(self.study.name, tuple(stages))
 
 
 def _same(a, b) -> bool:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
-    from ..store.store import Store
+    from ..store import Store
     from .graph import Unit
 
 SUMMARY_EVERY_S = 30.0

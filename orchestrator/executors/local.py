@@ -2,9 +2,9 @@
 the coordinator down. Workers die with the coordinator (PR_SET_PDEATHSIG), so a killed coordinator leaves no second
 writer behind.
 
-Warm workers (the default): N long-lived processes (``orchestrator/worker.py``) that import lowloss and torch once and
-run unit after unit, one at a time, each from a fresh process's global state. A unit that crashes its worker or is
-killed takes only that worker down; the next unit gets a new one. A worker is replaced after ``worker_max_units``
+Warm workers (the default): N long-lived processes (``orchestrator/runtime/worker.py``) that import lowloss and torch
+once and run unit after unit, one at a time, each from a fresh process's global state. A unit that crashes its worker
+or is killed takes only that worker down; the next unit gets a new one. A worker is replaced after ``worker_max_units``
 units or once its memory passed ``worker_max_rss_mb``. With ``fresh_processes`` every unit gets its own
 ``python -m lowloss.orchestrator.runtime`` process, as before.
 """
@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import Executor, Finished, Submission
+from ..store import Store
+from .base import Ending, ExecutorBase, Finished, Submission
 
 _PR_SET_PDEATHSIG = 1
 
@@ -35,19 +36,17 @@ def _die_with_parent() -> None:
     os.setsid()  # own process group: a Ctrl-C in the terminal reaches the coordinator, which stops workers cleanly
 
 
-def _how(rc: int) -> tuple[str, str]:
-    how = "exited" if rc >= 0 else ("cancelled" if -rc in (signal.SIGTERM, signal.SIGINT) else "lost")
+def _how(rc: int) -> tuple[Ending, str]:
+    how = Ending.EXITED if rc >= 0 else (Ending.CANCELLED if -rc in (signal.SIGTERM, signal.SIGINT) else Ending.LOST)
     return how, (f"exit code {rc}" if rc >= 0 else f"killed by signal {-rc}")
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(ExecutorBase):
     """``fresh_processes``: one ``python -m lowloss.orchestrator.runtime`` process per unit."""
 
     name = "local"
 
     def __init__(self, store_root: Path | str, jobs: int):
-        from ..store.store import Store
-
         self.store_root = Path(store_root)
         self.store = Store(store_root)
         self.capacity = jobs
@@ -59,7 +58,13 @@ class LocalExecutor(Executor):
             env["LOWLOSS_CPUS"] = str(sub.resources.cpus)
             with open(self.store.launcher_log(), "a") as fh:
                 self._procs[sub.uid] = subprocess.Popen(
-                    [sys.executable, "-m", "lowloss.orchestrator.runtime", str(self.store_root), sub.uid],
+                    [
+                        sys.executable,
+                        "-m",
+                        "lowloss.orchestrator.runtime",
+                        str(self.store_root),
+                        json.dumps(sub.task.to_json()),
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=fh,
                     stderr=fh,
@@ -176,7 +181,7 @@ class WarmLocalExecutor(LocalExecutor):
             worker.uid = sub.uid
             assert worker.proc.stdin is not None
             try:
-                msg = {"store": str(self.store_root), "uid": sub.uid, "cpus": sub.resources.cpus}
+                msg = {"store": str(self.store_root), "task": sub.task.to_json(), "cpus": sub.resources.cpus}
                 worker.proc.stdin.write(json.dumps(msg).encode() + b"\n")
                 worker.proc.stdin.flush()
             except BrokenPipeError:
@@ -201,7 +206,7 @@ class WarmLocalExecutor(LocalExecutor):
         worker.read()
         for answer in worker.lines:
             if worker.uid is not None and answer["uid"] == worker.uid:
-                out.append(Finished(worker.uid, "exited", f"worker {worker.proc.pid}: {answer['state']}"))
+                out.append(Finished(worker.uid, Ending.EXITED, f"worker {worker.proc.pid}: {answer['state']}"))
                 worker.uid = None
             worker.retiring = worker.retiring or bool(answer.get("retire"))
         worker.lines.clear()

@@ -150,7 +150,7 @@ def profile_dir() -> Path:
 
 def load_profile(name_or_path: str | None) -> SiteProfile:
     """A shipped profile by name, or a TOML file by path; None gives the plain defaults (the cluster's own)."""
-    from ..spec.study import SpecError
+    from ..spec import SpecError
 
     if not name_or_path:
         return SiteProfile("default")

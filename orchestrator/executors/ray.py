@@ -1,6 +1,6 @@
 """Ray executor: each unit (or pack) is a Ray task asking for the unit kind's resources (num_cpus, num_gpus).
 
-The task runs the units inside the Ray worker process (``runtime.run_units_warm``): Ray reuses its worker processes,
+The task runs the units inside the Ray worker process (``runtime.Node``): Ray reuses its worker processes,
 so lowloss and torch are imported once per worker, not once per unit; each unit starts from a fresh process's global
 state, and a worker is replaced after ``worker_max_units`` tasks (Ray's ``max_calls``). ``ray.cancel`` interrupts the
 task with SIGINT, which asks the unit to checkpoint (its attempt ends as ``preempted``). With ``fresh_processes`` the
@@ -11,12 +11,13 @@ Ray is started by default; ``--ray-address`` joins a cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from .base import Executor, Finished, Submission
+from .base import Ending, ExecutorBase, Finished, Submission
 
 _FORWARDED_ENV = ("LOWLOSS_PLUGINS", "PYTHONPATH")
 
@@ -31,7 +32,7 @@ def ray_entry_warm(store_root: str, uids: list[str], cpus: int) -> int:
     return 0 if len(states) == len(uids) and all(s == "done" for s in states) else 1
 
 
-def ray_entry(store_root: str, uids: list[str], cpus: int) -> int:
+def ray_entry(store_root: str, tasks: list[dict], cpus: int) -> int:
     """What one Ray task runs on its worker with ``fresh_processes``: the units in a subprocess."""
     import subprocess
 
@@ -46,7 +47,7 @@ def ray_entry(store_root: str, uids: list[str], cpus: int) -> int:
         LOWLOSS_JOB_ID=ray.get_runtime_context().get_task_id() or "",
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "lowloss.orchestrator.runtime", store_root, *uids],
+        [sys.executable, "-m", "lowloss.orchestrator.runtime", store_root, *(json.dumps(t) for t in tasks)],
         env=env,
         stdin=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
@@ -54,7 +55,7 @@ def ray_entry(store_root: str, uids: list[str], cpus: int) -> int:
     return proc.returncode
 
 
-class RayExecutor(Executor):
+class RayExecutor(ExecutorBase):
     name = "ray"
 
     def __init__(
@@ -98,15 +99,15 @@ class RayExecutor(Executor):
         for (kind, res), subs in groups.items():
             k = self.units_per_job
             for i in range(0, len(subs), k):
-                uids = [s.uid for s in subs[i : i + k]]
+                pack = subs[i : i + k]
                 ref = self._remote.options(
                     num_cpus=res.cpus,
                     num_gpus=res.gpus,
                     name=f"lowloss-{kind}",
                     max_retries=self.max_retries,
                     retry_exceptions=False,
-                ).remote(str(self.store_root), uids, res.cpus)
-                self._refs[ref] = uids
+                ).remote(str(self.store_root), [s.task.to_json() for s in pack], res.cpus)
+                self._refs[ref] = [s.uid for s in pack]
 
     def poll(self, timeout: float) -> list[Finished]:
         import ray
@@ -120,11 +121,11 @@ class RayExecutor(Executor):
             uids = self._refs.pop(ref)
             try:
                 rc = ray.get(ref)
-                how, detail = "exited", f"exit code {rc}"
+                how, detail = Ending.EXITED, f"exit code {rc}"
             except ray.exceptions.TaskCancelledError:
-                how, detail = "cancelled", "Ray task cancelled"
+                how, detail = Ending.CANCELLED, "Ray task cancelled"
             except Exception as exc:  # worker died more often than max_retries
-                how, detail = "lost", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                how, detail = Ending.LOST, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             out.extend(Finished(uid, how, detail) for uid in uids)
         return out
 

@@ -20,42 +20,44 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..store.store import Store
-from .base import Executor, Finished, Submission
+from ..store import JobRecord, Store
+from .base import Ending, ExecutorBase, Finished, Submission
 from .profiles import SiteProfile
 from .scheduler import SchedulerQuery
 
 
-def slurm_entry(store_root: str, uids: list[str], threads: int) -> list[str]:
+def slurm_entry(store_root: str, tasks: list[dict], threads: int) -> list[str]:
     """What one array task runs on its node (pickled by reference by submitit)."""
-    from ..runtime.attempt import run_units, stop_signal
+    from ..runtime import Node, UnitTask
 
     array_id, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     job_id = f"{array_id}_{task}" if array_id and task else os.environ.get("SLURM_JOB_ID", "")
-    os.environ["LOWLOSS_CPUS"] = str(threads)  # the allocation; compute threads are the kind's
-    states = run_units(store_root, uids, "slurm", job_id)
-    if stop_signal() == signal.SIGUSR2 and job_id:
+    node = Node()
+    node.listen()
+    # the allocation: image decoding may use it; compute threads are the kind's
+    outcomes = node.run(store_root, [UnitTask.from_json(t) for t in tasks], "slurm", job_id, cpus=threads)
+    if node.stop_requested() == signal.SIGUSR2 and job_id:
         # time limit ahead: the checkpoint is written; go back to the queue and resume from it
         print(f"requeueing {job_id} after its time-limit signal", flush=True)
         subprocess.run(["scontrol", "requeue", job_id], timeout=60, check=False)
-    return states
+    return [o.value for o in outcomes]
 
 
 def latest_tasks(store_root: Path) -> dict[str, str]:
     """uid → the array task job id that most recently ran (or runs) it."""
     latest: dict[str, tuple[float, str]] = {}
     for rec in Store(store_root).job_records():
-        for task, uids in rec.get("tasks", {}).items():
+        for task, uids in rec.tasks.items():
             for uid in uids:
-                if uid not in latest or rec["submitted"] >= latest[uid][0]:
-                    latest[uid] = (rec["submitted"], task)
+                if uid not in latest or rec.submitted >= latest[uid][0]:
+                    latest[uid] = (rec.submitted, task)
     return {uid: task for uid, (_, task) in latest.items()}
 
 
 def job_output(store_root: Path, job_id: str) -> Path | None:
     """The output file of a Slurm job (submitit names an array task's <array>_<task>_log.out, a lone job's
     <job>_0_log.out), or None."""
-    folder = Store(store_root).scheduler_folder() / job_id.split("_")[0]
+    folder = Store(store_root).layout.scheduler_folder / job_id.split("_")[0]
     for candidate in (folder / f"{job_id}_log.out", folder / f"{job_id}_0_log.out"):
         if candidate.exists():
             return candidate
@@ -71,7 +73,7 @@ def cancel_units(store_root: Path, uids: list[str] | None) -> list[str]:
     return targets
 
 
-class SlurmExecutor(Executor):
+class SlurmExecutor(ExecutorBase):
     name = "slurm"
     keeps_running = True
 
@@ -104,7 +106,7 @@ class SlurmExecutor(Executor):
     def _executor(self, settings, kind: str):
         import submitit
 
-        ex = submitit.SlurmExecutor(folder=str(self.store.scheduler_folder() / "%j"), max_num_timeout=1000)
+        ex = submitit.SlurmExecutor(folder=str(self.store.layout.scheduler_folder / "%j"), max_num_timeout=1000)
         extra = {"requeue": True}
         for line in settings.extra:
             key, _, value = line.lstrip("-").partition("=")
@@ -136,19 +138,19 @@ class SlurmExecutor(Executor):
         for (kind, resources), subs in groups.items():
             settings = self.profile.settings(resources, self.units_per_job)
             k = settings.units_per_job
-            packs = [[s.uid for s in subs[i : i + k]] for i in range(0, len(subs), k)]
+            packs = [subs[i : i + k] for i in range(0, len(subs), k)]
             ex = self._executor(settings, kind)
             for start in range(0, len(packs), max_array):
                 chunk = packs[start : start + max_array]
                 jobs = ex.map_array(
-                    slurm_entry, [str(self.store_root)] * len(chunk), chunk, [settings.resources.cpus] * len(chunk)
+                    slurm_entry,
+                    [str(self.store_root)] * len(chunk),
+                    [[s.task.to_json() for s in pack] for pack in chunk],
+                    [settings.resources.cpus] * len(chunk),
                 )
-                tasks = {job.job_id: pack for job, pack in zip(jobs, chunk)}
+                tasks = {job.job_id: [s.uid for s in pack] for job, pack in zip(jobs, chunk)}
                 array_id = jobs[0].job_id.split("_")[0]
-                self.store.write_job_record(
-                    array_id,
-                    {"executor": "slurm", "kind": kind, "submitted": time.time(), "tasks": tasks, "units_per_job": k},
-                )
+                self.store.write_job_record(array_id, JobRecord("slurm", kind, time.time(), tasks, k))
                 self._tasks.update(tasks)
 
     # ------------------------------------------------------------------ follow
@@ -184,11 +186,11 @@ class SlurmExecutor(Executor):
                     for task, st in states.items():
                         if st.terminal and task in self._tasks:
                             how = (
-                                "cancelled"
+                                Ending.CANCELLED
                                 if st.state == "CANCELLED"
-                                else "exited"
+                                else Ending.EXITED
                                 if st.state in ("COMPLETED", "ENDED")
-                                else "lost"
+                                else Ending.LOST
                             )
                             for uid in self._tasks.pop(task):
                                 out.append(Finished(uid, how, f"Slurm job {task}: {st.state} on {st.node or '?'}"))
@@ -209,3 +211,13 @@ class SlurmExecutor(Executor):
     def close(self) -> None:
         """Jobs outlive the coordinator: a restarted coordinator re-attaches to them."""
         self._tasks.clear()
+
+
+def scheduler_states(store_root: Path, uids: list[str]) -> dict:
+    """uid → Slurm state of the job that last ran it (batched, time-limited query; empty without Slurm jobs)."""
+    wanted = set(uids)
+    tasks = {uid: t for uid, t in latest_tasks(store_root).items() if uid in wanted}
+    if not tasks:
+        return {}
+    states = SchedulerQuery(timeout_s=20).states(sorted(set(tasks.values()))) or {}
+    return {uid: states[t] for uid, t in tasks.items() if t in states}

@@ -1,7 +1,6 @@
 """Read a study from Python (notebooks, scripts): committed rows, results and summaries as pyarrow Tables.
 
-    from lowloss.orchestrator.api import open_study
-    from lowloss.orchestrator.report import summary
+    from lowloss.orchestrator.report import open_study, summary
 
     study = open_study("runs/digits-default")  # a StudyView (the validated spec is spec.Study)
     study.stages()                       # [StageView(name='modes', kind='train', units=(...)), ...]
@@ -36,8 +35,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..spec.study import SpecError
-from ..store.store import FINAL, DamagedError, Store, StoreError, UnitRecord, split_ref
+from ..spec import SpecError
+from ..store import FINAL, AttemptRecord, DamagedError, SegmentMarker, Store, StoreError, UnitRecord, split_ref
+from ..store.layout import points_file, segment_file
 
 
 @dataclass(frozen=True)
@@ -123,23 +123,26 @@ class StudyView:
         self.store = store if isinstance(store, Store) else Store(store)
         self._records: dict[str, UnitRecord | None] = {}
         self._params: dict[str, dict] = {}
+        self._kinds: dict[str, str] = {}
 
     # ------------------------------------------------------------------ plan and units
     @property
     def name(self) -> str:
-        return self.store.study().get("study", "")
+        return self.store.study().study
 
     def stages(self, names: Iterable[str] | None = None) -> list[StageView]:
         """The stages of the latest plan (all, or those named, in plan order)."""
+        plan = self.store.plan()
+        self._kinds = plan.kinds()
         views = [
             StageView(
-                s["name"],
-                s["kind"],
-                tuple(u["id"] for u in s["units"]),
-                tuple(u["label"] for u in s["units"]),
-                tuple(u.get("kind", s["kind"]) for u in s["units"]),
+                s.name,
+                s.kind,
+                tuple(u.id for u in s.units),
+                tuple(u.label for u in s.units),
+                tuple(u.kind for u in s.units),
             )
-            for s in self.store.plan().get("stages", [])
+            for s in plan.stages
         ]
         if names is None:
             return views
@@ -155,14 +158,23 @@ class StudyView:
     def stage(self, name: str) -> StageView:
         return self.stages([name])[0]
 
+    def kind_of(self, uid: str) -> str | None:
+        """The unit kind of a unit of the latest plan (None: the plan does not list it)."""
+        if uid not in self._kinds:
+            self._kinds = self.store.plan().kinds()
+        return self._kinds.get(uid)
+
     def record(self, uid: str) -> UnitRecord | None:
         """The unit's record (unit.json), or None when the unit has not been written yet (pending)."""
         if uid not in self._records:
+            kind = self.kind_of(uid)
+            if kind is None:
+                return None
             try:
-                self._records[uid] = self.store.unit(uid)
+                self._records[uid] = self.store.unit(uid, kind)
             except DamagedError:
                 raise  # damaged data is never shown as missing: the message names the repair
-            except (StoreError, FileNotFoundError):
+            except (StoreError, FileNotFoundError, NotADirectoryError):
                 return None
         return self._records[uid]
 
@@ -252,26 +264,31 @@ class StudyView:
         return uid
 
     def committed(self, uid: str, kind: str | None = None) -> bool:
-        return self.store.is_committed(uid, kind)
+        kind = kind or self.kind_of(uid)
+        return kind is not None and self.store.read.is_committed(uid, kind)
 
     def state(self, uid: str) -> str:
-        """done, running, failed, or pending (not written yet)."""
-        return self.store.state(uid) if self.record(uid) is not None else "pending"
+        """done, running, failed, damaged or pending (not written yet)."""
+        rec = self.record(uid)
+        return self.store.state(uid, rec.kind).value if rec is not None else "pending"
 
     def result(self, uid: str) -> dict | None:
         """The unit's result.json when it is committed, else None."""
+        kind = self.kind_of(uid)
+        if kind is None:
+            return None
         try:
-            return self.store.result(uid)
+            return self.store.read.result(uid, kind)
         except DamagedError:
             raise  # damaged data is never shown as missing: the message names the repair
         except StoreError:
             return None
 
-    def attempts(self, uid: str) -> list[dict]:
+    def attempts(self, uid: str) -> list[AttemptRecord]:
         """The unit's attempt records (``attempts/<n>.json``: state, started, finished, cpu_s, device, …), oldest
         first; empty for a unit not written yet."""
         rec = self.record(uid)
-        return self.store.attempts(uid, rec.kind) if rec is not None else []
+        return self.store.attempts.records(uid, rec.kind) if rec is not None else []
 
     def input_unit(self, ref: str) -> str:
         """The unit id of an input reference (``<id>`` or ``<id>:<output>``)."""
@@ -301,23 +318,32 @@ class StudyView:
         return table_from_rows(rows)
 
     # ------------------------------------------------------------------ rows
-    def _checked(self, uid: str, marker: dict, rel: str) -> Path:
+    def _checked(self, uid: str, marker: SegmentMarker, rel: str) -> Path:
         """A committed segment file, its size and sha256 checked against its marker (the store raises DamagedError
         otherwise, naming the file and the repair). Each unchanged file is hashed once per process."""
-        return self.store._segment_file(uid, None, marker, rel, digest=True)
+        kind = self.kind_of(uid)
+        assert kind is not None
+        return self.store.read.segment_path(uid, kind, marker, rel)
+
+    def _markers(self, uid: str) -> list[SegmentMarker]:
+        """The committed segments of a unit (none for a unit the plan does not list or not written yet)."""
+        kind = self.kind_of(uid)
+        if kind is None:
+            return []
+        try:
+            return self.store.read.segments(uid, kind)
+        except DamagedError:
+            raise  # damaged data is never shown as missing: the message names the repair
+        except (StoreError, OSError):
+            return []
 
     def unit_rows(self, uid: str, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         """A unit's committed rows of one table (only ``columns`` when given; missing ones are left out), or None."""
-        try:
-            markers = self.store.segments(uid)
-        except DamagedError:
-            raise  # damaged data is never shown as missing: the message names the repair
-        except StoreError:
-            return None
+        markers = self._markers(uid)
         parts = []
         for marker in markers:
-            rel = f"{table}/{marker['name']}.parquet"
-            if rel not in marker["files"]:
+            rel = segment_file(table, marker.name)
+            if rel not in marker.files:
                 continue
             pf = pq.ParquetFile(self._checked(uid, marker, rel))
             cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
@@ -331,15 +357,9 @@ class StudyView:
         names: list[str] = []
         seen: set[str] = set()
         for uid in self.stage(stage).units:
-            try:
-                markers = self.store.segments(uid)
-            except DamagedError:
-                raise  # damaged data is never shown as missing: the message names the repair
-            except StoreError:
-                continue
-            for marker in markers:
-                rel = f"{table}/{marker['name']}.parquet"
-                if rel in marker["files"]:
+            for marker in self._markers(uid):
+                rel = segment_file(table, marker.name)
+                if rel in marker.files:
                     for n in pq.read_schema(self._checked(uid, marker, rel)).names:
                         if n not in seen:
                             seen.add(n)
@@ -403,15 +423,9 @@ class StudyView:
         file, read from its header only."""
         from ...jobs.base import split_point_key
 
-        try:
-            markers = self.store.segments(uid)
-        except DamagedError:
-            raise  # damaged data is never shown as missing: the message names the repair
-        except StoreError:
-            return []
-        for marker in markers:
-            rel = f"points/{marker['name']}.safetensors"
-            if rel in marker["files"]:
+        for marker in self._markers(uid):
+            rel = points_file(marker.name)
+            if rel in marker.files:
                 header = safetensors_header(self._checked(uid, marker, rel))
                 names = [split_point_key(k)[0] for k, info in header.items() if info["dtype"] in _FLOATS]
                 return [
@@ -428,15 +442,9 @@ class StudyView:
         Reads only the wanted tensors, without importing torch."""
         from ...jobs.base import split_point_key
 
-        try:
-            markers = self.store.segments(uid)
-        except DamagedError:
-            raise  # damaged data is never shown as missing: the message names the repair
-        except StoreError:
-            return
-        for marker in markers:
-            rel = f"points/{marker['name']}.safetensors"
-            if rel not in marker["files"]:
+        for marker in self._markers(uid):
+            rel = points_file(marker.name)
+            if rel not in marker.files:
                 continue
             by_step: dict[int, dict[str, np.ndarray]] = {}
             for key, array in read_safetensors(
@@ -444,19 +452,20 @@ class StudyView:
                 lambda key: tensors is None or any(fnmatch.fnmatchcase(split_point_key(key)[0], p) for p in tensors),
             ).items():
                 name, step = split_point_key(key)
-                by_step.setdefault(marker["index"] if step is None else step, {})[name] = array
+                by_step.setdefault(marker.index if step is None else step, {})[name] = array
             for step in sorted(by_step):
                 yield step, by_step[step]
 
     def final_tensors(self, uid: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The floating-point tensors (all, or those named) of a committed unit's final state, as float32 arrays;
         empty when the unit is not committed or has no final state. Reads without importing torch."""
-        if not self.committed(uid):
+        kind = self.kind_of(uid)
+        if kind is None or not self.committed(uid, kind):
             return {}
-        record = self.store.commit_record(uid)
-        if record is None or FINAL not in record["files"]:
+        record = self.store.read.commit(uid, kind)
+        if record is None or FINAL not in record.files:
             return {}
-        path = self.store._checked_file(uid, None, FINAL, digest=True)  # size and sha256, as every reader
+        path = self.store.read.checked_file(uid, kind, FINAL)  # size and sha256, as every reader
         wanted = None if names is None else set(names)
         return read_safetensors(path, lambda key: wanted is None or key in wanted)
 
@@ -470,6 +479,7 @@ class CombinedView(StudyView):
         self.views = list(views)
         self._records = {}
         self._params = {}
+        self._kinds = {}
         kinds: dict[str, tuple[str, str]] = {}
         for view in self.views:
             for stage in view.stages():
@@ -509,6 +519,10 @@ class CombinedView(StudyView):
                 raise SpecError("--stage", name, f"no such stage in these studies; stages: {', '.join(sorted(merged))}")
         return [v for v in views if v.name in wanted]
 
+    def kind_of(self, uid: str) -> str | None:
+        _, view, raw = self._split(uid)
+        return view.kind_of(raw)
+
     def record(self, uid: str) -> UnitRecord | None:
         k, view, raw = self._split(uid)
         rec = view.record(raw)
@@ -535,7 +549,7 @@ class CombinedView(StudyView):
         _, view, raw = self._split(uid)
         return view.result(raw)
 
-    def attempts(self, uid: str) -> list[dict]:
+    def attempts(self, uid: str) -> list[AttemptRecord]:
         _, view, raw = self._split(uid)
         return view.attempts(raw)
 

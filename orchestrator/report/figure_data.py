@@ -568,12 +568,12 @@ def unit_cost(study: StudyView, uids: Sequence[str]) -> tuple[float | None, floa
     for uid in uids:
         for a in study.attempts(uid):
             count += 1
-            span = max(0.0, float(a["finished"]) - float(a["started"])) if a.get("finished") and a.get("started") else 0
+            span = max(0.0, a.finished - a.started) if a.finished and a.started else 0.0
             wall += span
-            if str(a.get("device", "")).startswith("cuda"):
+            if (a.device or "").startswith("cuda"):
                 gpu += span
             if cpu is not None:
-                cpu = cpu + float(a["cpu_s"]) if isinstance(a.get("cpu_s"), (int, float)) else None
+                cpu = cpu + a.cpu_s if a.cpu_s is not None else None
     return cpu, gpu, wall, count
 
 

@@ -472,7 +472,7 @@ def xy_figures(study: StudyView, view: StageView, spec: Figure, by: Sequence[str
                         + (f" ({group_name(by, g)})" if len(groups) > 1 else ""),
                     )
                 hax.legend(fontsize=7, frameon=False)
-            kind = jobs.KINDS.get(view.kind)
+            kind = jobs.unit_kinds().get(view.kind)
             label = next((m.label for m in getattr(kind, "metrics", ()) if m.key == key), key.replace("_", " "))
             hax.set_title(f"{label} (n = {every.size})", fontsize=8.5)
             hax.tick_params(labelsize=7)
@@ -654,7 +654,7 @@ def draw_pca(
 
 
 def _verdicts(view: StageView) -> list:
-    kind = jobs.KINDS.get(view.kind)
+    kind = jobs.unit_kinds().get(view.kind)
     return list(getattr(kind, "verdicts", ()) if kind is not None else ())
 
 
@@ -963,7 +963,7 @@ def render(
     """Every figure the kinds of the study's stages declare, as ``out/<stage>-<figure>.<png|pdf>``."""
     files: list[FigureFile] = []
     for view in study.stages(stages):
-        kind = jobs.KINDS.get(view.kind)
+        kind = jobs.unit_kinds().get(view.kind)
         for spec in getattr(kind, "figures", ()) if kind is not None else ():
             if spec.style in ("band", "line"):
                 files += draw_xy(study, view, spec, out, by, smooth, formats)

@@ -56,7 +56,7 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
     study.check_fields(by, stages)
     rows = []
     for view in study.stages(stages):
-        kind = jobs.KINDS.get(view.kind)
+        kind = jobs.unit_kinds().get(view.kind)
         if kind is None:
             continue
         groups = study.groups(view, by)  # with by, unwritten units are in no group (the stage's progress counts them)

@@ -16,7 +16,7 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..spec.study import SpecError
+from ..spec import SpecError
 from .api import StudyView, table_from_rows
 from .summary import cells, group_text, summary_records, summary_rows
 

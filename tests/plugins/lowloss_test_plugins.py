@@ -474,7 +474,7 @@ class ConsumeStageKind(StageKind):
             [
                 UnitDraft(
                     "consume",
-                    ConsumeParams(seeds=(a.params["seed"], b.params["seed"])),
+                    ConsumeParams(seeds=(a.params.seed, b.params.seed)),
                     {"dirs": Ref(a.id, "directions"), "point": Ref(b.id, "point:2")},
                     "combo",
                 )

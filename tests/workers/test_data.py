@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import struct
@@ -381,7 +382,7 @@ def test_a_unit_meeting_a_truncated_image_fails_with_one_line_naming_it(tmp_path
 
 def test_validate_opens_the_training_split(tmp_path, capsys):
     """`lowloss validate` used to open only the test split: a damaged training batch is an edge error (exit 2)."""
-    from lowloss.orchestrator.cli.commands import main
+    from lowloss.orchestrator.cli import main
 
     root = write_cifar10(tmp_path / "data")
     _dump(_cifar_path(root, "data_batch_2"), _batch(labels=[200] * 8))
@@ -402,8 +403,8 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     import sys
 
     from lowloss.orchestrator.engine.graph import plan_study
-    from lowloss.orchestrator.spec.study import check_data, parse_spec
-    from lowloss.orchestrator.store.store import Store
+    from lowloss.orchestrator.spec import check_data, parse_spec
+    from lowloss.orchestrator.store import RunSettings, Store
 
     root = write_mnist(tmp_path / "mnist")
     study = parse_spec(
@@ -413,23 +414,29 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     check_data(study, str(root))  # the edge check passes
     store = Store(tmp_path / "store")
     store.init_study(study.name, study.text)
-    store.write_run_settings({"data_root": str(root), "checkpoint_seconds": 60, "device": "cpu"})
+    store.write_run_settings(RunSettings(str(root), 60.0, "cpu"))
     (unit,) = plan_study(study).stage_units("modes")
     store.write_unit(unit.record)
     labels = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:8] + bytes([3, 200]) + labels.read_bytes()[10:])
     proc = subprocess.run(
-        [sys.executable, "-m", "lowloss.orchestrator.runtime", str(store.root), unit.id],
+        [
+            sys.executable,
+            "-m",
+            "lowloss.orchestrator.runtime",
+            str(store.root),
+            json.dumps({"uid": unit.id, "kind": unit.kind}),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    (attempt,) = store.attempts(unit.id)
-    last = attempt["state"], attempt["error"].strip().splitlines()[-1]
+    (attempt,) = store.attempts.records(unit.id, unit.kind)
+    last = attempt.state.value, (attempt.error or "").strip().splitlines()[-1]
     assert last[0] == "failed" and str(labels) in last[1] and "label 200 at index 1 is outside 0..9" in last[1], last
-    assert not store.is_committed(unit.id)
+    assert not store.read.is_committed(unit.id, unit.kind)
 
 
 # ------------------------------------------------------------------------------------------------------ mnist5k

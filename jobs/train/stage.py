@@ -1,0 +1,55 @@
+"""Stage kind ``train``: one train unit per seed (or, with ``vectorize = K``, groups of K seeds trained together)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base import PlanView, Ref, SimpleStage, StageInfo, StudyContext, UnitDraft
+from ..common.running import mode_data_problem
+from .params import MEMBER_OUTPUT, TrainParams, TrainStage
+
+
+class TrainStageKind(SimpleStage):
+    name = "train"
+    Table = TrainStage
+    unit_kinds = ("train",)
+
+    def validate(
+        self, table: TrainStage, study: StudyContext, stages: dict[str, StageInfo]
+    ) -> list[tuple[str, Any, str]]:
+        seeds = table.seeds
+        if seeds is not None and any(s < 0 for s in seeds):
+            return [("seeds", seeds, f"seeds are integers ≥ 0 ({min(seeds)} is not)")]
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            dup = sorted({s for s in seeds if seeds.count(s) > 1})
+            return [("seeds", seeds, f"distinct seeds; {dup} given twice")]
+        if (table.vectorize or 1) > 1 and study.train.checkpoint_epochs:
+            why = (
+                "not with train.checkpoint_epochs (a vectorized group stores no epoch checkpoints); "
+                "leave vectorize unset for a study whose landscape centres are training checkpoints"
+            )
+            return [("vectorize", table.vectorize, why)]
+        return []
+
+    def drafts(self, table: TrainStage, study: StudyContext, view: PlanView) -> list[UnitDraft]:
+        seeds = table.seeds if table.seeds is not None else list(study.seeds)
+        common = {"model": study.model, "data": study.data, "recipe": study.train}
+        k = table.vectorize or 1
+        if k == 1:
+            return [UnitDraft("train", TrainParams(seed=s, **common), {}, f"seed={s}") for s in seeds]
+        drafts = []
+        for first in range(0, len(seeds), k):
+            group = seeds[first : first + k]
+            leader = UnitDraft(
+                "train", TrainParams(seed=group[0], vectorize=k, group=group, **common), {}, f"seed={group[0]}"
+            )
+            drafts.append(leader)
+            for s in group[1:]:
+                member = TrainParams(seed=s, vectorize=k, **common)
+                drafts.append(
+                    UnitDraft("train", member, {"group": Ref(leader, MEMBER_OUTPUT.format(seed=s))}, f"seed={s}")
+                )
+        return drafts
+
+    def check_data(self, study: StudyContext, data_root: str | None) -> str | None:
+        return mode_data_problem(study.data, data_root)

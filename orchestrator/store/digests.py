@@ -1,0 +1,25 @@
+"""Whether a file's content is what its marker recorded: sha256, hashed once per process per unchanged file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .atomic import sha256_file
+
+# files whose sha256 was found equal to what their marker recorded, in this process: (path, size, mtime_ns, inode,
+# device, sha256). A file rewritten or modified in place changes its mtime (or inode) and is hashed again.
+_VERIFIED: set[tuple] = set()
+
+
+def digest_matches(path: Path, expected: str | None) -> bool:
+    """True when the file's sha256 is ``expected`` (hashed once per process per unchanged file)."""
+    if not isinstance(expected, str):
+        return False
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, expected)
+    if key in _VERIFIED:
+        return True
+    if sha256_file(path) != expected:
+        return False
+    _VERIFIED.add(key)
+    return True
