@@ -45,7 +45,7 @@ from .catalog import (  # noqa: E402
     recipe_description,
     recipes,
 )
-from .registry import REGISTRY, DuplicateKind, KindError, UnknownKind, plugin_modules, register_kind  # noqa: E402
+from .registry import BUILT_IN, REGISTRY, DuplicateKind, KindError, UnknownKind, plugin_modules, register_kind  # noqa: E402
 
 BUILTIN = ("train", "pretrained", "interpolate", "llpf", "autoneb", "compare", "landscape")
 
@@ -53,7 +53,7 @@ BUILTIN = ("train", "pretrained", "interpolate", "llpf", "autoneb", "compare", "
 def _register_builtin() -> None:
     for package in BUILTIN:
         for kind in importlib.import_module(f"{__name__}.{package}").KINDS:
-            REGISTRY.register(kind, "built in")
+            REGISTRY.register(kind, BUILT_IN)
 
 
 _register_builtin()
@@ -75,8 +75,8 @@ def unit_kinds() -> dict[str, UnitKind]:
     return REGISTRY.units()
 
 
-def stage_kinds() -> dict[str, StageKind]:
-    return REGISTRY.stages()
+def stage_kinds(builtin_only: bool = False) -> dict[str, StageKind]:
+    return REGISTRY.stages(builtin_only)
 
 
 def stage_kind_names() -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, TypeVar, Union
 
 from .base import StageKind, UnitKind
 
+BUILT_IN = "built in"  # how lowloss.jobs registers its own kinds
 ENTRY_POINT_GROUP = "lowloss.kinds"
 PLUGINS_VARIABLE = "LOWLOSS_PLUGINS"
 
@@ -43,6 +44,7 @@ class UnknownKind(KindError, KeyError):
 class Registered:
     kind: Any
     origin: str
+    builtin: bool
 
 
 def _origin_of(kind: AnyKind, how: str) -> str:
@@ -75,7 +77,7 @@ class KindRegistry:
                 f"{what} {name!r} is registered twice: by {existing.origin} and by {_origin_of(kind, how)}; "
                 "a name names one kind — rename one of them"
             )
-        table[name] = Registered(kind, _origin_of(kind, how))
+        table[name] = Registered(kind, _origin_of(kind, how), how == BUILT_IN)
         return kind
 
     def unit(self, name: str) -> UnitKind:
@@ -97,8 +99,8 @@ class KindRegistry:
     def units(self) -> dict[str, UnitKind]:
         return {name: r.kind for name, r in sorted(self._units.items())}
 
-    def stages(self) -> dict[str, StageKind]:
-        return {name: r.kind for name, r in sorted(self._stages.items())}
+    def stages(self, builtin_only: bool = False) -> dict[str, StageKind]:
+        return {name: r.kind for name, r in sorted(self._stages.items()) if r.builtin or not builtin_only}
 
     def origin(self, name: str) -> str:
         """Where a unit kind (or, failing that, a stage kind) of this name came from."""

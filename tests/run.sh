@@ -3,7 +3,7 @@
 #   1. a fresh virtual environment (.venv, recreated), lowloss installed into it exactly as the README says;
 #   2. Slurm + munge (+ slurmdbd/mariadb) from Debian's packages, and the one-machine test cluster started
 #      (when slurm/testcluster.sh is present), stopped again on exit;
-#   3. lint: ruff (rules and format) and mypy over orchestrator/ jobs/ workers/;
+#   3. lint: ruff (rules and format) and mypy over the package lowloss (tests/typecheck.sh);
 #   4. the whole pytest suite (extra arguments go to pytest, e.g. `-m "not slow"` for the fast tests only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ quiet "$VENV/bin/pip" install -q ".[test]"
 phase "lint (ruff check, ruff format --check, mypy)"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-"$VENV/bin/mypy"
+MYPY="$VENV/bin/mypy" bash tests/typecheck.sh
 
 cluster_started=0
 if [[ -x slurm/testcluster.sh || -f slurm/testcluster.sh ]] && [[ "${LOWLOSS_NO_SLURM:-0}" != 1 ]]; then

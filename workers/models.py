@@ -1,7 +1,7 @@
 """Small models sized for the embedded digits data and for MNIST.
 
 Parameter names follow PyTorch's module naming, so LLPF phase patterns (``conv1.*``, ``fc2.weight``) apply.
-Larger CIFAR/ImageNet architectures live in ``architectures.py``; ``build_model`` knows both.
+Larger CIFAR/ImageNet architectures live in ``architectures/``; ``build_model`` knows both.
 """
 
 from __future__ import annotations

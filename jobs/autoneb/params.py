@@ -19,11 +19,22 @@ class CycleSpec(StageParams):
     """One AutoNEB cycle (Alg. 2 loop body, ``workers.neb.Cycle``): insertion, then ``steps`` NEB steps at ``lr``
     with fresh momentum, then the dense evaluation with ``points_between`` points between neighbouring pivots."""
 
-    steps: int = Field(ge=0, le=10_000_000)
-    lr: float = Field(gt=0, le=10)
-    insert: Literal["equal", "highest", "none"] = "highest"
-    insert_count: int = Field(default=2, ge=0, le=1000)
-    points_between: int = Field(default=9, ge=0, le=1000)
+    steps: int = Field(ge=0, le=10_000_000, description="NEB steps of the cycle")
+    lr: float = Field(gt=0, le=10, description="the cycle's learning rate (fresh momentum each cycle)")
+    insert: Literal["equal", "highest", "none"] = Field(
+        default="highest",
+        description="how pivots are inserted before the cycle: equally spaced in every segment, in the segments with "
+        "the highest dense loss, or none",
+    )
+    insert_count: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description="pivots inserted (equal: per segment; highest: at most, in distinct segments)",
+    )
+    points_between: int = Field(
+        default=9, ge=0, le=1000, description="dense evaluation points between neighbouring pivots (the paper's 9)"
+    )
 
 
 class EdgeSettings(StageParams):
@@ -41,7 +52,9 @@ class EdgeSettings(StageParams):
         description="BatchNorm statistics at dense points (workers.evaluation): NoUpBN keeps the point's own, "
         "interpolated between the pivots (authors' code); UpBN re-estimates them on the training set at each point",
     )
-    eval_batch_size: int = Field(default=1024, ge=1, le=1 << 20)
+    eval_batch_size: int = Field(
+        default=1024, ge=1, le=1 << 20, description="examples per batch of the dense evaluation"
+    )
     segment_steps: int = Field(
         default=0, ge=0, le=10_000_000, description="NEB steps per committed segment; 0: one cycle per segment"
     )
@@ -49,7 +62,11 @@ class EdgeSettings(StageParams):
 
 class AutoNEBStage(EdgeSettings):
     from_: str = Field(alias="from", description="the stage whose modes are connected")
-    explore: Union[Literal["mst", "star", "all", "consecutive", "to_best"], RandomPairs, list[tuple[int, int]]] = "mst"
+    explore: Union[Literal["mst", "star", "all", "consecutive", "to_best"], RandomPairs, list[tuple[int, int]]] = Field(
+        default="mst",
+        description="which pairs get an edge: the minimum-spanning-tree exploration (mst, Alg. 3), the best mode to "
+        "all others (star), every pair (all), or a pair strategy",
+    )
     budget: int | None = Field(default=None, ge=1, description="at most this many edges (default: every pair)")
     parallel_edges: int = Field(default=8, ge=1, le=100_000, description="edges per MST-refinement round")
     similar: float | None = Field(

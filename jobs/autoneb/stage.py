@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from ..base import ModeParams, Plan, PlannedUnit, PlanView, StageInfo, StageKind, StudyContext, UnitDraft
@@ -23,6 +24,18 @@ from ..common.pairs import check_pairs, static_pairs
 from .params import EXPLORE_HELP, AutoNEBEdgeParams, AutoNEBStage, EdgeSettings, max_pivots
 
 EXPLORATIONS = ("mst", "star", "all", "to_best")
+
+
+class EdgeState(Enum):
+    """Where one edge of the exploration stands."""
+
+    NEW = "new"  # not planned yet
+    RUNNING = "running"  # planned, neither committed nor given up
+    DONE = "done"
+    FAILED = "failed"  # given up: its retries are spent
+
+
+WAITING = (EdgeState.NEW, EdgeState.RUNNING)
 
 
 @dataclass
@@ -34,19 +47,19 @@ class Exploration:
     by_seed: dict[int, PlannedUnit]
     own: dict[tuple[int, int], PlannedUnit]
 
-    def state_of(self, pair: tuple[int, int]) -> str:
-        unit = self.own.get(tuple(pair))  # type: ignore[arg-type]
+    def state_of(self, pair: tuple[int, int]) -> EdgeState:
+        unit = self.own.get(pair)
         if unit is None:
-            return "new"
+            return EdgeState.NEW
         if self.view.result(unit.id) is not None:
-            return "done"
-        return "failed" if self.view.failed(unit.id) else "running"
+            return EdgeState.DONE
+        return EdgeState.FAILED if self.view.failed(unit.id) else EdgeState.RUNNING
 
     def note(self, head: str) -> str:
         states = [self.state_of(p) for p in self.own]
         return (
-            f"{head}: {states.count('done')} edges done, {states.count('running')} running, "
-            f"{states.count('failed')} failed, budget {self.table.budget or 'all pairs'}"
+            f"{head}: {states.count(EdgeState.DONE)} edges done, {states.count(EdgeState.RUNNING)} running, "
+            f"{states.count(EdgeState.FAILED)} failed, budget {self.table.budget or 'all pairs'}"
         )
 
     def edge(self, pair: tuple[int, int]) -> UnitDraft:
@@ -101,8 +114,8 @@ class AutoNEBStageKind(StageKind):
             return Plan([], open=True, note=f"waiting for the modes of stage {table.from_}")
         modes = view.units(table.from_)
         done = [u for u in modes if view.result(u.id) is not None]  # a mode that failed is left out
-        own = {tuple(u.params_as(AutoNEBEdgeParams).pair): u for u in view.units()}
-        exploration = Exploration(table, view, {seed_of(u): u for u in done}, own)  # type: ignore[arg-type]
+        own = {u.params_as(AutoNEBEdgeParams).pair: u for u in view.units()}
+        exploration = Exploration(table, view, {seed_of(u): u for u in done}, own)
         if len(done) < 2:
             return Plan([], note=f"{len(done)} mode(s) committed: nothing to connect")
         if not (isinstance(table.explore, str) and table.explore in EXPLORATIONS):
@@ -116,7 +129,7 @@ class AutoNEBStageKind(StageKind):
         minima = list(by_seed)
         fixed = [q for q in static_pairs(table.explore, minima) if q[0] in by_seed and q[1] in by_seed]  # type: ignore[arg-type]
         fixed = fixed[: table.budget] if table.budget else fixed
-        running = any(exploration.state_of(q) in ("new", "running") for q in fixed)
+        running = any(exploration.state_of(q) in WAITING for q in fixed)
         note = exploration.note(str(table.explore)) if not running else exploration.note("pairs")
         return Plan([exploration.edge(q) for q in fixed], open=False, note=note)
 
@@ -141,9 +154,9 @@ class AutoNEBStageKind(StageKind):
                 return Plan(drafts, open=False, note=note)
             drafts += [exploration.edge(q) for q in proposal.pairs]
             states = [exploration.state_of(q) for q in proposal.pairs]
-            if any(s in ("new", "running") for s in states):
+            if any(s in WAITING for s in states):
                 return Plan(drafts, open=True, note=exploration.note(f"{strategy} round {rounds + 1}"))
             for q, s in zip(proposal.pairs, states):
-                result = view.result(exploration.own[q].id) if s == "done" else None
+                result = view.result(exploration.own[q].id) if s is EdgeState.DONE else None
                 known[q] = float(result["saddle_train_loss"]) if result else math.inf  # a failed edge: no path known
             rounds += 1

@@ -30,27 +30,44 @@ class DataParams(UnitParams):
 
 
 class ModelParams(UnitParams):
-    name: str = "small_cnn"
+    name: str = Field(
+        default="small_cnn", description="the architecture (`lowloss validate` and the error of a wrong name list them)"
+    )
 
 
 class TrainRecipe(UnitParams):
     """The mode-training recipe (the shape of LLPF Table 3); the spec's ``[train]`` section."""
 
-    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
-    lr: float = Field(default=0.01, gt=0, le=10)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = Field(default=64, ge=1, le=1 << 20)
-    epochs: int = Field(default=10, ge=1, le=100000)
-    schedule: Literal["constant", "onecycle", "cosine", "step"] = "constant"
-    max_lr: float = Field(default=0.1, gt=0, le=10)
-    pct_start: float = Field(default=0.3, gt=0, lt=1)
-    warmup_epochs: float = Field(default=0.0, ge=0)
-    warmup_lr: float = Field(default=1e-5, ge=0)
-    min_lr: float = Field(default=1e-5, ge=0)
-    cooldown_epochs: float = Field(default=0.0, ge=0)
-    augment: bool = True
+    optimizer: Literal["sgd", "adamw", "adam"] = Field(
+        default="sgd", description="sgd, adam or adamw (torch.optim, element by element)"
+    )
+    lr: float = Field(
+        default=0.01,
+        gt=0,
+        le=10,
+        description="the base learning rate of the constant, cosine and step schedules (onecycle reads max_lr)",
+    )
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd: momentum")
+    weight_decay: float = Field(default=0.0, ge=0, le=1, description="L2 weight decay (decoupled for adamw)")
+    betas: tuple[float, float] = Field(default=(0.9, 0.999), description="adam/adamw: the moment decay rates")
+    batch_size: int = Field(default=64, ge=1, le=1 << 20, description="examples per optimizer step")
+    epochs: int = Field(default=10, ge=1, le=100000, description="passes over the training set")
+    schedule: Literal["constant", "onecycle", "cosine", "step"] = Field(
+        default="constant",
+        description="the learning-rate schedule: constant, onecycle (PyTorch OneCycleLR from max_lr), cosine "
+        "(timm-style, with warm-up and cool-down) or step (decay_factor at each of decay_steps)",
+    )
+    max_lr: float = Field(default=0.1, gt=0, le=10, description="onecycle: the peak rate (it starts at max_lr/25)")
+    pct_start: float = Field(default=0.3, gt=0, lt=1, description="onecycle: the share of steps rising to max_lr")
+    warmup_epochs: float = Field(default=0.0, ge=0, description="cosine: epochs of linear warm-up from warmup_lr")
+    warmup_lr: float = Field(default=1e-5, ge=0, description="cosine: the rate the warm-up starts at")
+    min_lr: float = Field(default=1e-5, ge=0, description="cosine: the rate the decay ends at")
+    cooldown_epochs: float = Field(default=0.0, ge=0, description="cosine: epochs at min_lr after the decay")
+    augment: bool = Field(
+        default=True,
+        description="the dataset's training augmentation (LLPF Table 4: MNIST rotations and crops, CIFAR crops and "
+        "flips; digits has none)",
+    )
     eval_every: int = Field(default=1, ge=1, description="evaluate train/test loss every N epochs")
     segment_steps: int = Field(default=500, ge=1, description="training steps per committed segment")
     # Fields added after the first release: left out of the canonical JSON while at their defaults (LATER_DEFAULTS),

@@ -19,7 +19,7 @@ from .modes import by_seed, seed_of
 class RandomPairs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     random: int = Field(ge=1, description="number of distinct random pairs")
-    seed: int = 0
+    seed: int = Field(default=0, description="the seed of the draw")
 
 
 PairStrategy = Union[Literal["consecutive", "all", "to_best"], RandomPairs, list[tuple[int, int]]]
@@ -55,7 +55,7 @@ def static_pairs(strategy: PairStrategy, seeds: list[int]) -> list[tuple[int, in
         # indices into the lexicographic list of all pairs (as sampling that list would pick them), unranked directly
         return [_pair_at(seeds, i) for i in sorted(rng.sample(range(n), min(strategy.random, n)))]
     if isinstance(strategy, list):
-        return [tuple(p) for p in strategy]  # type: ignore[misc]
+        return list(strategy)
     raise ValueError(f"{strategy!r} is not a static pair strategy")
 
 

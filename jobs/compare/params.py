@@ -23,7 +23,7 @@ class CompareStage(StageParams):
     llpf_points_between: int = Field(
         default=0, ge=0, le=1000, description="points between neighbouring stored LLPF points (0: the stored ones)"
     )
-    eval_batch_size: int = Field(default=1024, ge=1, le=1 << 20)
+    eval_batch_size: int = Field(default=1024, ge=1, le=1 << 20, description="examples per evaluation batch")
 
 
 class PathEvalParams(UnitParams):

@@ -24,19 +24,12 @@ Inputs = dict[str, Union[str, Ref]]
 
 
 def linear_paths(units: list[PlannedUnit]) -> dict[Pair, Inputs]:
-    return {
-        tuple(u.params_as(InterpolateParams).pair): {"a": u.inputs["a"], "b": u.inputs["b"], "line": u.id}  # type: ignore[misc]
-        for u in units
-    }
+    return {u.params_as(InterpolateParams).pair: {"a": u.inputs["a"], "b": u.inputs["b"], "line": u.id} for u in units}
 
 
 def autoneb_paths(units: list[PlannedUnit]) -> dict[Pair, Inputs]:
     return {
-        tuple(u.params_as(AutoNEBEdgeParams).pair): {
-            "a": u.inputs["a"],
-            "b": u.inputs["b"],
-            "edge": Ref(u.id, "pivots"),
-        }  # type: ignore[misc]
+        u.params_as(AutoNEBEdgeParams).pair: {"a": u.inputs["a"], "b": u.inputs["b"], "edge": Ref(u.id, "pivots")}
         for u in units
     }
 
@@ -46,7 +39,7 @@ def llpf_paths(units: list[PlannedUnit]) -> dict[Pair, Inputs]:
     phases: dict[Pair, dict[int, PlannedUnit]] = {}
     for u in units:
         params = u.params_as(M2MPhaseParams)
-        phases.setdefault(tuple(params.pair), {})[params.phase] = u  # type: ignore[arg-type]
+        phases.setdefault(params.pair, {})[params.phase] = u
     found: dict[Pair, Inputs] = {}
     for pair, by_phase in phases.items():
         first = by_phase.get(1)

@@ -12,9 +12,17 @@ from ..common.pairs import PairStrategy
 
 class InterpolateStage(StageParams):
     from_: str = Field(alias="from", description="the stage whose modes are paired")
-    pairs: PairStrategy = "consecutive"
+    pairs: PairStrategy = Field(
+        default="consecutive",
+        description="which pairs of modes are joined by a line: consecutive, all, to_best (each to the lowest-loss "
+        "mode, planned once all are done), {random = K, seed = S}, or a list of seed pairs",
+    )
     points: int = Field(default=11, ge=2, le=10001, description="points on the line, both ends included")
-    reestimate_bn: bool = True
+    reestimate_bn: bool = Field(
+        default=True,
+        description="BatchNorm statistics re-estimated on the training set at each point (UpBN); false keeps the "
+        "interpolated ones (NoUpBN)",
+    )
     vectorize: int | None = Field(
         default=None,
         ge=1,

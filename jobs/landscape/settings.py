@@ -38,12 +38,18 @@ class GridParams(Settings):
 
 class HessianSettings(Settings):
     k: int = Field(default=5, ge=1, le=10, description="eigenpairs per end of the spectrum (App. B.1: up to 10)")
-    which: list[Literal["LA", "SA"]] = Field(default=["LA", "SA"], min_length=1)
+    which: list[Literal["LA", "SA"]] = Field(
+        default=["LA", "SA"],
+        min_length=1,
+        description="the ends of the spectrum: largest (LA) and/or smallest (SA) eigenvalues",
+    )
     examples: int | None = Field(default=None, ge=1, description="the seeded subset of training examples")
-    trace_samples: int = Field(default=100, ge=1, le=100000)
+    trace_samples: int = Field(
+        default=100, ge=1, le=100000, description="Rademacher vectors of Hutchinson's trace estimate"
+    )
     slq_runs: int = Field(default=1, ge=0, le=1000, description="SLQ runs (0: no density)")
-    slq_steps: int = Field(default=50, ge=2, le=10000)
-    seed: int = 0
+    slq_steps: int = Field(default=50, ge=2, le=10000, description="Lanczos steps per SLQ run")
+    seed: int = Field(default=0, description="the seed of the subset, the starts and the probe vectors")
 
 
 MINING_ALGORITHMS = ("w_peak", "vvv_basin")
@@ -67,8 +73,10 @@ class MiningSettings(Settings):
 class AnglesSettings(Settings):
     count: int = Field(default=100, ge=2, le=1000, description="Gaussian directions drawn (Fig. 5: 100)")
     seed: int = Field(default=1000, description="the first draw's seed; draws seed, seed + 1, …")
-    normalisation: Literal["norm", "laynorm", "filnorm", "none"] = "norm"
-    one_d: Literal["normalise", "zero", "keep"] = "normalise"
+    normalisation: Literal["norm", "laynorm", "filnorm", "none"] = Field(
+        default="norm", description="as a gaussian direction's"
+    )
+    one_d: Literal["normalise", "zero", "keep"] = Field(default="normalise", description="as a gaussian direction's")
 
 
 class DirectionSpec(MiningSettings):
@@ -77,12 +85,20 @@ class DirectionSpec(MiningSettings):
     (the stage's ``hessian`` table); ``w_peak``, ``vvv_basin``: a mining unit (Algo. 1 / 2, settings of
     ``MiningSettings``; ``seed`` seeds its batches, λ draws and φ₀)."""
 
-    kind: Literal["gaussian", "to_mode", "gradient", "eigenvector", "w_peak", "vvv_basin", "next_checkpoint"] = (
-        "gaussian"
+    kind: Literal["gaussian", "to_mode", "gradient", "eigenvector", "w_peak", "vvv_basin", "next_checkpoint"] = Field(
+        default="gaussian",
+        description="gaussian, to_mode (to another mode, never normalised), gradient, eigenvector (of the stage's "
+        "Hessian), w_peak or vvv_basin (mined, Xu et al. Algo. 1/2), next_checkpoint (at checkpoint centres)",
     )
     seed: int = Field(default=0, description="gaussian: the seed of the draw; w_peak/vvv_basin: the mining seed")
-    normalisation: Literal["norm", "laynorm", "filnorm", "none"] = "norm"
-    one_d: Literal["normalise", "zero", "keep"] = "normalise"
+    normalisation: Literal["norm", "laynorm", "filnorm", "none"] = Field(
+        default="norm",
+        description="gaussian/gradient: per tensor (norm), per layer (laynorm), per filter (filnorm, Li et al.) or "
+        "none",
+    )
+    one_d: Literal["normalise", "zero", "keep"] = Field(
+        default="normalise", description="1-D tensors (biases, BatchNorm): normalised like the rest, zeroed, or kept"
+    )
     target_seed: int | None = Field(default=None, description="to_mode: the other mode (default: the next seed)")
     examples: int | None = Field(default=None, ge=1, description="gradient: the seeded subset of training examples")
     which: Literal["LA", "SA"] = Field(default="LA", description="eigenvector: largest (LA) or smallest (SA) side")
@@ -99,7 +115,10 @@ WIDE_RANGE_KINDS = (
 class CentreSpec(Settings):
     """A centre that is not a mode of ``from`` (an entry of the stage's ``centres``)."""
 
-    kind: Literal["path", "interpolation", "saddle", "pivot", "checkpoint"]
+    kind: Literal["path", "interpolation", "saddle", "pivot", "checkpoint"] = Field(
+        description="path: a stored point of an M2M path; interpolation: a point of the straight line; saddle or "
+        "pivot: of an AutoNEB path; checkpoint: a training checkpoint of a mode"
+    )
     stage: str | None = Field(default=None, description="path: an m2m stage; saddle, pivot: an autoneb stage")
     pair: tuple[int, int] | None = Field(default=None, description="path, interpolation, saddle, pivot: the seeds")
     at: float = Field(
@@ -138,10 +157,10 @@ class CentreSpec(Settings):
 
 
 class SurfaceSpec(Settings):
-    x_points: int = Field(default=51, ge=2, le=10001)
-    y_points: int = Field(default=51, ge=2, le=10001)
-    x_range: tuple[float, float] = (-1.0, 1.0)
-    y_range: tuple[float, float] = (-1.0, 1.0)
+    x_points: int = Field(default=51, ge=2, le=10001, description="grid points along the first direction")
+    y_points: int = Field(default=51, ge=2, le=10001, description="grid points along the second direction")
+    x_range: tuple[float, float] = Field(default=(-1.0, 1.0), description="[min, max] of λ₁")
+    y_range: tuple[float, float] = Field(default=(-1.0, 1.0), description="[min, max] of λ₂")
     shard: tuple[int, int] = Field(default=(10, 10), description="grid points per shard along x and y")
     directions: tuple[int, int] = Field(default=(0, 1), description="indices into `directions` of ε₁ and ε₂")
 
@@ -150,15 +169,31 @@ class LandscapeStage(StageParams):
     from_: str = Field(alias="from", description="the stage whose modes are the centres")
     seeds: list[int] | None = Field(default=None, description="seeds of the modes to centre on (default: all)")
     centres: list[CentreSpec] = Field(default_factory=list, description="centres besides the modes")
-    directions: list[DirectionSpec] = Field(default_factory=lambda: [DirectionSpec()], min_length=1)
+    directions: list[DirectionSpec] = Field(
+        default_factory=lambda: [DirectionSpec()],
+        min_length=1,
+        description="the directions planned at every centre (each entry a table below)",
+    )
     scales: list[float] = Field(default=[0.1, 1.0, 4.0, 10.0], description="curve scales s: λ on [−s, s] ([]: none)")
     points: int = Field(default=41, ge=3, le=10001, description="points per curve, both ends included")
-    surface: SurfaceSpec | None = None
-    hessian: HessianSettings | None = None
+    surface: SurfaceSpec | None = Field(
+        default=None, description="a 2-D surface over two of the directions, in shards (unset: none)"
+    )
+    hessian: HessianSettings | None = Field(
+        default=None, description="Hessian eigenpairs, trace and density at every centre (unset: none)"
+    )
     angles: AnglesSettings | None = Field(default=None, description="Fig. 5 at the first centre (none: not drawn)")
-    bn: Literal["UpBN", "NoUpBN"] = "UpBN"
-    eval_examples: int | None = Field(default=None, ge=1)
-    eval_seed: int = 0
+    bn: Literal["UpBN", "NoUpBN"] = Field(
+        default="UpBN",
+        description="BatchNorm at every scanned point: re-estimated on the training set (UpBN) or the centre's own "
+        "(NoUpBN)",
+    )
+    eval_examples: int | None = Field(
+        default=None,
+        ge=1,
+        description="evaluate each point on a seeded subset of this many examples per split (unset: all)",
+    )
+    eval_seed: int = Field(default=0, description="the seed of that subset")
     vectorize: int | None = Field(
         default=None,
         ge=1,

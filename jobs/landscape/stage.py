@@ -130,14 +130,14 @@ class LandscapePlan:
             return UnitDraft("centre", params, {"a": a.id, "b": b.id}, c.label())
         units = self.view.units(c.stage)
         if c.kind == "path":
-            mine = [u for u in units if tuple(u.params_as(M2MPhaseParams).pair) == tuple(c.pair)]  # type: ignore[arg-type]
+            mine = [u for u in units if tuple(u.params_as(M2MPhaseParams).pair) == tuple(c.pair)]
             if not mine:
                 return None
             unit, step = path_point(sorted(mine, key=lambda u: u.params_as(M2MPhaseParams).phase), c.at)
             return UnitDraft(
                 "centre", CentreParams(source="point", **common), {"a": Ref(unit.id, f"point:{step}")}, c.label()
             )
-        edges = [u for u in units if sorted(u.params_as(AutoNEBEdgeParams).pair) == sorted(c.pair)]  # type: ignore[arg-type]
+        edges = [u for u in units if sorted(u.params_as(AutoNEBEdgeParams).pair) == sorted(c.pair)]
         if not edges:
             return None
         edge = edges[0]

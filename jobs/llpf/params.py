@@ -31,10 +31,18 @@ class TrainRule(StageParams):
 class PhaseMoves(StageParams):
     """How far a phase goes and how Move steps (LLPF Alg. 1 l.10–16)."""
 
-    iterations: int = Field(ge=1, le=10_000_000)
-    step_a: float = Field(default=0.0, ge=0)
-    step_f: float = Field(default=0.0, ge=0)
-    step_c: float = Field(default=0.0, ge=0)
+    iterations: int = Field(ge=1, le=10_000_000, description="LLPF iterations of the phase")
+    step_a: float = Field(
+        default=0.0,
+        ge=0,
+        description="Move: the step as a fraction of the distance to D left (length max(step_f + c, step_a·‖D − P‖))",
+    )
+    step_f: float = Field(
+        default=0.0, ge=0, description="Move: the absolute floor of a step's length (step_c's length adds to it)"
+    )
+    step_c: float = Field(
+        default=0.0, ge=0, description="Move: a constant number of steps to D (per-tensor lengths fixed at the start)"
+    )
 
 
 class PhaseSpec(TrainRule, PhaseMoves):
@@ -54,9 +62,9 @@ class PhaseSpec(TrainRule, PhaseMoves):
 
 
 class PathSettings(StageParams):
-    batch_size: int = Field(default=64, ge=1)
-    lr: float = Field(default=0.001, gt=0)
-    momentum: float = Field(default=0.0, ge=0, lt=1)
+    batch_size: int = Field(default=64, ge=1, description="examples per training step")
+    lr: float = Field(default=0.001, gt=0, description="the learning rate of Train^r")
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD momentum of Train^r (LLPF §3.2: none)")
     eval_every: int = Field(default=100, ge=1, description="full train/test evaluation every K iterations")
     point_stride: int = Field(default=0, ge=0, description="store the model every N iterations (0: none)")
     segment_iterations: int = Field(default=50, ge=1, description="iterations per committed segment")
@@ -84,20 +92,36 @@ class M2MSettings(PathSettings):
         default="converge",
         description="converge: |final − start| ≤ tolerance (LLPF §4); no_worse: final ≤ start + tolerance",
     )
-    freeze_stats_outside_phase: bool = False
+    freeze_stats_outside_phase: bool = Field(
+        default=False,
+        description="restore BatchNorm running statistics outside the phase after training (every tensor outside the "
+        "phase then stays bit-for-bit)",
+    )
 
 
 class M2MStage(M2MSettings):
-    from_: str = Field(alias="from")
-    pairs: PairStrategy = "consecutive"
-    phases: list[PhaseSpec] = Field(min_length=1)
+    from_: str = Field(alias="from", description="the stage whose modes are joined")
+    pairs: PairStrategy = Field(
+        default="consecutive", description="which pairs of modes get a path (as interpolate's pairs)"
+    )
+    phases: list[PhaseSpec] = Field(
+        min_length=1, description="the layer phases of every path, in order (Table 1's shape)"
+    )
 
 
 class M2OSettings(PathSettings, TrainRule):
-    iterations: int = Field(ge=1, le=10_000_000)
-    step_a: float = Field(default=0.0, ge=0)
-    step_f: float = Field(default=0.0, ge=0)
-    conformal_all_tensors: bool = False
+    iterations: int = Field(ge=1, le=10_000_000, description="LLPF iterations of the path")
+    step_a: float = Field(
+        default=0.0,
+        ge=0,
+        description="Move: the step as a fraction of the norm left (length max(step_f, step_a·‖P‖))",
+    )
+    step_f: float = Field(default=0.0, ge=0, description="Move: the absolute floor of a step's length")
+    conformal_all_tensors: bool = Field(
+        default=False,
+        description="scale the learning rate of every moved tensor with its norm (Alg. 2), not only of the weights "
+        "(the authors' code)",
+    )
     layernorm: Literal["keep", "compensate"] | None = Field(
         default=None,
         description="keep: normalization layers never move (LLPF §3.2); compensate: LayerNorm moves "
@@ -106,8 +130,8 @@ class M2OSettings(PathSettings, TrainRule):
 
 
 class M2OStage(M2OSettings):
-    from_: str = Field(alias="from")
-    seeds: list[int] | None = None
+    from_: str = Field(alias="from", description="the stage whose modes start a path")
+    seeds: list[int] | None = Field(default=None, description="the modes' seeds to start from (default: all)")
 
 
 def _without_unset_precision(canonical: dict) -> dict:

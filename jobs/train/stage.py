@@ -33,22 +33,23 @@ class TrainStageKind(SimpleStage):
 
     def drafts(self, table: TrainStage, study: StudyContext, view: PlanView) -> list[UnitDraft]:
         seeds = table.seeds if table.seeds is not None else list(study.seeds)
-        common = {"model": study.model, "data": study.data, "recipe": study.train}
+
+        def params(seed: int, vectorize: int | None = None, group: list[int] | None = None) -> TrainParams:
+            return TrainParams(
+                seed=seed, model=study.model, data=study.data, recipe=study.train, vectorize=vectorize, group=group
+            )
+
         k = table.vectorize or 1
         if k == 1:
-            return [UnitDraft("train", TrainParams(seed=s, **common), {}, f"seed={s}") for s in seeds]
+            return [UnitDraft("train", params(s), {}, f"seed={s}") for s in seeds]
         drafts = []
         for first in range(0, len(seeds), k):
             group = seeds[first : first + k]
-            leader = UnitDraft(
-                "train", TrainParams(seed=group[0], vectorize=k, group=group, **common), {}, f"seed={group[0]}"
-            )
+            leader = UnitDraft("train", params(group[0], k, group), {}, f"seed={group[0]}")
             drafts.append(leader)
             for s in group[1:]:
-                member = TrainParams(seed=s, vectorize=k, **common)
-                drafts.append(
-                    UnitDraft("train", member, {"group": Ref(leader, MEMBER_OUTPUT.format(seed=s))}, f"seed={s}")
-                )
+                member = Ref(leader, MEMBER_OUTPUT.format(seed=s))
+                drafts.append(UnitDraft("train", params(s, k), {"group": member}, f"seed={s}"))
         return drafts
 
     def check_data(self, study: StudyContext, data_root: str | None) -> str | None:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..engine.cancel import Cancelled, cancel
+from ..executors.scheduler import JobState
 from ..executors.slurm import scheduler_states
 from ..report.logs import attempt_logs
 from ..report.status import StudyStatus, UnitStatus, study_status
@@ -67,11 +68,11 @@ def _status_table(status: StudyStatus, store: Store) -> Table:
     return table
 
 
-def _unit_line(unit: UnitStatus, job: object) -> str:
+def _unit_line(unit: UnitStatus, job: JobState | None) -> str:
     state, extra = unit.state.value, ""
     if job is not None:
-        extra = f"  job {job.job_id} {job.state} node={job.node or '-'} elapsed={job.elapsed or '-'}"  # type: ignore[attr-defined]
-        if unit.state is StoredState.FAILED and job.state == "CANCELLED":  # type: ignore[attr-defined]
+        extra = f"  job {job.job_id} {job.state} node={job.node or '-'} elapsed={job.elapsed or '-'}"
+        if unit.state is StoredState.FAILED and job.state == "CANCELLED":
             state = "cancelled"
     if unit.state in (StoredState.PENDING, StoredState.FAILED, StoredState.RUNNING):
         if unit.progress is not None:

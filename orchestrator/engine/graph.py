@@ -249,7 +249,8 @@ class Planner:
     def _reference(ref: str | UnitDraft | Ref, ids: dict[int, str], stage: str) -> str:
         output = "final"
         if isinstance(ref, Ref):
-            ref, output = ref.unit, ref.output
+            output = ref.output
+            ref = ref.unit
         if isinstance(ref, UnitDraft):
             if id(ref) not in ids:
                 raise PlannerError(f"stage {stage}: a draft names as input a draft that comes later in its plan")

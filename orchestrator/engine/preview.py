@@ -77,7 +77,8 @@ def preview(study: Study, store: Store | None = None) -> PlanPreview:
     for stage in study.stages:
         for u in planner.stage_units(stage.name):
             planned_by.setdefault(u.id, []).append(stage.name)
-    rows, to_run = [], set()
+    rows: list = []
+    to_run: set[str] = set()
     units = jobs.unit_kinds()
     for stage in study.stages:
         mine = planner.stage_units(stage.name)

@@ -16,20 +16,22 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .base import Ending, ExecutorBase, Finished, Submission
 
 _FORWARDED_ENV = ("LOWLOSS_PLUGINS", "PYTHONPATH")
 
 
-def ray_entry_warm(store_root: str, uids: list[str], cpus: int) -> int:
-    """What one Ray task runs on its worker: the units, in the worker process itself."""
+def ray_entry_warm(store_root: str, tasks: list[dict], cpus: int) -> int:
+    """What one Ray task runs on its worker: the units, in the worker process itself (its one warm ``Node``)."""
     import ray
 
-    from ..runtime.attempt import run_units_warm
+    from ..runtime import Node, UnitOutcome, UnitTask
 
-    states = run_units_warm(store_root, uids, "ray", ray.get_runtime_context().get_task_id() or "", cpus)
-    return 0 if len(states) == len(uids) and all(s == "done" for s in states) else 1
+    job_id = ray.get_runtime_context().get_task_id() or ""
+    outcomes = Node.warm().run_borrowed(store_root, [UnitTask.from_json(t) for t in tasks], "ray", job_id, cpus)
+    return 0 if len(outcomes) == len(tasks) and all(o is UnitOutcome.DONE for o in outcomes) else 1
 
 
 def ray_entry(store_root: str, tasks: list[dict], cpus: int) -> int:
@@ -86,7 +88,7 @@ class RayExecutor(ExecutorBase):
             )
             self._started_here = True
         if fresh_processes:
-            self._remote = ray.remote(ray_entry)
+            self._remote: Any = ray.remote(ray_entry)
         else:  # max_calls: Ray replaces the worker process after that many tasks (0: never)
             self._remote = ray.remote(max_calls=max(0, worker_max_units))(ray_entry_warm)
         self.max_retries = max_retries

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..store import JobRecord, Store
 from .base import Ending, ExecutorBase, Finished, Submission
 from .profiles import SiteProfile
-from .scheduler import SchedulerQuery
+from .scheduler import JobState, SchedulerQuery
 
 
 def slurm_entry(store_root: str, tasks: list[dict], threads: int) -> list[str]:
@@ -213,7 +213,7 @@ class SlurmExecutor(ExecutorBase):
         self._tasks.clear()
 
 
-def scheduler_states(store_root: Path, uids: list[str]) -> dict:
+def scheduler_states(store_root: Path, uids: list[str]) -> dict[str, JobState]:
     """uid → Slurm state of the job that last ran it (batched, time-limited query; empty without Slurm jobs)."""
     wanted = set(uids)
     tasks = {uid: t for uid, t in latest_tasks(store_root).items() if uid in wanted}

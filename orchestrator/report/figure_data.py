@@ -434,89 +434,116 @@ def pca_data(study: StudyView, view: StageView, spec: Figure, uids: Sequence[str
     shown = names[:PCA_MAX_PANELS]
     if not shown:
         return {}
-    rng = np.random.default_rng(0)
-    keep: dict[str, np.ndarray | None] = {}
-    rows: dict[str, list[np.ndarray]] = {n: [] for n in shown}
-    owners: dict[str, list[tuple[str, int]]] = {n: [] for n in shown}
-    exact = [re.sub(r"([*?\[])", r"[\1]", n) for n in shown]  # glob patterns matching exactly these names
-    for path in paths:
-        end = None  # the (shifted) step of the path's last point so far: where a continuing unit's steps start
-        for k, uid in enumerate(path):
-            offset, last = end or 0, end
-            for step, tensors in study.points(uid, exact):
-                if k and step == 0:
-                    continue  # a continuing unit's start point is its predecessor's end point
-                last = step + offset
-                for name, array in tensors.items():
-                    flat = array.reshape(-1)
-                    if name not in keep:
-                        keep[name] = (
-                            np.sort(rng.choice(flat.size, PCA_MAX_COORDS, replace=False))
-                            if flat.size > PCA_MAX_COORDS
-                            else None
-                        )
-                    rows[name].append(flat if keep[name] is None else flat[keep[name]])
-                    owners[name].append((path[-1], last))
-            end = last
+    points = _PathPoints(study, paths, shown)
     finals: dict[str, dict[str, np.ndarray]] = {}
-
-    def marked_inputs(role: str, first: bool) -> list[tuple[str, dict[str, np.ndarray]]]:
-        """(path label, final tensors of the input ``role`` of the path's first or last unit) per path."""
-        out = []
-        for path in paths:
-            rec = study.record(path[0] if first else path[-1]) if role else None
-            uid = rec.inputs.get(role) if rec is not None else None
-            if uid and uid not in finals:
-                finals[uid] = study.final_tensors(uid, shown)
-            if uid and finals[uid]:
-                out.append((path_label([view.label(u) for u in path]), finals[uid]))
-        return out
-
-    destinations = marked_inputs(spec.destination, first=False)
-    origins = marked_inputs(spec.origin, first=True)
+    destinations = _marked_inputs(study, view, paths, spec.destination, False, shown, finals)
+    origins = _marked_inputs(study, view, paths, spec.origin, True, shown, finals)
     out = {}
     for name in shown:
-        if len(rows[name]) < 3:
-            continue
-        X = np.vstack(rows[name]).astype(np.float64)
-        mean = X.mean(axis=0)
-        X -= mean
-        gram = X @ X.T
-        vals, vecs = np.linalg.eigh(gram)
-        order = np.argsort(vals)[::-1][:2]
-        vals, vecs = np.clip(vals[order], 0, None), vecs[:, order]
-        proj = vecs * np.sqrt(vals)
-        total = max(float(np.trace(gram)), 1e-300)
-        units = []
-        for path in paths:
-            idx = [i for i, (u, _) in enumerate(owners[name]) if u == path[-1]]
-            if idx:
-                units.append(
-                    (path_label([view.label(u) for u in path]), np.array([owners[name][i][1] for i in idx]), proj[idx])
-                )
-        # the principal axes in coordinate space: X^T v / sqrt(λ); a point's coordinates are (p − mean) · axis
-        with np.errstate(invalid="ignore", divide="ignore"):
-            axes = (X.T @ vecs) / np.where(vals > 0, np.sqrt(vals), np.inf)
-
-        def project(marks, name=name, mean=mean, axes=axes):
-            out = []
-            for label, tensors in marks:
-                if name in tensors:
-                    flat = tensors[name].reshape(-1).astype(np.float64)
-                    flat = flat if keep.get(name) is None else flat[keep[name]]
-                    out.append((label, (flat - mean) @ axes))
-            return out
-
-        note = f"PCA on {PCA_MAX_COORDS} random coordinates" if keep.get(name) is not None else ""
-        out[name] = {
-            "units": units,
-            "destinations": project(destinations),
-            "origins": project(origins),
-            "explained": tuple(float(v) / total for v in vals),
-            "note": note,
-            "of": len(names),
-        }
+        if len(points.rows[name]) >= 3:
+            panel = _pca_panel(points, name, view, paths, destinations, origins)
+            out[name] = {**panel, "of": len(names)}
     return out
+
+
+class _PathPoints:
+    """Every stored point of the paths, per tensor: its (possibly subsampled) coordinates and whose point at which
+    (shifted) step it is."""
+
+    def __init__(self, study: StudyView, paths: list[list[str]], shown: list[str]):
+        rng = np.random.default_rng(0)
+        self.keep: dict[str, np.ndarray | None] = {}
+        self.rows: dict[str, list[np.ndarray]] = {n: [] for n in shown}
+        self.owners: dict[str, list[tuple[str, int]]] = {n: [] for n in shown}
+        exact = [re.sub(r"([*?\[])", r"[\1]", n) for n in shown]  # glob patterns matching exactly these names
+        for path in paths:
+            end = None  # the (shifted) step of the path's last point so far: where a continuing unit's steps start
+            for k, uid in enumerate(path):
+                offset, last = end or 0, end
+                for step, tensors in study.points(uid, exact):
+                    if k and step == 0:
+                        continue  # a continuing unit's start point is its predecessor's end point
+                    last = step + offset
+                    for name, array in tensors.items():
+                        self.add(name, array.reshape(-1), rng, (path[-1], last))
+                end = last
+
+    def add(self, name: str, flat: np.ndarray, rng: np.random.Generator, owner: tuple[str, int]) -> None:
+        if name not in self.keep:
+            self.keep[name] = (
+                np.sort(rng.choice(flat.size, PCA_MAX_COORDS, replace=False)) if flat.size > PCA_MAX_COORDS else None
+            )
+        keep = self.keep[name]
+        self.rows[name].append(flat if keep is None else flat[keep])
+        self.owners[name].append(owner)
+
+
+def _marked_inputs(
+    study: StudyView,
+    view: StageView,
+    paths: list[list[str]],
+    role: str,
+    first: bool,
+    shown: list[str],
+    finals: dict[str, dict[str, np.ndarray]],
+) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(path label, final tensors of the input ``role`` of the path's first or last unit) per path."""
+    out = []
+    for path in paths:
+        rec = study.record(path[0] if first else path[-1]) if role else None
+        uid = rec.inputs.get(role) if rec is not None else None
+        if uid and uid not in finals:
+            finals[uid] = study.final_tensors(uid, shown)
+        if uid and finals[uid]:
+            out.append((path_label([view.label(u) for u in path]), finals[uid]))
+    return out
+
+
+def _pca_panel(
+    points: _PathPoints,
+    name: str,
+    view: StageView,
+    paths: list[list[str]],
+    destinations: list[tuple[str, dict[str, np.ndarray]]],
+    origins: list[tuple[str, dict[str, np.ndarray]]],
+) -> dict:
+    """One tensor's points on their first two principal components, with the marked inputs projected alike."""
+    X = np.vstack(points.rows[name]).astype(np.float64)
+    mean = X.mean(axis=0)
+    X -= mean
+    gram = X @ X.T
+    vals, vecs = np.linalg.eigh(gram)
+    order = np.argsort(vals)[::-1][:2]
+    vals, vecs = np.clip(vals[order], 0, None), vecs[:, order]
+    proj = vecs * np.sqrt(vals)
+    total = max(float(np.trace(gram)), 1e-300)
+    owners = points.owners[name]
+    units = []
+    for path in paths:
+        idx = [i for i, (u, _) in enumerate(owners) if u == path[-1]]
+        if idx:
+            units.append((path_label([view.label(u) for u in path]), np.array([owners[i][1] for i in idx]), proj[idx]))
+    # the principal axes in coordinate space: X^T v / sqrt(λ); a point's coordinates are (p − mean) · axis
+    with np.errstate(invalid="ignore", divide="ignore"):
+        axes = (X.T @ vecs) / np.where(vals > 0, np.sqrt(vals), np.inf)
+    keep = points.keep.get(name)
+
+    def project(marks: list[tuple[str, dict[str, np.ndarray]]]) -> list[tuple[str, np.ndarray]]:
+        out = []
+        for label, tensors in marks:
+            if name in tensors:
+                flat = tensors[name].reshape(-1).astype(np.float64)
+                flat = flat if keep is None else flat[keep]
+                out.append((label, (flat - mean) @ axes))
+        return out
+
+    return {
+        "units": units,
+        "destinations": project(destinations),
+        "origins": project(origins),
+        "explained": tuple(float(v) / total for v in vals),
+        "note": f"PCA on {PCA_MAX_COORDS} random coordinates" if keep is not None else "",
+    }
 
 
 __all__ = [

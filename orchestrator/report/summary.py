@@ -15,6 +15,7 @@ from typing import Iterable, Literal, Protocol, Sequence
 from rich.table import Table
 
 from ... import jobs
+from ...jobs.base import Metric, Verdict
 
 
 class ResultSource(Protocol):
@@ -55,8 +56,9 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
     by = tuple(by)
     study.check_fields(by, stages)
     rows = []
+    kinds = jobs.unit_kinds()
     for view in study.stages(stages):
-        kind = jobs.unit_kinds().get(view.kind)
+        kind = kinds.get(view.kind)
         if kind is None:
             continue
         groups = study.groups(view, by)  # with by, unwritten units are in no group (the stage's progress counts them)
@@ -74,38 +76,42 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
                 "units": len(uids),
                 "missing": len(uids) - len(results),
             }
-            for metric in kind.metrics:
-                rows.append(
-                    {
-                        **base,
-                        "type": "metric",
-                        "metric": metric.key,
-                        "label": metric.label,
-                        "fmt": metric.fmt,
-                        **stats([r.get(metric.key) for r in results]),
-                    }
-                )
-            for verdict in getattr(kind, "verdicts", ()):
-                values: list[bool] = [r[verdict.key] for r in results if isinstance(r.get(verdict.key), bool)]
-                k = sum(values)
-                rows.append(
-                    {
-                        **base,
-                        "type": "verdict",
-                        "metric": verdict.key,
-                        "label": verdict.label,
-                        "fmt": ".0%",
-                        "n": len(values),
-                        "successes": k,
-                        "rate": k / len(values) if values else math.nan,
-                        "mean": math.nan,
-                        "std": math.nan,
-                        "min": math.nan,
-                        "max": math.nan,
-                    }
-                )
+            rows += [metric_row(base, metric, results) for metric in kind.metrics]
+            rows += [verdict_row(base, verdict, results) for verdict in kind.verdicts]
     set_decimals(rows)
     return rows
+
+
+def metric_row(base: dict, metric: Metric, results: list[dict]) -> dict:
+    """A metric's statistics over a group's results."""
+    return {
+        **base,
+        "type": "metric",
+        "metric": metric.key,
+        "label": metric.label,
+        "fmt": metric.fmt,
+        **stats([r.get(metric.key) for r in results]),
+    }
+
+
+def verdict_row(base: dict, verdict: Verdict, results: list[dict]) -> dict:
+    """A verdict's success rate over a group's results (a result without the boolean key is not counted)."""
+    values: list[bool] = [r[verdict.key] for r in results if isinstance(r.get(verdict.key), bool)]
+    k = sum(values)
+    return {
+        **base,
+        "type": "verdict",
+        "metric": verdict.key,
+        "label": verdict.label,
+        "fmt": ".0%",
+        "n": len(values),
+        "successes": k,
+        "rate": k / len(values) if values else math.nan,
+        "mean": math.nan,
+        "std": math.nan,
+        "min": math.nan,
+        "max": math.nan,
+    }
 
 
 def set_decimals(rows: list[dict]) -> None:

@@ -82,3 +82,14 @@ class Node:
             finally:
                 release_unit_memory()
         return outcomes
+
+    def run_borrowed(self, store_root: str | Path, tasks: list[UnitTask], executor: str, job_id: str, cpus: int):
+        """``run`` inside a long-lived process that is not ours (a Ray worker): each call starts with no stop signal
+        received and puts the process's own signal handlers back when it returns. SIGINT asks the unit to checkpoint
+        too (Ray's ``cancel`` interrupts the task with it)."""
+        StopSignals.received = None
+        previous = StopSignals.install((*STOPS, signal.SIGINT))
+        try:
+            return self.run(store_root, tasks, executor, job_id, cpus=cpus)
+        finally:
+            StopSignals.restore(previous)

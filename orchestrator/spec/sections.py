@@ -17,8 +17,8 @@ class Section(StrictScalars):
 
 
 class SeedRange(Section):
-    start: int = 0
-    count: int = Field(ge=1, le=100000)
+    start: int = Field(default=0, description="the first seed")
+    count: int = Field(ge=1, le=100000, description="how many consecutive seeds")
 
 
 class StudySection(Section):
@@ -27,11 +27,15 @@ class StudySection(Section):
         description="letters, digits, '_', '.', '-' (starting with a letter or digit)",
     )
     seeds: Union[list[int], SeedRange] = Field(description="a list of seeds, or { start = S, count = N }")
-    description: str = ""
+    description: str = Field(default="", description="free text about the study, kept with it")
 
 
 class DataSection(Section):
-    dataset: Literal["digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
+    dataset: Literal["digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagefolder"] = Field(
+        default="digits",
+        description="digits and mnist5k are embedded (no data root); the others are read from `root` in "
+        "torchvision's layout",
+    )
     root: str | None = Field(default=None, description="folder holding the dataset (overridden by --data-root)")
     image_size: int | None = Field(
         default=None, ge=8, le=1024, description="imagefolder only: crop size (default 224, LLPF Table 4)"
@@ -47,11 +51,16 @@ class DataSection(Section):
 class RunSection(Section):
     """How the study runs; nothing here changes a unit's id or its results."""
 
-    executor: Literal["local", "slurm", "ray"] = "local"
+    executor: Literal["local", "slurm", "ray"] = Field(
+        default="local",
+        description="where units run: worker processes here, Slurm job arrays (through submitit), or Ray tasks",
+    )
     jobs: int = Field(default=2, ge=1, le=100000, description="units running at once")
     retries: int = Field(default=2, ge=0, le=100, description="extra attempts of a failing unit")
     checkpoint_seconds: float = Field(default=60.0, ge=0, description="at most this much work lost on a kill")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="where a unit computes: auto takes a GPU when the unit's node has one"
+    )
     profile: str | None = Field(default=None, description="Slurm site profile: a name in slurm/profiles/ or a path")
     units_per_job: int | None = Field(
         default=None, ge=1, description="units packed into one Slurm array task / Ray task"

@@ -74,6 +74,19 @@ def _results(store: Path, kind: str) -> list[dict]:
     return out
 
 
+def _step_losses(store: Path) -> dict[int, list[float]]:
+    """seed → the batch loss of every logged training step (the ``steps`` table, in step order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = {}
+    for unit in sorted(store.glob("units/kind=train/unit=*")):
+        seed = json.loads((unit / "unit.json").read_text())["params"]["seed"]
+        table = pa.concat_tables([pq.read_table(f) for f in sorted((unit / "steps").glob("*.parquet"))])
+        out[seed] = table.sort_by("step").column("loss").to_pylist()
+    return out
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same three digits seeds trained plainly and with vectorize = 3 (followed by interpolations)."""
@@ -90,10 +103,16 @@ def test_vectorized_seeds_reach_low_loss_like_plain_seeds_and_feed_interpolation
     plain = {r["seed"]: r for r in _results(runs / "plain", "train")}
     vec = {r["seed"]: r for r in _results(runs / "vec", "train")}
     assert sorted(vec) == sorted(plain) == [0, 1, 2]
+    plain_steps, vec_steps = _step_losses(runs / "plain"), _step_losses(runs / "vec")
     for seed, r in vec.items():
         assert r["final_train_loss"] < 0.3 and r["final_test_acc"] > 0.9, r
-        # the same experiment (init, data order and augmentation of its own seed); only the rounding differs
-        assert abs(r["final_train_loss"] - plain[seed]["final_train_loss"]) < 0.02, (r, plain[seed])
+        # the same experiment (init, data order and augmentation of its own seed); only the rounding differs: the
+        # first steps' batch losses agree to rounding (a different init, batch or augmentation would differ by ~0.1).
+        # Later steps drift apart as rounding differences compound (seed 2's final train loss: 0.224 batched, 0.198
+        # plain on torch 2.14.1, x86_64), so the final losses are compared through the low-loss check above.
+        first = 10
+        assert len(vec_steps[seed]) == len(plain_steps[seed])
+        assert vec_steps[seed][:first] == pytest.approx(plain_steps[seed][:first], abs=1e-5), seed
         assert r["vectorize"] == 3
     lines = _results(runs / "vec", "interpolate")
     assert sorted(tuple(r["pair"]) for r in lines) == [(0, 1), (1, 2)]

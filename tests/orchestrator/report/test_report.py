@@ -672,7 +672,7 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
     from lowloss.orchestrator.report import figures
     from lowloss.orchestrator.report.api import open_study
 
-    plt = figures._plt()
+    plt = figures.canvas.plt()
     checked = 0
     for store, stages in ((toy_store, ("m2m", "chained")), (default_store[0], ("modes", "lmc"))):
         study = open_study(store)
@@ -754,7 +754,7 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
 
 def test_per_tensor_styles_group_layers_and_highlight_the_farthest():
     from lowloss.orchestrator.report.figure_data import Band, Series
-    from lowloss.orchestrator.report.figures import _tensor_colours
+    from lowloss.orchestrator.report.figures.xy import _tensor_colours
 
     def series(name: str, end: float) -> Series:
         x = np.arange(3.0)

