@@ -2,8 +2,8 @@
 
     python bench/autoneb.py [--model small_cnn] [--pivots 7] [--steps 50] [--batch-size 128] [--device cpu]
 
-1. NEB steps per second of ``workers.neb.neb_step`` (redistribution, load each pivot, forward/backward on its own
-   batch, buffers read back, l2, improved tangent, projection, momentum update) against a bare loop of the same
+1. NEB steps per second of ``workers.autoneb.neb.neb_step`` (redistribution, load each pivot, forward/backward on its
+   own batch, buffers read back, l2, improved tangent, projection, momentum update) against a bare loop of the same
    pivot updates: P−2 resident model copies, each doing forward/backward on the same batch and a
    ``torch.optim.SGD(momentum=0.9)`` step (no geometry, no copies). Goal: NEB/bare ≤ 1.05. Also the bookkeeping
    alone (the step with a loss that costs nothing), the figure to trust on a loaded machine.
@@ -42,7 +42,9 @@ def _sync(device: torch.device) -> None:
 
 def _data(model_name: str, device: torch.device, train: int) -> TensorDataset:
     if model_name in ("small_cnn", "mlp"):
-        return load_dataset("digits", None).to(device)
+        digits = load_dataset("digits", None)
+        assert isinstance(digits, TensorDataset)
+        return digits.to(device)
     g = torch.Generator().manual_seed(0)
     test = max(train // 5, 1)
     return TensorDataset(
@@ -191,7 +193,7 @@ def main() -> None:
     minima = [f"m{i:03d}" for i in range(100)]
     losses = {m: rng.uniform(0.0, 0.1) for m in minima}
     saddles = {p: max(losses[p[0]], losses[p[1]]) + rng.uniform(0.0, 1.0) for p in itertools.combinations(minima, 2)}
-    root = min(minima, key=losses.get)
+    root = min(minima, key=losses.__getitem__)
     order = {m: i for i, m in enumerate(minima)}
     star = {exploration.pair_key(root, m, order): 0.0 for m in minima if m != root}
     star = {p: saddles[p] for p in star}

@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 from lowloss.orchestrator.engine.graph import plan_study
+from lowloss.orchestrator.runtime import UnitOutcome, UnitTask
 from lowloss.orchestrator.runtime.attempt import run_unit
-from lowloss.orchestrator.spec import parse_spec
-from lowloss.orchestrator.store import Store, UnitWriter
-from lowloss.workers.data import BatchStream, derive_seed, load_dataset
+from lowloss.orchestrator.spec import Study, parse_spec
+from lowloss.orchestrator.store import Store, UnitRecord, UnitWriter
+from lowloss.workers.data import BatchStream, TensorDataset, derive_seed, load_dataset
 from lowloss.workers.models import build_model
 from lowloss.workers.training import Schedule, evaluate, make_optimizer, set_lr, train_step
 
@@ -54,6 +55,7 @@ kind = "train"
 
 def bare_loop(recipe: dict, seed: int) -> float:
     data = load_dataset("digits")
+    assert isinstance(data, TensorDataset)
     torch.manual_seed(derive_seed("init", seed))
     model = build_model("small_cnn", 10, 1, 8)
     opt = make_optimizer(model.parameters(), "sgd", recipe["lr"], recipe["momentum"], recipe["weight_decay"])
@@ -74,7 +76,7 @@ def bare_loop(recipe: dict, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def unit_run(study, tmp: Path, i: int) -> tuple[float, int]:
+def unit_run(study: Study, tmp: Path, i: int) -> tuple[float, int]:
     store = Store(tmp / f"store{i}")
     store.init_study(study.name, study.text)
     (unit,) = plan_study(study).stage_units("modes")
@@ -82,10 +84,12 @@ def unit_run(study, tmp: Path, i: int) -> tuple[float, int]:
     data = load_dataset("digits")  # warm the dataset cache like the bare loop's load (not timed there either)
     del data
     t0 = time.perf_counter()
-    state = run_unit(store, unit.id)
+    outcome = run_unit(store, UnitTask(unit.id, unit.kind))
     elapsed = time.perf_counter() - t0
-    assert state == "done", state
-    return elapsed, store.result(unit.id)["steps"]
+    assert outcome is UnitOutcome.DONE, outcome
+    result = store.read.result(unit.id, unit.kind)
+    assert result is not None
+    return elapsed, result["steps"]
 
 
 def bench_train(epochs: int, repeats: int) -> None:
@@ -119,11 +123,9 @@ def bench_checkpoint(mbytes: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "s")
         store.init_study("bench", "")
-        from lowloss.orchestrator.store import UnitRecord
-
         rec = UnitRecord("b" * 20, "train", 1, {}, {})
         store.write_unit(rec)
-        writer = UnitWriter(store, rec)
+        writer = UnitWriter(store.layout, rec)
         for i in range(repeats):
             t0 = time.perf_counter()
             with open(Path(tmp) / f"raw{i}", "wb") as fh:

@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowloss.jobs import recipes
+from lowloss.jobs import ModeParams, recipes
 from lowloss.orchestrator.engine.graph import plan_study
+from lowloss.orchestrator.runtime import UnitOutcome, UnitTask
 from lowloss.orchestrator.runtime.attempt import run_unit
 from lowloss.orchestrator.spec import parse_spec
 from lowloss.orchestrator.store import RunSettings, Store, UnitWriter
@@ -128,27 +129,34 @@ def run_recipe(name: str, args, tmp: Path) -> None:
     store.write_run_settings(RunSettings(str(root), 60.0, device))
     planner = plan_study(study)
     data = load_dataset(dataset, str(root))
-    model_name = study.context.model["name"]
-    for unit in planner.stage_units("modes"):
-        store.write_unit(unit.record)
-        torch.manual_seed(unit.params["seed"])
+    model_name = study.context.model.name
+    for mode in planner.stage_units("modes"):
+        store.write_unit(mode.record)
+        assert isinstance(mode.params, ModeParams), mode.params
+        seed = mode.params.seed
+        torch.manual_seed(seed)
         model = build_model(model_name, data.num_classes, data.in_channels, data.image_size)
-        UnitWriter(store, unit.record).commit({"seed": unit.params["seed"]}, {"final": model.state_dict()})
+        UnitWriter(store.layout, mode.record).commit({"seed": seed}, {"final": model.state_dict()})
     (unit,) = planner.stage_units("m2m")
     store.write_unit(unit.record)
+    task = UnitTask(unit.id, unit.kind, tuple((uid, planner.units[uid].kind) for uid in unit.input_ids))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    state = run_unit(store, unit.id)
+    outcome = run_unit(store, task)
     wall = time.perf_counter() - t0
-    if state != "done":
-        log = sorted(store.unit_dir(unit.id, unit.kind).glob("attempts/*.log"))
-        raise SystemExit(f"{name}: the m2m_phase unit ended {state}\n" + (log[-1].read_text()[-3000:] if log else ""))
-    markers = store.segments(unit.id, unit.kind)
+    if outcome is not UnitOutcome.DONE:
+        log = sorted(store.layout.unit_dir(unit.id, unit.kind).glob("attempts/*.log"))
+        raise SystemExit(
+            f"{name}: the m2m_phase unit ended {outcome.value}\n" + (log[-1].read_text()[-3000:] if log else "")
+        )
+    markers = store.read.segments(unit.id, unit.kind)
     middle = markers[len(markers) // 2]  # neither the start-up evaluation nor the final one
     its_in_middle = max(args.iterations // 3, 1)  # segment_iterations of the bench spec
-    it_s = its_in_middle / (middle["finished"] - middle["started"])
-    rows = store.rows(unit.id, "path").to_pylist()
+    it_s = its_in_middle / middle.seconds
+    table = store.read.rows(unit.id, unit.kind, "path")
+    assert table is not None, "the m2m_phase unit committed no path rows"
+    rows = table.to_pylist()
     steps = [r["train_steps"] for r in rows if r.get("train_steps")]
     steps_per_it = sum(steps) / max(len(steps), 1)
     # one full-set evaluation (train + test), scaled to the real dataset sizes

@@ -4,12 +4,12 @@
 
 Scan points per second: a 1-D curve of SmallCNN (BatchNorm) on the embedded digits, UpBN (BN statistics re-estimated
 by one pass over the training set at every point, the paper's default), loss and accuracy on the full train and
-test sets, through ``landscape.PointEvaluator`` (``scan_curve``) against a bare loop that builds θ + λε as a state
-dict, loads it, re-estimates BN with ``interpolation.reestimate_batchnorm`` and evaluates with
-``training.evaluate_batches`` at the same λ. Hessian–vector products per second: ``hessian.HessianOperator.hvp`` on
-1024 training examples (4 batches of 256) against a bare ``torch.autograd`` double-backward loop over the same
-batches. The two ways alternate, repeats times each; medians are printed, with the ratio (goal: scan ≤ 1.05,
-HVP ≤ 1.1).
+test sets, through ``workers.landscape.scans.PointEvaluator`` (``scan_curve``) against a bare loop that builds θ + λε
+as a state dict, loads it, re-estimates BN with ``workers.interpolation.reestimate_batchnorm`` and evaluates with
+``workers.training.evaluate_batches`` at the same λ. Hessian–vector products per second:
+``workers.landscape.hessian.HessianOperator.hvp`` on 1024 training examples (4 batches of 256) against a bare
+``torch.autograd`` double-backward loop over the same batches. The two ways alternate, repeats times each; medians are
+printed, with the ratio (goal: scan ≤ 1.05, HVP ≤ 1.1).
 
 Through the unit kinds (``--kinds``, the default; ``--no-kinds`` skips it; ``--only-kinds`` runs only this): the
 same curve as a ``scan`` unit run by the real runtime against a real store (inputs read and digest-checked, one
@@ -27,13 +27,19 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lowloss.workers.data import BatchStream, derive_seed, load_dataset
+from lowloss.workers.data import BatchStream, TensorDataset, derive_seed, load_dataset
 from lowloss.workers.interpolation import reestimate_batchnorm
 from lowloss.workers.landscape.directions import gaussian_direction, parameter_names
 from lowloss.workers.landscape.hessian import HessianOperator, hessian_batches
 from lowloss.workers.landscape.scans import PointEvaluator, curve_lambdas, scan_curve
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate_batches, make_optimizer, train_step
+
+
+def digits(device: torch.device) -> TensorDataset:
+    data = load_dataset("digits")
+    assert isinstance(data, TensorDataset)
+    return data.to(device)
 
 
 def trained_cnn(data, device):
@@ -86,6 +92,7 @@ def hvp_bare(model, batches, vectors, device) -> float:
             loss = F.cross_entropy(model(x), y, reduction="sum") / total
             grads = torch.autograd.grad(loss, params, create_graph=True)
             dot = sum((g * u.view_as(g)).sum() for g, u in zip(grads, parts))
+            assert isinstance(dot, torch.Tensor)
             hv = torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params)])
             out = hv if out is None else out + hv
     sync(device)
@@ -132,13 +139,14 @@ def bench_kinds(points: int, repeats: int, device) -> None:
     import tempfile
     from pathlib import Path
 
-    from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.engine.graph import Unit, plan_study
+    from lowloss.orchestrator.runtime import UnitOutcome, UnitTask
     from lowloss.orchestrator.runtime.attempt import run_unit
     from lowloss.orchestrator.spec import parse_spec
     from lowloss.orchestrator.store import RunSettings, Store, UnitWriter
 
     os.environ["LOWLOSS_THREADS"] = "1"
-    data = load_dataset("digits").to(device)
+    data = digits(device)
     study = parse_spec(KIND_SPEC.format(points=points))
     planner = plan_study(study)
     (mode,) = planner.stage_units("modes")
@@ -150,37 +158,46 @@ def bench_kinds(points: int, repeats: int, device) -> None:
         store.write_unit(mode.record)
         torch.manual_seed(derive_seed("init", 0))
         model = trained_cnn(data, device)
-        UnitWriter(store, mode.record).commit(
+        UnitWriter(store.layout, mode.record).commit(
             {"seed": 0}, {"final": {k: v.cpu() for k, v in model.state_dict().items()}}
         )
+
+        def task(unit: Unit) -> UnitTask:
+            return UnitTask(unit.id, unit.kind, tuple((uid, planner.units[uid].kind) for uid in unit.input_ids))
+
         store.write_unit(units["direction"].record)
-        assert run_unit(store, units["direction"].id) == "done"
-        theta = {k: v.to(device) for k, v in store.final_state(mode.id).items()}
-        direction = {k: v.to(device) for k, v in store.tensors(units["direction"].id, "directions").items()}
+        assert run_unit(store, task(units["direction"])) is UnitOutcome.DONE
+        theta = {k: v.to(device) for k, v in store.read.tensors(mode.id, mode.kind).items()}
+        direction = {
+            k: v.to(device)
+            for k, v in store.read.tensors(units["direction"].id, units["direction"].kind, "directions").items()
+        }
         lambdas = curve_lambdas(1.0, points)
 
-        def through(unit) -> float:
-            d = store.unit_dir(unit.id, unit.kind)
+        def through(unit: Unit) -> float:
+            d = store.layout.unit_dir(unit.id, unit.kind)
             if d.exists():
                 shutil.rmtree(d)
             store.write_unit(unit.record)
             t0 = time.perf_counter()
-            assert run_unit(store, unit.id) == "done"
+            assert run_unit(store, task(unit)) is UnitOutcome.DONE
             return time.perf_counter() - t0
 
         batches = hessian_batches(data, examples=256, seed=0)
         through(units["hessian"])  # warm-up, and the product count
-        products = store.result(units["hessian"].id)["hvp_products"]
+        hessian = store.read.result(units["hessian"].id, units["hessian"].kind)
+        assert hessian is not None
+        products = hessian["hvp_products"]
         g = torch.Generator().manual_seed(1)
         dim = sum(p.numel() for p in model.parameters())
         vectors = [torch.randn(dim, generator=g).to(device) for _ in range(products)]
-        sb, su, hb, hu = [], [], [], []
+        scan_bare_s, scan_unit_s, hvp_bare_s, hvp_unit_s = [], [], [], []
         for _ in range(repeats):
-            sb.append(scan_bare(model, theta, direction, data, lambdas, device))
-            su.append(through(units["scan"]))
-            hb.append(hvp_bare(model, batches, vectors, device))
-            hu.append(through(units["hessian"]))
-    sb, su, hb, hu = map(statistics.median, (sb, su, hb, hu))
+            scan_bare_s.append(scan_bare(model, theta, direction, data, lambdas, device))
+            scan_unit_s.append(through(units["scan"]))
+            hvp_bare_s.append(hvp_bare(model, batches, vectors, device))
+            hvp_unit_s.append(through(units["hessian"]))
+    sb, su, hb, hu = map(statistics.median, (scan_bare_s, scan_unit_s, hvp_bare_s, hvp_unit_s))
     print(f"[kinds] through the runtime and store, median of {repeats}")
     print(f"  scan unit, {points}-point curve         : {su:7.3f} s ({points / su:7.2f} points/s)")
     print(f"  bare loop, same points               : {sb:7.3f} s ({points / sb:7.2f} points/s)")
@@ -205,7 +222,7 @@ def main() -> None:
     if args.only_kinds:
         bench_kinds(args.points, args.repeats, device)
         return
-    data = load_dataset("digits").to(device)
+    data = digits(device)
     model = trained_cnn(data, device)
     theta = {n: t.detach().clone() for n, t in model.state_dict().items()}
     direction = gaussian_direction(theta, parameter_names(model), seed=0)
@@ -216,13 +233,13 @@ def main() -> None:
     vectors = [torch.randn(dim, generator=g).to(device) for _ in range(args.hvps)]
     scan_evaluator(model, theta, direction, data, lambdas[:3], device)  # warm-up
     hvp_operator(model, batches, vectors[:3], device)
-    sb, se, hb, ho = [], [], [], []
+    scan_bare_s, scan_evaluator_s, hvp_bare_s, hvp_operator_s = [], [], [], []
     for _ in range(args.repeats):
-        sb.append(scan_bare(model, theta, direction, data, lambdas, device))
-        se.append(scan_evaluator(model, theta, direction, data, lambdas, device))
-        hb.append(hvp_bare(model, batches, vectors, device))
-        ho.append(hvp_operator(model, batches, vectors, device))
-    sb, se, hb, ho = map(statistics.median, (sb, se, hb, ho))
+        scan_bare_s.append(scan_bare(model, theta, direction, data, lambdas, device))
+        scan_evaluator_s.append(scan_evaluator(model, theta, direction, data, lambdas, device))
+        hvp_bare_s.append(hvp_bare(model, batches, vectors, device))
+        hvp_operator_s.append(hvp_operator(model, batches, vectors, device))
+    sb, se, hb, ho = map(statistics.median, (scan_bare_s, scan_evaluator_s, hvp_bare_s, hvp_operator_s))
     n, k = len(lambdas), len(vectors)
     print(
         f"[scan] SmallCNN on digits ({dim} parameters), UpBN, full train ({data.n_train}) + test sets, {n} points, "

@@ -23,11 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lowloss.orchestrator.engine.graph import plan_study
+from lowloss.jobs import ModeParams
+from lowloss.jobs.llpf import M2MPhaseParams
+from lowloss.orchestrator.engine.graph import Unit, plan_study
+from lowloss.orchestrator.runtime import UnitOutcome, UnitTask
 from lowloss.orchestrator.runtime.attempt import run_unit
 from lowloss.orchestrator.spec import parse_spec
 from lowloss.orchestrator.store import RunSettings, Store, UnitWriter
-from lowloss.workers.data import BatchStream, derive_seed, load_dataset
+from lowloss.workers.data import BatchStream, TensorDataset, derive_seed, load_dataset
 from lowloss.workers.llpf import LLPFConfig, llpf_m2m_iteration, phase_optimizer, select_tensors, state_variances
 from lowloss.workers.models import build_model
 from lowloss.workers.training import evaluate
@@ -72,7 +75,7 @@ def write_mnist(root: Path, n: int = 4096) -> None:
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, count) + labels.tobytes())
 
 
-def setup_store(tmp: Path, its: int, root: Path):
+def setup_store(tmp: Path, its: int, root: Path) -> tuple[Store, Unit, list[Unit]]:
     study = parse_spec(SPEC.format(its=its))
     store = Store(tmp / "store")
     store.init_study(study.name, study.text)
@@ -81,23 +84,26 @@ def setup_store(tmp: Path, its: int, root: Path):
     modes = planner.stage_units("modes")
     for unit in modes:  # the two modes: LeNet5 initialisations, committed through the store API
         store.write_unit(unit.record)
-        torch.manual_seed(unit.params["seed"])
-        UnitWriter(store, unit.record).commit(
-            {"seed": unit.params["seed"]}, {"final": build_model("lenet5", 10, 1, 28).state_dict()}
+        assert isinstance(unit.params, ModeParams), unit.params
+        torch.manual_seed(unit.params.seed)
+        UnitWriter(store.layout, unit.record).commit(
+            {"seed": unit.params.seed}, {"final": build_model("lenet5", 10, 1, 28).state_dict()}
         )
     return store, planner.stage_units("m2m")[0], modes
 
 
-def bare(store: Store, unit, modes, root: Path, its: int) -> float:
+def bare(store: Store, unit: Unit, modes: list[Unit], root: Path, its: int) -> float:
     data = load_dataset("mnist", str(root))
+    assert isinstance(data, TensorDataset)
+    assert isinstance(unit.params, M2MPhaseParams), unit.params
     model = build_model("lenet5", 10, 1, 28)
-    p0, dest = store.final_state(modes[0].id), store.final_state(modes[1].id)
+    p0, dest = (store.read.tensors(mode.id, mode.kind) for mode in modes)
     model.load_state_dict(p0)
     names = select_tensors(list(model.state_dict()), ["all"])
     opt = phase_optimizer(model, names, 0.001)
     cfg = LLPFConfig(step_f=1e-3, train_rounds=5)
     variances = state_variances(p0)
-    stream = BatchStream(data, 64, seed=derive_seed("m2m", tuple(unit.params["pair"]), 1))
+    stream = BatchStream(data, 64, seed=derive_seed("m2m", tuple(unit.params.pair), 1))
     counter = [0]
 
     def next_batch():
@@ -112,16 +118,18 @@ def bare(store: Store, unit, modes, root: Path, its: int) -> float:
     return time.perf_counter() - t0
 
 
-def through_unit(store: Store, unit) -> float:
+def through_unit(store: Store, unit: Unit, modes: list[Unit]) -> float:
     import shutil
 
-    d = store.unit_dir(unit.id, unit.kind)
+    d = store.layout.unit_dir(unit.id, unit.kind)
     if d.exists():
         shutil.rmtree(d)
     store.write_unit(unit.record)
+    kinds = {mode.id: mode.kind for mode in modes}
+    task = UnitTask(unit.id, unit.kind, tuple((uid, kinds[uid]) for uid in unit.input_ids))
     t0 = time.perf_counter()
-    state = run_unit(store, unit.id)
-    assert state == "done", state
+    outcome = run_unit(store, task)
+    assert outcome is UnitOutcome.DONE, outcome
     return time.perf_counter() - t0
 
 
@@ -132,15 +140,15 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     os.environ["LOWLOSS_THREADS"] = "1"
-    with tempfile.TemporaryDirectory(prefix="lowloss-bench-llpf-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="lowloss-bench-llpf-") as tmp_dir:
+        tmp = Path(tmp_dir)
         write_mnist(tmp / "mnist")
         store, unit, modes = setup_store(tmp, args.iterations, tmp / "mnist")
-        b, u = [], []
+        bare_s, unit_s = [], []
         for _ in range(args.repeats):
-            b.append(bare(store, unit, modes, tmp / "mnist", args.iterations))
-            u.append(through_unit(store, unit))
-    b, u = statistics.median(b), statistics.median(u)
+            bare_s.append(bare(store, unit, modes, tmp / "mnist", args.iterations))
+            unit_s.append(through_unit(store, unit, modes))
+    b, u = statistics.median(bare_s), statistics.median(unit_s)
     its = args.iterations
     print(f"[m2m] LeNet5, Table 1 row (r=5, B=64), {its} iterations, 1 thread, median of {args.repeats}")
     print(f"  bare loop of llpf_m2m_iteration : {b:7.2f} s ({its / b:7.1f} it/s)")

@@ -29,7 +29,8 @@ from rich.console import Console  # noqa: E402
 from lowloss.orchestrator.engine.coordinator import Coordinator  # noqa: E402
 from lowloss.orchestrator.engine.graph import plan_study  # noqa: E402
 from lowloss.orchestrator.engine.progress import Reporter  # noqa: E402
-from lowloss.orchestrator.executors.base import Executor, Finished  # noqa: E402
+from lowloss.orchestrator.executors.base import Ending, ExecutorBase, Finished, Submission  # noqa: E402
+from lowloss.orchestrator.runtime import UnitTask  # noqa: E402
 from lowloss.orchestrator.spec import parse_spec  # noqa: E402
 from lowloss.orchestrator.store import Store, UnitWriter  # noqa: E402
 
@@ -53,39 +54,39 @@ every = 10
 """
 
 
-class CommitOnPoll(Executor):
+class CommitOnPoll(ExecutorBase):
     """Each poll 'finishes' up to ``per_poll`` submitted units by committing them as a worker would."""
 
     name = "bench"
 
     def __init__(self, store: Store, capacity: int = 64, per_poll: int = 64):
         self.store, self.capacity, self.per_poll = store, capacity, per_poll
-        self.queue: list[str] = []
+        self.queue: list[UnitTask] = []
         self.cpu = 0.0
 
-    def submit(self, batch):
-        self.queue.extend(s.uid for s in batch)
+    def submit(self, batch: list[Submission]) -> None:
+        self.queue.extend(s.task for s in batch)
 
-    def poll(self, timeout):
+    def poll(self, timeout: float) -> list[Finished]:
         t = time.process_time()
         out = []
-        for uid in self.queue[: self.per_poll]:
-            record = self.store.unit(uid, "noop")
-            writer = UnitWriter(self.store, record)
+        for task in self.queue[: self.per_poll]:
+            record = self.store.unit(task.uid, task.kind)
+            writer = UnitWriter(self.store.layout, record)
             writer.write_segment(0, {"rows": [{"i": record.params["i"]}]})
             writer.commit({"i": record.params["i"]})
-            out.append(Finished(uid, "exited"))
+            out.append(Finished(task.uid, Ending.EXITED))
         del self.queue[: self.per_poll]
         self.cpu += time.process_time() - t
         return out
 
-    def active(self):
-        return set(self.queue)
+    def active(self) -> set[str]:
+        return {task.uid for task in self.queue}
 
-    def cancel(self, uids=None):
+    def cancel(self, uids: list[str] | None = None) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         self.queue.clear()
 
 
@@ -103,7 +104,7 @@ def main() -> None:
     plan_s = time.perf_counter() - t
     print(
         f"plan of a {len(planner.units):,}-unit study (static stage; the dynamic one waits): {plan_s:.3f} s "
-        f"({len(doc['stages'][0]['units']):,} units in plan.json)"
+        f"({len(doc.stages[0].units):,} units in plan.json)"
     )
 
     print(

@@ -124,7 +124,7 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
     store = Store(root)
     rec = UnitRecord(_uid(i), "bench_path", 1, _params(i), {})
     store.write_unit(rec)
-    writer = UnitWriter(store, rec)
+    writer = UnitWriter(store.layout, rec)
     rng = np.random.default_rng(i)
     it = np.arange(iterations)
     bump = np.exp(-(((it - 12000.0) / 5000.0) ** 2))  # a path's loss rises on the way and settles near D
@@ -167,29 +167,20 @@ def write_unit(root: str, i: int, iterations: int, segment: int, layers: int) ->
 
 
 def build(root: Path, paths: int, iterations: int, segment: int, layers: int) -> float:
-    from lowloss.orchestrator.store import Store
+    from lowloss.orchestrator.store import PlannedStage, PlannedUnitEntry, PlanRecord, Store
 
     store = Store(root)
+    planned = store.plan().stages if store.exists() else ()
     if (
-        store.exists()
-        and len(store.plan()["stages"][0]["units"]) == paths
-        and all(store.is_committed(_uid(i), "bench_path") for i in range(paths))
+        planned
+        and len(planned[0].units) == paths
+        and all(store.read.is_committed(_uid(i), "bench_path") for i in range(paths))
     ):
         return 0.0
     t0 = time.perf_counter()
     store.init_study("bench-report", "# synthetic rows for bench/report.py\n")
-    store.write_plan(
-        {
-            "study": "bench-report",
-            "stages": [
-                {
-                    "name": "m2m",
-                    "kind": "bench_path",
-                    "units": [{"id": _uid(i), "label": f"pair={i}"} for i in range(paths)],
-                }
-            ],
-        }
-    )
+    units = tuple(PlannedUnitEntry(_uid(i), "bench_path", f"pair={i}") for i in range(paths))
+    store.write_plan(PlanRecord("bench-report", (PlannedStage("m2m", "bench_path", "bench_path", False, "", units),)))
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(
             pool.map(
@@ -202,16 +193,16 @@ def build(root: Path, paths: int, iterations: int, segment: int, layers: int) ->
 def read_rows_checked(root: Path, units, repeats: int) -> tuple[float, float, float]:
     """Reading every committed row of the units: size checked only, vs size and sha256 (what every reader does) with
     an empty per-process cache of hashed files, vs with every file already hashed (side by side, best of repeats)."""
-    from lowloss.orchestrator.store import store as store_mod
+    from lowloss.orchestrator.store import Store, digests
 
-    store = store_mod.Store(root)
+    store = Store(root)
 
     def read(verify: bool) -> None:
         for uid in units:
-            store.rows(uid, "path", kind="bench_path", verify=verify)
+            store.read.rows(uid, "bench_path", "path", verify=verify)
 
     def cold() -> None:
-        store_mod._VERIFIED.clear()
+        digests.forget_verified()  # every file hashed again, as in a fresh process
         read(True)
 
     t_size, _ = timed(lambda: read(False), repeats)

@@ -2,7 +2,8 @@
 # mypy over lowloss as Python resolves it. The installed package lowloss is assembled from five folders (pyproject's
 # package-dir: lowloss_root/ is lowloss, orchestrator/ is lowloss.orchestrator, ...), and the relative imports between
 # them (`from ...jobs import base`) only resolve in that shape, so mypy reads a tree of links that has it:
-# build/typecheck/lowloss/{__init__.py,orchestrator,jobs,workers,slurm}. Settings: [tool.mypy] in pyproject.toml.
+# build/typecheck/lowloss/{__init__.py,orchestrator,jobs,workers,slurm}. The benchmarks (bench/) are checked against
+# it too, so an API change cannot leave them behind. Settings: [tool.mypy] in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -12,4 +13,5 @@ mkdir -p "$TREE/lowloss"
 for file in lowloss_root/*.py; do ln -s "$ROOT/$file" "$TREE/lowloss/$(basename "$file")"; done
 for floor in orchestrator jobs workers slurm; do ln -s "$ROOT/$floor" "$TREE/lowloss/$floor"; done
 cd "$TREE"
-exec "${MYPY:-mypy}" --config-file "$ROOT/pyproject.toml" -p lowloss "$@"
+"${MYPY:-mypy}" --config-file "$ROOT/pyproject.toml" -p lowloss "$@"
+"${MYPY:-mypy}" --config-file "$ROOT/pyproject.toml" "$ROOT"/bench/*.py "$ROOT"/bench/plugins/*.py "$@"

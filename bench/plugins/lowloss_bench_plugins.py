@@ -66,10 +66,13 @@ class NoopChainStageKind(StageKind):
         index = len(view.units()) * table.every  # the next input unit to follow
         while index < len(inputs) and view.result(inputs[index].id) is not None:
             u = inputs[index]
-            drafts.append(UnitDraft("noop", NoopParams(i=-1 - u.params.i), {"after": u.id}, f"after={u.label}"))
+            drafts.append(
+                UnitDraft("noop", NoopParams(i=-1 - u.params_as(NoopParams).i), {"after": u.id}, f"after={u.label}")
+            )
             index += table.every
         return Plan(drafts, open=view.is_open(table.from_) or index < len(inputs))
 
 
-for kind in (NoopUnit(), NoopStageKind(), NoopChainStageKind()):
-    register_kind(kind)
+register_kind(NoopUnit())
+register_kind(NoopStageKind())
+register_kind(NoopChainStageKind())
