@@ -5,6 +5,8 @@
 # build/typecheck/lowloss/{__init__.py,orchestrator,jobs,workers,slurm}. The benchmarks (bench/) are checked against
 # it too, so an API change cannot leave them behind. Settings: [tool.mypy] in pyproject.toml.
 set -euo pipefail
+MYPY=${MYPY:-mypy}
+if [[ $MYPY == */* && $MYPY != /* ]]; then MYPY="$PWD/$MYPY"; fi  # a relative path, from where it was called
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TREE=build/typecheck
@@ -13,5 +15,5 @@ mkdir -p "$TREE/lowloss"
 for file in lowloss_root/*.py; do ln -s "$ROOT/$file" "$TREE/lowloss/$(basename "$file")"; done
 for floor in orchestrator jobs workers slurm; do ln -s "$ROOT/$floor" "$TREE/lowloss/$floor"; done
 cd "$TREE"
-"${MYPY:-mypy}" --config-file "$ROOT/pyproject.toml" -p lowloss "$@"
-"${MYPY:-mypy}" --config-file "$ROOT/pyproject.toml" "$ROOT"/bench/*.py "$ROOT"/bench/plugins/*.py "$@"
+"$MYPY" --config-file "$ROOT/pyproject.toml" -p lowloss "$@"
+"$MYPY" --config-file "$ROOT/pyproject.toml" "$ROOT"/bench/*.py "$ROOT"/bench/plugins/*.py "$@"
