@@ -28,6 +28,7 @@ LONGEST_FIRST = (
     "test_executor_slurm.py",
     "test_executor_ray.py",
     "test_llpf_parity.py",
+    "test_stored_bytes.py",
     "test_run_resume.py",
     "test_autoneb.py",
     "test_landscape_kinds.py",

@@ -33,3 +33,49 @@ def data_files(store: Path) -> dict[str, dict[str, str]]:
                 files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
         out[key] = files
     return out
+
+
+FIXTURE_PATH = Path(__file__).parent / "fixtures" / "recipe-bytes.json"
+
+
+def recorded_recipes() -> dict:
+    import json
+
+    return json.loads(FIXTURE_PATH.read_text())
+
+
+def same_numerics() -> bool:
+    """Whether this torch and processor are the ones the fixture was recorded with (else only ids compare)."""
+    import platform
+
+    import torch
+
+    recorded = recorded_recipes()["recorded_with"]
+    return (recorded["torch"], recorded["machine"]) == (torch.__version__, platform.machine())
+
+
+def assert_recorded_bytes(recipe: str, store: Path) -> None:
+    """The store of an uninterrupted run of ``recipe`` holds the recorded units (kinds and ids) and, under the
+    recorded torch and processor, the recorded sha256 of every data file; elsewhere the test is skipped after the
+    ids, saying why."""
+    import platform
+
+    import pytest
+    import torch
+
+    fixture = recorded_recipes()
+    found, expected = data_files(store), fixture["recipes"][recipe]
+    assert sorted(found) == sorted(expected), f"{recipe}: other units than recorded"
+    if not same_numerics():
+        recorded = fixture["recorded_with"]
+        pytest.skip(
+            f"unit ids equal; bytes recorded with torch {recorded['torch']} on {recorded['machine']}, "
+            f"not comparable on torch {torch.__version__} on {platform.machine()}"
+        )
+    differ = {
+        f"{unit}/{name}"
+        for unit in expected
+        for name in set(expected[unit]) | set(found[unit])
+        if expected[unit].get(name) != found[unit].get(name)
+    }
+    assert not differ, f"{recipe}: {len(differ)} data file(s) differ from the recorded bytes: {sorted(differ)[:10]}"

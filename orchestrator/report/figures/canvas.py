@@ -58,6 +58,15 @@ def save(fig: Any, base: Path, formats: Sequence[str]) -> list[Path]:
     return paths
 
 
+def fitted_title(fig: Any, text: str, fontsize: float, bold: bool = False) -> str:
+    """``text`` broken into lines that fit the figure's width: a long title is wrapped, never cut at the edges."""
+    import textwrap
+
+    per_char = fontsize / 72 * (0.62 if bold else 0.55)  # inches: a generous average glyph width of the sans font
+    chars = max(20, int(fig.get_size_inches()[0] * 0.95 / per_char))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
 def size_px(fig: Any) -> tuple[int, int]:
     w, h = fig.get_size_inches()
     return round(w * DPI), round(h * DPI)

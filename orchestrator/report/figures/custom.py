@@ -7,7 +7,7 @@ from typing import Sequence
 
 from ....jobs.base import Figure
 from ..api import StageView, StudyView
-from .canvas import DPI, FORMATS, LINE_SIZE, FigureFile, plt, save, size_px
+from .canvas import DPI, FORMATS, LINE_SIZE, FigureFile, fitted_title, plt, save, size_px
 
 
 def draw_custom(
@@ -23,7 +23,8 @@ def draw_custom(
     fig = plt().figure(figsize=LINE_SIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     spec.draw(ax, data)
-    fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})", fontsize=11, fontweight="bold")
+    title = fitted_title(fig, f"{spec.title} — stage {view.name} ({view.kind})", 11, bold=True)
+    fig.suptitle(title, fontsize=11, fontweight="bold")
     if spec.xlabel:
         ax.set_xlabel(spec.xlabel)
     if spec.ylabel:

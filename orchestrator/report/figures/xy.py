@@ -41,6 +41,7 @@ from .canvas import (
     MAX_LEGEND,
     PANEL,
     FigureFile,
+    fitted_title,
     log_ticks,
     plt,
     safe,
@@ -412,7 +413,8 @@ def _curves_figure(
         ax.set_xscale("log")
     ax.set_xlabel(spec.xlabel or spec.x)
     ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(f"{spec.title} — stage {view.name} ({view.kind})", fontsize=11, fontweight="bold")
+    title = fitted_title(fig, f"{spec.title} — stage {view.name} ({view.kind})", 11, bold=True)
+    fig.suptitle(title, fontsize=11, fontweight="bold")
     group = f"; {group_name(by, groups[0])}" if by and len(groups) == 1 and groups[0] else ""
     width = int((size[0] - (2.0 if size == LEGEND_SIZE else 0.0)) * 14)  # characters that fit above the axes
     noun = "paths" if spec.chain else "units"

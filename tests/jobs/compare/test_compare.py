@@ -19,7 +19,9 @@ def _units(store: Path, kind: str) -> list[Path]:
 def _rows(store: Path, unit: Path, table: str) -> list[dict]:
     from lowloss.orchestrator.store import Store
 
-    return Store(store).rows(unit.name[5:], table).to_pylist()
+    rows = Store(store).read.rows(unit.name[5:], unit.parent.name[5:], table)  # units/kind=<kind>/unit=<id>
+    assert rows is not None, f"{unit}: no rows of {table}"
+    return rows.to_pylist()
 
 
 def test_spec_errors_name_the_from_field(write_spec, capsys):

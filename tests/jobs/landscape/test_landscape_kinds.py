@@ -167,7 +167,14 @@ def _tensors(store: Path, unit: dict, output: str) -> dict:
     """A committed tensor set of a unit (``final``, ``directions``), read through the store (digest checked)."""
     from lowloss.orchestrator.store import Store
 
-    return Store(store).tensors(unit["unit"]["id"], output)
+    return Store(store).read.tensors(unit["unit"]["id"], unit["unit"]["kind"], output)
+
+
+def _committed_rows(store, uid: str, kind: str, table: str):
+    """A unit's committed rows of one table (a pyarrow Table), read through the store (digests checked)."""
+    rows = store.read.rows(uid, kind, table)
+    assert rows is not None, f"unit {uid} has no rows of {table}"
+    return rows
 
 
 def _units(store: Path, kind: str) -> list[dict]:
@@ -553,7 +560,7 @@ def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spe
     assert all(torch.equal(mid[n], expect[n]) for n in expect)
     spe = BatchStream(load_dataset("digits"), 64, 0).steps_per_epoch
     ckpt = _tensors(store, centres["checkpoint"], "final")
-    stored = st.point(modes[0]["unit"]["id"], 2 * spe)
+    stored = st.read.point(modes[0]["unit"]["id"], "train", 2 * spe)
     assert all(torch.equal(ckpt[n], stored[n]) for n in stored) and not torch.equal(
         ckpt["fc1.weight"], theta[0]["fc1.weight"]
     )
@@ -564,7 +571,7 @@ def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spe
     assert len(scans) == 3  # the centres have no directions here: only their own states are checked
     # the w-basin towards mode 1: its barrier on λ ∈ [0, 1] is the interpolate stage's for the pair
     w = scans["seed=0 dir=0 λ∈[-1,2]"]
-    rows = st.rows(w["unit"]["id"], "curve", kind="scan").to_pylist()
+    rows = _committed_rows(st, w["unit"]["id"], "scan", "curve").to_pylist()
     inner = rows[10:21]  # λ = 0, 0.1, …, 1
     height, _ = barrier([r["train_loss"] for r in inner], [r["lambda"] for r in inner])
     (lmc,) = _units(store, "interpolate")
@@ -576,7 +583,7 @@ def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spe
     la0 = {k[len("LA0.") :]: v for k, v in vectors.items() if k.startswith("LA0.")}
     e = scans["seed=0 dir=1 λ∈[-1,1]"]
     model = build_model("mlp", 10, 1, 8)
-    last = st.rows(e["unit"]["id"], "curve", kind="scan").to_pylist()[-1]
+    last = _committed_rows(st, e["unit"]["id"], "scan", "curve").to_pylist()[-1]
     again = PointEvaluator(model, theta[0], [la0], load_dataset("digits")).evaluate([last["lambda"]])
     assert again["train_loss"] == pytest.approx(last["train_loss"], rel=1e-6)
     # the mined direction: committed as a direction, compared with the eigenvectors (Fig. 9), scanned
@@ -584,13 +591,13 @@ def test_centres_mined_and_eigenvector_directions_end_to_end(tmp_path, write_spe
     assert mined["result"]["algorithm"] == "w_peak" and set(mined["result"]["abs_cos"]) == {"LA0", "LA1"}
     assert all(0 <= c <= 1 for c in mined["result"]["abs_cos"].values())
     assert (
-        len(st.rows(mined["unit"]["id"], "mining", kind="mining"))
+        len(_committed_rows(st, mined["unit"]["id"], "mining", "mining"))
         == 2 * BatchStream(load_dataset("digits"), 128, 0).steps_per_epoch
     )
     assert "seed=0 dir=2 λ∈[-1,1]" in scans
     # Fig. 5's angles are the angles between the direction kind's Gaussian draws
     (angles,) = _units(store, "angles")
-    table = st.rows(angles["unit"]["id"], "angles", kind="angles").to_pylist()
+    table = _committed_rows(st, angles["unit"]["id"], "angles", "angles").to_pylist()
     assert len(table) == 190
     names = [n for n, p in model.named_parameters()]
     d0, d1 = (gaussian_direction(theta[0], names, 1000 + i) for i in (0, 1))

@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import digests, run_cli, spec_text, start_cli
 from safetensors.torch import load_file
+from store_bytes import assert_recorded_bytes
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,6 +40,12 @@ def digits_llpf(tmp_path_factory):
     proc = run_cli("run", "llpf-digits", "--store", store, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return store, proc.stdout
+
+
+@pytest.mark.slow
+def test_the_llpf_digits_recipe_stores_the_recorded_bytes(digits_llpf):
+    """tests/test_stored_bytes.py: the store of the recipe, run whole above, holds the recorded bytes."""
+    assert_recorded_bytes("llpf-digits", digits_llpf[0])
 
 
 @pytest.mark.slow
@@ -85,7 +92,9 @@ def test_m2o_records_test_accuracy_along_the_path(digits_llpf):
     (m2o,) = _results(store, "m2o")
     from lowloss.orchestrator.store import Store
 
-    rows = Store(store).rows(m2o["dir"].name[5:], "path").to_pylist()
+    table = Store(store).read.rows(m2o["dir"].name[5:], m2o["dir"].parent.name[5:], "path")
+    assert table is not None
+    rows = table.to_pylist()
     evals = [r for r in rows if r["test_acc"] is not None]
     assert len(evals) >= 6 and evals[0]["iteration"] == 0 and evals[-1]["iteration"] == 60
     assert m2o["final_norm_ratio"] < 0.9  # it really moved toward the origin

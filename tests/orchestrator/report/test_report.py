@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli, spec_text, start_cli
+from store_bytes import assert_recorded_bytes
 
 # ---------------------------------------------------------------------- raw readers (independent of the report code)
 
@@ -104,6 +105,12 @@ def default_store(tmp_path_factory):
     store = tmp_path_factory.mktemp("default") / "store"
     proc = run_cli("run", "--store", store, check=True)
     return store, proc.stdout
+
+
+@pytest.mark.slow
+def test_the_default_recipe_stores_the_recorded_bytes(default_store):
+    """tests/test_stored_bytes.py: the store of the embedded default study, run above, holds the recorded bytes."""
+    assert_recorded_bytes("digits-default", default_store[0])
 
 
 @pytest.fixture(scope="module")
@@ -722,7 +729,7 @@ def test_plotted_data_of_every_series_equals_the_raw_rows(toy_store, default_sto
     assert checked > 500
 
     # many curves: bands. Interpolation lines: median and quantile bands of the raw curves, and the barrier histogram
-    monkeypatch.setattr(figures, "FEW_CURVES", 2)
+    monkeypatch.setattr(figures.xy, "FEW_CURVES", 2)
     store, _ = default_store
     study = open_study(store)
     spec = next(f for f in jobs.get_kind("interpolate").figures if f.name == "loss")

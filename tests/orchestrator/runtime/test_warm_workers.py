@@ -129,9 +129,11 @@ def test_recipe_digests_are_the_same_with_warm_workers_and_fresh_processes(recip
     assert "kept in memory from an earlier unit" in logs
 
 
-def _planned_store(tmp_path: Path, name: str, text: str, data_root: str | None) -> tuple[Path, list[str]]:
-    """A store with its units written, as the coordinator writes them before it submits them."""
+def _planned_store(tmp_path: Path, name: str, text: str, data_root: str | None) -> tuple[Path, list[dict]]:
+    """A store with its units written, as the coordinator writes them before it submits them; the units' tasks (what
+    an executor hands a worker: id, kind, the inputs' kinds)."""
     from lowloss.orchestrator.engine.graph import plan_study
+    from lowloss.orchestrator.runtime import UnitTask
     from lowloss.orchestrator.spec import parse_spec
     from lowloss.orchestrator.store import RunSettings, Store
 
@@ -142,7 +144,7 @@ def _planned_store(tmp_path: Path, name: str, text: str, data_root: str | None) 
     units = list(plan_study(study).units.values())
     for unit in units:
         store.write_unit(unit.record)
-    return store.root, [u.id for u in units]
+    return store.root, [UnitTask(u.id, u.kind).to_json() for u in units]
 
 
 @pytest.mark.slow
@@ -173,12 +175,12 @@ def test_one_worker_running_units_of_two_datasets_writes_the_fresh_digests(tmp_p
     os.close(write_fd)
     answers = os.fdopen(read_fd)
     try:
-        for store, uid in ((a, a_units[0]), (b, b_units[0]), (a, a_units[1])):
+        for store, task in ((a, a_units[0]), (b, b_units[0]), (a, a_units[1])):
             assert worker.stdin is not None
-            worker.stdin.write(json.dumps({"store": str(store), "uid": uid, "cpus": 1}) + "\n")
+            worker.stdin.write(json.dumps({"store": str(store), "task": task, "cpus": 1}) + "\n")
             worker.stdin.flush()
             answer = json.loads(answers.readline())
-            assert answer["uid"] == uid and answer["state"] == "done", answer
+            assert answer["uid"] == task["uid"] and answer["state"] == "done", answer
         worker.stdin.close()
         assert worker.wait(60) == 0
     finally:
@@ -186,7 +188,7 @@ def test_one_worker_running_units_of_two_datasets_writes_the_fresh_digests(tmp_p
     assert digests(a) == refs["two-a"] and digests(b) == refs["two-b"]
     pids = {r["pid"] for r in _attempts(a) + _attempts(b)}
     assert pids == {worker.pid}
-    last = next(r for r in _attempts(a) if r["unit"] == f"unit={a_units[1]}")
+    last = next(r for r in _attempts(a) if r["unit"] == f"unit={a_units[1]['uid']}")
     assert "dataset digits: kept in memory from an earlier unit" in Path(last["log"]).read_text()
 
 
