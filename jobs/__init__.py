@@ -14,6 +14,7 @@ if __name__ != "lowloss.jobs":  # a checkout's folder imported bare: its relativ
     raise ImportError(f"import lowloss.jobs, not {__name__} (install lowloss: pip install .)")
 
 from .base import (  # noqa: E402
+    PLANS_LATER,
     DataParams,
     ExpansionTooLarge,
     Figure,
@@ -26,6 +27,7 @@ from .base import (  # noqa: E402
     Ref,
     Resources,
     SimpleStage,
+    StageCount,
     StageInfo,
     StageKind,
     StageParams,
@@ -39,6 +41,7 @@ from .base import (  # noqa: E402
 )
 from .catalog import (  # noqa: E402
     dataset_names,
+    embedded_dataset_names,
     input_shape,
     model_input_problem,
     model_names,
@@ -92,6 +95,7 @@ def stage_produces(stage_kind: StageKind) -> set[str]:
 
 
 __all__ = [
+    "PLANS_LATER",
     "DataParams",
     "DuplicateKind",
     "ExpansionTooLarge",
@@ -106,6 +110,7 @@ __all__ = [
     "Ref",
     "Resources",
     "SimpleStage",
+    "StageCount",
     "StageInfo",
     "StageKind",
     "StageParams",
@@ -118,6 +123,7 @@ __all__ = [
     "UnknownKind",
     "Verdict",
     "dataset_names",
+    "embedded_dataset_names",
     "get_kind",
     "get_stage_kind",
     "input_shape",

@@ -25,6 +25,13 @@ def dataset_names() -> tuple[str, ...]:
     return DATASETS
 
 
+def embedded_dataset_names() -> tuple[str, ...]:
+    """The datasets shipped inside lowloss (no data root)."""
+    from ..workers.data import EMBEDDED_DATASETS
+
+    return tuple(EMBEDDED_DATASETS)
+
+
 def input_shape(data: DataParams) -> tuple[int, int, int]:
     """(channels, image size, classes) of a dataset's inputs."""
     from ..workers.data import DATASET_SHAPES

@@ -18,7 +18,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..base import ModeParams, Plan, PlannedUnit, PlanView, StageInfo, StageKind, StudyContext, UnitDraft
+from ..base import (
+    PLANS_LATER,
+    ModeParams,
+    Plan,
+    PlannedUnit,
+    PlanView,
+    StageCount,
+    StageInfo,
+    StageKind,
+    StudyContext,
+    UnitDraft,
+)
 from ..common.modes import seed_of, seeds_of
 from ..common.pairs import check_pairs, static_pairs
 from .params import EXPLORE_HELP, AutoNEBEdgeParams, AutoNEBStage, EdgeSettings, max_pivots
@@ -108,6 +119,10 @@ class AutoNEBStageKind(StageKind):
             f"{max_pivots(cycles)} pivots; insert threshold {table.insert_threshold}, BatchNorm at dense points: "
             f"{table.bn}",
         ]
+
+    def count(self, table: AutoNEBStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount:
+        """The exploration plans its first round once the modes are committed: nothing up front."""
+        return PLANS_LATER
 
     def plan(self, table: AutoNEBStage, study: StudyContext, view: PlanView) -> Plan:
         if view.is_open(table.from_) or not view.decided(table.from_):

@@ -6,12 +6,24 @@ from .context import UnitContext, point_key, split_point_key
 from .declarations import Figure, Metric, Verdict
 from .kinds import Resources, SimpleStage, StageInfo, StageKind, UnitKind
 from .params import StageParams, UnitParams
-from .planning import ExpansionTooLarge, Plan, PlannedUnit, PlanView, Ref, UnitDraft
+from .planning import (
+    PLANS_LATER,
+    ExpansionTooLarge,
+    Plan,
+    PlannedUnit,
+    PlanView,
+    Ref,
+    StageCount,
+    UnitDraft,
+    canonical_without,
+    count_key,
+)
 from .strict import SILENT_CONVERSION, StrictScalars
 from .study import DataParams, ModelParams, ModeParams, StudyContext, TrainRecipe
 
 __all__ = [
     "SILENT_CONVERSION",
+    "PLANS_LATER",
     "DataParams",
     "ExpansionTooLarge",
     "Figure",
@@ -24,6 +36,7 @@ __all__ = [
     "Ref",
     "Resources",
     "SimpleStage",
+    "StageCount",
     "StageInfo",
     "StageKind",
     "StageParams",
@@ -35,6 +48,8 @@ __all__ = [
     "UnitKind",
     "UnitParams",
     "Verdict",
+    "canonical_without",
+    "count_key",
     "point_key",
     "split_point_key",
 ]

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from .context import UnitContext
 from .declarations import Figure, Metric, Verdict
 from .params import StageParams, UnitParams
-from .planning import Plan, PlanView, UnitDraft
+from .planning import Plan, PlanView, StageCount, UnitDraft
 from .study import StudyContext
 
 
@@ -94,6 +94,13 @@ class StageKind:
 
     def plan(self, table: Any, study: StudyContext, view: PlanView) -> Plan:
         raise NotImplementedError
+
+    def count(self, table: Any, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount | None:
+        """What ``plan`` makes before any result is known, counted from the table without making it (arithmetic: the
+        refusal of a study past ``run.max_units`` runs before anything is planned). ``inputs``: the counts of the
+        stages it reads, each closed. Raises ``ExpansionTooLarge`` where ``plan`` would. None: the kind cannot say (it
+        then counts as planning nothing up front, and so do the stages reading it)."""
+        return None
 
     def describe(self, table: Any, study: StudyContext) -> list[str]:
         """Extra lines for `lowloss plan` (e.g. which tensors a phase moves)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, Union
+from typing import Any, Callable, Protocol, TypeVar, Union
 
 from .params import UnitParams
 
@@ -88,3 +90,47 @@ class ExpansionTooLarge(ValueError):
     def __init__(self, what: str, count: int, limit: int):
         self.what, self.count, self.limit = what, count, limit
         super().__init__(f"{what} would be {count:,} units, more than the limit of {limit:,}")
+
+
+@dataclass(frozen=True)
+class StageCount:
+    """What a stage plans before any result is known, counted from the spec without planning it (``StageKind.count``):
+    how a study too large to expand is refused in a fraction of a second, before a unit is made.
+
+    ``parts``: the units, as (key, count) parts whose units share a key (``count_key``): the unit kind and what every
+    unit of the part holds in its params and inputs, so that parts with different keys never hold the same unit. The
+    same work planned twice (by two stages, or by two combinations of a sweep) is one unit: parts of one key count once,
+    the largest. A count may fall short of what the plan makes, never exceed it: a study within ``run.max_units`` is
+    never refused on it.
+    ``open``: the stage waits for results (the stages reading it plan nothing up front either).
+    ``seeds``: for a stage of modes (one unit per seed), their seeds, which the stages pairing them count from.
+    ``has_pair``: for a stage of pair units, whether it makes the (ordered) pair of seeds."""
+
+    parts: tuple[tuple[str, int], ...] = ()
+    open: bool = False
+    seeds: tuple[int, ...] | None = None
+    has_pair: Callable[[tuple[int, int]], bool] | None = None
+
+    @property
+    def units(self) -> int:
+        return sum(n for _, n in self.parts)
+
+    @property
+    def key(self) -> str:
+        """The key of its units, for a stage of one part (a stage of modes): what the stages reading it key on."""
+        (key,) = {key for key, _ in self.parts}
+        return key
+
+
+PLANS_LATER = StageCount(open=True)  # a stage that plans nothing before results arrive
+
+
+def count_key(*shared: Any) -> str:
+    """The key of a ``StageCount`` part, from what every unit of it shares (JSON values: the unit kind, params as
+    ``canonical()`` gives them without the fields that vary from unit to unit, the keys of the units it reads)."""
+    return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def canonical_without(params: UnitParams, *fields: str) -> dict:
+    """A unit's canonical params without the fields that vary from unit to unit of a part (its seed, its pair)."""
+    return {k: v for k, v in params.canonical().items() if k not in fields}

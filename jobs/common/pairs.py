@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Literal, Union
+from functools import partial
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..base import ExpansionTooLarge, PlannedUnit, PlanView
+from ..base import PLANS_LATER, ExpansionTooLarge, PlannedUnit, PlanView, StageCount, count_key
 from .modes import by_seed, seed_of
 
 
@@ -83,6 +84,8 @@ def check_pairs(strategy: PairStrategy, seeds: list[int]) -> str | None:
         if strategy.random > n:
             return f"asks for {strategy.random} random pairs but {len(seeds)} seeds make only {n}"
     if isinstance(strategy, list):
+        if not strategy:
+            return "an empty list makes no pairs"
         known = set(seeds)
         for a, b in strategy:
             if a == b:
@@ -100,6 +103,35 @@ def check_pair_count(strategy: PairStrategy, n_modes: int, per_pair: int, limit:
     count = pair_count(strategy, n_modes) * per_pair
     if count > limit:
         raise ExpansionTooLarge(what, count, limit)
+
+
+def count_pairs(
+    strategy: PairStrategy, modes: StageCount, per_pair: int, limit: int, what: str, *shared: Any
+) -> StageCount | None:
+    """A pair stage's count (``StageKind.count``): ``per_pair`` units per pair of the modes ``modes`` counts, refused as
+    ``check_pair_count`` refuses; a planner strategy (``to_best``) plans nothing up front. ``shared``: what every unit
+    of the stage holds (its kind, its params without the pair), keyed with the modes' key."""
+    if modes.seeds is None:
+        return None  # not a stage of modes by seed: nothing known up front
+    check_pair_count(strategy, len(modes.seeds), per_pair, limit, what)
+    if is_dynamic(strategy):
+        return PLANS_LATER
+    pairs = len(set(map(tuple, strategy))) if isinstance(strategy, list) else pair_count(strategy, len(modes.seeds))
+    key = count_key(*shared, modes.key)
+    return StageCount(((key, pairs * per_pair),), has_pair=partial(makes_pair, strategy, modes.seeds))
+
+
+def makes_pair(strategy: PairStrategy, seeds: tuple[int, ...], pair: tuple[int, int]) -> bool:
+    """Whether a static strategy pairs these two seeds, in this order (without making the other pairs)."""
+    a, b = pair
+    if isinstance(strategy, list):
+        return (a, b) in {tuple(p) for p in strategy}
+    if isinstance(strategy, RandomPairs):
+        return (a, b) in static_pairs(strategy, list(seeds))
+    if strategy not in ("consecutive", "all") or a not in seeds or b not in seeds:
+        return False
+    i, j = seeds.index(a), seeds.index(b)
+    return j == i + 1 if strategy == "consecutive" else i < j
 
 
 def mode_pairs(strategy: PairStrategy, source: str, view: PlanView) -> list[tuple[PlannedUnit, PlannedUnit]] | None:

@@ -14,7 +14,18 @@ from __future__ import annotations
 from typing import Any, Union
 
 from ..autoneb.params import AutoNEBEdgeParams
-from ..base import Plan, PlannedUnit, PlanView, Ref, StageInfo, StageKind, StudyContext, UnitDraft
+from ..base import (
+    PLANS_LATER,
+    Plan,
+    PlannedUnit,
+    PlanView,
+    Ref,
+    StageCount,
+    StageInfo,
+    StageKind,
+    StudyContext,
+    UnitDraft,
+)
 from ..interpolate.params import InterpolateParams
 from ..llpf.params import M2MPhaseParams
 from .params import METHOD_OF_STAGE, METHODS, CompareStage, PathEvalParams
@@ -88,6 +99,10 @@ class CompareStageKind(StageKind):
             f"sets, eval mode, BatchNorm {table.bn}; {table.line_points} points on a straight line, "
             f"{table.points_between} between AutoNEB pivots, {table.llpf_points_between} between stored LLPF points"
         ]
+
+    def count(self, table: CompareStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount:
+        """The paths are compared once their stages are decided: nothing up front."""
+        return PLANS_LATER
 
     def plan(self, table: CompareStage, study: StudyContext, view: PlanView) -> Plan:
         sources = self.inputs_of(table)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Plan, PlanView, StageInfo, StageKind, StudyContext, UnitDraft
+from ..base import (
+    Plan,
+    PlanView,
+    StageCount,
+    StageInfo,
+    StageKind,
+    StudyContext,
+    UnitDraft,
+    canonical_without,
+)
 from ..common.modes import seed_of, seeds_of
-from ..common.pairs import STRATEGY_HELP, check_pair_count, check_pairs, is_dynamic, mode_pairs
+from ..common.pairs import STRATEGY_HELP, check_pair_count, check_pairs, count_pairs, is_dynamic, mode_pairs
 from .params import InterpolateParams, InterpolateStage
 
 
@@ -29,6 +38,11 @@ class InterpolateStageKind(StageKind):
             + ("planned when all modes are done (to_best)" if is_dynamic(table.pairs) else str(table.pairs))
         ]
 
+    def count(self, table: InterpolateStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount | None:
+        shared = canonical_without(_params(table, (0, 0)), "pair")
+        what = f"pairs = {table.pairs!r}"
+        return count_pairs(table.pairs, inputs[table.from_], 1, study.max_units, what, "interpolate", shared)
+
     def plan(self, table: InterpolateStage, study: StudyContext, view: PlanView) -> Plan:
         if view.is_open(table.from_):
             return Plan([], open=True, note=f"waiting for stage {table.from_}")
@@ -41,15 +55,19 @@ class InterpolateStageKind(StageKind):
             [
                 UnitDraft(
                     "interpolate",
-                    InterpolateParams(
-                        pair=(seed_of(a), seed_of(b)),
-                        points=table.points,
-                        reestimate_bn=table.reestimate_bn,
-                        vectorize=table.vectorize if (table.vectorize or 1) > 1 else None,
-                    ),
+                    _params(table, (seed_of(a), seed_of(b))),
                     {"a": a.id, "b": b.id},
                     f"pair={seed_of(a)}-{seed_of(b)}",
                 )
                 for a, b in pairs
             ]
         )
+
+
+def _params(table: InterpolateStage, pair: tuple[int, int]) -> InterpolateParams:
+    return InterpolateParams(
+        pair=pair,
+        points=table.points,
+        reestimate_bn=table.reestimate_bn,
+        vectorize=table.vectorize if (table.vectorize or 1) > 1 else None,
+    )

@@ -19,6 +19,7 @@ from ..base import (
     PlannedUnit,
     PlanView,
     Ref,
+    StageCount,
     StageInfo,
     StageKind,
     StudyContext,
@@ -28,9 +29,9 @@ from ..common.modes import by_seed, seed_of, seeds_of
 from ..llpf.params import M2MPhaseParams
 from .angles import AnglesParams
 from .centres import CentreParams
+from .counting import count_landscape, mining_params
 from .directions import DirectionParams
 from .hessian import HessianParams
-from .mining import MiningParams
 from .scans import ScanParams
 from .settings import (
     MINING_ALGORITHMS,
@@ -200,18 +201,7 @@ class LandscapePlan:
         return sources
 
     def mining(self, centre: Centre, n: int, spec: DirectionSpec, hess: UnitDraft | None) -> UnitDraft:
-        vvv = spec.kind == "vvv_basin"
-        params = MiningParams(
-            algorithm=spec.kind,  # type: ignore[arg-type]
-            seed=spec.seed,
-            epochs=spec.epochs,
-            lr=spec.lr,
-            batch_size=spec.batch_size,
-            gamma=spec.gamma if vvv else None,
-            alpha=spec.alpha if vvv else None,
-            phi_init=spec.phi_init if vvv else None,
-            eigenvectors=hess is not None,
-        )
+        params = mining_params(spec, hess is not None)
         inputs: dict[str, Input] = {"centre": centre.input}
         if hess is not None:
             inputs["eigen"] = Ref(hess, "directions")
@@ -363,6 +353,9 @@ class LandscapeStageKind(StageKind):
         if table.angles is not None:
             lines.append(f"angles between {table.angles.count} Gaussian directions at the first centre (Fig. 5)")
         return lines
+
+    def count(self, table: LandscapeStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount | None:
+        return count_landscape(table, study, inputs)
 
     def plan(self, table: LandscapeStage, study: StudyContext, view: PlanView) -> Plan:
         waiting = [s for s in self.inputs_of(table) if view.is_open(s)]

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base import Plan, PlanView, StageInfo, StageKind, StudyContext, UnitDraft
+from ..base import (
+    Plan,
+    PlanView,
+    StageCount,
+    StageInfo,
+    StageKind,
+    StudyContext,
+    UnitDraft,
+    canonical_without,
+    count_key,
+)
 from ..catalog import input_shape
 from ..common.modes import seed_of, seeds_of
-from ..common.pairs import STRATEGY_HELP, check_pair_count, check_pairs, mode_pairs
+from ..common.pairs import STRATEGY_HELP, check_pair_count, check_pairs, count_pairs, mode_pairs
 from .params import (
     M2MPhaseParams,
     M2MSettings,
@@ -95,6 +105,13 @@ class M2MStageKind(StageKind):
             )
         return lines
 
+    def count(self, table: M2MStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount | None:
+        """A chain of phases per pair; chains whose first phases differ share no unit."""
+        (first, *_) = _phase_params(table, phase_patterns(table.phases), (0, 0))
+        what = f"pairs = {table.pairs!r} × {len(table.phases)} phases"
+        shared = canonical_without(first, "pair")
+        return count_pairs(table.pairs, inputs[table.from_], len(table.phases), study.max_units, what, "m2m", shared)
+
     def plan(self, table: M2MStage, study: StudyContext, view: PlanView) -> Plan:
         if view.is_open(table.from_):
             return Plan([], open=True, note=f"waiting for stage {table.from_}")
@@ -105,20 +122,10 @@ class M2MStageKind(StageKind):
         if pairs is None:
             return Plan([], open=True, note=f"to_best: waiting for the {len(modes)} modes")
         patterns = phase_patterns(table.phases)
-        common = {name: getattr(table, name) for name in M2MSettings.model_fields}
         drafts = []
         for a, b in pairs:
             previous: str | UnitDraft = a.id
-            for k, phase in enumerate(table.phases):
-                moves = {name: getattr(phase, name) for name in (*TrainRule.model_fields, *PhaseMoves.model_fields)}
-                params = M2MPhaseParams(
-                    **{**common, "group_weight_bias": phase_grouping(table, phase)},
-                    **moves,
-                    pair=(seed_of(a), seed_of(b)),
-                    phase=k + 1,
-                    phases=len(table.phases),
-                    patterns=patterns[k],
-                )
+            for k, params in enumerate(_phase_params(table, patterns, (seed_of(a), seed_of(b)))):
                 # phase k+1 starts where phase k ends: an input may name a draft of this plan call
                 label = f"pair={seed_of(a)}-{seed_of(b)} phase={k + 1}"
                 draft = UnitDraft("m2m_phase", params, {"p0": a.id, "dest": b.id, "start": previous}, label)
@@ -144,6 +151,16 @@ class M2OStageKind(StageKind):
                 return [("seeds", table.seeds, f"seeds of stage {table.from_!r}: {sorted(known)}; {bad} are not")]
         return []
 
+    def count(self, table: M2OStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount | None:
+        """One path per chosen mode."""
+        modes = inputs[table.from_]
+        if modes.seeds is None:
+            return None
+        chosen = len(modes.seeds) if table.seeds is None else len(set(table.seeds) & set(modes.seeds))
+        common = {name: getattr(table, name) for name in M2OSettings.model_fields}
+        shared = canonical_without(M2OParams(**common, seed=0), "seed")
+        return StageCount(((count_key("m2o", shared, modes.key), chosen),))
+
     def plan(self, table: M2OStage, study: StudyContext, view: PlanView) -> Plan:
         if view.is_open(table.from_):
             return Plan([], open=True, note=f"waiting for stage {table.from_}")
@@ -155,3 +172,21 @@ class M2OStageKind(StageKind):
                 inputs = {"p0": mode.id, "start": mode.id}
                 drafts.append(UnitDraft("m2o", M2OParams(**common, seed=seed), dict(inputs), f"seed={seed}"))
         return Plan(drafts)
+
+
+def _phase_params(table: M2MStage, patterns: list[list[str]], pair: tuple[int, int]) -> list[M2MPhaseParams]:
+    """The params of a pair's phases, in order."""
+    common = {name: getattr(table, name) for name in M2MSettings.model_fields}
+    chain = []
+    for k, phase in enumerate(table.phases):
+        moves = {name: getattr(phase, name) for name in (*TrainRule.model_fields, *PhaseMoves.model_fields)}
+        params = M2MPhaseParams(
+            **{**common, "group_weight_bias": phase_grouping(table, phase)},
+            **moves,
+            pair=pair,
+            phase=k + 1,
+            phases=len(table.phases),
+            patterns=patterns[k],
+        )
+        chain.append(params)
+    return chain

@@ -14,12 +14,14 @@ from ..base import (
     PlanView,
     Resources,
     SimpleStage,
+    StageCount,
     StageInfo,
     StageParams,
     StudyContext,
     UnitContext,
     UnitDraft,
     UnitKind,
+    count_key,
 )
 from ..common.running import build_for, load_data, mode_data_problem
 
@@ -91,22 +93,18 @@ class PretrainedStageKind(SimpleStage):
             return [("kind", "pretrained", why)]
         return []
 
+    def count(self, table: PretrainedStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount:
+        return StageCount(((count_key("pretrained", self._params(table, study).canonical()), 1),), seeds=(0,))
+
     def drafts(self, table: PretrainedStage, study: StudyContext, view: PlanView) -> list[UnitDraft]:
         # one mode, seed 0: the weights are fixed, there is nothing to repeat
-        return [
-            UnitDraft(
-                "pretrained",
-                PretrainedParams(
-                    seed=0,
-                    model=study.model,
-                    data=study.data,
-                    weights=table.weights,
-                    evaluate=table.evaluate,
-                ),
-                {},
-                f"weights={table.weights}",
-            )
-        ]
+        return [UnitDraft("pretrained", self._params(table, study), {}, f"weights={table.weights}")]
+
+    @staticmethod
+    def _params(table: PretrainedStage, study: StudyContext) -> PretrainedParams:
+        return PretrainedParams(
+            seed=0, model=study.model, data=study.data, weights=table.weights, evaluate=table.evaluate
+        )
 
     def check_data(self, study: StudyContext, data_root: str | None) -> str | None:
         return mode_data_problem(study.data, data_root)

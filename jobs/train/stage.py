@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from ..base import PlanView, Ref, SimpleStage, StageInfo, StudyContext, UnitDraft
+from ..base import (
+    PlanView,
+    Ref,
+    SimpleStage,
+    StageCount,
+    StageInfo,
+    StudyContext,
+    UnitDraft,
+    canonical_without,
+    count_key,
+)
 from ..common.running import mode_data_problem
 from .params import MEMBER_OUTPUT, TrainParams, TrainStage
 
@@ -21,7 +32,7 @@ class TrainStageKind(SimpleStage):
         if seeds is not None and any(s < 0 for s in seeds):
             return [("seeds", seeds, f"seeds are integers ≥ 0 ({min(seeds)} is not)")]
         if seeds is not None and len(set(seeds)) != len(seeds):
-            dup = sorted({s for s in seeds if seeds.count(s) > 1})
+            dup = sorted(s for s, n in Counter(seeds).items() if n > 1)
             return [("seeds", seeds, f"distinct seeds; {dup} given twice")]
         if (table.vectorize or 1) > 1 and study.train.checkpoint_epochs:
             why = (
@@ -30,6 +41,14 @@ class TrainStageKind(SimpleStage):
             )
             return [("vectorize", table.vectorize, why)]
         return []
+
+    def count(self, table: TrainStage, study: StudyContext, inputs: dict[str, StageCount]) -> StageCount:
+        """One unit per seed, vectorized or not; the units of one recipe share a key."""
+        seeds = tuple(table.seeds) if table.seeds is not None else study.seeds
+        k = table.vectorize or 1
+        vectorize = k if k > 1 else None
+        params = TrainParams(seed=0, model=study.model, data=study.data, recipe=study.train, vectorize=vectorize)
+        return StageCount(((count_key("train", canonical_without(params, "seed")), len(seeds)),), seeds=seeds)
 
     def drafts(self, table: TrainStage, study: StudyContext, view: PlanView) -> list[UnitDraft]:
         seeds = table.seeds if table.seeds is not None else list(study.seeds)

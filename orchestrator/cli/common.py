@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ... import jobs
-from ..spec import RunSection, SpecError, Study, load_spec
+from ..spec import RunSection, SpecError, Study, load_spec, suggest
 
 DEFAULT_RECIPE = "digits-default"
 
@@ -30,6 +30,8 @@ RUN_FLAGS = {
     "fresh_processes": "--fresh-processes",
     "worker_max_units": "--worker-max-units",
     "worker_max_rss_mb": "--worker-max-rss-mb",
+    "lock": "--lock",
+    "lease_seconds": "--lease-seconds",
 }
 
 
@@ -59,7 +61,11 @@ def resolve_spec(spec: str | None) -> Study:
     if not path.exists() and spec in shipped:
         return load_spec(shipped[spec])
     if not path.exists() and not spec.endswith(".toml"):
-        raise SpecError("SPEC", spec, f"no such file and no such recipe; recipes: {', '.join(shipped)}")
+        why = f"no such file and no such recipe{suggest(spec, shipped)}; recipes: {', '.join(shipped)}"
+        raise SpecError("SPEC", spec, why)
+    if not path.exists() and suggest(path.stem, shipped):
+        why = f"file not found; give the path of a .toml spec, or a recipe's name{suggest(path.stem, shipped)}"
+        raise SpecError("SPEC", spec, why)
     return load_spec(path)
 
 

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 from ..engine.cancel import Cancelled, cancel
@@ -15,7 +14,7 @@ from ..executors.slurm import scheduler_states
 from ..report.logs import attempt_logs
 from ..report.status import StudyStatus, UnitStatus, study_status
 from ..spec import SpecError
-from ..store import CoordinatorRecord, DamagedError, Store, StoredState, split_ref
+from ..store import CoordinatorRecord, Store, StoredState, StoreError, split_ref
 from ..store.verification import verify_store
 from .common import out
 
@@ -42,8 +41,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"[yellow]stopped[/yellow] {unit.stage} {unit.unit.label} ({unit.unit.id}): {error}")
     for unit in status.damaged():
         console.print(
-            f"[red]damaged[/red] {unit.stage} {unit.unit.label} ({unit.unit.id}): `lowloss verify {store.root}` names "
-            f"the files; `lowloss resume {store.root} --repair` runs it again"
+            f"[red]damaged[/red] {unit.stage} {unit.unit.label} ({unit.unit.id}): {unit.damage or 'its files'}; "
+            f"`lowloss verify {store.root}` names every damaged file, `lowloss resume {store.root} --repair` runs it "
+            "again"
         )
     return 0
 
@@ -90,56 +90,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = Store(args.store)
     store.check_format()
     uid, kind = store.find_unit(args.unit)
-    rec = store.unit(uid, kind)
+    lines = _show_lines(store, uid, kind, args.last)  # all read first: damage stops it before a line is printed
     console = out()
-    console.print(f"unit {uid}\n  kind: {rec.kind} (version {rec.version})\n  state: {store.state(uid, kind).value}")
-    console.print("  params: " + json.dumps(rec.params, sort_keys=True))
-    for role, inp in rec.inputs.items():
-        input_id, input_kind = store.find_unit(split_ref(inp)[0])
-        console.print(f"  input {role}: {inp} ({store.state(input_id, input_kind).value})")
-    _show_segments(console, store, uid, kind, args.last)
-    _show_attempts(console, store, uid, kind)
-    try:
-        result = store.read.result(uid, kind)
-    except DamagedError as exc:
-        console.print(f"  [red]damaged[/red]: {exc.problem}; `lowloss resume {store.root} --repair` runs it again")
-        return 0
-    commit = store.read.commit(uid, kind)
-    if result is not None and commit is not None:
-        console.print("  result: " + json.dumps(result, sort_keys=True))
-        console.print(f"  digest: {commit.digest}")
+    for line in lines:
+        console.print(line)
     return 0
 
 
-def _show_segments(console: Console, store: Store, uid: str, kind: str, last: int) -> None:
-    try:
-        segs = store.read.segments(uid, kind)
-    except DamagedError as exc:
-        console.print(f"  [red]damaged[/red]: {exc.problem}; `lowloss resume {store.root} --repair` runs it again")
-        segs = []
+def _show_lines(store: Store, uid: str, kind: str, last: int) -> list[str]:
+    """What ``show`` prints of one unit. Its unit record, commit marker, segment markers and result are read checked:
+    a damaged one raises the store's DamagedError (the unit, the file and the repair)."""
+    rec = store.unit(uid, kind)
+    commit = store.read.commit(uid, kind)
+    lines = [
+        f"unit {uid}\n  kind: {rec.kind} (version {rec.version})\n  state: {store.state(uid, kind).value}",
+        "  params: " + json.dumps(rec.params, sort_keys=True),
+    ]
+    for role, inp in rec.inputs.items():
+        try:
+            input_id, input_kind = store.find_unit(split_ref(inp)[0])
+            state = store.state(input_id, input_kind).value
+        except StoreError:
+            state = "not in the store: removed or moved aside; `lowloss verify` names what stands on it"
+        lines.append(f"  input {role}: {inp} ({state})")
+    lines += _segment_lines(store, uid, kind, last)
+    lines += _attempt_lines(store, uid, kind)
+    result = store.read.result(uid, kind)
+    if result is not None and commit is not None:
+        lines.append("  result: " + json.dumps(result, sort_keys=True))
+        lines.append(f"  digest: {commit.digest}")
+    return lines
+
+
+def _segment_lines(store: Store, uid: str, kind: str, last: int) -> list[str]:
+    segs = store.read.segments(uid, kind)
     shown = segs[-last:] if last else segs
     more = f" (the last {len(shown)}; --last 0 shows all)" if len(shown) < len(segs) else ""
-    console.print(f"  segments: {len(segs)} committed{more}")
+    lines = [f"  segments: {len(segs)} committed{more}"]
     for m in shown:
         rows = ", ".join(f"{t}={n}" for t, n in m.rows.items())
-        console.print(f"    {m.name}: rows {rows or '-'}; files {len(m.files)}; {m.seconds:.2f}s (attempt {m.attempt})")
+        lines.append(f"    {m.name}: rows {rows or '-'}; files {len(m.files)}; {m.seconds:.2f}s (attempt {m.attempt})")
+    return lines
 
 
-def _show_attempts(console: Console, store: Store, uid: str, kind: str) -> None:
+def _attempt_lines(store: Store, uid: str, kind: str) -> list[str]:
     stale = store.attempts.stale(uid, kind)
+    lines = []
     for a in store.attempts.records(uid, kind):
-        console.print(
-            f"  attempt {a.attempt}: {a.state.value} on {a.host} pid {a.pid} job {a.job_id or '-'}; log {a.log}"
-        )
+        where = f"on {a.host} pid {a.pid} job {a.job_id or '-'}"
+        lines.append(f"  attempt {a.attempt}: {a.state.value} {where}; log {a.log}")
         if stale is not None and a.attempt == stale.attempt:
-            console.print("    its process is gone without closing this record; a resume continues the unit")
+            lines.append("    its process is gone without closing this record; a resume continues the unit")
         if a.error:
-            console.print("    " + a.error.strip().splitlines()[-1])
+            lines.append("    " + a.error.strip().splitlines()[-1])
+    return lines
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ..store import StoreError
-
     store = Store(args.store)
     store.check_format()
     uid, kind = store.find_unit(args.unit)
@@ -190,22 +197,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for note in found.notes:
             notes += 1
             console.print(f"[yellow]note[/yellow] {uid} {note}")
+    for gone in checked.lost_inputs:
+        console.print(
+            f"[red]INPUT GONE[/red] {gone.uid} {gone.kind}: its input {gone.role} = {gone.ref} is no longer "
+            f"committed ({gone.why}); this unit stands on work that runs again"
+        )
     for path in checked.stray_pickles:
         notes += 1
         console.print(
             f"[yellow]note[/yellow] {path.relative_to(store.root).as_posix()}: a pickle where lowloss writes none "
             "(never read by lowloss; only submitit's slurm/<job>/*.pkl belong in a store)"
         )
+    lost = len(checked.lost_inputs)
     console.print(
         f"study {identity.study!r}: {checked.committed} committed unit(s) verified; {checked.corrupt} corrupt file(s); "
-        f"{notes} uncommitted leftover(s) (invisible to readers)"
+        + (f"{lost} committed unit(s) on an input no longer committed; " if lost else "")
+        + f"{notes} uncommitted leftover(s) (invisible to readers)"
     )
-    if checked.corrupt:
+    if checked.corrupt or lost:
         console.print(
-            f"`lowloss resume {store.root} --repair` moves the damaged units aside and runs them (and what "
-            f"depends on them) again"
+            f"`lowloss resume {store.root} --repair` moves the damaged units, and those whose inputs are gone, aside "
+            "and runs them (with their inputs, and what depends on them) again"
         )
-    return 1 if checked.corrupt else 0
+    return 1 if checked.corrupt or lost else 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import sys
 
 from ..executors import ExecutorError
 from ..spec import SpecError
-from ..store import StoreError, StoreFullError, StoreReadOnlyError
+from ..store import StoreError, StoreFullError, StoreReadOnlyError, SymlinkRefused
 from . import inspecting, reporting, running
 from .common import Parser, UsageError
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, StoreError, UsageError, KindError) as exc:
         print(f"lowloss: error: {exc}", file=sys.stderr)
         return 2
-    except StoreReadOnlyError as exc:
+    except (StoreReadOnlyError, SymlinkRefused) as exc:
         print(f"lowloss: error: {exc.strerror}", file=sys.stderr)
         return 2
     except StoreFullError as exc:

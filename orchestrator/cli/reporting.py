@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from rich.table import Table
 
 from ... import jobs
 from ..report.api import CombinedView, StudyView, open_study
-from ..report.figures import render
+from ..report.figures import FigureFile, render
 from ..report.summary import summary_rows, summary_table
 from ..report.tables import (
     FORMATS,
@@ -45,6 +50,8 @@ def _grouping(args: argparse.Namespace, study: StudyView) -> list[str]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Everything is computed (and with --out, written into a hidden folder beside DIR) before anything is printed or
+    put in DIR: a damaged file met on the way stops the report with its one line, and DIR stays as it was."""
     check_format(args.format, args.out)
     if args.smooth is not None and args.smooth < 1:
         raise SpecError("--smooth", args.smooth, "a moving-average window of at least 1 (in x units)")
@@ -63,32 +70,66 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.format == "csv":
             print("\n".join(notes), file=sys.stderr)
         return 0
+    said = [] if args.out is None else _write_out(args, study, rows, by, title, notes)
     console.print(summary_table(study, title, by, stages, rows=rows))
-    for line in notes:
+    for line in [*notes, *said]:
         console.print(line)
-    if args.out is None:
-        return 0
-    folder = Path(args.out)
-    for path in write_tables(rows, by, folder, [args.format] if args.format else FORMATS, title, notes):
-        console.print(f"wrote {path}")
-    if not args.no_figures:
-        _figures(study, folder / "figures", by, stages, args.smooth)
     return 0
 
 
-def _figures(study: StudyView, folder: Path, by: list[str], stages: list[str] | None, smooth: float | None) -> None:
-    console = out()
-    files = render(study, folder, by, stages, smooth)
-    for f in files:
-        console.print(
-            f"wrote {' '.join(str(p) for p in f.paths)}  ({f.units} {f.what[:-1] if f.units == 1 else f.what})"
+def _write_out(
+    args: argparse.Namespace, study: StudyView, rows: list[dict], by: list[str], title: str, notes: list[str]
+) -> list[str]:
+    """The tables and figures of ``--out DIR``, drawn into a hidden folder and moved into DIR once all of them are
+    done; the lines that name them."""
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise SpecError("--out", args.out, "is a file: give a directory for summary.<ext> and figures/")
+    with _staged(folder) as staging:
+        tables = write_tables(rows, by, staging, [args.format] if args.format else FORMATS, title, notes)
+        figures = None if args.no_figures else render(study, staging / "figures", by, args.stage, args.smooth)
+        said = _wrote(staging, folder, tables, figures)
+        _move_into(staging, folder)
+    return said
+
+
+@contextmanager
+def _staged(folder: Path) -> Iterator[Path]:
+    """A hidden folder on the file system of ``folder`` (inside its nearest existing ancestor), removed at the end:
+    what is written there reaches ``folder`` only through ``_move_into``."""
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    staging = Path(tempfile.mkdtemp(prefix=".lowloss-report-", dir=existing))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into(staging: Path, folder: Path) -> None:
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        target = folder / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+
+
+def _wrote(staging: Path, folder: Path, tables: list[Path], figures: list[FigureFile] | None) -> list[str]:
+    """The lines that name what the report wrote, by the paths the files get in ``folder``."""
+
+    def final(path: Path) -> Path:
+        return folder / path.relative_to(staging)
+
+    lines = [f"wrote {final(path)}" for path in tables]
+    for f in figures or []:
+        lines.append(
+            f"wrote {' '.join(str(final(p)) for p in f.paths)}  ({f.units} {f.what[:-1] if f.units == 1 else f.what})"
         )
         for table in f.tables:
-            console.print(f"wrote {table}")
+            lines.append(f"wrote {final(table)}")
             if table.suffix == ".md":
-                console.print(table.read_text().rstrip())
-    if not files:
-        console.print("no figures: no stage has committed rows of a declared figure yet")
+                lines.append(table.read_text().rstrip())
+    if figures == []:
+        lines.append("no figures: no stage has committed rows of a declared figure yet")
+    return lines
 
 
 def cmd_results(args: argparse.Namespace) -> int:

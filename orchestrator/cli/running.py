@@ -37,8 +37,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = Store(args.store)
     store.check_format()
     study = parse_spec(store.spec_text(), str(store.layout.spec_file), check_unread=False)
-    if not getattr(args, "data_root", None) and store.run_settings().data_root:
-        args.data_root = store.run_settings().data_root
+    stored = store.run_settings().data_root
+    if not getattr(args, "data_root", None) and stored and os.path.isdir(stored):
+        args.data_root = stored  # the root the store last ran with (gone: a dataset that needs one asks for it)
     return cmd_run(args, study)
 
 
@@ -220,6 +221,13 @@ def run_options(sp: argparse.ArgumentParser) -> None:
         type=float,
         help="replace a warm local worker once its resident memory passes this many MiB (0: never; default 8192)",
     )
+    sp.add_argument(
+        "--lock",
+        choices=["auto", "flock", "lease"],
+        help="how the store's locks are held: flock, leases (for file systems whose flock is node-local or absent), "
+        "or auto (flock where the store's file system has it; docs/store.md#locks-on-cluster-file-systems)",
+    )
+    sp.add_argument("--lease-seconds", type=float, help="a lease's length under --lock lease (default 60)")
     sp.add_argument("--data-root", help="folder holding the dataset (MNIST, CIFAR, ImageNet)")
     sp.add_argument(
         "--retry-failed",

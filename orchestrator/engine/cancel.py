@@ -14,7 +14,8 @@ from typing import Callable
 
 from ..executors.slurm import cancel_units
 from ..spec import SpecError
-from ..store import CoordinatorRecord, Store
+from ..store import CoordinatorRecord, Store, StoreError
+from ..store.leases import process_start
 
 STOP_WAIT_S = 600
 
@@ -46,6 +47,18 @@ def cancel(
     return CancelResult(Cancelled.SLURM_JOBS if jobs else Cancelled.NOTHING, jobs, holder)
 
 
+def not_the_holder(store: Store, holder: CoordinatorRecord) -> str | None:
+    """Why the process ``coordinator.json`` names is not provably the coordinator holding the store's lock (None when
+    it is): the record's token must be the one the lock's holder wrote, and the pid must be the very process that
+    wrote it (its start time: a reused pid has another)."""
+    assert holder.pid is not None
+    if holder.token is None or holder.token not in store.locks.holder_tokens():
+        return "coordinator.json does not carry the token the lock's holder wrote"
+    if holder.process_start is None or process_start(holder.pid) != holder.process_start:
+        return "that pid is not the process that took the lock (it ended, and the pid may belong to another one now)"
+    return None
+
+
 def _stop_coordinator(
     store: Store, holder: CoordinatorRecord, uids: list[str] | None, asked: Callable[[CoordinatorRecord], None] | None
 ) -> CancelResult:
@@ -60,6 +73,12 @@ def _stop_coordinator(
         )
     if holder.host != socket.gethostname() or holder.pid is None:
         return CancelResult(Cancelled.ELSEWHERE, holder=holder)
+    refused = not_the_holder(store, holder)
+    if refused is not None:
+        raise StoreError(
+            f"not signalling pid {holder.pid}: {refused}; coordinator.json may be stale or edited — "
+            f"`lowloss status {store.root}` shows whether a study is running"
+        )
     try:
         os.kill(holder.pid, signal.SIGTERM)
     except ProcessLookupError:

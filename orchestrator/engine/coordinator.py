@@ -120,6 +120,7 @@ class Coordinator:
 
     def _track_one(self, unit: Unit) -> None:
         uid = unit.id
+        self.store.refuse_unit_links(uid, unit.kind)  # a link stops the run once, before it costs an attempt
         stored = self.store.state(uid, unit.kind)
         if stored is StoredState.DONE:
             self.store.attempts.close_committed(uid, unit.kind)
@@ -160,9 +161,13 @@ class Coordinator:
             self.store.attempts.close_lost(unit.id, unit.kind, AttemptState.INTERRUPTED, why)
 
     def _repair(self, units: list[Unit]) -> None:
-        """--repair: damaged units (every committed file checked against its marker, as `verify` does), and every
+        """--repair: damaged units (every committed file checked against its marker, as `verify` does), committed
+        units that stand on an input that runs again (it is no longer committed, or ran in this run), and every
         committed unit planned downstream of them, are moved aside."""
-        damaged = [u for u in units if u.id not in self._state and self._damaged(u)]
+        reused = set(self.outcome.reused)
+        damaged = [
+            u for u in units if u.id not in self._state and (self._damaged(u) or self._input_runs_again(u, reused))
+        ]
         if not damaged:
             return
         users: dict[str, list[Unit]] = {}
@@ -189,7 +194,22 @@ class Coordinator:
         if unit.id in self.outcome.reused:
             self.outcome.reused.remove(unit.id)
         self.outcome.repaired.append(unit.id)
-        self.reporter.note(unit, f"moved aside to {where} (damaged, or downstream of a damaged unit); it runs again")
+        self.reporter.note(
+            unit, f"moved aside to {where} (damaged, or downstream of a damaged or re-run unit); it runs again"
+        )
+
+    def _input_runs_again(self, unit: Unit, reused: set[str]) -> bool:
+        """A committed unit with an input that is not committed (its commit marker or its directory is gone), or that
+        this run tracked without reusing it (it runs, or ran, again): the unit must not stay on top of it."""
+        if not unit.input_ids or not self.store.read.is_committed(unit.id, unit.kind):
+            return False
+        for inp in unit.input_ids:
+            if inp in self._state:
+                if inp not in reused:
+                    return True
+            elif not self.store.read.is_committed(inp, self.planner.units[inp].kind):
+                return True
+        return False
 
     def _damaged(self, unit: Unit) -> bool:
         if not self.store.layout.unit_dir(unit.id, unit.kind).exists():
@@ -268,7 +288,13 @@ class Coordinator:
     def _start(self) -> None:
         """Plan what the store allows, take each unit's state from the store, and re-attach to live scheduler jobs."""
         run = self.study.run
-        self.store.write_run_settings(RunSettings(self.data_root, run.checkpoint_seconds, run.device, run.executor))
+        self.store.refuse_links()  # before anything is written: nothing may land outside the store
+        locks = self.store.locks  # the mechanism its coordinator lock resolved: the units take theirs the same way
+        self.store.write_run_settings(
+            RunSettings(
+                self.data_root, run.checkpoint_seconds, run.device, run.executor, locks.mechanism, locks.lease_seconds
+            )
+        )
         self._track(self.planner.settle())
         self._write_plan(force=True)
         self.reporter.start({u.id: u for u in self.planner.units.values()}, set(self.outcome.reused))

@@ -9,6 +9,10 @@ proposed (a unit, once planned, stays), plans a stage again only while it is ope
 see changed (one of its own units or of its input stages finished, or an input stage added units or closed), and
 never re-plans a closed stage. A stage is closed when its plan says so and every stage it reads is closed. After a
 coordinator restart the planner reaches the same units again by planning to a fixed point over the committed results.
+
+Before it plans anything, a planner counts the study from the spec (``count_study``: each stage kind's ``count``,
+arithmetic over the seeds, the pairs and the grids) and refuses a study past ``run.max_units`` at once; planning
+100 000 units only to refuse them took tens of seconds and gigabytes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from ... import jobs
-from ...jobs import ExpansionTooLarge, PlannedUnit, Ref, UnitDraft, UnitParams
+from ...jobs import ExpansionTooLarge, PlannedUnit, Ref, StageCount, UnitDraft, UnitParams
 from ..spec import MISSING, SpecError, Study
 from ..store import PlannedStage, PlannedUnitEntry, PlanRecord, UnitRecord, split_ref, unit_id
 
@@ -71,6 +75,7 @@ class Planner:
         result: Callable[[str], dict | None] = lambda uid: None,
         failed: Callable[[str], bool] = lambda uid: False,
     ):
+        count_study(study)  # a study too large to expand is refused from the spec's counts, before a unit is made
         self.study = study
         self.context = study.context
         self.variants = study.all_variants()  # a [sweep]'s combinations: each stage is planned once per combination
@@ -183,12 +188,7 @@ class Planner:
                     self._seen_ids[(name, v)].add(uid)
                     self._seen[(name, v)].append(self.planned_unit(uid))
         if len(self.units) > self.context.max_units:
-            raise SpecError(
-                f"stage {name}",
-                len(self.units),
-                f"the study would have more than {self.context.max_units} "
-                f"units (run.max_units); lower the seed or pair counts, or raise run.max_units",
-            )
+            raise too_many(self.study, name, len(self.units))
         return added
 
     def _drafts(self, name: str) -> tuple[dict[str, tuple[Unit, list[int]]], list[bool], list[str]]:
@@ -202,14 +202,7 @@ class Planner:
             try:
                 plan = kind.plan(variant.stage(name).params, variant.context, _View(self, name, v))
             except ExpansionTooLarge as exc:
-                what = exc.what.removeprefix(f"stage {name}: ")
-                raise SpecError(
-                    f"stages.{name}",
-                    MISSING,
-                    f"{what} would be {exc.count:,} units, more than run.max_units = {exc.limit:,}; lower the count, "
-                    "or raise run.max_units if the cluster can take it",
-                    self.study.source,
-                ) from None
+                raise too_large(self.study, name, exc) from None
             opens.append(plan.open)
             if plan.note:
                 notes.append(f"{variant.text}: {plan.note}" if len(self.variants) > 1 else plan.note)
@@ -315,6 +308,60 @@ class _View:
 
     def decided(self, stage: str) -> bool:
         return self._planner.decided(stage)
+
+
+def count_study(study: Study) -> int:
+    """The units the study plans before any result is known, counted from the spec alone: each stage kind's ``count``
+    (arithmetic over the seeds, the pairs, the grids; nothing is planned) in spec order, in every sweep combination,
+    the same work counted once. A stage that waits for results counts none, and so do the stages reading it. Refuses,
+    as the planner would, a stage or a study past ``run.max_units``; the count never exceeds what the planner makes,
+    so a study the planner takes is never refused here."""
+    variants = study.all_variants()
+    counts: dict[tuple[str, int], StageCount] = {}
+    largest: dict[str, int] = {}  # part key -> the most units a stage or combination counts under it
+    for info in study.stages:
+        kind = jobs.get_stage_kind(info.kind)
+        for v, variant in enumerate(variants):
+            stage = variant.stage(info.name)
+            inputs = {src: counts[(src, v)] for src in stage.inputs}
+            count = None
+            if not any(c.open for c in inputs.values()):  # a stage plans nothing while a stage it reads is open
+                try:
+                    count = kind.count(stage.params, variant.context, inputs)
+                except ExpansionTooLarge as exc:
+                    raise too_large(study, info.name, exc) from None
+            counts[(info.name, v)] = count if count is not None else jobs.PLANS_LATER
+            for key, n in counts[(info.name, v)].parts:
+                largest[key] = max(largest.get(key, 0), n)
+        total = sum(largest.values())
+        if total > study.context.max_units:
+            raise too_many(study, info.name, total)
+    return sum(largest.values())
+
+
+def too_large(study: Study, stage: str, exc: ExpansionTooLarge) -> SpecError:
+    """A stage that alone would expand past ``run.max_units``."""
+    what = exc.what.removeprefix(f"stage {stage}: ")
+    return SpecError(
+        f"stages.{stage}",
+        MISSING,
+        f"{what} would be {exc.count:,} units, more than run.max_units = {exc.limit:,}; lower the count, "
+        "or raise run.max_units if the cluster can take it",
+        study.source,
+    )
+
+
+def too_many(study: Study, stage: str, count: int) -> SpecError:
+    """A study that with this stage would expand past ``run.max_units``."""
+    return SpecError(
+        f"stages.{stage}",
+        MISSING,
+        f"with this stage the study would be {count:,} units ({len(study.seeds):,} seeds in study.seeds"
+        + (f", {len(study.variants)} sweep combinations" if len(study.variants) > 1 else "")
+        + f"), more than run.max_units = {study.context.max_units:,}; lower the seed, pair or grid counts (or the "
+        "sweep's), or raise run.max_units if the cluster can take it",
+        study.source,
+    )
 
 
 def plan_study(

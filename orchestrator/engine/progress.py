@@ -70,7 +70,7 @@ class Reporter:
 
     # lifecycle
     def start(self, units: dict, reused: set[str]) -> None:
-        self._log = open(self.store.coordinator_log(), "a", buffering=1)
+        self._log = self.store.open_log(self.store.coordinator_log(), buffering=1)
         self._count(units)
         for uid in reused:
             self._stages[units[uid].stage].done += 1

@@ -2,7 +2,8 @@
 
 Everything that can be refused is refused before the store is touched (the data root, the store's study and format,
 a study too large to expand, a read-only store, a site profile that does not load, ``--device cuda`` without a GPU,
-Slurm without ``sbatch``); then the coordinator lock is taken, the study written, and the coordinator runs.
+Slurm without ``sbatch`` or without a controller that answers); then the coordinator lock is taken, the study written,
+and the coordinator runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..executors import make_executor, settings_of
 from ..spec import SpecError, Study, check_data
-from ..store import Store
+from ..store import LockMechanism, Store
 from ..store.atomic import check_writable
 from .coordinator import Coordinator
 from .graph import plan_study
@@ -39,14 +40,30 @@ def edge_checks(study: Study, request: RunRequest) -> list[str]:
     plan_study(study)  # a study too large to expand is an edge error
     check_writable(request.store.root)  # a read-only store is an edge error, before the coordinator lock is made
     notes = check_where(study)
-    if study.run.executor == "slurm" and shutil.which("sbatch") is None:
+    if study.run.executor == "slurm":
+        check_slurm()
+    return notes
+
+
+def check_slurm() -> None:
+    """Slurm's ``sbatch`` is on PATH and a Slurm controller answers (``scontrol ping``, a few seconds at most)."""
+    from ..executors.slurm import controller_problem
+
+    if shutil.which("sbatch") is None:
         raise SpecError(
             "--executor",
             "slurm",
             "needs Slurm's sbatch on PATH: run on a login node of the cluster "
             "(or as a job: `lowloss submit`), or use --executor local|ray",
         )
-    return notes
+    problem = controller_problem()
+    if problem is not None:
+        raise SpecError(
+            "--executor",
+            "slurm",
+            f"no Slurm controller answers ({problem}); start the cluster's slurmctld or point SLURM_CONF at the "
+            "slurm.conf of a running cluster, run on a login node of the cluster, or use --executor local|ray",
+        )
 
 
 def check_where(study: Study) -> list[str]:
@@ -86,7 +103,7 @@ def run_study(study: Study, request: RunRequest, reporter: Reporter | None = Non
     """Run a study to its end (or its stop) under the store's coordinator lock. A stop (Ctrl-C, SIGTERM) that leaves
     units to run raises KeyboardInterrupt; one that comes when nothing is left to run ends as a complete run."""
     store = request.store
-    with store.locks.coordinator(study.run.executor):
+    with store.locks.coordinator(study.run.executor, LockMechanism(study.run.lock), study.run.lease_seconds):
         store.init_study(study.name, study.text)
         settings = settings_of(study.run)
         executor = make_executor(settings, store.root)

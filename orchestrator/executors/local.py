@@ -56,7 +56,7 @@ class LocalExecutor(ExecutorBase):
         env = dict(os.environ, LOWLOSS_EXECUTOR="local")
         for sub in batch:
             env["LOWLOSS_CPUS"] = str(sub.resources.cpus)
-            with open(self.store.launcher_log(), "a") as fh:
+            with self.store.open_log(self.store.launcher_log()) as fh:
                 self._procs[sub.uid] = subprocess.Popen(
                     [
                         sys.executable,
@@ -149,7 +149,7 @@ class WarmLocalExecutor(LocalExecutor):
         cmd = [sys.executable, "-m", "lowloss.orchestrator.runtime.worker"]
         cmd += ["--max-units", str(self.worker_max_units), "--max-rss-mb", str(self.worker_max_rss_mb)]
         try:
-            with open(self.store.launcher_log(), "a") as fh:
+            with self.store.open_log(self.store.launcher_log()) as fh:
                 proc = subprocess.Popen(
                     cmd,
                     stdin=subprocess.PIPE,

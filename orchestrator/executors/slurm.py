@@ -15,6 +15,7 @@ units again and each resumes from its last committed segment.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +25,27 @@ from ..store import JobRecord, Store
 from .base import Ending, ExecutorBase, Finished, Submission
 from .profiles import SiteProfile
 from .scheduler import JobState, SchedulerQuery
+
+PING_TIMEOUT_S = 10.0  # how long `scontrol ping` may take before no controller counts as answering
+
+
+def controller_problem(timeout_s: float | None = None) -> str | None:
+    """Why no Slurm controller answers here (``scontrol ping``, given at most ``timeout_s``), or None when one does —
+    or when there is no ``scontrol`` to ask (``sbatch`` then answers for itself)."""
+    timeout_s = PING_TIMEOUT_S if timeout_s is None else timeout_s
+    if shutil.which("scontrol") is None:
+        return None
+    try:
+        proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"`scontrol ping` had no answer in {timeout_s:g} s"
+    except OSError as exc:
+        return f"`scontrol ping` did not start: {exc.strerror or exc}"
+    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    if proc.returncode == 0 or any(line.endswith(" is UP") for line in lines):
+        return None  # a primary or a backup controller answers
+    said = [line for line in lines if "fatal" in line or line.endswith(" is DOWN")] or lines[-1:]
+    return f"`scontrol ping`: {said[0] if said else f'exit code {proc.returncode}'}"
 
 
 def slurm_entry(store_root: str, tasks: list[dict], threads: int) -> list[str]:

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from ..spec import SpecError
 from ..store import FINAL, AttemptRecord, DamagedError, SegmentMarker, Store, StoreError, UnitRecord, split_ref
-from ..store.layout import points_file, segment_file
+from ..store.layout import COMMIT, UNIT_RECORD, points_file, segment_file
 
 
 @dataclass(frozen=True)
@@ -264,8 +264,18 @@ class StudyView:
         return uid
 
     def committed(self, uid: str, kind: str | None = None) -> bool:
+        """Whether the unit is committed: its commit marker exists and is intact, and its ``unit.json`` hashes to its
+        id. A damaged marker or unit record raises the store's ``DamagedError`` (naming the unit, the file and the
+        repair): damage is never read as "not committed yet"."""
         kind = kind or self.kind_of(uid)
-        return kind is not None and self.store.read.is_committed(uid, kind)
+        if kind is None or self.store.read.commit(uid, kind) is None:
+            return False
+        if self._records.get(uid) is None:  # the record is checked against the id once per view
+            try:
+                self._records[uid] = self.store.unit(uid, kind)
+            except (FileNotFoundError, NotADirectoryError):
+                raise DamagedError(self.store.root, uid, f"{UNIT_RECORD} is missing beside its {COMMIT}") from None
+        return True
 
     def state(self, uid: str) -> str:
         """done, running, failed, damaged or pending (not written yet)."""
@@ -273,9 +283,9 @@ class StudyView:
         return self.store.state(uid, rec.kind).value if rec is not None else "pending"
 
     def result(self, uid: str) -> dict | None:
-        """The unit's result.json when it is committed, else None."""
+        """The unit's result.json when it is committed, else None (damage raises, as in ``committed``)."""
         kind = self.kind_of(uid)
-        if kind is None:
+        if kind is None or not self.committed(uid, kind):
             return None
         try:
             return self.store.read.result(uid, kind)

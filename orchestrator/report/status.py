@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..store import AttemptRecord, AttemptState, PlannedStage, PlannedUnitEntry, ProgressRecord, Store, StoredState
+from ..store import (
+    AttemptRecord,
+    AttemptState,
+    DamagedError,
+    PlannedStage,
+    PlannedUnitEntry,
+    ProgressRecord,
+    Store,
+    StoredState,
+)
+from ..store.layout import UNIT_RECORD
 
 
 @dataclass
@@ -33,6 +43,7 @@ class UnitStatus:
     segments: int = 0  # committed segments (a pending or failed unit resumes after them)
     progress: ProgressRecord | None = None  # a running unit's last progress
     stale: bool = False  # its last attempt's process is gone without closing its record
+    damage: str | None = None  # a damaged unit's first damaged file and what is wrong with it
 
 
 @dataclass
@@ -76,8 +87,11 @@ def study_status(store: Store, details: bool = False) -> StudyStatus:
 def _unit_status(store: Store, stage: PlannedStage, entry: PlannedUnitEntry, details: bool) -> UnitStatus:
     state = store.state(entry.id, entry.kind)
     unit = UnitStatus(stage.name, entry, state)
-    if state is StoredState.DONE:
-        return unit
+    if state in (StoredState.DONE, StoredState.DAMAGED):
+        unit.damage = _damage(store, entry)
+        if unit.damage is None:
+            return unit
+        unit.state = StoredState.DAMAGED
     attempts = store.attempts.records(entry.id, entry.kind)
     unit.last, unit.attempts = (attempts[-1] if attempts else None), len(attempts)
     if state in (StoredState.PENDING, StoredState.FAILED, StoredState.RUNNING):
@@ -87,3 +101,16 @@ def _unit_status(store: Store, stage: PlannedStage, entry: PlannedUnitEntry, det
     if details and state is StoredState.PENDING:
         unit.stale = store.attempts.stale(entry.id, entry.kind) is not None
     return unit
+
+
+def _damage(store: Store, entry: PlannedUnitEntry) -> str | None:
+    """What is damaged of a unit that has a commit marker: the marker itself, or its unit record (the record must hash
+    to the id). Only these small files are read; `lowloss verify` checks every data file."""
+    try:
+        store.read.commit(entry.id, entry.kind)
+        store.unit(entry.id, entry.kind)
+    except DamagedError as exc:
+        return exc.problem
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{UNIT_RECORD} is missing"
+    return None

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ... import jobs
 from ...jobs.base import Metric, Verdict
+from ..store import DamagedError
 
 
 class ResultSource(Protocol):
@@ -45,13 +46,21 @@ def stats(values: list[float | None]) -> dict:
     return {"n": n, "mean": mean, "std": std, "min": min(vals), "max": max(vals)}
 
 
-def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[str] | None = None) -> list[dict]:
+def summary_rows(
+    study: ResultSource,
+    by: Sequence[str] = (),
+    stages: Iterable[str] | None = None,
+    damaged_as_missing: bool = False,
+) -> list[dict]:
     """One row per (stage, group, metric or verdict): the stats over the group's committed units' result.json.
 
     Metric rows: n, mean, std, min, max. Verdict rows (boolean result keys): n, successes, rate. Every row also has
     ``units`` (planned units of the group whose params are known) and ``missing`` (those not committed yet).
     ``by`` names param fields (``model.name``, ``train.lr``); with none, a stage is one group of all its units.
     Every row of one (stage, metric) has the same ``decimals``: the precision its cells are shown with.
+    A damaged unit (commit marker, unit record or result) raises the store's ``DamagedError``; with
+    ``damaged_as_missing`` it counts as missing instead (the summary `lowloss run` prints beside the damaged units
+    its outcome names).
     """
     by = tuple(by)
     study.check_fields(by, stages)
@@ -66,7 +75,7 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
             uids = groups[key]
             results: list[dict] = [
                 r
-                for r in (study.result(uid) if study.committed(uid, view.kind_of(uid)) else None for uid in uids)
+                for r in (_committed_result(study, uid, view.kind_of(uid), damaged_as_missing) for uid in uids)
                 if r is not None
             ]
             base = {
@@ -80,6 +89,15 @@ def summary_rows(study: ResultSource, by: Sequence[str] = (), stages: Iterable[s
             rows += [verdict_row(base, verdict, results) for verdict in kind.verdicts]
     set_decimals(rows)
     return rows
+
+
+def _committed_result(study: ResultSource, uid: str, kind: str, damaged_as_missing: bool) -> dict | None:
+    try:
+        return study.result(uid) if study.committed(uid, kind) else None
+    except DamagedError:
+        if damaged_as_missing:
+            return None
+        raise
 
 
 def metric_row(base: dict, metric: Metric, results: list[dict]) -> dict:
@@ -211,8 +229,10 @@ def summary_table(
     stages: Iterable[str] | None = None,
     rows: list[dict] | None = None,
 ) -> Table:
-    """The summary as a rich table (what `lowloss run` prints at its end and `lowloss report` prints by default)."""
-    rows = summary_rows(study, by, stages) if rows is None else rows
+    """The summary as a rich table (what `lowloss run` prints at its end and `lowloss report` prints by default).
+    Without ``rows`` — the end of `lowloss run`, whose outcome names its damaged units — a damaged unit counts as
+    missing; `lowloss report` passes the rows of ``summary_rows``, which stop on damage."""
+    rows = summary_rows(study, by, stages, damaged_as_missing=True) if rows is None else rows
     table = Table(title=title or f"study {study.name} — summary over repetitions", title_justify="left")
     columns: list[tuple[str, Literal["left", "right"]]] = [
         ("stage", "left"),

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ... import jobs
-from ..store import AttemptRecord, AttemptState, Store, StoreFullError, UnitRecord
+from ..store import AttemptRecord, AttemptState, LeaseLost, Store, StoreFullError, UnitHold, UnitRecord
 from ..store.atomic import FULL_ERRNOS, open_nofollow
 from .context import StoreContext
 from .process import allocated_cpus, device_for
@@ -41,23 +41,25 @@ def run_unit(store: Store, task: UnitTask, executor: str = "local", job_id: str 
     record = store.unit(task.uid, task.kind)
     if store.read.is_committed(task.uid, task.kind):
         return UnitOutcome.DONE
-    lock = store.locks.take_unit(task.uid, task.kind)
-    if lock is None:
+    hold = store.locks.take_unit(task.uid, task.kind)
+    if hold is None:
         print(f"unit {task.uid} is being run by another process; leaving it", file=sys.stderr)
         return UnitOutcome.BUSY
     try:
         if store.read.is_committed(task.uid, task.kind):
             return UnitOutcome.DONE
-        return Attempt(store, task, record, executor, job_id).run()
+        return Attempt(store, task, record, executor, job_id, hold).run()
     finally:
-        os.close(lock)
+        hold.release()
 
 
 class Attempt:
     """The next attempt of a unit whose lock this process holds."""
 
-    def __init__(self, store: Store, task: UnitTask, record: UnitRecord, executor: str, job_id: str | None):
-        self.store, self.task, self.unit = store, task, record
+    def __init__(
+        self, store: Store, task: UnitTask, record: UnitRecord, executor: str, job_id: str | None, hold: UnitHold
+    ):
+        self.store, self.task, self.unit, self.hold = store, task, record, hold
         previous = store.attempts.records(task.uid, task.kind)
         number = (previous[-1].attempt if previous else 0) + 1
         self.path, self.log_path, self.reserve = store.attempts.files(task.uid, task.kind, number)
@@ -101,6 +103,7 @@ class Attempt:
         )
         try:
             self.store.attempts.write(self.task.uid, self.task.kind, self.record)
+            self.store.attempts.remove_leftovers(self.task.uid, self.task.kind)  # this process holds the unit's lock
         except OSError:
             if state is AttemptState.DONE:
                 raise
@@ -111,7 +114,7 @@ class Attempt:
         """Record the attempt as running, and hold back space so that its final record can be written even when
         the disk fills up mid-run."""
         self.store.attempts.write(self.task.uid, self.task.kind, self.record)
-        with open_nofollow(self.store.layout.unit_dir(self.task.uid, self.task.kind), self.reserve, "wb") as fh:
+        with open_nofollow(self.store.root, self.reserve, "wb") as fh:
             fh.write(b"\0" * RESERVE_BYTES)
             fh.flush()
             os.fsync(fh.fileno())
@@ -142,6 +145,9 @@ class Attempt:
             except Preempted as exc:
                 print(f"preempted: {exc}", flush=True)
                 return AttemptState.PREEMPTED, str(exc)
+            except LeaseLost as exc:  # another process runs the unit now: stop writing for it, spend no retry
+                print(str(exc), flush=True)
+                return AttemptState.INTERRUPTED, str(exc)
             except OSError as exc:
                 if not isinstance(exc, StoreFullError) and exc.errno not in FULL_ERRNOS:
                     return self._failed()
@@ -180,6 +186,7 @@ class Attempt:
             flush=True,
         )
         ctx = StoreContext(self.store, self.task, self.unit, self.record.attempt, run, device)
+        ctx.writer.guard = self.hold.check  # under leases: no write once the lease is lost
         try:
             kind.run(ctx, params)
         finally:
@@ -188,10 +195,8 @@ class Attempt:
     @contextmanager
     def _output_to_log(self) -> Iterator[None]:
         """This process's stdout and stderr (its file descriptors: native code's output too) into the attempt's log."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         saved = os.dup(1), os.dup(2)
-        unit_dir = self.store.layout.unit_dir(self.task.uid, self.task.kind)
-        with open_nofollow(unit_dir, self.log_path, "a", buffering=1) as log:
+        with open_nofollow(self.store.root, self.log_path, "a", buffering=1) as log:
             sys.stdout.flush(), sys.stderr.flush()
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)

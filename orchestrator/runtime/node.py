@@ -5,7 +5,9 @@ A process may run many units one after the other (a packed Slurm task, a warm lo
 unit ``ProcessState.restore`` puts back what a fresh process would give it (torch's default RNG states, its numerics
 flags, Python's and numpy's RNGs, the environment, the working directory), so a unit writes the same bytes whatever ran
 before it in the process. A warm node imports the kinds and torch once, before the state it puts back is taken, and
-freezes what the imports made (the collection after each unit skips it).
+freezes what the imports made (the collection after each unit skips it). Nothing verified for one unit is trusted for
+the next: each unit checks the sha256 of what it reads again (a file rotting in place between two units of a warm
+worker keeps its size, time and inode).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..store import Store
+from ..store.digests import forget_verified
 from .attempt import run_unit
 from .process import ProcessState, release_unit_memory
 from .signals import StopSignals
@@ -75,6 +78,7 @@ class Node:
             if StopSignals.received is not None:
                 break
             self.state.restore()
+            forget_verified()  # each unit hashes its inputs again: bit rot changes no size, time or inode
             if cpus is not None:
                 os.environ["LOWLOSS_CPUS"] = str(cpus)
             try:

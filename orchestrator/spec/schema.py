@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from ...jobs.base import SILENT_CONVERSION
 from .errors import MISSING, Shown, SpecError, suggest
+from .sections import SeedRange
 
 
 def model_fields(model: type[BaseModel]) -> dict[str, Any]:
@@ -70,8 +71,17 @@ def check_seeds(seeds: Any, source: str) -> None:
             raise SpecError(f"study.seeds.{key}", seeds[key], f"an integer; {SEED_FORMS}", source)
     if seeds["count"] < 1:
         raise SpecError("study.seeds.count", seeds["count"], f"at least 1 seed; {SEED_FORMS}", source)
+    most = _most_seeds()
+    if seeds["count"] > most:
+        why = f"at most {most:,} seeds in one range (a list may name more); {SEED_FORMS}"
+        raise SpecError("study.seeds.count", seeds["count"], why, source)
     if seeds.get("start", 0) < 0:
         raise SpecError("study.seeds.start", seeds["start"], f"seeds are integers ≥ 0; {SEED_FORMS}", source)
+
+
+def _most_seeds() -> int:
+    """The most seeds one ``{ start, count }`` range may name (``SeedRange.count``'s bound)."""
+    return next(m.le for m in SeedRange.model_fields["count"].metadata if getattr(m, "le", None) is not None)
 
 
 def first_error(exc: ValidationError, raw: Any, prefix: str, source: str) -> SpecError:

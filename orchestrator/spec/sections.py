@@ -76,6 +76,17 @@ class RunSection(Section):
     worker_max_rss_mb: float = Field(
         default=8192.0, ge=0, description="a warm local worker is replaced once its resident MiB pass this (0: never)"
     )
+    lock: Literal["auto", "flock", "lease"] = Field(
+        default="auto",
+        description="how the store's locks are held: flock, or leases for file systems whose flock is node-local "
+        "(Lustre localflock, NFS local_lock) or absent; auto takes flock where the store's file system has it",
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="a lease's length: a unit whose worker died on another node is taken over after it",
+    )
 
 
 class SpecModel(Section):

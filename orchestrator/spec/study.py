@@ -6,8 +6,10 @@ Every problem becomes a ``SpecError`` that names the field path, the bad value a
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +174,7 @@ def _seeds(spec: SpecModel, source: str) -> list[int]:
     if not seeds:
         raise SpecError("study.seeds", [], "at least one seed", source)
     if len(set(seeds)) != len(seeds):
-        dup = sorted({s for s in seeds if seeds.count(s) > 1})
+        dup = sorted(s for s, n in Counter(seeds).items() if n > 1)
         shown = spec.study.seeds if not isinstance(spec.study.seeds, SeedRange) else seeds
         raise SpecError("study.seeds", shown, f"each seed once; {dup} given twice", source)
     return seeds
@@ -239,7 +241,10 @@ def _check_inputs(
 
 
 def check_data(study: Study, data_root: str | None) -> None:
-    """The edge check of the data root, before the store is touched."""
+    """The edge check of the data root, before the store is touched: each stage kind's check of the dataset there,
+    then that a root given is a folder (one that no dataset of the study reads, an embedded one's, too: a typo'd path
+    is never ignored)."""
+    field = "data.root" if study.data.root and data_root == _absolute(study.data.root) else "--data-root"
     checked: set[str] = set()
     for variant in study.all_variants():
         for stage in variant.stages:
@@ -251,8 +256,17 @@ def check_data(study: Study, data_root: str | None) -> None:
             if not problem:
                 continue
             raise SpecError(
-                "data.root" if data_root == study.data.root else "--data-root",
+                field,
                 data_root or MISSING,
                 problem + (f" (with sweep {variant.text})" if variant.assign else ""),
                 study.source,
             )
+    if data_root is not None and not os.path.isdir(data_root):
+        what = "is not a folder" if os.path.exists(data_root) else "does not exist"
+        embedded = " and ".join(jobs.embedded_dataset_names())
+        why = f"{what}; give the folder holding the dataset, or none for a dataset embedded in lowloss ({embedded})"
+        raise SpecError(field, data_root, why, study.source)
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))

@@ -1,12 +1,15 @@
 """The study store: the only owner of the store's layout. ``layout`` names every path, ``records`` the typed records
 and their JSON, ``atomic`` the writes (write, fsync, rename, fsync the directory; never through a link), ``locks`` the
-coordinator's and the units' locks, ``reading`` the checked reads of committed content, ``writing`` a unit's segments,
-checkpoints and commit, ``attempts`` the attempt records, ``verification`` the integrity check, ``store`` the study's
-own files and the ``Store`` that holds the parts together."""
+coordinator's and the units' locks (``leases`` where flock does not reach across nodes), ``reading`` the checked reads
+of committed content, ``writing`` a unit's segments, checkpoints and commit, ``attempts`` the attempt records,
+``verification`` the integrity check, ``store`` the study's own files and the ``Store`` that holds the parts
+together."""
 
 from .atomic import StoreFullError, StoreReadOnlyError, SymlinkRefused
 from .errors import DamagedError, StoreError
 from .layout import FINAL, FORMAT, RESULT, output_file, segment_name, split_ref, unit_id
+from .leases import LeaseLost
+from .locks import UnitHold
 from .records import (
     AttemptRecord,
     AttemptState,
@@ -14,6 +17,7 @@ from .records import (
     CommitRecord,
     CoordinatorRecord,
     JobRecord,
+    LockMechanism,
     PlannedStage,
     PlannedUnitEntry,
     PlanRecord,
@@ -38,6 +42,8 @@ __all__ = [
     "CoordinatorRecord",
     "DamagedError",
     "JobRecord",
+    "LeaseLost",
+    "LockMechanism",
     "PlanRecord",
     "PlannedStage",
     "PlannedUnitEntry",
@@ -51,6 +57,7 @@ __all__ = [
     "StoredState",
     "StudyIdentity",
     "SymlinkRefused",
+    "UnitHold",
     "UnitRecord",
     "UnitWriter",
     "Verification",

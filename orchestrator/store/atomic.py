@@ -2,8 +2,8 @@
 
 A full disk or exceeded quota (ENOSPC/EDQUOT) raises ``StoreFullError`` after removing the temporary file, so every
 file that was in place before stays intact. Files get the mode ``open`` would give them (0666 less the umask), so a
-store shared by a lab stays readable by the group. Inside a unit directory nothing follows a symbolic link: writes and
-deletions through a link raise ``SymlinkRefused`` (``check_no_symlinks``, ``remove_files_nofollow``).
+store shared by a lab stays readable by the group. Inside the store nothing follows a symbolic link: writes, moves and
+deletions through a link raise ``SymlinkRefused`` (``check_no_symlinks``, ``open_nofollow``, ``remove_files_nofollow``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class StoreFullError(OSError):
 
 
 class SymlinkRefused(OSError):
-    """A path inside a unit directory is a symbolic link; lowloss neither writes nor deletes through one."""
+    """A path inside the store is a symbolic link; lowloss neither writes, moves nor deletes through one."""
 
 
 class StoreReadOnlyError(OSError):
@@ -63,15 +63,15 @@ def check_no_symlinks(base: Path, path: Path) -> None:
         if current.is_symlink():
             raise SymlinkRefused(
                 errno.ELOOP,
-                f"{current} is a symbolic link (to {os.readlink(current)}); lowloss never "
-                f"writes or deletes through links inside a unit directory ({base}) — remove the link",
+                f"{current} is a symbolic link (to {os.readlink(current)}); lowloss never writes, moves or "
+                f"deletes through links inside its store ({base}), so nothing lands outside it — remove the link",
             )
 
 
 def remove_files_nofollow(
     base: Path, folder: Path, names: list[str] | None = None, remove_folder: bool = False
 ) -> None:
-    """Delete the plain files ``names`` (default: every entry) of ``folder`` inside unit directory ``base``, and the
+    """Delete the plain files ``names`` (default: every entry) of ``folder`` inside ``base`` (the store), and the
     folder itself when asked, never following a link: the folder is opened with O_NOFOLLOW and entries are removed
     relative to it; a link among the entries is removed as a link (its target untouched); a subdirectory is refused."""
     folder = Path(folder)
@@ -106,7 +106,7 @@ def remove_files_nofollow(
 
 
 def open_nofollow(base: Path, path: Path, mode: str = "wb", buffering: int = -1):
-    """``open(path, mode)`` for a file inside unit directory ``base`` (modes "wb", "ab", "w", "a") that never follows
+    """``open(path, mode)`` for a file inside ``base`` (the store; modes "wb", "ab", "w", "a") that never follows
     a link: the directories on the way are checked and the file itself is opened with O_NOFOLLOW (a link there is
     refused, its target untouched). The mode bits are 0666 less the umask, as ``open`` gives."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
@@ -119,7 +119,7 @@ def open_nofollow(base: Path, path: Path, mode: str = "wb", buffering: int = -1)
             raise SymlinkRefused(
                 errno.ELOOP,
                 f"{path} is a symbolic link; lowloss never writes through links inside "
-                f"a unit directory ({base}) — remove the link",
+                f"its store ({base}) — remove the link",
             ) from None
         raise
     return os.fdopen(fd, mode, buffering=buffering)
@@ -161,7 +161,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes | memoryview, inside: Path | None = None) -> str:
-    """Atomically place ``data`` at ``path``; returns its sha256 hex digest. With ``inside`` (a unit directory), no
+    """Atomically place ``data`` at ``path``; returns its sha256 hex digest. With ``inside`` (the store), no
     component of ``path`` below it may be a symbolic link."""
     path = Path(path)
     if inside is not None:

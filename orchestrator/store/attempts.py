@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .atomic import TEMP_PREFIX, atomic_write_json, read_json
+from .atomic import TEMP_PREFIX, atomic_write_json, read_json, remove_files_nofollow
 from .errors import DamagedError
 from .layout import StoreLayout
 from .locks import Locks
@@ -56,7 +56,7 @@ class AttemptLog:
         return self.layout.attempt_files(uid, kind, attempt)
 
     def write(self, uid: str, kind: str, record: AttemptRecord) -> None:
-        atomic_write_json(self.files(uid, kind, record.attempt)[0], record.to_json())
+        atomic_write_json(self.files(uid, kind, record.attempt)[0], record.to_json(), inside=self.layout.root)
 
     def close_lost(
         self, uid: str, kind: str, state: AttemptState = AttemptState.LOST, error: str | None = None
@@ -80,9 +80,20 @@ class AttemptLog:
                     ),
                 )
                 closed.append(rec.attempt)
-        for reserve in self.layout.attempts(uid, kind).glob("*.reserve"):
-            reserve.unlink(missing_ok=True)
+        self.remove_leftovers(uid, kind)
         return closed
+
+    def remove_leftovers(self, uid: str, kind: str) -> None:
+        """Remove what killed writes leave in a unit's directory once no process runs it (the caller holds its lock,
+        or saw it free): space reserves of attempts, and temporary files of writes cut short (readers never use
+        them, but they would stay after the study completes)."""
+        unit_dir = self.layout.unit_dir(uid, kind)
+        folders: dict[Path, list[str]] = {}
+        for path in unit_dir.rglob("*"):
+            if path.name.startswith(TEMP_PREFIX) or (path.suffix == ".reserve" and path.parent.name == "attempts"):
+                folders.setdefault(path.parent, []).append(path.name)
+        for folder, names in sorted(folders.items()):
+            remove_files_nofollow(self.layout.root, folder, names)
 
     def close_committed(self, uid: str, kind: str) -> int | None:
         """A committed unit whose attempt record still says running (its process was killed between the commit and
@@ -98,6 +109,7 @@ class AttemptLog:
             kind,
             rec.closed(AttemptState.DONE, finished=finished, note=COMMITTED_CLOSED_LATER, closed_by=ClosedBy.LATER_RUN),
         )
+        self.remove_leftovers(uid, kind)
         return rec.attempt
 
     def failure_count(self, uid: str, kind: str) -> int:
@@ -115,7 +127,8 @@ class AttemptLog:
         """``--retry-failed``: earlier failures no longer count against the unit's retries."""
         attempts = self.records(uid, kind)
         if attempts:
-            atomic_write_json(self.layout.retries(uid, kind), RetryMark(attempts[-1].attempt, time.time()).to_json())
+            mark = RetryMark(attempts[-1].attempt, time.time()).to_json()
+            atomic_write_json(self.layout.retries(uid, kind), mark, inside=self.layout.root)
 
     def stale(self, uid: str, kind: str) -> AttemptRecord | None:
         """The last attempt when it is still recorded as running but no process runs the unit (its process died

@@ -7,7 +7,8 @@ Format 2; hive-style names so DuckDB/Polars/pyarrow can query a store read-only:
       spec.toml                       the spec of the latest run (``lowloss resume`` reads it)
       run.json                        run settings of the latest run (data root, device, checkpoint cadence, executor)
       plan.json                       stage → units (id, kind, label) of the latest plan, and whether a stage is open
-      coordinator.lock / .json        held (flock) by the one coordinator driving the store
+      coordinator.lock / .json        held (flock) by the one coordinator driving the store, with its token
+      coordinator.lease               the coordinator's lease, under ``lock = "lease"`` (``locks.py``)
       logs/launcher.log               what worker processes printed before their unit's own log was open
       logs/coordinator.log            every unit event of every run (started, done, retry, with ids)
       jobs/<array id>.json            scheduler job records (Slurm array tasks → units), for re-attaching
@@ -30,6 +31,7 @@ Format 2; hive-style names so DuckDB/Polars/pyarrow can query a store read-only:
         attempts/<n>.json, <n>.log    one record and log per attempt (host, pid, job id, state, traceback)
         attempts/retries.json         failures before this point are forgiven (``--retry-failed``)
         unit.lock                     held (flock) by the one process running the unit
+        unit.lease                    its lease, renewed by that process, under ``lock = "lease"``
 
 A unit's directory is found from its id *and* its kind: whoever holds a unit id holds its kind too (the plan lists
 both; executors and the runtime pass both along), so nothing searches the kind folders for an id.
@@ -112,6 +114,10 @@ class StoreLayout:
         return self.root / "coordinator.lock"
 
     @property
+    def coordinator_lease(self) -> Path:
+        return self.root / "coordinator.lease"
+
+    @property
     def coordinator_record(self) -> Path:
         return self.root / "coordinator.json"
 
@@ -146,6 +152,26 @@ class StoreLayout:
     @property
     def units(self) -> Path:
         return self.root / "units"
+
+    def store_entries(self) -> tuple[str, ...]:
+        """The names lowloss writes at the store's top level."""
+        return tuple(
+            p.name
+            for p in (
+                self.study_file,
+                self.spec_file,
+                self.run_file,
+                self.plan_file,
+                self.coordinator_lock,
+                self.coordinator_lease,
+                self.coordinator_record,
+                self.logs,
+                self.jobs,
+                self.scheduler_folder,
+                self.damaged,
+                self.units,
+            )
+        )
 
     # one unit
     def unit_dir(self, uid: str, kind: str) -> Path:
@@ -182,6 +208,9 @@ class StoreLayout:
 
     def unit_lock(self, uid: str, kind: str) -> Path:
         return self.unit_dir(uid, kind) / "unit.lock"
+
+    def unit_lease(self, uid: str, kind: str) -> Path:
+        return self.unit_dir(uid, kind) / "unit.lease"
 
     def unit_dirs(self) -> list[tuple[str, str]]:
         """(unit id, kind) of every unit directory that has a unit.json, by id (a listing of what is on disk: the

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import TEMP_PREFIX, read_json, sha256_file
-from .digests import digest_matches
+from .digests import BOUND_LEGACY, digest_matches
 from .errors import DamagedError, StoreError
 from .layout import COMMIT, RESULT, UNIT_RECORD, StoreLayout, output_file, points_file, segment_file, unit_id
 from .records import CommitRecord, RecordError, SegmentMarker, UnitRecord
@@ -23,6 +23,7 @@ class CommittedReader:
 
     def __init__(self, layout: StoreLayout):
         self.layout = layout
+        self._binding: set[tuple] = set()  # legacy commit markers being checked right now
 
     def _damaged(self, uid: str, problem: str) -> DamagedError:
         return DamagedError(self.layout.root, uid, problem)
@@ -41,7 +42,14 @@ class CommittedReader:
 
     # ------------------------------------------------------------------ the commit marker
     def commit(self, uid: str, kind: str) -> CommitRecord | None:
-        """The unit's commit marker, None when it has none; DamagedError when it is unreadable or incomplete."""
+        """The unit's commit marker, None when it has none; DamagedError when it is unreadable, incomplete, or does not
+        belong to the unit beside it (another unit's id, or another ``unit.json`` than the one it was written with)."""
+        record = self._marker(uid, kind)
+        if record is not None:
+            self._check_binding(uid, kind, record)
+        return record
+
+    def _marker(self, uid: str, kind: str) -> CommitRecord | None:
         try:
             with open(self.layout.commit_marker(uid, kind), "rb") as fh:
                 obj = json.loads(fh.read())
@@ -51,8 +59,41 @@ class CommittedReader:
             raise self._damaged(uid, f"{COMMIT} is not JSON (truncated or garbage)") from None
         try:
             return CommitRecord.from_json(obj)
-        except RecordError:
-            raise self._damaged(uid, f"{COMMIT} lacks its digest or file list") from None
+        except RecordError as exc:
+            raise self._damaged(uid, f"{COMMIT} is damaged ({exc})") from None
+
+    def _check_binding(self, uid: str, kind: str, record: CommitRecord) -> None:
+        """A commit marker is used only beside the unit it was written for: its unit id, and the sha256 of the
+        ``unit.json`` it was written with (a 0.1 marker names neither: its digest is recomputed, once per process)."""
+        if record.unit is None:
+            self._check_legacy_binding(uid, kind, record)
+            return
+        if record.unit != uid:
+            raise self._damaged(uid, f"{COMMIT} belongs to unit {record.unit} (the units' files were moved or swapped)")
+        try:
+            found = sha256_file(self.layout.unit_record(uid, kind))
+        except FileNotFoundError:
+            raise self._damaged(uid, f"{UNIT_RECORD} is missing") from None
+        if found != record.unit_record:
+            raise self._damaged(
+                uid, f"{UNIT_RECORD} is not the one {COMMIT} was written with (edited, or the units' files swapped)"
+            )
+
+    def _check_legacy_binding(self, uid: str, kind: str, record: CommitRecord) -> None:
+        from .verification import unit_digest
+
+        key = (str(self.layout.root), uid, kind, record.digest)
+        if key in BOUND_LEGACY or key in self._binding:
+            return
+        self._binding.add(key)  # unit_digest reads the unit's segments, which read this marker again
+        try:
+            if unit_digest(self, uid, kind) != record.digest:
+                raise self._damaged(
+                    uid, f"{COMMIT} does not match this unit's files (moved, swapped or changed since the commit)"
+                )
+        finally:
+            self._binding.discard(key)
+        BOUND_LEGACY.add(key)
 
     def is_committed(self, uid: str, kind: str) -> bool:
         """True when the unit's commit marker exists and is intact (a damaged one is no commit)."""
@@ -121,10 +162,13 @@ class CommittedReader:
             if recorded is not None and sha256_file(p) != recorded[p.name]:
                 raise self._damaged(uid, f"segments/{p.name} differs from the sha256 its commit marker recorded")
             try:
-                out.append(SegmentMarker.from_json(read_json(p)))
-            except (OSError, ValueError, UnicodeDecodeError):
+                marker = SegmentMarker.from_json(read_json(p))
+            except (OSError, ValueError, UnicodeDecodeError, RecordError):
                 # markers are written atomically: an unreadable one was damaged after the fact, never half-written
                 raise self._damaged(uid, f"segments/{p.name} is not a segment marker (damaged)") from None
+            if marker.unit is not None and marker.unit != uid:
+                raise self._damaged(uid, f"segments/{p.name} belongs to unit {marker.unit} (moved or swapped)")
+            out.append(marker)
         return out
 
     def segment_path(self, uid: str, kind: str, marker: SegmentMarker, rel: str, digest: bool = True) -> Path:

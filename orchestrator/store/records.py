@@ -7,6 +7,8 @@ States are enums; a decision is taken on a field, never on the text of a message
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, Mapping
@@ -62,28 +64,45 @@ class StudyIdentity:
         return {"format": self.format, "study": self.study, "created": self.created}
 
 
+class LockMechanism(str, Enum):
+    """How the store's locks are held (``[run] lock``; ``auto`` is resolved by the coordinator and recorded)."""
+
+    AUTO = "auto"  # flock where the store's file system has it, else leases
+    FLOCK = "flock"  # fcntl.flock: held by an open descriptor, gone with its process
+    LEASE = "lease"  # a lease file its holder renews (for file systems whose flock is node-local or absent)
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """``run.json``: how the latest run ran (read by its units: data root, device, checkpoint cadence)."""
+    """``run.json``: how the latest run ran (read by its units: data root, device, checkpoint cadence, and the lock
+    mechanism its coordinator chose, with the lease's length)."""
 
     data_root: str | None = None
     checkpoint_seconds: float = 60.0
     device: str = "auto"
     executor: str = "local"
+    lock: LockMechanism = LockMechanism.FLOCK
+    lease_seconds: float = 60.0
 
     @classmethod
     def from_json(cls, obj: Any) -> "RunSettings":
         if not isinstance(obj, dict):
             return cls()
+        try:
+            lock = LockMechanism(obj.get("lock", "flock"))
+        except ValueError:
+            lock = LockMechanism.LEASE  # an unknown mechanism: the one every process can see
         return cls(
             obj.get("data_root"),
             float(obj.get("checkpoint_seconds", 60.0)),
             str(obj.get("device", "auto")),
             str(obj.get("executor", "local")),
+            lock,
+            float(obj.get("lease_seconds", 60.0)),
         )
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "lock": self.lock.value}
 
 
 @dataclass(frozen=True)
@@ -157,23 +176,29 @@ class PlanRecord:
 
 @dataclass(frozen=True)
 class CoordinatorRecord:
-    """``coordinator.json``: the coordinator holding the store's lock."""
+    """``coordinator.json``: the coordinator holding the store's lock — its process (pid, host, the process's start
+    time in clock ticks since boot, which a reused pid does not share), the executor, and the token its lock file
+    (``coordinator.lock``, or its lease) holds too: ``lowloss cancel`` signals only a process all of these name."""
 
     pid: int | None
     host: str | None
     started: float | None
     executor: str | None
+    process_start: int | None = None
+    token: str | None = None
 
     @classmethod
     def from_json(cls, obj: Any) -> "CoordinatorRecord":
         if not isinstance(obj, dict):
             raise RecordError("not a table")
-        pid = obj.get("pid")
+        pid, start, token = obj.get("pid"), obj.get("process_start"), obj.get("token")
         return cls(
             pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
             obj.get("host"),
             obj.get("started"),
             obj.get("executor"),
+            start if isinstance(start, int) and not isinstance(start, bool) else None,
+            token if isinstance(token, str) else None,
         )
 
     def to_json(self) -> dict:
@@ -246,6 +271,7 @@ class SegmentMarker:
     started: float | None = None
     finished: float | None = None
     attempt: int | None = None
+    unit: str | None = None  # the unit it belongs to (None: a marker of before markers named their unit)
 
     @classmethod
     def from_json(cls, obj: Any) -> "SegmentMarker":
@@ -258,12 +284,13 @@ class SegmentMarker:
             _optional(obj, "started", int, float),
             _optional(obj, "finished", int, float),
             _optional(obj, "attempt", int),
+            _optional(obj, "unit", str),
         )
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"index": self.index, "name": self.name, "files": self.files, "bytes": self.bytes}
         out["rows"] = self.rows
-        for key in ("started", "finished", "attempt"):
+        for key in ("started", "finished", "attempt", "unit"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -281,17 +308,31 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class CommitRecord:
-    """``COMMIT.json``, written last of a unit: the digest over its deterministic content, and the size and sha256 of
-    its result and tensor sets (``files``) and of each segment marker (``segments``)."""
+    """``COMMIT.json``, written last of a unit: the digest over its deterministic content, the size and sha256 of its
+    result and tensor sets (``files``) and of each segment marker (``segments``), and what binds it to its unit: the
+    unit's id and the sha256 of its ``unit.json`` (``unit``, ``unit_record``; None in a commit of lowloss 0.1, which
+    readers bind by recomputing the digest)."""
 
     digest: str
     files: dict[str, FileEntry]
     segments: dict[str, str] | None = None  # marker file name -> sha256 (None: a commit of before they were recorded)
     committed: float | None = None
     attempt: int | None = None
+    unit: str | None = None
+    unit_record: str | None = None
+
+    @staticmethod
+    def checksum(obj: dict) -> str:
+        """The sha256 of a marker's other fields (canonical JSON): a changed byte anywhere in the marker shows."""
+        rest = {k: v for k, v in obj.items() if k != "checksum"}
+        return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     @classmethod
     def from_json(cls, obj: Any) -> "CommitRecord":
+        if isinstance(obj, dict) and "checksum" in obj and obj["checksum"] != cls.checksum(obj):
+            raise RecordError("its checksum does not match its content")
+        if isinstance(obj, dict) and "unit" in obj and "checksum" not in obj:
+            raise RecordError("its checksum is missing")
         digest = _need(obj, "digest", str)
         if len(digest) != 64:
             raise RecordError("'digest' is not a sha256")
@@ -299,7 +340,11 @@ class CommitRecord:
         for rel, info in _need(obj, "files", dict).items():
             files[rel] = FileEntry(str(_need(info, "sha256", str)), int(_need(info, "bytes", int)))
         segments = _str_map(obj, "segments", str) if obj.get("segments") is not None else None
-        return cls(digest, files, segments, _optional(obj, "committed", int, float), _optional(obj, "attempt", int))
+        unit, unit_record = _optional(obj, "unit", str), _optional(obj, "unit_record", str)
+        if (unit is None) != (unit_record is None):
+            raise RecordError("'unit' and 'unit_record' go together")
+        committed, attempt = _optional(obj, "committed", int, float), _optional(obj, "attempt", int)
+        return cls(digest, files, segments, committed, attempt, unit, unit_record)
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {
@@ -308,8 +353,11 @@ class CommitRecord:
             "segments": self.segments,
             "committed": self.committed,
         }
-        if self.attempt is not None:
-            out["attempt"] = self.attempt
+        for key in ("attempt", "unit", "unit_record"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.unit is not None:  # a marker bound to its unit carries its own checksum
+            out["checksum"] = self.checksum(out)
         return out
 
 
@@ -323,6 +371,7 @@ class CheckpointPointer:
     sha256: str
     meta: dict
     written: float | None = None
+    unit: str | None = None  # the unit it belongs to (None: a pointer of before pointers named their unit)
 
     @classmethod
     def from_json(cls, obj: Any) -> "CheckpointPointer":
@@ -333,6 +382,7 @@ class CheckpointPointer:
             _need(obj, "sha256", str),
             _need(obj, "meta", dict),
             _optional(obj, "written", int, float),
+            _optional(obj, "unit", str),
         )
 
     def to_json(self) -> dict:

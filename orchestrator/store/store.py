@@ -10,7 +10,7 @@ import time
 from enum import Enum
 from pathlib import Path
 
-from .atomic import atomic_write_bytes, atomic_write_json, read_json
+from .atomic import atomic_write_bytes, atomic_write_json, check_no_symlinks, open_nofollow, read_json
 from .attempts import AttemptLog
 from .errors import DamagedError, StoreError
 from .layout import FORMAT, UNIT_PREFIX, StoreLayout
@@ -26,6 +26,8 @@ from .records import (
     StudyIdentity,
     UnitRecord,
 )
+
+LOCK_FILES = ("coordinator.lock", "coordinator.json", "coordinator.lease")  # what a refused coordinator leaves
 
 
 class StoredState(str, Enum):
@@ -51,13 +53,49 @@ class Store:
     # ------------------------------------------------------------------ logs
     def launcher_log(self) -> Path:
         """What worker processes print before their unit's own log is open (the folder is made when needed)."""
-        self.layout.logs.mkdir(parents=True, exist_ok=True)
+        self._make_dir(self.layout.logs)
         return self.layout.launcher_log
 
     def coordinator_log(self) -> Path:
         """Every unit event of every run (started, done, retry, with ids), appended by the coordinator."""
-        self.layout.logs.mkdir(parents=True, exist_ok=True)
+        self._make_dir(self.layout.logs)
         return self.layout.coordinator_log
+
+    def open_log(self, path: Path, buffering: int = -1):
+        """A store log (``launcher_log()``, ``coordinator_log()``) opened for appending, never through a link."""
+        return open_nofollow(self.root, path, "a", buffering=buffering)
+
+    def _write_json(self, path: Path, obj) -> None:
+        atomic_write_json(path, obj, inside=self.root)
+
+    def _make_dir(self, path: Path) -> None:
+        """Make a folder of the store (and those on the way), refusing a link anywhere below the store's root."""
+        check_no_symlinks(self.root, path)
+        path.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ links
+    def refuse_links(self) -> None:
+        """``SymlinkRefused`` naming the first symbolic link found where lowloss writes at the store's level (its
+        files and folders, ``units/`` and its kind folders): checked once before a run writes anything."""
+        for name in self.layout.store_entries():
+            check_no_symlinks(self.root, self.root / name)
+        if self.layout.units.is_dir():
+            for kind_dir in sorted(self.layout.units.iterdir()):
+                check_no_symlinks(self.root, kind_dir)
+
+    def refuse_unit_links(self, uid: str, kind: str) -> None:
+        """``SymlinkRefused`` naming a symbolic link in a unit's directory or its ``attempts/`` (checked before the
+        unit is handed to a worker, so that a link costs no attempt and no retry)."""
+        unit_dir = self.layout.unit_dir(uid, kind)
+        check_no_symlinks(self.root, unit_dir)
+        for folder in (unit_dir, self.layout.attempts(uid, kind)):
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.is_symlink():
+                    check_no_symlinks(self.root, Path(entry.path))
 
     # ------------------------------------------------------------------ study identity
     def exists(self) -> bool:
@@ -111,7 +149,8 @@ class Store:
         elif self.root.exists() and any(
             p
             for p in self.root.iterdir()
-            if not p.name.startswith(".") and p.name not in ("coordinator.lock", "coordinator.json")
+            if not p.name.startswith(".")
+            and p.name not in ("coordinator.lock", "coordinator.json", "coordinator.lease")
         ):
             raise StoreError(
                 f"store directory {self.root} is not empty and is not a lowloss store; choose a new or empty directory"
@@ -121,15 +160,15 @@ class Store:
         self.check_study(name)
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.exists():
-            atomic_write_json(self.layout.study_file, StudyIdentity(name, FORMAT, time.time()).to_json())
-        atomic_write_bytes(self.layout.spec_file, spec_text.encode())
+            self._write_json(self.layout.study_file, StudyIdentity(name, FORMAT, time.time()).to_json())
+        atomic_write_bytes(self.layout.spec_file, spec_text.encode(), inside=self.root)
 
     def spec_text(self) -> str:
         return self.layout.spec_file.read_text()
 
     # ------------------------------------------------------------------ run settings, plan, scheduler jobs
     def write_run_settings(self, settings: RunSettings) -> None:
-        atomic_write_json(self.layout.run_file, settings.to_json())
+        self._write_json(self.layout.run_file, settings.to_json())
 
     def run_settings(self) -> RunSettings:
         try:
@@ -138,7 +177,7 @@ class Store:
             return RunSettings()
 
     def write_plan(self, plan: PlanRecord) -> None:
-        atomic_write_json(self.layout.plan_file, plan.to_json())
+        self._write_json(self.layout.plan_file, plan.to_json())
 
     def plan(self) -> PlanRecord:
         """The latest plan (no stages before the first run has planned); a StoreError when plan.json is damaged."""
@@ -155,7 +194,7 @@ class Store:
             ) from None
 
     def write_job_record(self, name: str, record: JobRecord) -> None:
-        atomic_write_json(self.layout.job_record(name), record.to_json())
+        self._write_json(self.layout.job_record(name), record.to_json())
 
     def job_records(self) -> list[JobRecord]:
         out = []
@@ -170,7 +209,7 @@ class Store:
     def write_unit(self, record: UnitRecord) -> None:
         path = self.layout.unit_record(record.id, record.kind)
         if not path.exists():
-            atomic_write_json(path, record.to_json())
+            self._write_json(path, record.to_json())
 
     def unit(self, uid: str, kind: str) -> UnitRecord:
         """The unit's record; its content must hash to its id (a damaged unit.json is never run or read)."""
@@ -232,12 +271,14 @@ class Store:
     def quarantine(self, uid: str, kind: str) -> Path:
         """Move a unit's directory aside (``damaged/``) so that it runs again from scratch. Returns the new place."""
         target = self.layout.damaged / f"{uid}-{time.strftime('%Y%m%dT%H%M%S')}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(self.layout.unit_dir(uid, kind), target)
+        source = self.layout.unit_dir(uid, kind)
+        check_no_symlinks(self.root, source)  # the unit's own directory is moved, never a link's target
+        self._make_dir(target.parent)  # and it stays inside the store
+        os.rename(source, target)
         return target
 
     def write_progress(self, uid: str, kind: str, progress: ProgressRecord) -> None:
-        atomic_write_json(self.layout.progress(uid, kind), progress.to_json())
+        self._write_json(self.layout.progress(uid, kind), progress.to_json())
 
     def progress(self, uid: str, kind: str) -> ProgressRecord | None:
         try:

@@ -1,5 +1,6 @@
-"""Integrity: a unit's digest over its deterministic content, and the check of every one of its files against the size
-and sha256 its markers recorded (what ``lowloss verify`` prints and ``--repair`` acts on)."""
+"""Integrity: a unit's digest over its deterministic content, the check of every one of its files against the size
+and sha256 its markers recorded, and of every committed unit's inputs being committed still (what ``lowloss verify``
+prints and ``--repair`` acts on)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 
 from .atomic import TEMP_PREFIX, canonical_json, read_json, sha256_file
 from .errors import DamagedError
-from .layout import COMMIT, FINAL, RESULT, UNIT_RECORD
+from .layout import COMMIT, FINAL, RESULT, UNIT_RECORD, split_ref
 from .reading import CommittedReader
 from .records import CommitRecord, SegmentMarker
 
@@ -134,12 +135,26 @@ def _check_commit(reader: CommittedReader, uid: str, kind: str, commit: CommitRe
     found.digest = digest
 
 
+@dataclass(frozen=True)
+class LostInput:
+    """A committed unit one of whose inputs is no longer committed: it stands on work that runs again
+    (``--repair`` runs the input and moves aside what stands on it)."""
+
+    uid: str
+    kind: str
+    role: str  # the input's role in the unit's record
+    ref: str  # the input reference (``<id>`` or ``<id>:<output>``)
+    why: str  # what is gone: the input's commit marker, or its whole directory
+
+
 @dataclass
 class StoreVerification:
-    """Every unit directory's check, and the pickles found where lowloss writes none."""
+    """Every unit directory's check, the committed units whose inputs are no longer committed, and the pickles found
+    where lowloss writes none."""
 
     units: list[tuple[str, str, Verification]]  # (unit id, kind, its check)
     stray_pickles: list[Path]
+    lost_inputs: list[LostInput] = field(default_factory=list)
 
     @property
     def corrupt(self) -> int:
@@ -151,9 +166,27 @@ class StoreVerification:
 
 
 def verify_store(reader: CommittedReader) -> StoreVerification:
-    """Check every unit on disk (``lowloss verify``) and look for stray pickles."""
+    """Check every unit on disk (``lowloss verify``), the inputs of the committed ones, and look for stray pickles."""
     units = [(uid, kind, verify_unit(reader, uid, kind)) for uid, kind in reader.layout.unit_dirs()]
-    return StoreVerification(units, stray_pickles(reader.layout.root))
+    return StoreVerification(units, stray_pickles(reader.layout.root), lost_inputs(reader, units))
+
+
+def lost_inputs(reader: CommittedReader, units: list[tuple[str, str, Verification]]) -> list[LostInput]:
+    """The inputs of intact committed units that are no longer committed: their commit marker is gone, or their whole
+    unit directory (a damaged input is damage of its own, and ``--repair`` moves aside what stands on it)."""
+    kinds = {uid: kind for uid, kind, _ in units}
+    lost = []
+    for uid, kind, found in units:
+        if found.digest is None:
+            continue
+        for role, ref in reader.unit(uid, kind).inputs.items():
+            input_id = split_ref(ref)[0]
+            input_kind = kinds.get(input_id)
+            if input_kind is None:
+                lost.append(LostInput(uid, kind, role, ref, "its unit directory is gone"))
+            elif not reader.layout.commit_marker(input_id, input_kind).exists():
+                lost.append(LostInput(uid, kind, role, ref, f"its {COMMIT} is gone"))
+    return lost
 
 
 def stray_pickles(root: Path) -> list[Path]:

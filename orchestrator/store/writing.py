@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +29,10 @@ from .records import CheckpointPointer, CommitRecord, FileEntry, RecordError, Se
 from .verification import unit_digest
 
 
+def _no_guard() -> None:
+    pass
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
@@ -45,7 +50,9 @@ class UnitWriter:
         self.layout = layout
         self.record = record
         self.dir = layout.unit_dir(record.id, record.kind)
+        self.root = layout.root  # nothing below it is written or deleted through a link
         self._reaper: threading.Thread | None = None
+        self.guard: Callable[[], None] = _no_guard  # raises when this process may no longer write (a lost lease)
         self.discarded_checkpoint: str | None = None  # why a checkpoint found on resume was not used
 
     def write_segment(
@@ -58,6 +65,7 @@ class UnitWriter:
         attempt: int | None = None,
     ) -> None:
         """Write one segment's rows and points, then its marker. Rewriting a segment gives identical bytes."""
+        self.guard()
         name = segment_name(index)
         files: dict[str, str] = {}
         sizes: dict[str, int] = {}
@@ -67,7 +75,7 @@ class UnitWriter:
                 continue
             data = parquet_bytes(pa.Table.from_pylist(table_rows))
             rel = segment_file(table, name)
-            files[rel] = atomic_write_bytes(self.dir / rel, data, inside=self.dir)
+            files[rel] = atomic_write_bytes(self.dir / rel, data, inside=self.root)
             sizes[rel] = len(data)
             rows[table] = len(table_rows)
         if points:
@@ -75,23 +83,26 @@ class UnitWriter:
 
             rel = points_file(name)
             data = save(_contiguous(points))
-            files[rel] = atomic_write_bytes(self.dir / rel, data, inside=self.dir)
+            files[rel] = atomic_write_bytes(self.dir / rel, data, inside=self.root)
             sizes[rel] = len(data)
-        marker = SegmentMarker(index, name, files, sizes, rows, started, finished, attempt)
-        atomic_write_json(self.dir / "segments" / f"{name}.json", marker.to_json(), inside=self.dir)
+        marker = SegmentMarker(index, name, files, sizes, rows, started, finished, attempt, self.record.id)
+        atomic_write_json(self.dir / "segments" / f"{name}.json", marker.to_json(), inside=self.root)
 
     def write_checkpoint(self, segment_index: int, tensors: dict, meta: dict) -> None:
         """Resume checkpoint: tensors as safetensors, then ``latest.json`` naming it with its size and sha256;
         older ones removed."""
+        self.guard()
         d = self.dir / "checkpoint"
         fname = f"ckpt-{segment_name(segment_index)}.safetensors"
-        size = atomic_save_tensors(d / fname, _contiguous(tensors), inside=self.dir)
-        pointer = CheckpointPointer(segment_index, fname, size, sha256_file(d / fname), meta, time.time())
-        atomic_write_json(d / "latest.json", pointer.to_json(), inside=self.dir)
+        size = atomic_save_tensors(d / fname, _contiguous(tensors), inside=self.root)
+        pointer = CheckpointPointer(
+            segment_index, fname, size, sha256_file(d / fname), meta, time.time(), self.record.id
+        )
+        atomic_write_json(d / "latest.json", pointer.to_json(), inside=self.root)
         stale = [old for old in d.glob("ckpt-*.safetensors") if old.name != fname]
         if stale:  # freeing a large file's blocks takes time the unit need not wait for; latest.json already moved on
             self._reaper = threading.Thread(
-                target=remove_files_nofollow, args=(self.dir, d, [p.name for p in stale]), daemon=True
+                target=remove_files_nofollow, args=(self.root, d, [p.name for p in stale]), daemon=True
             )
             self._reaper.start()
 
@@ -132,6 +143,8 @@ class UnitWriter:
             return f"checkpoint/{path.name} has {path.stat().st_size} bytes, latest.json recorded {latest.bytes}"
         if sha256_file(path) != latest.sha256:
             return f"checkpoint/{path.name} differs from the sha256 latest.json recorded"
+        if latest.unit is not None and latest.unit != self.record.id:
+            return f"checkpoint/latest.json belongs to unit {latest.unit}, not to this one"
         if not self.layout.segment_marker(self.record.id, self.record.kind, latest.segment).exists():
             return f"checkpoint/{path.name} is after segment {latest.segment}, which is not committed"
         return None
@@ -141,15 +154,16 @@ class UnitWriter:
         sha256 of each file. Returns the digest."""
         from safetensors.torch import save
 
-        check_no_symlinks(self.dir, self.dir / "checkpoint")  # removed below: never through a link
+        self.guard()
+        check_no_symlinks(self.root, self.dir / "checkpoint")  # removed below: never through a link
 
         files: dict[str, FileEntry] = {}
         for name, tensors in sorted((outputs or {}).items()):
             rel = output_file(name)
             data = save(_contiguous(tensors))
-            files[rel] = FileEntry(atomic_write_bytes(self.dir / rel, data, inside=self.dir), len(data))
+            files[rel] = FileEntry(atomic_write_bytes(self.dir / rel, data, inside=self.root), len(data))
         data = (canonical_json(result) + "\n").encode()
-        files[RESULT] = FileEntry(atomic_write_bytes(self.dir / RESULT, data, inside=self.dir), len(data))
+        files[RESULT] = FileEntry(atomic_write_bytes(self.dir / RESULT, data, inside=self.root), len(data))
         self.settle()
         reader = CommittedReader(self.layout)
         digest = unit_digest(reader, self.record.id, self.record.kind)
@@ -159,9 +173,11 @@ class UnitWriter:
             if seg_dir.is_dir()
             else {}
         )
-        record = CommitRecord(digest, files, markers, time.time(), attempt)
+        unit_record = sha256_file(self.layout.unit_record(self.record.id, self.record.kind))
+        self.guard()
+        record = CommitRecord(digest, files, markers, time.time(), attempt, self.record.id, unit_record)
         atomic_write_json(
-            self.layout.commit_marker(self.record.id, self.record.kind), record.to_json(), inside=self.dir
+            self.layout.commit_marker(self.record.id, self.record.kind), record.to_json(), inside=self.root
         )
-        remove_files_nofollow(self.dir, self.dir / "checkpoint", remove_folder=True)
+        remove_files_nofollow(self.root, self.dir / "checkpoint", remove_folder=True)
         return digest

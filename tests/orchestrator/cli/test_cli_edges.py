@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 from conftest import run_cli, spec_text
@@ -227,4 +228,96 @@ def test_device_cuda_without_a_gpu_is_an_edge_error_for_a_local_run(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "--device = 'cuda'" in err and "no CUDA GPU" in err and "--device cpu" in err
+    assert not (tmp_path / "s").exists()
+
+
+MANY_LINES = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    points = 5
+
+    [[stages]]
+    name = "wide"
+    kind = "interpolate"
+    from = "modes"
+    points = 9
+"""
+
+
+@pytest.mark.parametrize(
+    "stages, sweep, needle",
+    [
+        (MANY_LINES, "", "stages.wide: with this stage the study would be 299,998 units"),
+        (None, "[sweep]\ntrain.lr = [0.01, 0.1, 1.0]\n", "stages.modes: with this stage the study would be 300,000"),
+    ],
+    ids=["two-lines-per-pair", "swept-modes"],
+)
+def test_a_study_past_max_units_is_refused_from_its_counts_without_planning(
+    tmp_path, capsys, monkeypatch, stages, sweep, needle
+):
+    """Issue 23 item 7: 100 000 seeds past run.max_units are refused by arithmetic over the spec, before a unit is
+    planned: one line with the stage, the count, the limit and the fix; exit 2; no store."""
+    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.engine.graph import Planner
+
+    monkeypatch.setattr(Planner, "_plan_stage", lambda self, name: pytest.fail("the planner planned a stage"))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(seeds="{start = 0, count = 100000}", stages=stages) + sweep)
+    for argv in (["run", str(spec), "--store", str(tmp_path / "s")], ["validate", str(spec)], ["plan", str(spec)]):
+        rc = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"lowloss: error: {spec}: ") and needle in err, err
+        assert (
+            "100,000 seeds in study.seeds" in err and "run.max_units = 200,000" in err and "raise run.max_units" in err
+        )
+    assert not (tmp_path / "s").exists()
+
+
+def _fake_slurm(folder, scontrol: str) -> str:
+    """A PATH whose sbatch and scontrol answer as where no Slurm controller is reachable."""
+    folder.mkdir()
+    for name, body in (("sbatch", "echo 'sbatch: fatal: Could not establish a configuration source' >&2; exit 1"),
+                       ("scontrol", scontrol)):  # fmt: skip
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize(
+    "scontrol, said",
+    [
+        (
+            "echo 'scontrol: fatal: Could not establish a configuration source' >&2; exit 1",
+            "(`scontrol ping`: scontrol: fatal: Could not establish a configuration source)",
+        ),
+        ("echo 'Slurmctld(primary) at head is DOWN'; exit 1", "(`scontrol ping`: Slurmctld(primary) at head is DOWN)"),
+        ("exec sleep 30", "(`scontrol ping` had no answer in 0.5 s)"),
+    ],
+    ids=["no-configuration", "controller-down", "no-answer"],
+)
+def test_slurm_without_a_controller_that_answers_is_refused_before_the_store_is_made(
+    tmp_path, capsys, monkeypatch, scontrol, said
+):
+    """Issue 23: `--executor slurm` where no controller answers: one line naming what failed and the fix, exit 2, no
+    store left behind (not sbatch's fatal error, exit 1 and advice to resume a store that holds nothing)."""
+    from lowloss.orchestrator.cli import main
+    from lowloss.orchestrator.executors import slurm
+
+    monkeypatch.setenv("PATH", _fake_slurm(tmp_path / "bin", scontrol))
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "nonexistent" / "slurm.conf"))
+    monkeypatch.setattr(slurm, "PING_TIMEOUT_S", 0.5)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text())
+    rc = main(["run", str(spec), "--store", str(tmp_path / "s"), "--executor", "slurm"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("lowloss: error: --executor = 'slurm': no Slurm controller answers " + said), err
+    assert "SLURM_CONF" in err and "--executor local|ray" in err and "resume" not in err
     assert not (tmp_path / "s").exists()

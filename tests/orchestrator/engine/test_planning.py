@@ -259,3 +259,117 @@ def test_plan_counts_a_unit_two_stages_share_once(tmp_path, capsys, monkeypatch)
     assert main(["plan", "digits-default"]) == 0
     out = capsys.readouterr().out
     assert "shared with" not in out and "10 unit(s) would run." in out
+
+
+# ---------------------------------------------------------------------- the up-front count (issue 23 item 7)
+
+TWO_LINES = """
+    [[stages]]
+    name = "modes"
+    kind = "train"
+    {modes}
+
+    [[stages]]
+    name = "lmc"
+    kind = "interpolate"
+    from = "modes"
+    pairs = {pairs}
+    points = 5
+
+    [[stages]]
+    name = "again"
+    kind = "interpolate"
+    from = "{again_from}"
+    pairs = {again}
+    points = {again_points}
+"""
+
+
+def _two_lines(pairs='"consecutive"', again='"consecutive"', again_points=5, modes="", again_from="modes", **kw):
+    stages = TWO_LINES.format(pairs=pairs, again=again, again_points=again_points, modes=modes, again_from=again_from)
+    return spec_text(stages=stages, **kw)
+
+
+EXACT = {
+    "default": spec_text(),
+    "sweep-grid": spec_text() + "[sweep]\ntrain.lr = [0.01, 0.05]\nstages.lmc.points = [5, 7]\n",
+    "sweep-zip": spec_text()
+    + '[sweep]\nmode = "zip"\nstages.lmc.points = [5, 9]\nstages.lmc.reestimate_bn = [true, false]\n',
+    "same-lines-twice": _two_lines(seeds="[0, 1, 2, 3]"),
+    "other-points": _two_lines(again_points=7, seeds="[0, 1, 2, 3]"),
+    "consecutive-within-all": _two_lines(again='"all"', seeds="[0, 1, 2, 3]"),
+    "repeated-pairs": _two_lines(pairs="[[0, 1], [0, 1], [1, 0]]", again="[[1, 0]]", seeds="[0, 1, 2]"),
+    "random-pairs": _two_lines(pairs="{random = 4, seed = 3}", again_points=7, seeds="[0, 1, 2, 3, 4]"),
+    "vectorized": _two_lines(modes="vectorize = 2", seeds="[0, 1, 2, 3, 4]"),
+    "to-best": _two_lines(pairs='"to_best"', seeds="[0, 1, 2]"),
+    "swept-lines-of-swept-modes": _two_lines(seeds="[0, 1, 2]")
+    + "[sweep]\ntrain.epochs = [2, 3]\nstages.again.points = [5, 9]\n",
+}
+SHORT = {  # the count falls short of the plan here (never over it)
+    "grow-planner": spec_text(stages=GROW),
+    "strategies-that-overlap": _two_lines(pairs="{random = 4, seed = 3}", seeds="[0, 1, 2, 3, 4]"),
+    "overlapping-seeds": spec_text(
+        stages="""
+        [[stages]]
+        name = "modes"
+        kind = "train"
+        seeds = [0, 1, 2]
+
+        [[stages]]
+        name = "more"
+        kind = "train"
+        seeds = [1, 2, 3]
+    """
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXACT) + sorted(SHORT))
+def test_the_up_front_count_is_what_the_planner_makes_and_never_more(name):
+    from lowloss.orchestrator.engine.graph import count_study
+
+    study = parse_spec(EXACT.get(name) or SHORT[name])
+    counted, planned = count_study(study), len(plan_study(study).units)
+    assert counted == planned if name in EXACT else counted < planned, (counted, planned)
+
+
+def test_the_up_front_count_of_every_recipe_is_what_the_planner_makes(monkeypatch):
+    from lowloss import jobs
+    from lowloss.orchestrator.engine.graph import count_study
+    from lowloss.orchestrator.spec import load_spec
+
+    monkeypatch.setattr(jobs, "model_input_problem", lambda name, data: None)  # fast: no model built to try its input
+    for name, path in jobs.recipes().items():
+        study = load_spec(path)
+        assert count_study(study) == len(plan_study(study).units), name
+
+
+def test_a_study_past_the_bound_is_refused_from_the_counts_before_anything_is_planned(monkeypatch):
+    """At the bound a study plans; one unit past it is refused with the count, the limit and the fix, before the
+    planner plans a stage; the count of 100 000 seeds allocates nothing per unit."""
+    import tracemalloc
+
+    from lowloss.orchestrator.engine.graph import count_study
+
+    at_bound = parse_spec(spec_text(seeds="{ start = 0, count = 10 }", run_extra="max_units = 19"))
+    assert len(plan_study(at_bound).units) == 19
+    monkeypatch.setattr(Planner, "_plan_stage", lambda self, name: pytest.fail("the planner planned a stage"))
+    past = parse_spec(spec_text(seeds="{ start = 0, count = 10 }", run_extra="max_units = 18"))
+    with pytest.raises(SpecError) as err:
+        plan_study(past)
+    assert str(err.value) == (
+        "<spec>: stages.lmc: with this stage the study would be 19 units (10 seeds in study.seeds), more than "
+        "run.max_units = 18; lower the seed, pair or grid counts (or the sweep's), or raise run.max_units if the "
+        "cluster can take it"
+    )
+    huge = parse_spec(_two_lines(again_points=7, seeds="{ start = 0, count = 100000 }"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpecError, match="stages.again: with this stage the study would be 299,998 units"):
+            count_study(huge)
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    finally:
+        tracemalloc.stop()
+    swept = parse_spec(spec_text(seeds="{ start = 0, count = 100000 }") + "[sweep]\ntrain.lr = [0.01, 0.1, 1.0]\n")
+    with pytest.raises(SpecError, match=r"stages.modes: .* 300,000 units \(100,000 seeds .*, 3 sweep combinations\)"):
+        Planner(swept)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from autoneb_runs import edges, kill_mid_cycle_then_between_edges, reference_run
-from conftest import digests, run_cli, spec_text, start_cli, wait_for
+from conftest import digests, run_cli, segments_of, sigkill_mid_unit, spec_text, start_cli, wait_for
 from landscape_runs import surface_shards_match_local
 from planner_runs import explore_with_kills
 
@@ -228,19 +228,43 @@ def test_raising_unit_on_slurm_is_failed_with_traceback_retried_others_fine(tmp_
     assert "failed broken seed=7" in status
 
 
-def test_killed_coordinator_reattaches_and_submits_nothing_twice(tmp_path, long_reference):
+@pytest.mark.parametrize("lock", ["flock", "lease"])
+def test_killed_coordinator_reattaches_and_submits_nothing_twice(tmp_path, long_reference, lock):
+    """Under leases too: the killed coordinator's lease (a dead process of this host) is taken over at once, and the
+    job it left running keeps its unit's lease, renewed, so the unit is waited for, not run twice."""
     spec, expected = long_reference
     store = tmp_path / "store"
     profile = _profile(tmp_path)
-    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
+    locks = ["--lock", lock, "--lease-seconds", "5"]
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile, *locks)
     wait_for(lambda: _segments(store) >= 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert _segments(store) < 100  # the job keeps running without its coordinator
-    again = run_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile)
+    if lock == "lease":
+        assert (store / "coordinator.lease").exists() and list(store.glob("units/*/*/unit.lease"))
+    again = run_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", profile, *locks)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "re-attached to scheduler jobs of 1 running unit" in again.stderr
     assert len(_job_records(store)) == 1 and sum(len(r["tasks"]) for r in _job_records(store)) == 1
+    assert digests(store) == expected
+
+
+def test_a_worker_killed_mid_unit_under_leases_is_taken_over_and_reaches_the_same_bytes(tmp_path, long_reference):
+    spec, expected = long_reference
+    store = tmp_path / "store"
+    locks = ["--lock", "lease", "--lease-seconds", "5"]
+    proc = start_cli("run", spec, "--store", store, "--executor", "slurm", "--profile", _profile(tmp_path), *locks)
+    try:
+        assert sigkill_mid_unit(store, "kind=train/unit=*", lambda unit: segments_of(unit) >= 3)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert json.loads((store / "run.json").read_text())["lock"] == "lease"
+    states = [json.loads(p.read_text())["state"] for p in sorted(store.glob("units/kind=train/*/attempts/0*.json"))]
+    assert states == ["lost", "done"], states  # the second attempt took the dead worker's lease over
+    assert not list(store.rglob("*.lease"))
     assert digests(store) == expected
 
 

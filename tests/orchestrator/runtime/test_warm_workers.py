@@ -244,3 +244,68 @@ def test_warm_worker_is_replaced_after_its_units(tmp_path):
     run_cli("run", spec, "--store", tmp_path / "store", "--worker-max-units", "2", check=True)
     pids = [r["pid"] for r in _attempts(tmp_path / "store", "emit")]
     assert len(pids) == 3 and pids[0] == pids[1] != pids[2]
+
+
+def test_a_warm_process_hashes_each_units_inputs_again_and_catches_bit_rot(tmp_path):
+    """A file corrupted in place between two units of one process (size, mtime and inode unchanged, as bit rot leaves
+    them) is caught by the second unit, which the first unit's check would otherwise vouch for."""
+    from lowloss.orchestrator.runtime import Node, UnitTask
+    from lowloss.orchestrator.store import Store, split_ref
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        spec_text(
+            name="rot",
+            stages="""
+    [[stages]]
+    name = "a"
+    kind = "emit"
+    seeds = [0]
+
+    [[stages]]
+    name = "b"
+    kind = "emit"
+    seeds = [3]
+
+    [[stages]]
+    name = "both"
+    kind = "consume"
+    from = ["a", "b"]
+""",
+        )
+    )
+    root = tmp_path / "store"
+    run_cli("run", spec, "--store", root, check=True)
+    store = Store(root)
+    kinds = store.plan().kinds()
+    (uid,) = [u for u, k in kinds.items() if k == "consume"]
+    unit_dir = store.layout.unit_dir(uid, "consume")
+    task = UnitTask(
+        uid,
+        "consume",
+        tuple((split_ref(r)[0], kinds[split_ref(r)[0]]) for r in store.unit(uid, "consume").inputs.values()),
+    )
+
+    def run_again() -> str:
+        for entry in unit_dir.iterdir():  # the unit as before it ran
+            if entry.name != "unit.json":
+                subprocess.run(["rm", "-rf", str(entry)], check=True)
+        (outcome,) = node.run(root, [task], "local")
+        return outcome.value
+
+    node = Node()
+    assert run_again() == "done"
+    dirs_unit = split_ref(store.unit(uid, "consume").inputs["dirs"])[0]
+    rotten = store.layout.unit_dir(dirs_unit, "emit") / "outputs" / "directions.safetensors"
+    before = rotten.stat()
+    with open(rotten, "r+b") as fh:  # in place: same inode, same size
+        fh.seek(before.st_size - 3)
+        byte = fh.read(1)
+        fh.seek(before.st_size - 3)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    os.utime(rotten, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = rotten.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    assert run_again() == "failed"
+    (record,) = store.attempts.records(uid, "consume")
+    assert "outputs/directions.safetensors differs from the sha256" in (record.error or "")

@@ -70,6 +70,12 @@ CASES = [
         ["stages[1].pairs", "only 1"],
     ),
     (
+        "empty-pairs",
+        spec_text(stages=STAGES_WITH.format(extra="pairs = []")),
+        [],
+        ["stages[1].pairs = []: 'consecutive', 'all', 'to_best'", "an empty list makes no pairs"],
+    ),
+    (
         "pair-unknown-seed",
         spec_text(stages=STAGES_WITH.format(extra="pairs = [[0, 7]]")),
         [],
@@ -88,6 +94,18 @@ CASES = [
         spec_text().replace('dataset = "digits"', 'dataset = "cifar10"'),
         ["--data-root", "/nonexistent/cifar"],
         ["--data-root", "does not exist"],
+    ),
+    (
+        "absent-data-root-of-embedded-data",
+        spec_text(),
+        ["--data-root", "/nonexistent/digits"],
+        ["--data-root = '/nonexistent/digits': does not exist", "the folder holding the dataset", "digits and mnist5k"],
+    ),
+    (
+        "absent-data-root-in-spec",
+        spec_text(data_extra='root = "/nonexistent/digits"'),
+        [],
+        ["data.root = '/nonexistent/digits': does not exist", "embedded in lowloss"],
     ),
     ("bad-jobs", spec_text(), ["--jobs", "0"], ["--jobs", "0", "≥ 1"]),
     ("bad-executor", spec_text(), ["--executor", "pbs"], ["--executor", "invalid choice", "'pbs'"]),
@@ -148,6 +166,18 @@ CASES = [
         spec_text(seeds="{start = -3, count = 3}"),
         [],
         ["study.seeds.start = -3", "seeds are integers ≥ 0"],
+    ),
+    (
+        "seed-range-past-its-bound",
+        spec_text(seeds="{start = 0, count = 300000}"),
+        [],
+        ["study.seeds.count = 300000: at most 100,000 seeds in one range (a list may name more)"],
+    ),
+    (
+        "seed-twice-among-many",  # named at once, not after 10¹⁰ list scans
+        spec_text(seeds=str([*range(100_000), 7])),
+        [],
+        ["study.seeds = [0, 1, 2,", "each seed once; [7] given twice"],
     ),
     (
         "decimal-for-integer",
@@ -425,7 +455,27 @@ def test_missing_spec_file_and_unknown_recipe(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.toml")]) == 2
     assert "file not found" in capsys.readouterr().err
     assert main(["validate", "digits-defualt"]) == 2
-    assert "no such recipe" in capsys.readouterr().err
+    assert "no such file and no such recipe (did you mean 'digits-default'?); recipes:" in capsys.readouterr().err
+    assert main(["run", "llpf-lenet5-mnsit", "--store", str(tmp_path / "s")]) == 2
+    assert "(did you mean 'llpf-lenet5-mnist'?)" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert main(["validate", str(tmp_path / "digits-defalt.toml")]) == 2
+    assert "file not found; give the path of a .toml spec, or a recipe's name (did you mean 'digits-default'?)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_data_root_that_does_not_exist_is_refused_where_each_command_reads_it(tmp_path, capsys):
+    """Issue 23: embedded data reads no root, and a typo'd one is never accepted silently (nor `plan`'s)."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text())
+    absent = str(tmp_path / "data")
+    for argv in (["validate", str(spec)], ["plan", str(spec)], ["submit", str(spec), "--store", absent, "--dry-run"]):
+        assert main([*argv, "--data-root", absent]) == 2
+        assert f"--data-root = '{absent}': does not exist" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["validate", str(spec), "--data-root", str(tmp_path / "file")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["validate", str(spec), "--data-root", str(tmp_path)]) == 0
 
 
 def test_unknown_unit_in_show(tmp_path, capsys):

@@ -105,8 +105,9 @@ def test_a_garbage_or_truncated_commit_marker_is_no_commit(clean, tmp_path, cont
     s = Store(store)
     assert not s.read.is_committed(uid, "emit") and s.state(uid, "emit") is StoredState.DAMAGED
     assert run_cli("verify", store).returncode == 1
-    show = run_cli("show", store, uid[:8])
-    assert show.returncode == 0 and "damaged" in show.stdout and "Traceback" not in show.stderr
+    show = run_cli("show", store, uid[:8])  # damage stops every reader the same way: one line, exit 2
+    assert show.returncode == 2 and "COMMIT.json" in show.stderr and "--repair" in show.stderr
+    assert "Traceback" not in show.stderr and not show.stdout
     assert run_cli("resume", store, "--repair").returncode == 0 and digests(store) == clean_digests
 
 
@@ -283,3 +284,121 @@ def test_a_garbage_plan_is_an_error_until_resume_plans_again(clean, tmp_path):
     resumed = run_cli("resume", store)  # the coordinator plans again and rewrites plan.json, reusing every unit
     assert resumed.returncode == 0 and "0 unit(s) run now" in resumed.stdout, resumed.stdout
     assert [stage.name for stage in Store(store).plan().stages] == ["a", "b", "both"]
+
+
+def test_two_units_with_their_files_swapped_are_damage_never_each_others_data(clean, tmp_path):
+    """Every file of two units swapped except unit.json: each COMMIT.json still matches the files beside it, but it
+    names the other unit (and another unit.json), so no reader takes seed 3's data for seed 0's."""
+    _, clean_store, clean_digests = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    s = Store(store)
+    a, b = sorted((s.unit(u, k).params["seed"], u) for u, k in s.layout.unit_dirs() if k == "emit")
+    dir_a, dir_b = s.layout.unit_dir(a[1], "emit"), s.layout.unit_dir(b[1], "emit")
+    for entry in sorted(dir_a.iterdir()):
+        if entry.name not in ("unit.json", "attempts", "unit.lock"):
+            swap = tmp_path / "swap"
+            entry.rename(swap)
+            (dir_b / entry.name).rename(entry)
+            swap.rename(dir_b / entry.name)
+
+    for uid in (a[1], b[1]):
+        with pytest.raises(DamagedError, match="belongs to unit"):
+            s.read.result(uid, "emit")
+        assert s.state(uid, "emit") is StoredState.DAMAGED
+        show = run_cli("show", store, uid[:10])
+        assert "damaged" in show.stdout + show.stderr and "Traceback" not in show.stderr
+    results = run_cli("results", store, "--stage", "a")
+    assert results.returncode == 2 and "COMMIT.json" in results.stderr and "--repair" in results.stderr
+    assert "Traceback" not in results.stderr
+    verify = run_cli("verify", store)
+    assert verify.returncode == 1
+    assert all(any(u in line for line in verify.stdout.splitlines() if "CORRUPT" in line) for u in (a[1], b[1]))
+    assert run_cli("resume", store, "--repair").returncode == 0 and digests(store) == clean_digests
+
+
+def test_a_marker_without_its_checksum_or_with_a_changed_time_is_damage(clean, tmp_path):
+    _, clean_store, _ = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    uid, unit_dir = _emit_unit(store)
+    marker = json.loads((unit_dir / "COMMIT.json").read_text())
+    marker["committed"] += 1.0  # a field no file is checked against
+    (unit_dir / "COMMIT.json").write_text(json.dumps(marker))
+    with pytest.raises(DamagedError, match="checksum"):
+        Store(store).read.commit(uid, "emit")
+    del marker["checksum"]
+    (unit_dir / "COMMIT.json").write_text(json.dumps(marker))
+    with pytest.raises(DamagedError, match="checksum"):
+        Store(store).read.commit(uid, "emit")
+
+
+# ---------------------------------------------------------------------- links: nothing leaves the store
+
+
+def _elsewhere(tmp_path: Path) -> Path:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    return target
+
+
+def _consume_unit(store: Path) -> tuple[str, Path]:
+    s = Store(store)
+    (uid,) = [u for u, k in s.layout.unit_dirs() if k == "consume"]
+    return uid, s.layout.unit_dir(uid, "consume")
+
+
+@pytest.mark.parametrize("name", ["logs", "damaged", "jobs"])
+def test_a_store_level_folder_that_is_a_link_is_refused_before_anything_is_written(clean, tmp_path, name):
+    _, clean_store, clean_digests = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    elsewhere = _elsewhere(tmp_path)
+    shutil.rmtree(store / name, ignore_errors=True)
+    (store / name).symlink_to(elsewhere)
+    _flip(_emit_unit(store)[1] / "result.json")  # --repair would move this unit into damaged/
+    before = sorted(p.name for p in store.iterdir())
+    repaired = run_cli("resume", store, "--repair")
+    assert repaired.returncode == 2, repaired.stdout + repaired.stderr
+    assert f"{store / name} is a symbolic link" in repaired.stderr and "remove the link" in repaired.stderr
+    assert "Traceback" not in repaired.stderr and list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in store.iterdir()) == before and _emit_unit(store)[1].is_dir()
+    (store / name).unlink()
+    assert run_cli("resume", store, "--repair").returncode == 0 and digests(store) == clean_digests
+
+
+@pytest.mark.parametrize("name", ["attempts", "unit.lock", "checkpoint"])
+def test_a_link_in_a_unit_directory_is_refused_once_and_costs_no_attempt(clean, tmp_path, name):
+    _, clean_store, clean_digests = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    elsewhere = _elsewhere(tmp_path)
+    uid, unit_dir = _consume_unit(store)
+    for entry in unit_dir.iterdir():  # the unit as it was before it ran: only its record
+        if entry.name != "unit.json":
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    (unit_dir / name).symlink_to(elsewhere / name if name == "unit.lock" else elsewhere)
+    resumed = run_cli("resume", store)
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    assert f"{unit_dir / name} is a symbolic link" in resumed.stderr and "Traceback" not in resumed.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert "without a word" not in resumed.stdout + resumed.stderr
+    (unit_dir / name).unlink()
+    assert run_cli("resume", store).returncode == 0 and digests(store) == clean_digests
+    (record,) = Store(store).attempts.records(uid, "consume")  # the refusal spent no attempt
+    assert record.state.value == "done"
+
+
+def test_a_study_leaves_no_temporary_file_of_a_killed_write_behind(clean, tmp_path):
+    _, clean_store, _ = clean
+    store = tmp_path / "store"
+    shutil.copytree(clean_store, store, symlinks=True)
+    uid, unit_dir = _consume_unit(store)
+    shutil.rmtree(unit_dir / "attempts")
+    (unit_dir / "COMMIT.json").unlink()
+    (unit_dir / "attempts").mkdir()
+    (unit_dir / "attempts" / ".tmp-001.json.abc123").write_text('{"attempt": 1')  # a kill mid-write of a record
+    (unit_dir / ".tmp-result.json.def456").write_text("{")
+    assert run_cli("resume", store).returncode == 0
+    left = [p.relative_to(store).as_posix() for p in store.rglob(".tmp-*")]
+    assert left == []
