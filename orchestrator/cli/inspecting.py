@@ -200,7 +200,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for gone in checked.lost_inputs:
         console.print(
             f"[red]INPUT GONE[/red] {gone.uid} {gone.kind}: its input {gone.role} = {gone.ref} is no longer "
-            f"committed ({gone.why}); this unit stands on work that runs again"
+            f"usable ({gone.why}); this unit stands on work that must run again — `lowloss resume {store.root} "
+            "--repair` runs both"
         )
     for path in checked.stray_pickles:
         notes += 1

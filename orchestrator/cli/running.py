@@ -19,7 +19,7 @@ from ..executors.profiles import coordinator_sbatch_options, load_profile
 from ..report.api import StudyView
 from ..report.summary import summary_table
 from ..spec import Study, check_data, parse_spec
-from ..store import Store
+from ..store import LockMechanism, Store
 from .common import DEFAULT_RECIPE, RUN_FLAGS, data_root, out, resolve_spec, with_overrides
 
 
@@ -37,9 +37,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = Store(args.store)
     store.check_format()
     study = parse_spec(store.spec_text(), str(store.layout.spec_file), check_unread=False)
-    stored = store.run_settings().data_root
+    settings = store.run_settings()
+    stored = settings.data_root
     if not getattr(args, "data_root", None) and stored and os.path.isdir(stored):
         args.data_root = stored  # the root the store last ran with (gone: a dataset that needs one asks for it)
+    if getattr(args, "lock", None) is None and settings.lock is LockMechanism.LEASE:
+        args.lock = settings.lock.value  # leases stay leases: where flock is node-local, auto would take it
+        if getattr(args, "lease_seconds", None) is None:
+            args.lease_seconds = settings.lease_seconds
     return cmd_run(args, study)
 
 

@@ -103,6 +103,7 @@ def run_study(study: Study, request: RunRequest, reporter: Reporter | None = Non
     """Run a study to its end (or its stop) under the store's coordinator lock. A stop (Ctrl-C, SIGTERM) that leaves
     units to run raises KeyboardInterrupt; one that comes when nothing is left to run ends as a complete run."""
     store = request.store
+    store.refuse_links()  # before the coordinator's own files are written: nothing may land outside the store
     with store.locks.coordinator(study.run.executor, LockMechanism(study.run.lock), study.run.lease_seconds):
         store.init_study(study.name, study.text)
         settings = settings_of(study.run)

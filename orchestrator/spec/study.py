@@ -264,8 +264,8 @@ def check_data(study: Study, data_root: str | None) -> None:
     if data_root is not None and not os.path.isdir(data_root):
         what = "is not a folder" if os.path.exists(data_root) else "does not exist"
         embedded = " and ".join(jobs.embedded_dataset_names())
-        why = f"{what}; give the folder holding the dataset, or none for a dataset embedded in lowloss ({embedded})"
-        raise SpecError(field, data_root, why, study.source)
+        why = f"{what}; point it at the folder holding the dataset, or leave it out for the embedded {embedded}"
+        raise SpecError(field, data_root, why, study.source if field == "data.root" else "")
 
 
 def _absolute(path: str) -> str:

@@ -64,7 +64,8 @@ def check_no_symlinks(base: Path, path: Path) -> None:
             raise SymlinkRefused(
                 errno.ELOOP,
                 f"{current} is a symbolic link (to {os.readlink(current)}); lowloss never writes, moves or "
-                f"deletes through links inside its store ({base}), so nothing lands outside it — remove the link",
+                f"deletes through links inside its store ({base}), so nothing lands outside it — remove the link "
+                "(where it points at this store's own data, move that back in its place)",
             )
 
 

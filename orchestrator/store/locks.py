@@ -111,6 +111,8 @@ class Locks:
                     raise self._busy()
             elif self._live_lease(None) is not None:
                 raise self._busy()
+            else:
+                _clear_dead_lease(self.layout.coordinator_lease)
             token = lease.record.token if lease is not None else secrets.token_hex(16)
             os.ftruncate(fd, 0)
             os.pwrite(fd, token.encode(), 0)
@@ -200,6 +202,8 @@ class Locks:
                 taken = False
         elif taken and self._live_lease((uid, kind)) is not None:
             taken = False
+        elif taken:
+            _clear_dead_lease(self.layout.unit_lease(uid, kind))
         if taken is False:
             os.close(fd)
             return None
@@ -222,6 +226,18 @@ class Locks:
             return try_flock(fd, shared=True) is False
         finally:
             os.close(fd)
+
+
+def _clear_dead_lease(path) -> None:
+    """Remove a lease whose holder is a dead process of this host (a flock run after a killed lease run): it can never
+    be renewed again. A lease of another host is left alone: this host cannot tell whether its holder lives."""
+    data = read_lease(path)
+    record = LeaseRecord.decode(data)
+    if record is not None and record.live_on_this_host() is False and read_lease(path) == data:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _coordinator_lost(why: str) -> None:

@@ -76,12 +76,16 @@ class Store:
     # ------------------------------------------------------------------ links
     def refuse_links(self) -> None:
         """``SymlinkRefused`` naming the first symbolic link found where lowloss writes at the store's level (its
-        files and folders, ``units/`` and its kind folders): checked once before a run writes anything."""
+        files and folders, ``units/``, its kind folders and the unit directories in them): checked once before a run
+        writes anything."""
         for name in self.layout.store_entries():
             check_no_symlinks(self.root, self.root / name)
         if self.layout.units.is_dir():
             for kind_dir in sorted(self.layout.units.iterdir()):
                 check_no_symlinks(self.root, kind_dir)
+                for unit_dir in sorted(os.scandir(kind_dir), key=lambda e: e.name):
+                    if unit_dir.is_symlink():
+                        check_no_symlinks(self.root, Path(unit_dir.path))
 
     def refuse_unit_links(self, uid: str, kind: str) -> None:
         """``SymlinkRefused`` naming a symbolic link in a unit's directory or its ``attempts/`` (checked before the

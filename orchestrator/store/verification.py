@@ -5,6 +5,7 @@ prints and ``--repair`` acts on)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def verify_unit(reader: CommittedReader, uid: str, kind: str) -> Verification:
     """Every file of one unit against its markers; the unit record against the unit's id."""
     d = reader.layout.unit_dir(uid, kind)
     found = Verification()
+    if d.is_symlink():
+        found.damage.append(
+            f"the unit's directory is a symbolic link (to {os.readlink(d)}); run and resume refuse it — move the "
+            "directory back into the store in its place"
+        )
     try:
         reader.unit(uid, kind)
     except DamagedError as exc:
@@ -70,6 +76,7 @@ def verify_unit(reader: CommittedReader, uid: str, kind: str) -> Verification:
         _check_commit(reader, uid, kind, commit, found)
     if found.damage:
         found.digest = None
+        found.damage = list(dict.fromkeys(found.damage))  # one problem found by two checks is named once
     return found
 
 
@@ -172,9 +179,10 @@ def verify_store(reader: CommittedReader) -> StoreVerification:
 
 
 def lost_inputs(reader: CommittedReader, units: list[tuple[str, str, Verification]]) -> list[LostInput]:
-    """The inputs of intact committed units that are no longer committed: their commit marker is gone, or their whole
-    unit directory (a damaged input is damage of its own, and ``--repair`` moves aside what stands on it)."""
+    """The inputs of intact committed units that are no longer committed or no longer intact: their commit marker is
+    gone, their whole unit directory, or they are damaged (``--repair`` moves aside what stands on them)."""
     kinds = {uid: kind for uid, kind, _ in units}
+    damaged = {uid for uid, _, found in units if found.damage}
     lost = []
     for uid, kind, found in units:
         if found.digest is None:
@@ -186,6 +194,8 @@ def lost_inputs(reader: CommittedReader, units: list[tuple[str, str, Verificatio
                 lost.append(LostInput(uid, kind, role, ref, "its unit directory is gone"))
             elif not reader.layout.commit_marker(input_id, input_kind).exists():
                 lost.append(LostInput(uid, kind, role, ref, f"its {COMMIT} is gone"))
+            elif input_id in damaged:
+                lost.append(LostInput(uid, kind, role, ref, "it is damaged: see its CORRUPT lines"))
     return lost
 
 

@@ -170,6 +170,39 @@ def test_a_stalled_holder_stops_writing_before_anyone_may_break_its_lease(tmp_pa
     lease.release()
 
 
+def test_a_dead_processs_lease_is_cleared_by_a_flock_run(tmp_path):
+    """A lease run killed on this host leaves leases nobody will renew; a flock run that takes the lock clears them."""
+    store = Store(tmp_path / "store")
+    store.init_study("locks", "")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = LeaseRecord("deadbeef", socket.gethostname(), int(dead.stdout), 1, 60.0, time.time(), 3)
+    from lowloss.orchestrator.store import UnitRecord, unit_id
+
+    unit = UnitRecord(unit_id("emit", 1, {"seed": 0}, {}), "emit", 1, {"seed": 0}, {})
+    store.write_unit(unit)
+    store.layout.unit_lease(unit.id, unit.kind).write_bytes(record.encode())
+    store.layout.coordinator_lease.write_bytes(record.encode())
+    with store.locks.coordinator("local", LockMechanism.FLOCK):
+        assert not store.layout.coordinator_lease.exists()
+        hold = store.locks.take_unit(unit.id, unit.kind)
+        assert hold is not None and not store.layout.unit_lease(unit.id, unit.kind).exists()
+        hold.release()
+
+
+def test_resume_keeps_the_lease_mechanism_a_run_chose(toy_clean, tmp_path):
+    """Where flock is node-local, `auto` would take it: a store that ran under leases resumes under leases."""
+    spec, clean = toy_clean
+    store = tmp_path / "store"
+    assert _cli("run", spec, "--store", store, "--lock", "lease", "--lease-seconds", "30").returncode == 0
+    resumed = _cli("resume", store)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    settings = json.loads((store / "run.json").read_text())
+    assert (settings["lock"], settings["lease_seconds"]) == ("lease", 30.0)
+    assert _cli("resume", store, "--lock", "flock").returncode == 0  # unless the command line says otherwise
+    assert json.loads((store / "run.json").read_text())["lock"] == "flock"
+    assert digests(store) == clean
+
+
 # ---------------------------------------------------------------------- locks without working flock
 
 
