@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ... import EARLY_STOPS
 from ..store import AttemptRecord, AttemptState, Store
 
 
@@ -35,15 +34,8 @@ class StopSignals:
 
     @classmethod
     def install(cls, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR2)) -> dict:
-        """Stop signals ask the running unit to checkpoint; returns the handlers they replaced (``restore``). A stop
-        signal that reached the process before (``lowloss.EARLY_STOPS``: a Slurm job's time-limit warning during its
-        start-up) counts as received."""
-        previous = {sig: signal.signal(sig, cls._handler) for sig in signals}
-        early = [sig for sig in EARLY_STOPS if sig in signals]
-        if early and cls.received is None:
-            cls.received = early[-1]
-        EARLY_STOPS.clear()
-        return previous
+        """Stop signals ask the running unit to checkpoint; returns the handlers they replaced (``restore``)."""
+        return {sig: signal.signal(sig, cls._handler) for sig in signals}
 
     @classmethod
     def restore(cls, previous: dict) -> None:

@@ -309,24 +309,3 @@ def test_a_warm_process_hashes_each_units_inputs_again_and_catches_bit_rot(tmp_p
     assert run_again() == "failed"
     (record,) = store.attempts.records(uid, "consume")
     assert "outputs/directions.safetensors differs from the sha256" in (record.error or "")
-
-
-def test_a_time_limit_warning_during_start_up_counts_once_the_runtime_listens(monkeypatch):
-    """Slurm may send SIGUSR2 up to 60 s early: during a job's start-up (submitit loading the pickle, lowloss
-    importing) it is recorded, not fatal, and the runtime then treats it as received (requeue, no unit started)."""
-    import lowloss
-    from lowloss.orchestrator.runtime.signals import StopSignals
-
-    monkeypatch.setattr(StopSignals, "received", None)
-    lowloss.EARLY_STOPS.append(signal.SIGUSR2)
-    previous = StopSignals.install()
-    try:
-        assert StopSignals.received == signal.SIGUSR2 and lowloss.EARLY_STOPS == []
-    finally:
-        StopSignals.restore(previous)
-    code = "import signal, os, lowloss; os.kill(os.getpid(), signal.SIGUSR2); print(lowloss.EARLY_STOPS)"
-    probe = subprocess.run(  # the early handler is installed only inside a submitit Slurm job
-        [sys.executable, "-c", code],
-        capture_output=True, text=True, env={**os.environ, "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "7"},
-    )  # fmt: skip
-    assert probe.returncode == 0 and probe.stdout.strip() == f"[{int(signal.SIGUSR2)}]", probe.stderr
