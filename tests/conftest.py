@@ -107,6 +107,25 @@ def spec_text(
     """) + textwrap.dedent(stages)
 
 
+# two `emit` stages (seeds 0 and 3) and a `consume` unit reading both: the smallest study with inputs between units
+EMIT_CONSUME_STAGES = """
+    [[stages]]
+    name = "a"
+    kind = "emit"
+    seeds = [0]
+
+    [[stages]]
+    name = "b"
+    kind = "emit"
+    seeds = [3]
+
+    [[stages]]
+    name = "both"
+    kind = "consume"
+    from = ["a", "b"]
+"""
+
+
 def cli_env(**extra) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PLUGINS) + os.pathsep + env.get("PYTHONPATH", "")

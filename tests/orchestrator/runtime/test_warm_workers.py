@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, digests, run_cli, spec_text, start_cli, wait_for
+from conftest import EMIT_CONSUME_STAGES, cli_env, digests, run_cli, spec_text, start_cli, wait_for
 from datafiles import write_mnist
 
 ONE_MODE = """
@@ -253,27 +253,7 @@ def test_a_warm_process_hashes_each_units_inputs_again_and_catches_bit_rot(tmp_p
     from lowloss.orchestrator.store import Store, split_ref
 
     spec = tmp_path / "spec.toml"
-    spec.write_text(
-        spec_text(
-            name="rot",
-            stages="""
-    [[stages]]
-    name = "a"
-    kind = "emit"
-    seeds = [0]
-
-    [[stages]]
-    name = "b"
-    kind = "emit"
-    seeds = [3]
-
-    [[stages]]
-    name = "both"
-    kind = "consume"
-    from = ["a", "b"]
-""",
-        )
-    )
+    spec.write_text(spec_text(name="rot", stages=EMIT_CONSUME_STAGES))
     root = tmp_path / "store"
     run_cli("run", spec, "--store", root, check=True)
     store = Store(root)

@@ -10,28 +10,13 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import digests, run_cli, spec_text
+from conftest import EMIT_CONSUME_STAGES, digests, run_cli, spec_text
 
 from lowloss.orchestrator.store import DamagedError, Store, StoredState
 
 pytestmark = pytest.mark.faults
 
-STAGES = """
-    [[stages]]
-    name = "a"
-    kind = "emit"
-    seeds = [0]
-
-    [[stages]]
-    name = "b"
-    kind = "emit"
-    seeds = [3]
-
-    [[stages]]
-    name = "both"
-    kind = "consume"
-    from = ["a", "b"]
-"""
+STAGES = EMIT_CONSUME_STAGES
 
 
 @pytest.fixture(scope="module")
